@@ -1,0 +1,36 @@
+// Package meta is sealfs's metadata store: the records of buckets, objects,
+// multipart uploads and their parts, kept in an embedded Badger database.
+//
+// # What it owns
+//
+//   - The records (types.go) and their compact, versioned binary encoding
+//     (record.go), which decodes strictly and never panics on bad input.
+//   - The key layout (keys.go): a table of every key, and the typed builders
+//     that are the only code allowed to build keys.
+//   - Transactions: Update (conflicts retried, durable on return through a
+//     group commit that lets concurrent committers share one disk sync),
+//     View, and UpdateBulk for work too big for one transaction.
+//   - Listing (list.go) in S3's shape: prefix, delimiter, after, max-keys,
+//     seeking past common prefixes so a page costs O(page) reads.
+//   - Badger's upkeep: its tuning for a small daemon, its log routed to the
+//     slog logger, and the value-log garbage collector.
+//
+// # What it must never do
+//
+//   - Hold object data, except the blob bytes of small objects kept inline
+//     (PutInline), which it stores as given: already encrypted when the
+//     object is. It never sees a plaintext key or encrypts anything: the
+//     wrapped data key in Encryption is opaque bytes to it.
+//   - Know about HTTP, S3 wire formats, FUSE or the blob files. The caller
+//     (cryptostore, the one write path) decides what a record says; meta
+//     stores it, finds it and lists it.
+//   - Log record contents.
+//
+// # Transactions
+//
+// A Txn is only valid inside the callback that received it. An Update
+// callback may run more than once (on a conflict), so it must have no
+// effect outside the transaction. Badger detects conflicts on the keys a
+// transaction read; see keys.go for the write fences that extend that to
+// "the bucket became non-empty" and "the upload gained a part".
+package meta

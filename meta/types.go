@@ -1,0 +1,271 @@
+package meta
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Errors returned by the metadata store. Callers test them with errors.Is;
+// every error this package returns wraps one of these or a Badger error.
+var (
+	ErrNoSuchBucket      = errors.New("no such bucket")
+	ErrBucketExists      = errors.New("bucket already exists")
+	ErrBucketNotEmpty    = errors.New("bucket not empty")
+	ErrInvalidBucketName = errors.New("invalid bucket name")
+	ErrNoSuchKey         = errors.New("no such key")
+	ErrInvalidKey        = errors.New("invalid object key")
+	ErrNoSuchUpload      = errors.New("no such multipart upload")
+	ErrInvalidPartNumber = errors.New("invalid part number")
+	ErrCorruptRecord     = errors.New("corrupt metadata record")
+)
+
+// MaxKeyLen is the longest object key accepted, in bytes (S3's limit).
+const MaxKeyLen = 1024
+
+// ObjectID names one immutable version of an object's data. It is random,
+// never reused, and survives renames: encryption binds to it, not to the key.
+type ObjectID [16]byte
+
+// NewObjectID returns a fresh random id.
+func NewObjectID() ObjectID {
+	var id ObjectID
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(fmt.Sprintf("meta: reading random id: %v", err))
+	}
+	return id
+}
+
+func (id ObjectID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is unset.
+func (id ObjectID) IsZero() bool { return id == ObjectID{} }
+
+// BlobID names one blob file under the data directory.
+type BlobID [16]byte
+
+// NewBlobID returns a fresh random blob id.
+func NewBlobID() BlobID { return BlobID(NewObjectID()) }
+
+func (id BlobID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseBlobID parses the hex form written by String.
+func ParseBlobID(s string) (BlobID, error) {
+	var id BlobID
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("blob id %q: want %d hex digits, have %d", s, 2*len(id), len(s))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("blob id %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// Bucket is a bucket's record.
+type Bucket struct {
+	Name    string
+	Created time.Time
+	Region  string
+	// EncryptionOn is the bucket's default-encryption (SSE-KMS) setting.
+	EncryptionOn bool
+	// MasterKeyID is the bucket's KMS master key, created the first time an
+	// object is encrypted in the bucket; kept when encryption is turned off
+	// so that turning it on again reuses the key.
+	MasterKeyID string
+	// Replication is the bucket's replication configuration, opaque to meta.
+	Replication []byte
+}
+
+// ObjectMeta is the metadata a client sets on an object: the standard
+// content headers and user metadata. It is shared by objects and multipart
+// uploads.
+type ObjectMeta struct {
+	ContentType        string
+	ContentEncoding    string
+	ContentDisposition string
+	ContentLanguage    string
+	CacheControl       string
+	Expires            string
+	// User is the user metadata: names are lower case, without the
+	// "x-amz-meta-" prefix. POSIX attributes live here too, under the names
+	// other S3 file systems use: "mode", "uid", "gid", "mtime".
+	User map[string]string
+}
+
+// POSIX attribute names inside ObjectMeta.User.
+const (
+	MetaMode  = "mode"
+	MetaUID   = "uid"
+	MetaGID   = "gid"
+	MetaMtime = "mtime"
+)
+
+// Mode returns the stored POSIX mode (decimal, as other S3 file systems write it).
+func (m *ObjectMeta) Mode() (uint32, bool) { return m.uintField(MetaMode) }
+
+// UID returns the stored owner.
+func (m *ObjectMeta) UID() (uint32, bool) { return m.uintField(MetaUID) }
+
+// GID returns the stored group.
+func (m *ObjectMeta) GID() (uint32, bool) { return m.uintField(MetaGID) }
+
+// Mtime returns the stored modification time (decimal seconds, optionally
+// with a fraction).
+func (m *ObjectMeta) Mtime() (time.Time, bool) {
+	s, ok := m.User[MetaMtime]
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	sec := int64(f)
+	nsec := int64((f - float64(sec)) * 1e9)
+	return time.Unix(sec, nsec), true
+}
+
+// SetPOSIX stores mode, uid, gid and mtime in the user metadata.
+func (m *ObjectMeta) SetPOSIX(mode, uid, gid uint32, mtime time.Time) {
+	if m.User == nil {
+		m.User = make(map[string]string, 4)
+	}
+	m.User[MetaMode] = strconv.FormatUint(uint64(mode), 10)
+	m.User[MetaUID] = strconv.FormatUint(uint64(uid), 10)
+	m.User[MetaGID] = strconv.FormatUint(uint64(gid), 10)
+	m.SetMtime(mtime)
+}
+
+// SetMtime stores the modification time.
+func (m *ObjectMeta) SetMtime(t time.Time) {
+	if m.User == nil {
+		m.User = make(map[string]string, 1)
+	}
+	if t.Nanosecond() == 0 {
+		m.User[MetaMtime] = strconv.FormatInt(t.Unix(), 10)
+		return
+	}
+	m.User[MetaMtime] = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+func (m *ObjectMeta) uintField(name string) (uint32, bool) {
+	s, ok := m.User[name]
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+// Clone returns a deep copy.
+func (m ObjectMeta) Clone() ObjectMeta {
+	c := m
+	if m.User != nil {
+		c.User = make(map[string]string, len(m.User))
+		for k, v := range m.User {
+			c.User[k] = v
+		}
+	}
+	return c
+}
+
+// Encryption is an object's encryption state. A nil *Encryption means the
+// object is stored in plain (with per-chunk checksums).
+type Encryption struct {
+	Algorithm  string // "aws:kms"
+	KeyID      string // KMS master key id
+	KeyVersion uint32 // master key version that wrapped the data key
+	WrappedKey []byte // the data key, wrapped by the KMS
+}
+
+// Checksum is an integrity checksum of the whole plaintext.
+type Checksum struct {
+	Algorithm string // "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"
+	Value     string // base64 of the big-endian digest, as S3 sends it
+}
+
+// BlobRef points at one blob holding part of an object's data. An object's
+// data is the concatenation of its blobs in order.
+type BlobRef struct {
+	ID    BlobID
+	Index uint32 // bound into every chunk's associated data (part number; 0 for single blobs)
+	Size  int64  // plaintext bytes
+}
+
+// FormatVersion is the version of the object record encoding written now.
+const FormatVersion = 1
+
+// Object is an object's record.
+type Object struct {
+	Bucket string // from the key, not encoded
+	Key    string // from the key, not encoded
+
+	ID           ObjectID
+	Size         int64 // plaintext size
+	ETag         string
+	Checksums    []Checksum
+	LastModified time.Time
+	Meta         ObjectMeta
+	Encryption   *Encryption
+	// Blobs holds the data, unless Inline is set, in which case the data
+	// (still in blob format, still encrypted when Encryption is set) is kept
+	// in the metadata store under the object id.
+	Blobs  []BlobRef
+	Inline bool
+	// ReplicationStatus is "", "PENDING", "COMPLETED", "FAILED" or "REPLICA".
+	ReplicationStatus string
+	FormatVersion     uint8
+}
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	Bucket    string
+	Key       string
+	ID        string   // the upload id handed to clients
+	ObjectID  ObjectID // the id the completed object will carry
+	Initiated time.Time
+	Meta      ObjectMeta
+	// Encryption is fixed when the upload is created: every part is encrypted
+	// with the same data key (each blob derives its own subkey).
+	Encryption *Encryption
+	// ChecksumAlgorithm is the algorithm the client asked for, if any.
+	ChecksumAlgorithm string
+}
+
+// Part is one uploaded part of a multipart upload.
+type Part struct {
+	Number       int32
+	Blob         BlobRef
+	ETag         string
+	Size         int64
+	LastModified time.Time
+	Checksums    []Checksum
+}
+
+// ListOptions selects a page of a bucket listing, as S3 ListObjects does.
+type ListOptions struct {
+	Prefix    string
+	Delimiter string
+	// After is exclusive: the listing starts after this key (marker,
+	// start-after, or a decoded continuation token). If After is itself a
+	// common prefix under Delimiter, everything under it is skipped too.
+	After   string
+	MaxKeys int // 0 means 1000
+}
+
+// ListPage is one page of a listing, sorted by key in byte order, objects
+// and common prefixes interleaved as S3 orders them.
+type ListPage struct {
+	Objects        []*Object
+	CommonPrefixes []string
+	IsTruncated    bool
+	// NextAfter is the last key or common prefix in the page; pass it as
+	// After to get the next page.
+	NextAfter string
+}
