@@ -1,0 +1,733 @@
+package kms
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrRootKeyMismatch: the root key given to OpenLocal is not the one that
+// sealed the existing keyring. OpenLocal never replaces a keyring it cannot
+// open.
+var ErrRootKeyMismatch = errors.New("kms: the root key does not match this keyring")
+
+var errClosed = errors.New("kms: closed")
+
+// purgeRetry is how long Local waits before trying again to remove keys past
+// their deletion date from the keyring after a failed write. The keys are
+// unusable (ErrKeyNotFound) meanwhile.
+const purgeRetry = time.Minute
+
+// LocalOptions configures OpenLocal.
+type LocalOptions struct {
+	Region    string           // for ARNs; "" means "us-east-1"
+	Account   string           // for ARNs; "" means "000000000000"
+	Logger    *slog.Logger     // nil discards
+	CacheSize int              // unwrapped data keys kept; 0 means 4096; negative disables the cache
+	Now       func() time.Time // nil means time.Now; tests move it to pass deletion dates
+}
+
+// Local is the built-in KMS: master keys in a keyring file under one
+// directory, sealed by a root key, used by one process at a time (the
+// directory is locked with flock while open). It is safe for concurrent use.
+// Every state change is durable before the call that made it returns.
+//
+// A key scheduled for deletion whose DeletionDate has passed is destroyed on
+// the next call (or the next OpenLocal): its material is wiped from memory and
+// removed from the keyring, and the key is ErrKeyNotFound from then on.
+type Local struct {
+	dir       string
+	path      string
+	arnPrefix string
+	log       *slog.Logger
+	now       func() time.Time
+	root      cipher.AEAD // seals master key material and the check value
+	macKey    []byte      // authenticates the keyring file
+	lockFile  *os.File
+	cache     *dekCache
+	unwraps   atomic.Uint64 // data keys opened with a master key (cache misses)
+
+	mu        sync.RWMutex
+	closed    bool
+	check     []byte
+	keys      map[string]*masterKey
+	nextPurge time.Time // earliest deletion date to act on; zero when none
+}
+
+var _ KMS = (*Local)(nil)
+
+// masterKey is one master key. Values reachable from Local.keys are never
+// modified in place: a change builds a copy, persists it, then swaps it in.
+// Versions are shared between copies and are immutable until destroyed.
+type masterKey struct {
+	id           string
+	description  string
+	state        KeyState
+	created      time.Time
+	deletionDate time.Time
+	versions     []*keyVersion // versions[i] is version i+1
+}
+
+type keyVersion struct {
+	created  time.Time
+	sealed   []byte      // as stored in the keyring
+	material []byte      // 32 bytes, in memory only
+	aead     cipher.AEAD // AES-256-GCM keyed with material
+}
+
+func newKeyVersion(material, sealed []byte, created time.Time) (*keyVersion, error) {
+	aead, err := newGCM(material)
+	if err != nil {
+		return nil, err
+	}
+	return &keyVersion{created: created, sealed: sealed, material: material, aead: aead}, nil
+}
+
+func (m *masterKey) clone() *masterKey {
+	c := *m
+	return &c
+}
+
+func (m *masterKey) expired(now time.Time) bool {
+	return m.state == KeyPendingDeletion && !now.Before(m.deletionDate)
+}
+
+// destroy wipes the material of every version. The AES key schedule inside
+// the cipher.AEAD cannot be wiped; dropping it leaves it to the collector.
+func (m *masterKey) destroy() {
+	for _, v := range m.versions {
+		clear(v.material)
+		v.aead = nil
+	}
+}
+
+// OpenLocal opens the keyring in dir (in sealfs, DATA/kms; see Dir), creating
+// dir (mode 0700) and an empty keyring if there is none. root is the 32-byte
+// root key. A keyring sealed by another root key gives an error wrapping
+// ErrRootKeyMismatch; a keyring altered outside sealfs gives an integrity
+// error. Keys past their deletion date are destroyed before OpenLocal
+// returns.
+func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
+	if len(root) != RootKeySize {
+		return nil, fmt.Errorf("%w: root key must be %d bytes, got %d", ErrInvalidArgument, RootKeySize, len(root))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("kms: %w", err)
+	}
+	rootAEAD, err := newGCM(root)
+	if err != nil {
+		return nil, err
+	}
+	macKey, err := hkdf.Key(sha256.New, root, nil, macKeyInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("kms: deriving keyring mac key: %w", err)
+	}
+	region, account := opts.Region, opts.Account
+	if region == "" {
+		region = "us-east-1"
+	}
+	if account == "" {
+		account = "000000000000"
+	}
+	k := &Local{
+		dir:       dir,
+		path:      filepath.Join(dir, keyringName),
+		arnPrefix: "arn:aws:kms:" + region + ":" + account + ":key/",
+		log:       opts.Logger,
+		now:       opts.Now,
+		root:      rootAEAD,
+		macKey:    macKey,
+		cache:     newDEKCache(opts.CacheSize),
+		keys:      make(map[string]*masterKey),
+	}
+	if k.log == nil {
+		k.log = slog.New(slog.DiscardHandler)
+	}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if k.lockFile, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	if err := k.load(); err != nil {
+		k.lockFile.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Local) load() error {
+	if err := removeStaleTemps(k.dir); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	data, err := os.ReadFile(k.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if k.check, err = sealWithRoot(k.root, nil, []byte(checkAD)); err != nil {
+			return err
+		}
+		if err := k.persistLocked(nil); err != nil {
+			return err
+		}
+		k.log.Info("kms keyring created", "path", k.path)
+		return nil
+	case err != nil:
+		return fmt.Errorf("kms: %w", err)
+	}
+	body, err := k.decodeKeyring(data)
+	if err != nil {
+		return err
+	}
+	if k.keys, err = k.loadKeys(body); err != nil {
+		return err
+	}
+	k.check = body.Check
+	k.log.Info("kms keyring opened", "path", k.path, "keys", len(k.keys))
+	return k.purgeLocked()
+}
+
+// lockDir takes an exclusive flock on dir's lock file so that a second
+// process (or a second OpenLocal) cannot rewrite the keyring underneath.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("kms: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("kms: the keyring in %s is already open (another sealfs is running?)", dir)
+		}
+		return nil, fmt.Errorf("kms: locking %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Close wipes key material from memory, empties the cache and releases the
+// directory. Calls after Close fail.
+func (k *Local) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	for _, m := range k.keys {
+		m.destroy()
+	}
+	k.keys = nil
+	k.cache.clear()
+	k.log.Info("kms keyring closed", "path", k.path)
+	if err := k.lockFile.Close(); err != nil {
+		return fmt.Errorf("kms: %w", err)
+	}
+	return nil
+}
+
+// ARN returns the ARN of keyID: arn:aws:kms:<region>:<account>:key/<keyID>.
+func (k *Local) ARN(keyID string) string {
+	return k.arnPrefix + keyID
+}
+
+// resolve turns a bare key id or one of this KMS's ARNs into a key id.
+func (k *Local) resolve(name string) (string, bool) {
+	if strings.HasPrefix(name, "arn:") {
+		id, ok := strings.CutPrefix(name, k.arnPrefix)
+		return id, ok && id != ""
+	}
+	return name, name != ""
+}
+
+// rlock takes k.mu for reading, first destroying keys past their deletion
+// date if any are due. On success the caller holds the read lock.
+func (k *Local) rlock() error {
+	k.mu.RLock()
+	if k.closed {
+		k.mu.RUnlock()
+		return errClosed
+	}
+	if !k.purgeDueLocked() {
+		return nil
+	}
+	k.mu.RUnlock()
+	if err := k.lock(); err != nil {
+		return err
+	}
+	k.mu.Unlock()
+	k.mu.RLock()
+	if k.closed {
+		k.mu.RUnlock()
+		return errClosed
+	}
+	return nil
+}
+
+// lock takes k.mu for writing, first destroying keys past their deletion
+// date if any are due. On success the caller holds the write lock.
+func (k *Local) lock() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return errClosed
+	}
+	if k.purgeDueLocked() {
+		if err := k.purgeLocked(); err != nil {
+			k.log.Error("kms: removing keys past their deletion date", "err", err)
+		}
+	}
+	return nil
+}
+
+func (k *Local) purgeDueLocked() bool {
+	return !k.nextPurge.IsZero() && !k.now().Before(k.nextPurge)
+}
+
+// purgeLocked destroys every key past its deletion date and sets nextPurge.
+// The caller holds k.mu for writing.
+func (k *Local) purgeLocked() error {
+	now := k.now()
+	changes := make(map[string]*masterKey)
+	var victims []*masterKey
+	for id, m := range k.keys {
+		if m.expired(now) {
+			changes[id] = nil
+			victims = append(victims, m)
+		}
+	}
+	if len(victims) > 0 {
+		if err := k.persistLocked(changes); err != nil {
+			k.nextPurge = now.Add(purgeRetry)
+			return err
+		}
+		for _, m := range victims {
+			m.destroy()
+			k.cache.evictKey(m.id)
+			k.log.Info("kms key deleted", "key_id", m.id, "deletion_date", m.deletionDate)
+		}
+	}
+	k.nextPurge = time.Time{}
+	for _, m := range k.keys {
+		if m.state == KeyPendingDeletion && (k.nextPurge.IsZero() || m.deletionDate.Before(k.nextPurge)) {
+			k.nextPurge = m.deletionDate
+		}
+	}
+	return nil
+}
+
+// lookupLocked finds a key by id or ARN. A key past its deletion date is not
+// found even if it could not be removed yet.
+func (k *Local) lookupLocked(name string) (*masterKey, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty key id", ErrInvalidArgument)
+	}
+	id, ok := k.resolve(name)
+	m := k.keys[id]
+	if !ok || m == nil || (m.state == KeyPendingDeletion && m.expired(k.now())) {
+		return nil, fmt.Errorf("%w: %s", ErrKeyNotFound, name)
+	}
+	return m, nil
+}
+
+// usable says whether m may wrap and unwrap.
+func usable(m *masterKey) error {
+	switch m.state {
+	case KeyEnabled:
+		return nil
+	case KeyDisabled:
+		return fmt.Errorf("%w: %s", ErrKeyDisabled, m.id)
+	default:
+		return fmt.Errorf("%w: %s (deletion date %s)", ErrKeyPendingDeletion, m.id, m.deletionDate.Format(time.RFC3339))
+	}
+}
+
+func (k *Local) metadata(m *masterKey) *KeyMetadata {
+	return &KeyMetadata{
+		KeyID:          m.id,
+		ARN:            k.ARN(m.id),
+		Description:    m.description,
+		State:          m.state,
+		Created:        m.created,
+		CurrentVersion: uint32(len(m.versions)),
+		DeletionDate:   m.deletionDate,
+	}
+}
+
+func sortKeys(keys []*masterKey) {
+	slices.SortFunc(keys, func(a, b *masterKey) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+}
+
+// newKeyID returns a random UUID (version 4) string.
+func newKeyID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("kms: reading random key id: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// newVersion makes fresh material for version ver of key id, sealed by the
+// root key.
+func (k *Local) newVersion(id string, ver uint32, created time.Time) (*keyVersion, error) {
+	material := make([]byte, 32)
+	if _, err := rand.Read(material); err != nil {
+		return nil, fmt.Errorf("kms: reading random key: %w", err)
+	}
+	sealed, err := sealWithRoot(k.root, material, masterSealAD(id, ver))
+	if err != nil {
+		return nil, err
+	}
+	return newKeyVersion(material, sealed, created)
+}
+
+// CreateKey creates an enabled master key with one version.
+func (k *Local) CreateKey(ctx context.Context, req *CreateKeyRequest) (*KeyMetadata, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		req = &CreateKeyRequest{}
+	}
+	if err := k.lock(); err != nil {
+		return nil, err
+	}
+	defer k.mu.Unlock()
+	id, err := newKeyID()
+	for err == nil && k.keys[id] != nil {
+		id, err = newKeyID()
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := k.now().UTC()
+	v, err := k.newVersion(id, 1, now)
+	if err != nil {
+		return nil, err
+	}
+	m := &masterKey{id: id, description: req.Description, state: KeyEnabled, created: now, versions: []*keyVersion{v}}
+	if err := k.persistLocked(map[string]*masterKey{id: m}); err != nil {
+		m.destroy()
+		return nil, err
+	}
+	k.log.Info("kms key created", "key_id", id)
+	return k.metadata(m), nil
+}
+
+// GenerateDataKey returns a fresh 32-byte data key and its wrapping by the
+// key's newest version, bound to req.Context.
+func (k *Local) GenerateDataKey(ctx context.Context, req *GenerateDataKeyRequest) (DEK, error) {
+	if err := ctx.Err(); err != nil {
+		return DEK{}, err
+	}
+	if req == nil {
+		return DEK{}, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	plaintext := make([]byte, dataKeySize)
+	if _, err := rand.Read(plaintext); err != nil {
+		return DEK{}, fmt.Errorf("kms: reading random data key: %w", err)
+	}
+	id, ver, ct, err := k.wrapWithCurrent(req.KeyID, req.Context, plaintext)
+	if err != nil {
+		return DEK{}, err
+	}
+	return DEK{KeyID: id, Version: ver, Plaintext: plaintext, Ciphertext: ct}, nil
+}
+
+// Encrypt wraps a secret of 1 to 4096 bytes with the key's newest version,
+// bound to req.Context, in the same format as a data key.
+func (k *Local) Encrypt(ctx context.Context, req *EncryptRequest) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	if len(req.Plaintext) == 0 || len(req.Plaintext) > maxSecretSize {
+		return nil, fmt.Errorf("%w: plaintext must be 1 to %d bytes, got %d", ErrInvalidArgument, maxSecretSize, len(req.Plaintext))
+	}
+	_, _, ct, err := k.wrapWithCurrent(req.KeyID, req.Context, req.Plaintext)
+	return ct, err
+}
+
+func (k *Local) wrapWithCurrent(name string, c Context, plaintext []byte) (string, uint32, []byte, error) {
+	if err := k.rlock(); err != nil {
+		return "", 0, nil, err
+	}
+	defer k.mu.RUnlock()
+	m, err := k.lookupLocked(name)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if err := usable(m); err != nil {
+		return "", 0, nil, err
+	}
+	ver := uint32(len(m.versions))
+	ct, err := wrap(m.versions[ver-1].aead, m.id, ver, appendContext(nil, c), plaintext)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	return m.id, ver, ct, nil
+}
+
+// Decrypt unwraps what GenerateDataKey or Encrypt wrapped, given the same
+// context. If req.KeyID is set (id or ARN) it must name the key the
+// ciphertext names. Unwrapped data keys are cached; the key's state is checked
+// on every call, cached or not.
+func (k *Local) Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	h, err := parseWrapped(req.Ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeyID != "" {
+		if id, ok := k.resolve(req.KeyID); !ok || id != h.keyID {
+			return nil, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, req.KeyID)
+		}
+	}
+	if err := k.rlock(); err != nil {
+		return nil, err
+	}
+	defer k.mu.RUnlock()
+	m, err := k.lookupLocked(h.keyID)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(m); err != nil {
+		return nil, err
+	}
+	if int(h.version) > len(m.versions) {
+		return nil, fmt.Errorf("%w: key %s has no version %d", ErrInvalidCiphertext, h.keyID, h.version)
+	}
+	encCtx := appendContext(nil, req.Context)
+	var ck cacheKey
+	if k.cache != nil {
+		ck = makeCacheKey(req.Ciphertext, encCtx)
+		if pt, ok := k.cache.get(ck); ok {
+			return pt, nil
+		}
+	}
+	pt, err := unwrap(m.versions[h.version-1].aead, req.Ciphertext, h, encCtx)
+	if err != nil {
+		return nil, err
+	}
+	k.unwraps.Add(1)
+	// Only data keys are cached; secrets from Encrypt are rare and larger.
+	// The entry is added under the read lock, so a DisableKey waiting for
+	// the write lock evicts it afterwards.
+	if len(pt) == dataKeySize {
+		k.cache.put(ck, h.keyID, pt)
+	}
+	return pt, nil
+}
+
+// DescribeKey returns a key's metadata, whatever its state.
+func (k *Local) DescribeKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	if err := k.rlock(); err != nil {
+		return nil, err
+	}
+	defer k.mu.RUnlock()
+	m, err := k.lookupLocked(req.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	return k.metadata(m), nil
+}
+
+// ListKeys returns every key, oldest first.
+func (k *Local) ListKeys(ctx context.Context) ([]*KeyMetadata, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := k.rlock(); err != nil {
+		return nil, err
+	}
+	defer k.mu.RUnlock()
+	now := k.now()
+	keys := make([]*masterKey, 0, len(k.keys))
+	for _, m := range k.keys {
+		if !m.expired(now) {
+			keys = append(keys, m)
+		}
+	}
+	sortKeys(keys)
+	out := make([]*KeyMetadata, len(keys))
+	for i, m := range keys {
+		out[i] = k.metadata(m)
+	}
+	return out, nil
+}
+
+// change runs fn on a copy of the named key under the write lock. If fn
+// returns a non-empty message, the copy is persisted, swapped in, and the
+// message is logged at info with the key's id and new state.
+func (k *Local) change(ctx context.Context, name string, fn func(c *masterKey, now time.Time) (string, error)) (*masterKey, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := k.lock(); err != nil {
+		return nil, err
+	}
+	defer k.mu.Unlock()
+	m, err := k.lookupLocked(name)
+	if err != nil {
+		return nil, err
+	}
+	c := m.clone()
+	msg, err := fn(c, k.now().UTC())
+	if err != nil || msg == "" {
+		return m, err
+	}
+	if err := k.persistLocked(map[string]*masterKey{c.id: c}); err != nil {
+		for _, v := range c.versions[len(m.versions):] {
+			clear(v.material)
+		}
+		return nil, err
+	}
+	if c.state != KeyEnabled {
+		k.cache.evictKey(c.id)
+	}
+	if c.state == KeyPendingDeletion && (k.nextPurge.IsZero() || c.deletionDate.Before(k.nextPurge)) {
+		k.nextPurge = c.deletionDate
+	}
+	attrs := []any{"key_id", c.id, "state", c.state, "version", len(c.versions)}
+	if !c.deletionDate.IsZero() {
+		attrs = append(attrs, "deletion_date", c.deletionDate)
+	}
+	k.log.Info(msg, attrs...)
+	return c, nil
+}
+
+func keyRequestID(req *KeyRequest) string {
+	if req == nil {
+		return ""
+	}
+	return req.KeyID
+}
+
+// EnableKey enables a disabled key. A key pending deletion must have its
+// deletion cancelled first.
+func (k *Local) EnableKey(ctx context.Context, req *KeyRequest) error {
+	_, err := k.change(ctx, keyRequestID(req), func(c *masterKey, _ time.Time) (string, error) {
+		switch c.state {
+		case KeyEnabled:
+			return "", nil
+		case KeyPendingDeletion:
+			return "", fmt.Errorf("%w: %s: cancel the deletion before enabling it", ErrKeyPendingDeletion, c.id)
+		}
+		c.state = KeyEnabled
+		return "kms key enabled", nil
+	})
+	return err
+}
+
+// DisableKey disables a key: from the moment it returns, no data key under it
+// is issued or unwrapped (cached ones included) until EnableKey.
+func (k *Local) DisableKey(ctx context.Context, req *KeyRequest) error {
+	_, err := k.change(ctx, keyRequestID(req), func(c *masterKey, _ time.Time) (string, error) {
+		switch c.state {
+		case KeyDisabled:
+			return "", nil
+		case KeyPendingDeletion:
+			return "", fmt.Errorf("%w: %s", ErrKeyPendingDeletion, c.id)
+		}
+		c.state = KeyDisabled
+		return "kms key disabled", nil
+	})
+	return err
+}
+
+// ScheduleKeyDeletion puts a key in PendingDeletion with a deletion date
+// PendingDays (7 to 30; 0 means 30) days from now. The key is unusable at
+// once; on the deletion date its material is destroyed.
+func (k *Local) ScheduleKeyDeletion(ctx context.Context, req *ScheduleDeletionRequest) (*KeyMetadata, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	days := req.PendingDays
+	if days == 0 {
+		days = 30
+	}
+	if days < 7 || days > 30 {
+		return nil, fmt.Errorf("%w: pending window must be 7 to 30 days, got %d", ErrInvalidArgument, req.PendingDays)
+	}
+	m, err := k.change(ctx, req.KeyID, func(c *masterKey, now time.Time) (string, error) {
+		if c.state == KeyPendingDeletion {
+			return "", fmt.Errorf("%w: %s is already scheduled for deletion", ErrKeyPendingDeletion, c.id)
+		}
+		c.state = KeyPendingDeletion
+		c.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)
+		return "kms key scheduled for deletion", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k.metadata(m), nil
+}
+
+// CancelKeyDeletion takes a key out of PendingDeletion. It becomes Disabled,
+// as in AWS KMS; EnableKey makes it usable again.
+func (k *Local) CancelKeyDeletion(ctx context.Context, req *KeyRequest) error {
+	_, err := k.change(ctx, keyRequestID(req), func(c *masterKey, _ time.Time) (string, error) {
+		if c.state != KeyPendingDeletion {
+			return "", fmt.Errorf("%w: key %s is %s, not pending deletion", ErrInvalidArgument, c.id, c.state)
+		}
+		c.state = KeyDisabled
+		c.deletionDate = time.Time{}
+		return "kms key deletion cancelled", nil
+	})
+	return err
+}
+
+// RotateKey adds a version to an enabled key. New data keys are wrapped by
+// it; older versions keep unwrapping what they wrapped.
+func (k *Local) RotateKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error) {
+	m, err := k.change(ctx, keyRequestID(req), func(c *masterKey, now time.Time) (string, error) {
+		if err := usable(c); err != nil {
+			return "", err
+		}
+		ver := uint32(len(c.versions)) + 1
+		v, err := k.newVersion(c.id, ver, now)
+		if err != nil {
+			return "", err
+		}
+		c.versions = append(slices.Clip(c.versions), v)
+		return "kms key rotated", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k.metadata(m), nil
+}
