@@ -1,0 +1,47 @@
+// Package cryptostore is the only code in sealfs that writes or reads object
+// data. Both front doors — the FUSE mount (package fs) and the S3 listener
+// (package s3) — and the replication worker call it; none of them touches a
+// blob, a data key or the metadata database directly.
+//
+// # What it owns
+//
+//   - The blob format (FORMAT.md, blob.go): chunked AES-256-GCM for
+//     encrypted objects, chunked CRC32C for plain ones, random access by chunk.
+//   - The one write path: Put streams a body through hashing (MD5 for the
+//     ETag, CRC64NVME and any requested checksums) and sealing in parallel
+//     stages, writes a new blob (temp file → fsync → rename → fsync dir) or,
+//     for small objects, keeps the sealed bytes inline in the metadata store,
+//     then commits the object record in one metadata transaction. Copy,
+//     multipart Complete and replicas arriving from another region go through
+//     the same commit.
+//   - The encryption decision. An object is encrypted iff its bucket's
+//     default encryption is on when the object is committed. The setting is
+//     read before the data is written and read again inside the commit
+//     transaction; if it changed in between, the staged data is rewritten
+//     under the new setting before the commit is tried again. Request headers
+//     asking for encryption change nothing.
+//   - Blob lifetime: blobs replaced or deleted by a commit are removed after
+//     the commit, or when the last reader lets go of them; blobs left behind
+//     by a crash are found and removed by the orphan collector.
+//
+// # Commit order
+//
+// Data is written to a new blob and synced before the metadata transaction
+// that points at it commits; the blob it replaces is removed only afterwards.
+// A crash therefore leaves at worst an orphan blob, never a record pointing at
+// a missing or half-written blob.
+//
+// # Keys
+//
+// Each encrypted object has its own data key from the KMS, wrapped by its
+// bucket's master key and bound to the encryption context {bucket, object id}.
+// Every chunk's associated data binds the object id and blob index. The object
+// id is immutable: Rename moves the record, not the data, and neither the
+// wrapped key nor the chunks change.
+//
+// # What it must never do
+//
+// Write plaintext of an encrypted object anywhere on disk; log a data key or
+// object content; decide encryption from anything but the bucket's setting at
+// commit time.
+package cryptostore
