@@ -1,0 +1,356 @@
+package cryptostore
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sealfs/sealfs/meta"
+)
+
+// ErrInvalidPartNumber: part numbers run from 1 to MaxParts.
+var ErrInvalidPartNumber = errors.New("part number must be an integer between 1 and 10000")
+
+// CreateMultipart starts a multipart upload. Its encryption is fixed now, as
+// S3 fixes it when an upload is initiated: every part is sealed under one
+// data key bound to the object id the completed object will carry. If the
+// bucket's setting differs when the upload completes, Complete rewrites the
+// data under the setting then in force.
+func (s *Store) CreateMultipart(ctx context.Context, bucket, key string, m meta.ObjectMeta, checksumAlg string) (*meta.Upload, error) {
+	if err := meta.ValidKey(key); err != nil {
+		return nil, err
+	}
+	if checksumAlg != "" {
+		if _, err := newChecksum(checksumAlg); err != nil {
+			return nil, err
+		}
+	}
+	b, err := s.GetBucket(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	u := &meta.Upload{
+		Bucket:            bucket,
+		Key:               key,
+		ID:                meta.NewUploadID(),
+		ObjectID:          meta.NewObjectID(),
+		Initiated:         time.Now().UTC(),
+		Meta:              m.Clone(),
+		ChecksumAlgorithm: strings.ToUpper(checksumAlg),
+	}
+	if b.EncryptionOn {
+		k, enc, err := s.newDataKey(ctx, bucket, u.ObjectID)
+		if err != nil {
+			return nil, err
+		}
+		clear(k)
+		u.Encryption = enc
+	}
+	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+		if _, err := tx.GetBucket(bucket); err != nil {
+			return err
+		}
+		return tx.PutUpload(u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// GetUpload returns an upload in progress.
+func (s *Store) GetUpload(ctx context.Context, bucket, key, uploadID string) (*meta.Upload, error) {
+	var u *meta.Upload
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		var err error
+		u, err = tx.GetUpload(bucket, key, uploadID)
+		return err
+	})
+	return u, err
+}
+
+// PartInput describes an UploadPart.
+type PartInput struct {
+	Bucket, Key, UploadID string
+	Number                int32
+	Body                  io.Reader
+	Size                  int64 // -1 if unknown
+	Checksums             []string
+	Verify                func(*Sums) error
+}
+
+// UploadPart writes one part as a blob of its own. A part uploaded again
+// under the same number replaces the earlier one.
+func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*meta.Part, error) {
+	if in.Number < 1 || in.Number > MaxParts {
+		return nil, ErrInvalidPartNumber
+	}
+	u, err := s.GetUpload(ctx, in.Bucket, in.Key, in.UploadID)
+	if err != nil {
+		return nil, err
+	}
+	algs := in.Checksums
+	if u.ChecksumAlgorithm != "" {
+		algs = append(algs, u.ChecksumAlgorithm)
+	}
+	h, err := newHasher(algs)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.dataKey(ctx, u.Bucket, u.ObjectID, u.Encryption)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	st := &staged{bucket: u.Bucket, id: u.ObjectID, index: uint32(in.Number), enc: u.Encryption, key: key}
+	if err := s.stageWith(ctx, st, in.Body, in.Size, h, -1); err != nil {
+		return nil, err
+	}
+	if in.Verify != nil {
+		if err := in.Verify(&st.sums); err != nil {
+			s.discard(st)
+			return nil, err
+		}
+	}
+	p := &meta.Part{
+		Number:       in.Number,
+		Blob:         st.blobs[0],
+		ETag:         st.sums.ETag(),
+		Size:         st.size,
+		LastModified: time.Now().UTC(),
+		Checksums:    st.sums.list(),
+	}
+	var old *meta.Part
+	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+		old = nil
+		if _, err := tx.GetUpload(in.Bucket, in.Key, in.UploadID); err != nil {
+			return err
+		}
+		prev, err := tx.GetPart(in.UploadID, in.Number)
+		switch {
+		case errors.Is(err, meta.ErrNoSuchKey):
+		case err != nil:
+			return err
+		default:
+			old = prev
+		}
+		return tx.PutPart(in.UploadID, p)
+	})
+	if err != nil {
+		s.discard(st)
+		return nil, err
+	}
+	s.blobs.settle(p.Blob.ID)
+	if old != nil {
+		s.blobs.remove([]meta.BlobRef{old.Blob})
+	}
+	return p, nil
+}
+
+// CompletePart names a part in a Complete request.
+type CompletePart struct {
+	Number int32
+	ETag   string
+}
+
+// CompleteMultipart assembles the listed parts into the object without
+// copying their data: the object's blobs are the parts' blobs. Parts not
+// listed are removed. cond is checked against the current object, as in
+// PutInput.
+func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, parts []CompletePart, cond func(*meta.Object) error) (*meta.Object, error) {
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%w: no parts given", ErrInvalidPart)
+	}
+	for i := range parts {
+		if i > 0 && parts[i].Number <= parts[i-1].Number {
+			return nil, ErrInvalidPartOrder
+		}
+	}
+	var (
+		u     *meta.Upload
+		refs  []meta.BlobRef
+		md5s  []byte
+		sums  []byte
+		all   bool
+		total int64
+	)
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		var err error
+		if u, err = tx.GetUpload(bucket, key, uploadID); err != nil {
+			return err
+		}
+		all = u.ChecksumAlgorithm != ""
+		for i, cp := range parts {
+			p, err := tx.GetPart(uploadID, cp.Number)
+			if errors.Is(err, meta.ErrNoSuchKey) {
+				return fmt.Errorf("%w: part %d was not uploaded", ErrInvalidPart, cp.Number)
+			} else if err != nil {
+				return err
+			}
+			if !etagEqual(p.ETag, cp.ETag) {
+				return fmt.Errorf("%w: part %d has ETag %q, not %q", ErrInvalidPart, cp.Number, p.ETag, cp.ETag)
+			}
+			if i < len(parts)-1 && p.Size < s.cfg.MinPartSize {
+				return fmt.Errorf("%w: part %d has %d bytes", ErrEntityTooSmall, cp.Number, p.Size)
+			}
+			raw, err := hex.DecodeString(p.ETag)
+			if err != nil {
+				return fmt.Errorf("%w: part %d: %w", meta.ErrCorruptRecord, cp.Number, err)
+			}
+			md5s = append(md5s, raw...)
+			if all {
+				v := partChecksum(p, u.ChecksumAlgorithm)
+				if v == nil {
+					all = false
+				}
+				sums = append(sums, v...)
+			}
+			refs = append(refs, p.Blob)
+			total += p.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	etag := md5.Sum(md5s)
+	obj := &meta.Object{
+		Bucket: bucket,
+		Key:    key,
+		ID:     u.ObjectID,
+		Size:   total,
+		ETag:   fmt.Sprintf("%s-%d", hex.EncodeToString(etag[:]), len(parts)),
+		Meta:   u.Meta.Clone(),
+	}
+	if all {
+		c, _ := newChecksum(u.ChecksumAlgorithm)
+		c.Write(sums)
+		obj.Checksums = []meta.Checksum{{
+			Algorithm: u.ChecksumAlgorithm,
+			Value:     fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(c.Sum(nil)), len(parts)),
+		}}
+	}
+	key0, err := s.dataKey(ctx, bucket, u.ObjectID, u.Encryption)
+	if err != nil {
+		return nil, err
+	}
+	st := &staged{bucket: bucket, id: u.ObjectID, size: total, enc: u.Encryption, key: key0, blobs: refs}
+	// In the commit: the parts must still be the ones assembled, and the
+	// upload goes away with every part not used.
+	drop := func(tx *meta.Txn, obj *meta.Object) ([]meta.BlobRef, error) {
+		if _, err := tx.GetUpload(bucket, key, uploadID); err != nil {
+			return nil, err
+		}
+		for i, cp := range parts {
+			p, err := tx.GetPart(uploadID, cp.Number)
+			if err != nil || p.Blob != refs[i] {
+				return nil, fmt.Errorf("%w: part %d changed during completion", ErrInvalidPart, cp.Number)
+			}
+		}
+		// The object keeps the parts' blobs, unless its data had to be
+		// rewritten under a changed encryption setting.
+		used := make(map[meta.BlobID]bool, len(obj.Blobs))
+		for _, r := range obj.Blobs {
+			used[r.ID] = true
+		}
+		all, err := uploadBlobs(tx, uploadID)
+		if err != nil {
+			return nil, err
+		}
+		var dropped []meta.BlobRef
+		for _, r := range all {
+			if !used[r.ID] {
+				dropped = append(dropped, r)
+			}
+		}
+		return dropped, tx.DeleteUpload(bucket, key, uploadID)
+	}
+	return s.commitStaged(ctx, st, obj, cond, drop)
+}
+
+func partChecksum(p *meta.Part, alg string) []byte {
+	for _, c := range p.Checksums {
+		if c.Algorithm == alg {
+			v, err := base64.StdEncoding.DecodeString(c.Value)
+			if err != nil {
+				return nil
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// AbortMultipart drops an upload and its parts.
+func (s *Store) AbortMultipart(ctx context.Context, bucket, key, uploadID string) error {
+	var refs []meta.BlobRef
+	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
+		if _, err := tx.GetUpload(bucket, key, uploadID); err != nil {
+			return err
+		}
+		var err error
+		if refs, err = uploadBlobs(tx, uploadID); err != nil {
+			return err
+		}
+		return tx.DeleteUpload(bucket, key, uploadID)
+	})
+	if err != nil {
+		return err
+	}
+	s.blobs.remove(refs)
+	return nil
+}
+
+// uploadBlobs returns the blobs of every part of an upload.
+func uploadBlobs(tx *meta.Txn, uploadID string) ([]meta.BlobRef, error) {
+	var refs []meta.BlobRef
+	var after int32
+	for {
+		ps, more, err := tx.ListParts(uploadID, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			refs = append(refs, p.Blob)
+			after = p.Number
+		}
+		if !more {
+			return refs, nil
+		}
+	}
+}
+
+// ListParts lists an upload's parts after part number after.
+func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, after int32, max int) ([]*meta.Part, bool, error) {
+	var ps []*meta.Part
+	var more bool
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		if _, err := tx.GetUpload(bucket, key, uploadID); err != nil {
+			return err
+		}
+		var err error
+		ps, more, err = tx.ListParts(uploadID, after, max)
+		return err
+	})
+	return ps, more, err
+}
+
+// ListUploads lists a bucket's uploads in progress.
+func (s *Store) ListUploads(ctx context.Context, bucket string, opts meta.UploadListOptions) (*meta.UploadPage, error) {
+	var page *meta.UploadPage
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		if _, err := tx.GetBucket(bucket); err != nil {
+			return err
+		}
+		var err error
+		page, err = tx.ListUploads(bucket, opts)
+		return err
+	})
+	return page, err
+}

@@ -1,0 +1,454 @@
+package cryptostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sealfs/sealfs/kms"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// Errors. Those of meta and kms are passed through wrapped, so callers test
+// them with errors.Is against these names.
+var (
+	ErrNoSuchBucket      = meta.ErrNoSuchBucket
+	ErrBucketExists      = meta.ErrBucketExists
+	ErrBucketNotEmpty    = meta.ErrBucketNotEmpty
+	ErrInvalidBucketName = meta.ErrInvalidBucketName
+	ErrNoSuchKey         = meta.ErrNoSuchKey
+	ErrInvalidKey        = meta.ErrInvalidKey
+	ErrNoSuchUpload      = meta.ErrNoSuchUpload
+	// ErrKeyDisabled: the object's (or bucket's) master key is disabled or
+	// pending deletion; its objects can be neither read nor written.
+	ErrKeyDisabled = errors.New("kms key is disabled")
+
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrCrossBucket        = errors.New("rename across buckets")
+	ErrInvalidPart        = errors.New("invalid part")
+	ErrInvalidPartOrder   = errors.New("parts not in ascending order")
+	ErrEntityTooSmall     = errors.New("part smaller than the minimum allowed size")
+	ErrIncompleteBody     = errors.New("body shorter than its declared size")
+	ErrBodyTooLong        = errors.New("body longer than its declared size")
+	ErrClosed             = errors.New("store is closed")
+)
+
+// Algorithm is the value of x-amz-server-side-encryption for encrypted
+// objects.
+const Algorithm = "aws:kms"
+
+// Defaults.
+const (
+	DefaultInlineMax = 64 << 10
+	MinPartSize      = 5 << 20
+	MaxParts         = 10000
+)
+
+// Config wires a Store.
+type Config struct {
+	Dir    string // data directory; blobs live in Dir/blobs, temporary files in Dir/tmp
+	Meta   *meta.DB
+	KMS    kms.KMS
+	Region string
+	Logger *slog.Logger
+
+	ChunkSize int // blob chunk size; 0 → DefaultChunkSize
+	// InlineMax: objects up to this many bytes are kept inline in the
+	// metadata store (sealed like any blob). 0 → DefaultInlineMax; negative
+	// → never inline.
+	InlineMax int
+	// MinPartSize: every multipart part but the last must have at least this
+	// many bytes. 0 → MinPartSize.
+	MinPartSize int64
+	// CollectInterval: period of the orphan-blob collector; 0 → 1 hour;
+	// negative → only at Open and when Collect is called.
+	CollectInterval time.Duration
+
+	// OnCommit runs inside every object commit transaction (replication
+	// queues its work there, so no acknowledged write can miss it). An error
+	// aborts the commit. It may run more than once per commit (conflict
+	// retries), so it must only write through tx.
+	OnCommit func(tx *meta.Txn, ev *CommitEvent) error
+	// OnChange is called after a change is committed (the mount invalidates
+	// kernel caches with it). It must not block.
+	OnChange func(ev ChangeEvent)
+
+	// testHookBeforeCommit, if set, runs after the data is durable and before
+	// the metadata commit (crash tests).
+	testHookBeforeCommit func()
+	// testHookAfterCommit, if set, runs after the commit and before replaced
+	// blobs are removed (crash tests).
+	testHookAfterCommit func()
+}
+
+// CommitEvent describes an object commit to Config.OnCommit.
+type CommitEvent struct {
+	Bucket *meta.Bucket
+	Key    string
+	Old    *meta.Object // nil if there was none
+	New    *meta.Object // nil for a delete
+	// RenamedFrom is set when New arrived by Rename.
+	RenamedFrom string
+}
+
+// ChangeKind says what changed.
+type ChangeKind int
+
+// Change kinds.
+const (
+	ChangePut ChangeKind = iota
+	ChangeDelete
+	ChangeMeta
+	ChangeBucket
+)
+
+// ChangeEvent is passed to Config.OnChange.
+type ChangeEvent struct {
+	Kind   ChangeKind
+	Bucket string
+	Key    string
+}
+
+// Store is the encrypted object store.
+type Store struct {
+	cfg    Config
+	meta   *meta.DB
+	kms    kms.KMS
+	blobs  *blobFiles
+	logger *slog.Logger
+
+	keyMu sync.Mutex // serialises master key creation
+
+	pieceBufs sync.Pool // pipeline buffers of pieceBytes
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open opens the store over an open metadata database and KMS. It collects
+// blobs orphaned by a crash before returning.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Meta == nil || cfg.KMS == nil || cfg.Dir == "" {
+		return nil, errors.New("cryptostore: Dir, Meta and KMS are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.InlineMax == 0 {
+		cfg.InlineMax = DefaultInlineMax
+	}
+	if cfg.MinPartSize == 0 {
+		cfg.MinPartSize = MinPartSize
+	}
+	if cfg.CollectInterval == 0 {
+		cfg.CollectInterval = time.Hour
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	blobs, err := openBlobFiles(cfg.Dir, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:    cfg,
+		meta:   cfg.Meta,
+		kms:    cfg.KMS,
+		blobs:  blobs,
+		logger: cfg.Logger,
+		stop:   make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	s.pieceBufs.New = func() any { b := make([]byte, pieceBytes); return &b }
+	st, err := s.Collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.Orphans > 0 {
+		s.logger.Info("removed orphan blobs", "count", st.Orphans, "bytes", st.Bytes)
+	}
+	if cfg.CollectInterval > 0 {
+		s.wg.Add(1)
+		go s.collectLoop(cfg.CollectInterval)
+	}
+	return s, nil
+}
+
+// Close stops background work. It does not close the metadata database or
+// the KMS, which the caller opened.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		close(s.closed)
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// Meta returns the metadata database, for packages that keep their own
+// records in it (replication).
+func (s *Store) Meta() *meta.DB { return s.meta }
+
+// KMS returns the key service.
+func (s *Store) KMS() kms.KMS { return s.kms }
+
+// Region returns the store's region.
+func (s *Store) Region() string { return s.cfg.Region }
+
+// Collect removes orphan blobs now.
+func (s *Store) Collect(ctx context.Context) (CollectStats, error) {
+	return s.blobs.collect(ctx, s.meta)
+}
+
+func (s *Store) collectLoop(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-s.stop:
+				case <-ctx.Done():
+				}
+				cancel()
+			}()
+			st, err := s.Collect(ctx)
+			cancel()
+			if err != nil {
+				s.logger.Warn("orphan blob collection", "err", err)
+			} else if st.Orphans > 0 {
+				s.logger.Info("removed orphan blobs", "count", st.Orphans, "bytes", st.Bytes)
+			}
+		}
+	}
+}
+
+func (s *Store) changed(kind ChangeKind, bucket, key string) {
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(ChangeEvent{Kind: kind, Bucket: bucket, Key: key})
+	}
+}
+
+// ---- buckets
+
+// CreateBucket creates a bucket in the store's region (or region, if given).
+func (s *Store) CreateBucket(ctx context.Context, name, region string) error {
+	if region == "" {
+		region = s.cfg.Region
+	}
+	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
+		return tx.CreateBucket(&meta.Bucket{Name: name, Created: time.Now().UTC(), Region: region})
+	})
+	if err == nil {
+		s.changed(ChangeBucket, name, "")
+	}
+	return err
+}
+
+// DeleteBucket deletes an empty bucket (uploads in progress go with it).
+func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	var parts []meta.BlobRef
+	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
+		parts = parts[:0]
+		if _, err := tx.GetBucket(name); err != nil {
+			return err
+		}
+		if ok, err := tx.HasObjects(name, ""); err != nil {
+			return err
+		} else if ok {
+			return ErrBucketNotEmpty
+		}
+		// Collect the blobs of uploads in progress: DeleteBucket drops
+		// their records.
+		after := meta.UploadListOptions{}
+		for {
+			page, err := tx.ListUploads(name, after)
+			if err != nil {
+				return err
+			}
+			for _, u := range page.Uploads {
+				refs, err := uploadBlobs(tx, u.ID)
+				if err != nil {
+					return err
+				}
+				parts = append(parts, refs...)
+			}
+			if !page.IsTruncated {
+				break
+			}
+			after.KeyMarker, after.UploadIDMarker = page.NextKeyMarker, page.NextUploadIDMarker
+		}
+		return tx.DeleteBucket(name)
+	})
+	if err != nil {
+		return err
+	}
+	s.blobs.remove(parts)
+	s.changed(ChangeBucket, name, "")
+	return nil
+}
+
+// GetBucket returns a bucket's record.
+func (s *Store) GetBucket(ctx context.Context, name string) (*meta.Bucket, error) {
+	var b *meta.Bucket
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		var err error
+		b, err = tx.GetBucket(name)
+		return err
+	})
+	return b, err
+}
+
+// ListBuckets returns every bucket, sorted by name.
+func (s *Store) ListBuckets(ctx context.Context) ([]*meta.Bucket, error) {
+	var bs []*meta.Bucket
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		var err error
+		bs, err = tx.ListBuckets()
+		return err
+	})
+	return bs, err
+}
+
+// SetBucketEncryption turns a bucket's default encryption on or off. Objects
+// already stored keep the state they have.
+func (s *Store) SetBucketEncryption(ctx context.Context, name string, on bool) error {
+	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
+		b, err := tx.GetBucket(name)
+		if err != nil {
+			return err
+		}
+		b.EncryptionOn = on
+		return tx.PutBucket(b)
+	})
+	if err == nil {
+		s.changed(ChangeBucket, name, "")
+	}
+	return err
+}
+
+// SetBucketReplication stores a bucket's replication configuration (opaque
+// here); nil removes it.
+func (s *Store) SetBucketReplication(ctx context.Context, name string, cfg []byte) error {
+	return s.meta.Update(ctx, func(tx *meta.Txn) error {
+		b, err := tx.GetBucket(name)
+		if err != nil {
+			return err
+		}
+		b.Replication = cfg
+		return tx.PutBucket(b)
+	})
+}
+
+// KeyARN returns the ARN form of a master key id, as S3 responses show it.
+func (s *Store) KeyARN(keyID string) string {
+	if a, ok := s.kms.(interface{ ARN(string) string }); ok {
+		return a.ARN(keyID)
+	}
+	return keyID
+}
+
+// ---- data keys
+
+func encContext(bucket string, id meta.ObjectID) kms.Context {
+	return kms.Context{"bucket": bucket, "object": id.String()}
+}
+
+// masterKey returns the bucket's master key id, creating the key the first
+// time an object is encrypted in the bucket.
+func (s *Store) masterKey(ctx context.Context, bucket string) (string, error) {
+	b, err := s.GetBucket(ctx, bucket)
+	if err != nil {
+		return "", err
+	}
+	if b.MasterKeyID != "" {
+		return b.MasterKeyID, nil
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if b, err = s.GetBucket(ctx, bucket); err != nil {
+		return "", err
+	} else if b.MasterKeyID != "" {
+		return b.MasterKeyID, nil
+	}
+	km, err := s.kms.CreateKey(ctx, &kms.CreateKeyRequest{Description: "sealfs bucket " + bucket})
+	if err != nil {
+		return "", kmsErr(err)
+	}
+	var keyID string
+	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+		b, err := tx.GetBucket(bucket)
+		if err != nil {
+			return err
+		}
+		if b.MasterKeyID == "" {
+			b.MasterKeyID = km.KeyID
+			if err := tx.PutBucket(b); err != nil {
+				return err
+			}
+		}
+		keyID = b.MasterKeyID
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	s.logger.Info("created bucket master key", "bucket", bucket, "key", keyID)
+	return keyID, nil
+}
+
+// newDataKey issues a fresh data key for an object in bucket.
+func (s *Store) newDataKey(ctx context.Context, bucket string, id meta.ObjectID) ([]byte, *meta.Encryption, error) {
+	keyID, err := s.masterKey(ctx, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	dek, err := s.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyRequest{KeyID: keyID, Context: encContext(bucket, id)})
+	if err != nil {
+		return nil, nil, kmsErr(err)
+	}
+	return dek.Plaintext, &meta.Encryption{
+		Algorithm:  Algorithm,
+		KeyID:      dek.KeyID,
+		KeyVersion: dek.Version,
+		WrappedKey: dek.Ciphertext,
+	}, nil
+}
+
+// dataKey unwraps an object's data key; nil for plain objects.
+func (s *Store) dataKey(ctx context.Context, bucket string, id meta.ObjectID, enc *meta.Encryption) ([]byte, error) {
+	if enc == nil {
+		return nil, nil
+	}
+	k, err := s.kms.Decrypt(ctx, &kms.DecryptRequest{KeyID: enc.KeyID, Ciphertext: enc.WrappedKey, Context: encContext(bucket, id)})
+	if err != nil {
+		return nil, kmsErr(err)
+	}
+	return k, nil
+}
+
+// kmsErr maps KMS errors onto the store's: a disabled or deleted key gets
+// its own error so the front doors can answer KMS.DisabledException / ENOKEY.
+func kmsErr(err error) error {
+	switch {
+	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrKeyPendingDeletion), errors.Is(err, kms.ErrKeyNotFound):
+		return fmt.Errorf("%w: %w", ErrKeyDisabled, err)
+	case errors.Is(err, kms.ErrInvalidCiphertext):
+		return fmt.Errorf("%w: data key: %w", ErrCorruptBlob, err)
+	}
+	return err
+}
