@@ -1,0 +1,56 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+)
+
+// Flag groups shared between commands. Every flag has a SEALFS_ environment
+// variable.
+
+func dataFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data", Value: "./sealfs-data", EnvVars: []string{"SEALFS_DATA"}, Category: "Storage",
+			Usage: "data directory: metadata, blobs, keys, TLS certificate and credentials"},
+	}
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SEALFS_LOG_LEVEL"}, Category: "Logging",
+			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{"SEALFS_LOG_FORMAT"}, Category: "Logging",
+			Usage: "text, json, or auto (text on a terminal, JSON otherwise)"},
+	}
+}
+
+func s3Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "s3", Value: "127.0.0.1:9443", EnvVars: []string{"SEALFS_S3"}, Category: "S3 listener",
+			Usage: "HTTPS address of the S3 listener (empty: no listener)"},
+		&cli.StringFlag{Name: "s3-http", EnvVars: []string{"SEALFS_S3_HTTP"}, Category: "S3 listener",
+			Usage: "plain-HTTP address, off unless given; objects of encrypting buckets are refused over it"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"SEALFS_TLS_CERT"}, Category: "S3 listener",
+			Usage: "certificate (PEM) to serve; default: a self-signed one generated at DATA/tls/cert.pem"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"SEALFS_TLS_KEY"}, Category: "S3 listener",
+			Usage: "private key (PEM) of --tls-cert"},
+		&cli.StringFlag{Name: "domain", EnvVars: []string{"SEALFS_DOMAIN"}, Category: "S3 listener",
+			Usage: "enables virtual-host-style addressing: BUCKET.DOMAIN"},
+		&cli.StringFlag{Name: "region", Value: "us-east-1", EnvVars: []string{"SEALFS_REGION"}, Category: "S3 listener",
+			Usage: "this daemon's region name"},
+	}
+}
+
+func kmsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kms-root-key-file", EnvVars: []string{"SEALFS_KMS_ROOT_KEY_FILE"}, Category: "Keys",
+			Usage: "file holding the 32-byte KMS root key (raw, hex or base64); SEALFS_KMS_ROOT_KEY may hold it instead; default: generated at DATA/kms/root.key"},
+	}
+}
+
+func concat(groups ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
