@@ -53,11 +53,6 @@ func openBlobFiles(dataDir string, logger *slog.Logger) (*blobFiles, error) {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	for i := 0; i < 256; i++ {
-		if err := os.MkdirAll(filepath.Join(b.dir, fmt.Sprintf("%02x", i)), 0o700); err != nil {
-			return nil, fmt.Errorf("creating blob directory: %w", err)
-		}
-	}
 	// Nothing is in flight at start: temporary files are leftovers of a
 	// crash. They hold sealed data only, but there is no reason to keep them.
 	entries, err := os.ReadDir(b.tmp)
@@ -104,6 +99,15 @@ func (b *blobFiles) finish(id meta.BlobID, f *os.File) error {
 	}
 	if err == nil {
 		err = os.Rename(b.tmpPath(id), b.path(id))
+		if errors.Is(err, fs.ErrNotExist) {
+			// The shard directory is made on its first blob; its entry
+			// in the parent is synced with it.
+			if err = os.Mkdir(filepath.Dir(b.path(id)), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+				if err = syncDir(b.dir); err == nil {
+					err = os.Rename(b.tmpPath(id), b.path(id))
+				}
+			}
+		}
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(b.path(id)))

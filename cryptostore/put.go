@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sealfs/sealfs/meta"
 )
 
@@ -371,8 +373,9 @@ func sealAll(sl *Sealer, p []byte) []byte {
 // hashing stage and a sealing+writing stage that run side by side; pipeDepth
 // pieces are in flight at most, so memory stays O(chunk), not O(object).
 const (
-	pieceBytes = 256 << 10
-	pipeDepth  = 4
+	writebackBytes = 8 << 20
+	pieceBytes     = 256 << 10
+	pipeDepth      = 4
 )
 
 type piece struct {
@@ -435,6 +438,8 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h
 	go func() {
 		defer wg.Done()
 		out := make([]byte, 0, pieceLen+(pieceLen/cs)*sl.Overhead())
+		end := int64(len(sl.Header())) // bytes written so far
+		var flushed int64              // bytes whose writeback has started
 		for p := range sealCh {
 			if werr == nil {
 				out = out[:0]
@@ -451,6 +456,13 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h
 					}
 				}
 				_, werr = f.Write(out)
+				end += int64(len(out))
+				// Start writeback every few MiB, so the fsync before the
+				// commit has little left to do (best effort, no wait).
+				if end-flushed >= writebackBytes {
+					unix.SyncFileRange(int(f.Fd()), flushed, end-flushed, unix.SYNC_FILE_RANGE_WRITE)
+					flushed = end
+				}
 			}
 			done(p)
 		}

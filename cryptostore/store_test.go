@@ -907,6 +907,7 @@ func TestCollectOrphans(t *testing.T) {
 	e := newEnv(t, nil)
 	e.bucket(t, "bkt", false)
 	stray := e.store.blobs.path(meta.NewBlobID())
+	os.MkdirAll(filepath.Dir(stray), 0o700)
 	if err := os.WriteFile(stray, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
