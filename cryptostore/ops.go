@@ -108,9 +108,6 @@ func (s *Store) renameInTxn(tx *meta.Txn, bucket, src, dst string) (*meta.Object
 	}
 	moved := *obj
 	moved.Key = dst
-	if err := tx.PutObject(&moved); err != nil {
-		return nil, err
-	}
 	if s.cfg.OnCommit != nil {
 		if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: src, Old: obj}); err != nil {
 			return nil, err
@@ -118,6 +115,9 @@ func (s *Store) renameInTxn(tx *meta.Txn, bucket, src, dst string) (*meta.Object
 		if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: dst, Old: cur, New: &moved, RenamedFrom: src}); err != nil {
 			return nil, err
 		}
+	}
+	if err := tx.PutObject(&moved); err != nil {
+		return nil, err
 	}
 	return cur, nil
 }
@@ -197,13 +197,13 @@ func (s *Store) UpdateMeta(ctx context.Context, bucket, key string, fn func(m *m
 		}
 		next := *cur
 		next.Meta = m
-		if err := tx.PutObject(&next); err != nil {
-			return err
-		}
 		if s.cfg.OnCommit != nil {
 			if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: key, Old: cur, New: &next}); err != nil {
 				return err
 			}
+		}
+		if err := tx.PutObject(&next); err != nil {
+			return err
 		}
 		obj = &next
 		return nil

@@ -163,6 +163,11 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 				}
 			}
 			obj.LastModified = time.Now().UTC()
+			if s.cfg.OnCommit != nil {
+				if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: obj.Key, Old: cur, New: obj}); err != nil {
+					return err
+				}
+			}
 			if err := tx.PutObject(obj); err != nil {
 				return err
 			}
@@ -178,11 +183,6 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 			}
 			if extra != nil {
 				if dropped, err = extra(tx, obj); err != nil {
-					return err
-				}
-			}
-			if s.cfg.OnCommit != nil {
-				if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: obj.Key, Old: cur, New: obj}); err != nil {
 					return err
 				}
 			}

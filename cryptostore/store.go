@@ -67,10 +67,11 @@ type Config struct {
 	// negative → only at Open and when Collect is called.
 	CollectInterval time.Duration
 
-	// OnCommit runs inside every object commit transaction (replication
-	// queues its work there, so no acknowledged write can miss it). An error
-	// aborts the commit. It may run more than once per commit (conflict
-	// retries), so it must only write through tx.
+	// OnCommit runs inside every object commit transaction, before the new
+	// record is written (replication queues its work there, so no
+	// acknowledged write can miss it, and may set ev.New's replication
+	// status). An error aborts the commit. It may run more than once per
+	// commit (conflict retries), so it must only write through tx.
 	OnCommit func(tx *meta.Txn, ev *CommitEvent) error
 	// OnChange is called after a change is committed (the mount invalidates
 	// kernel caches with it). It must not block.

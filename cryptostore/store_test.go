@@ -940,3 +940,43 @@ func TestCollectOrphans(t *testing.T) {
 		t.Fatal("the in-flight object was damaged by the collector")
 	}
 }
+
+// TestOnCommit: the hook runs inside the commit, may set fields of the
+// record being written, and aborts the commit by failing.
+func TestOnCommit(t *testing.T) {
+	fail := false
+	var events []string
+	e := newEnv(t, func(c *Config) {
+		c.OnCommit = func(tx *meta.Txn, ev *CommitEvent) error {
+			if fail {
+				return errors.New("refused")
+			}
+			if ev.New != nil {
+				ev.New.ReplicationStatus = "PENDING"
+				events = append(events, "put "+ev.Key)
+			} else {
+				events = append(events, "delete "+ev.Key)
+			}
+			return nil
+		}
+	})
+	e.bucket(t, "bkt", true)
+	e.put(t, "bkt", "k", randBytes(10))
+	if o, _ := e.store.Head(ctx, "bkt", "k"); o.ReplicationStatus != "PENDING" {
+		t.Fatalf("hook's change not committed: %q", o.ReplicationStatus)
+	}
+	if err := e.store.Rename(ctx, "bkt", "k", "k2"); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if _, err := e.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "k3", Body: strings.NewReader("x"), Size: 1}); err == nil {
+		t.Fatal("a failing hook did not abort the commit")
+	}
+	if _, err := e.store.Head(ctx, "bkt", "k3"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("aborted commit left a record: %v", err)
+	}
+	want := "put k,delete k,put k2"
+	if got := strings.Join(events, ","); got != want {
+		t.Fatalf("events: want %s, have %s", want, got)
+	}
+}
