@@ -145,6 +145,8 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 }
 
 // subscribe registers a function called after every committed change.
+//
+//lint:ignore U1000 the mount command (in progress) invalidates kernel caches with it
 func (d *daemon) subscribe(fn func(cryptostore.ChangeEvent)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
