@@ -37,6 +37,9 @@ type PutInput struct {
 	Condition func(cur *meta.Object) error
 	// ReplicationStatus is stored as given ("REPLICA" for replicas).
 	ReplicationStatus string
+	// ReplicaSourceModified is stored as given: for a replica, the
+	// LastModified of the source version it copies (see meta.Object).
+	ReplicaSourceModified time.Time
 }
 
 // IfMatch is a PutInput/CopyInput condition: the current object must exist
@@ -113,14 +116,15 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 		}
 	}
 	obj := &meta.Object{
-		Bucket:            in.Bucket,
-		Key:               in.Key,
-		ID:                id,
-		Size:              st.size,
-		ETag:              st.sums.ETag(),
-		Checksums:         st.sums.list(),
-		Meta:              in.Meta.Clone(),
-		ReplicationStatus: in.ReplicationStatus,
+		Bucket:                in.Bucket,
+		Key:                   in.Key,
+		ID:                    id,
+		Size:                  st.size,
+		ETag:                  st.sums.ETag(),
+		Checksums:             st.sums.list(),
+		Meta:                  in.Meta.Clone(),
+		ReplicationStatus:     in.ReplicationStatus,
+		ReplicaSourceModified: in.ReplicaSourceModified,
 	}
 	return s.commitStaged(ctx, st, obj, in.Condition, nil)
 }

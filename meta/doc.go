@@ -12,6 +12,10 @@
 //     View, and UpdateBulk for work too big for one transaction.
 //   - Listing (list.go) in S3's shape: prefix, delimiter, after, max-keys,
 //     seeking past common prefixes so a page costs O(page) reads.
+//   - The replication queue (queue.go): durable FIFO work items, at most
+//     one per key, written in the caller's transaction, numbered by a
+//     Sequence; and configuration records (config.go): named opaque values.
+//     What an item or a record means is its owner's business.
 //   - Badger's upkeep: its tuning for a small daemon, its log routed to the
 //     slog logger, and the value-log garbage collector.
 //

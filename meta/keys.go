@@ -19,9 +19,14 @@ package meta
 //	f       f \0 b \0 <bucket>                            empty: write fence of a bucket's objects
 //	                                                      and uploads (see below)
 //	f       f \0 p \0 <upload id>                         empty: write fence of an upload's parts
-//	q       q \0 ...                                      reserved: replication queue (not yet used)
-//	c       c \0 ...                                      reserved: configuration records (not yet
-//	                                                      used)
+//	q       q \0 i \0 <seq: u64 BE>                        QueueItem record (queue.go): replication
+//	                                                      work, in sequence (FIFO) order
+//	q       q \0 k \0 <bucket> \0 <key>                    u64 BE: seq of the key's queued item (at
+//	                                                      most one per key: a newer one replaces it)
+//	c       c \0 r \0 <name>                               configuration record (config.go): opaque
+//	                                                      bytes of the named setting
+//	c       c \0 s \0 <name>                               Badger sequence lease of a named sequence
+//	                                                      (NewSequence)
 //
 // Write fences. Badger detects conflicts on the keys a transaction read, not
 // on the ranges it scanned, so a scan that found a bucket empty does not
@@ -49,8 +54,20 @@ const (
 	prefixUpload      = 'u'
 	prefixPart        = 'p'
 	prefixFence       = 'f'
-	prefixReplication = 'q' // reserved
-	prefixConfig      = 'c' // reserved
+	prefixReplication = 'q'
+	prefixConfig      = 'c'
+)
+
+// Replication queue kinds: the byte after "q\x00".
+const (
+	queueItem  = 'i'
+	queueIndex = 'k'
+)
+
+// Configuration kinds: the byte after "c\x00".
+const (
+	configRecord   = 'r'
+	configSequence = 's'
 )
 
 // Fence kinds: the byte after "f\x00".
@@ -206,4 +223,49 @@ func successor(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// queueItemKey is q\0i\0<seq, 8 bytes big endian>.
+func queueItemKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(queueItemsPrefix(), seq)
+}
+
+// queueItemsPrefix is q\0i\0: the prefix of every queue item, in seq order.
+func queueItemsPrefix() []byte { return []byte{prefixReplication, sep, queueItem, sep} }
+
+// parseQueueItemKey returns the seq of a queue item key.
+func parseQueueItemKey(k []byte) (uint64, bool) {
+	p := queueItemsPrefix()
+	if len(k) != len(p)+8 || !bytes.HasPrefix(k, p) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(p):]), true
+}
+
+// queueIndexKey is q\0k\0<bucket>\0<key>.
+func queueIndexKey(bucket, key string) []byte {
+	return buildKey(prefixReplication, string(rune(queueIndex)), bucket, key)
+}
+
+// configKey is c\0r\0<name>.
+func configKey(name string) []byte {
+	return buildKey(prefixConfig, string(rune(configRecord)), name)
+}
+
+// configPrefix is c\0r\0<prefix>: the prefix of every configuration record
+// whose name starts with prefix.
+func configPrefix(prefix string) []byte { return configKey(prefix) }
+
+// parseConfigKey returns the name of a configuration record key.
+func parseConfigKey(k []byte) (string, bool) {
+	p := configKey("")
+	if !bytes.HasPrefix(k, p) {
+		return "", false
+	}
+	return string(k[len(p):]), true
+}
+
+// sequenceKey is c\0s\0<name>.
+func sequenceKey(name string) []byte {
+	return buildKey(prefixConfig, string(rune(configSequence)), name)
 }

@@ -32,7 +32,7 @@ package meta
 //	1 ID id · 2 Size int · 3 ETag string · 4 Checksum nested, repeated ·
 //	5 LastModified time · 6 Meta nested · 7 Encryption nested (present ⇔
 //	non-nil) · 8 Blob nested, repeated · 9 Inline bool ·
-//	10 ReplicationStatus string
+//	10 ReplicationStatus string · 11 ReplicaSourceModified time
 //
 // Upload (version 1; bucket, key and upload id come from the key)
 //
@@ -89,6 +89,7 @@ const (
 	objectBlob              = 8
 	objectInline            = 9
 	objectReplicationStatus = 10
+	objectReplicaSourceMod  = 11
 
 	uploadObjectID          = 1
 	uploadInitiated         = 2
@@ -295,7 +296,8 @@ func encodeObject(dst []byte, o *Object) []byte {
 		dst = appendNested(dst, objectBlob, func(b []byte) []byte { return appendBlobRef(b, r) })
 	}
 	dst = appendBool(dst, objectInline, o.Inline)
-	return appendString(dst, objectReplicationStatus, o.ReplicationStatus)
+	dst = appendString(dst, objectReplicationStatus, o.ReplicationStatus)
+	return appendTime(dst, objectReplicaSourceMod, o.ReplicaSourceModified)
 }
 
 // encodeUpload appends u's record to dst. Bucket, Key and ID are not encoded.
@@ -661,6 +663,8 @@ func decodeObject(data []byte, o *Object) error {
 			f.bool(&o.Inline)
 		case objectReplicationStatus:
 			f.str(&o.ReplicationStatus)
+		case objectReplicaSourceMod:
+			f.time(&o.ReplicaSourceModified)
 		}
 	}
 	return f.err

@@ -38,9 +38,10 @@ func fullObject() *Object {
 			{ID: BlobID{0xff, 1}, Index: 1, Size: 5 << 20},
 			{ID: BlobID{0xfe, 2}, Index: 1<<32 - 1, Size: 17},
 		},
-		Inline:            true,
-		ReplicationStatus: "PENDING",
-		FormatVersion:     FormatVersion,
+		Inline:                true,
+		ReplicationStatus:     "REPLICA",
+		ReplicaSourceModified: time.Date(2024, 2, 29, 23, 59, 57, 5, time.UTC),
+		FormatVersion:         FormatVersion,
 	}
 }
 

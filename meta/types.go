@@ -220,7 +220,22 @@ type Object struct {
 	Inline bool
 	// ReplicationStatus is "", "PENDING", "COMPLETED", "FAILED" or "REPLICA".
 	ReplicationStatus string
-	FormatVersion     uint8
+	// ReplicaSourceModified is, on a replica, the LastModified of the
+	// source version it copies (set by the region it came from); zero
+	// otherwise. Replication orders versions by it (VersionTime).
+	ReplicaSourceModified time.Time
+	FormatVersion         uint8
+}
+
+// VersionTime is when the version was written at its origin: the source's
+// LastModified for a replica that carries it, LastModified otherwise.
+// Replication compares versions by it, so that a replica older than what a
+// bucket holds is never stored over it.
+func (o *Object) VersionTime() time.Time {
+	if !o.ReplicaSourceModified.IsZero() {
+		return o.ReplicaSourceModified
+	}
+	return o.LastModified
 }
 
 // Upload is a multipart upload in progress.

@@ -1,0 +1,66 @@
+// Package replicate is sealfs's cross-region replication: objects committed
+// in a source bucket are copied, asynchronously, to a bucket on another
+// sealfs daemon (another region) over HTTPS with Signature Version 4.
+//
+// # What it owns
+//
+//   - Rules: a bucket's replication configuration (rules.go), parsed from
+//     and written back to S3's ReplicationConfiguration XML, and kept in the
+//     bucket record (meta.Bucket.Replication) as versioned JSON.
+//   - Targets: the remote daemons, one per region (targets.go), registered
+//     with an endpoint, an access key and a secret key that is stored only
+//     sealed by the KMS, under a master key kept for system secrets.
+//   - The queue: the commit hook (hook.go) runs inside every object commit
+//     transaction of the store and queues the work in that same transaction
+//     (meta's queue), setting the new version's status to PENDING. An
+//     acknowledged write therefore cannot miss replication, crash or not.
+//   - The workers (worker.go): a pool that takes queued items in order,
+//     reads the current source version through the store (decrypted), sends
+//     it to the target with its content headers, user metadata and POSIX
+//     attributes, and marks the source COMPLETED, or FAILED on a permanent
+//     error or once retries are exhausted. Transient errors are retried with
+//     capped exponential backoff, per item and per target.
+//   - The target side (replica.go): the headers a replica carries and the
+//     condition under which a target stores it, so that a replica older
+//     than what the target holds is never stored over it.
+//   - Resync (resync.go) and the status figures (stats.go).
+//
+// # Wire form
+//
+// A replica is an ordinary S3 PutObject (or DeleteObject) on the target
+// bucket, signed with the target's credentials, carrying two headers (both
+// signed; a target honours them only from an authenticated request that
+// signed them):
+//
+//	x-sealfs-replica-source-mtime   the source version's LastModified (a
+//	                                delete: the deletion time), RFC 3339
+//	                                with nanoseconds, UTC
+//	x-sealfs-replica-source-region  the source daemon's region
+//
+// The target commits it through the one write path (cryptostore.Put), so
+// the target bucket's own default-encryption setting alone decides whether
+// the replica is encrypted. The replica's status is REPLICA and it records
+// the source time (meta.Object.ReplicaSourceModified). A replica whose
+// source time is older than the version the target holds is not stored:
+// the target answers 200 with x-sealfs-replica-skipped: stale, and the
+// source counts it as done. Deletes are applied only to an older version.
+//
+// # Destination ARNs
+//
+// A rule's Destination Bucket names the target region and bucket as
+//
+//	arn:aws:s3:REGION::BUCKET
+//
+// (any partition is accepted in place of "aws"). AWS's own form
+// arn:aws:s3:::BUCKET, or a bare bucket name, is accepted when exactly one
+// target is registered, and then means that target. GetBucketReplication
+// always answers with the REGION form.
+//
+// # What it must never do
+//
+// Write objects except through cryptostore (Put on the target;
+// SetReplicationStatus and DeleteReplica for status and replica deletes);
+// store or log a target's secret key in clear; replicate a replica (status
+// REPLICA is never queued, so two-way rules do not loop); mark an object
+// COMPLETED unless the version sent is still the current one.
+package replicate
