@@ -453,3 +453,19 @@ func kmsErr(err error) error {
 	}
 	return err
 }
+
+// WithoutSync marks ctx so that commits made with it (Put, UpdateMeta,
+// Rename, Delete, ...) return once visible to every reader, without waiting
+// for the metadata to reach the disk; Sync makes them durable. Blob data is
+// still synced before any record points at it, so a crash loses such a
+// commit whole or not at all, never half. The mount commits this way on
+// close and syncs on fsync, as POSIX file systems do.
+func WithoutSync(ctx context.Context) context.Context { return meta.WithoutSync(ctx) }
+
+// Sync makes every commit made so far durable.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.meta.Sync()
+}

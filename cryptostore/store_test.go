@@ -1031,3 +1031,24 @@ func TestScrub(t *testing.T) {
 		t.Fatalf("sampled scrub of one bucket: %+v", rep)
 	}
 }
+
+func TestStats(t *testing.T) {
+	e := newEnv(t, nil)
+	e.bucket(t, "plain", false)
+	e.put(t, "plain", "a", randBytes(10))
+	e.bucket(t, "sealed", false)
+	e.put(t, "sealed", "old", randBytes(100))
+	e.store.SetBucketEncryption(ctx, "sealed", true)
+	e.put(t, "sealed", "new", randBytes(200<<10))
+	st, err := e.store.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BucketStats{
+		{Bucket: "plain", Objects: 1, Bytes: 10},
+		{Bucket: "sealed", Encryption: true, Objects: 2, Bytes: 100 + 200<<10, EncryptedObjects: 1, EncryptedBytes: 200 << 10},
+	}
+	if fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("stats:\nwant %+v\nhave %+v", want, st)
+	}
+}

@@ -134,6 +134,33 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	}); err != nil {
 		return err
 	}
+	if deferred(ctx) {
+		return nil
+	}
+	return db.durable()
+}
+
+type withoutSyncKey struct{}
+
+// WithoutSync marks ctx so that Update and UpdateBulk return once their
+// commit is visible, without waiting for it to reach the disk: a crash may
+// then lose it (whole, never half). Sync makes every such commit durable.
+// The mount uses it for what POSIX makes durable only on fsync.
+func WithoutSync(ctx context.Context) context.Context {
+	return context.WithValue(ctx, withoutSyncKey{}, true)
+}
+
+func deferred(ctx context.Context) bool {
+	v, _ := ctx.Value(withoutSyncKey{}).(bool)
+	return v
+}
+
+// Sync makes every commit made so far durable (it shares a sync with
+// concurrent committers).
+func (db *DB) Sync() error {
+	if !db.groupCommit {
+		return db.bdb.Sync()
+	}
 	return db.durable()
 }
 
@@ -195,7 +222,7 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 		}
 		start = end
 	}
-	if n <= 0 {
+	if n <= 0 || deferred(ctx) {
 		return nil
 	}
 	return db.durable()

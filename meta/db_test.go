@@ -846,3 +846,41 @@ func TestWALFileNames(t *testing.T) {
 	}
 	t.Fatalf("no *%s file in %s: Badger renamed its write-ahead logs; fix syncOlderWALs", walSuffix, dir)
 }
+
+// TestWithoutSync: a deferred commit is visible at once, survives a clean
+// close, and Sync runs a sync that started after it.
+func TestWithoutSync(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs := 0
+	inner := db.syncer.fn
+	db.syncer.fn = func() error { syncs++; return inner() }
+	ctx := WithoutSync(context.Background())
+	if err := db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "deferred"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if syncs != 0 {
+		t.Fatalf("a deferred commit waited for %d syncs", syncs)
+	}
+	if err := db.View(context.Background(), func(tx *Txn) error { _, err := tx.GetBucket("deferred"); return err }); err != nil {
+		t.Fatalf("deferred commit not visible: %v", err)
+	}
+	if err := db.Sync(); err != nil || syncs != 1 {
+		t.Fatalf("Sync: %v, %d syncs", err, syncs)
+	}
+	if err := db.Update(context.Background(), func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "synced"}) }); err != nil || syncs != 2 {
+		t.Fatalf("a plain Update did not sync: %v, %d", err, syncs)
+	}
+	db.Close()
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(context.Background(), func(tx *Txn) error { _, err := tx.GetBucket("deferred"); return err }); err != nil {
+		t.Fatalf("deferred commit lost across a clean close: %v", err)
+	}
+}
