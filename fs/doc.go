@@ -1,0 +1,174 @@
+// Package fs is sealfs's FUSE mount: the object store seen as a file
+// system, built on go-fuse's node API (imported as gofs). It owns the
+// mapping from buckets, keys and object metadata to directories, files,
+// POSIX attributes and extended attributes, the staging of writes until
+// they are committed, and what the kernel is allowed to cache.
+//
+// It reaches data only through package cryptostore: it never opens a blob,
+// a data key or the metadata database, never decides whether something is
+// encrypted (the bucket does, at commit), and never writes plaintext to
+// disk: writes waiting for their commit are in memory or in a
+// cryptostore.Spool, sealed under a throwaway key.
+//
+// # Structure
+//
+// The tree has three node types, all in this package:
+//
+//   - rootNode, the mount's top: one directory per bucket. mkdir creates a
+//     bucket (a name S3 refuses is EINVAL), rmdir deletes an empty one
+//     (ENOTEMPTY otherwise). Nothing else can be created at the top, and
+//     buckets cannot be renamed (EPERM).
+//   - dirNode, a bucket's directory (key prefix "") or a directory inside
+//     one: a key prefix ending in "/". mkdir writes a marker object, the
+//     prefix itself ("a/b/"), which holds the directory's mode, owner and
+//     mtime; a prefix that some key runs through is a directory even
+//     without a marker (objects written over S3 make those). When a
+//     directory would vanish because the mount removed its last key, a
+//     marker is written so it stays.
+//   - fileNode, an object: a regular file, or a symlink when its stored
+//     mode has S_IFLNK (the object's content is the target, as other S3
+//     file systems do it).
+//
+// Open directories are dirHandles, which read the store's listing a page
+// (listPage keys) at a time and answer READDIRPLUS's lookups from the
+// records they listed. Open files are fileHandles. api_check.go lists every
+// FUSE operation each type implements.
+//
+// Names: an object "x" and a directory "x/" can both exist in S3; the mount
+// shows the directory (the object is reachable over S3 only). Keys with an
+// empty segment ("a//b") or a segment "." or ".." have no name on the mount
+// and are not listed.
+//
+// # Writing
+//
+// Writes go to the file node's staging area (stage.go), shared by all of
+// the file's handles, and are committed with one cryptostore.Put, the
+// store's one write path, when a handle is flushed (close(2)), fsynced, or
+// released last. When close returns, the new version is committed and
+// listed by S3; it is durable once fsync returns (see Durability). A file
+// written from its end
+// onwards (the common case: created, truncated or appended to) streams into
+// a Put running alongside the writer, so its bytes are hashed, encrypted
+// and written once; a small one is committed in a single call at close.
+// The kernel sends its writeback in order but go-fuse serves requests on
+// parallel goroutines, so a write that arrives before the ones it follows
+// waits for them (with the node's lock released), and a window absorbs
+// small holes and the rewrites of a last, partial page. Anything else (a
+// write behind what was streamed, a hole larger than the window, a read of streamed data) moves the file into a Spool overlay of
+// 64 KiB chunks over the version it started from; if bytes had already been
+// streamed, they are committed first as an intermediate version. Memory
+// stays O(window) per file being written, whatever its size.
+//
+// # Durability
+//
+// As on a local file system, close makes a version visible and fsync makes
+// it durable. The mount's commits (on close, chmod, rename, mkdir, ...) are
+// made with cryptostore.WithoutSync: visible to S3 and every reader at once,
+// but the metadata reaches the disk with the next sync; fsync of a file or
+// a directory, and unmounting, call Store.Sync, which makes every commit so
+// far durable before returning. Data blobs are synced before any record
+// points at them, so a crash loses a version not yet synced whole, never
+// half. (S3 writes are always synced before they are acknowledged.)
+//
+// A file created through the mount exists only in the mount until its
+// first commit: lookups and listings of its directory include it (if that
+// commit fails for good, it vanishes at the last close). Truncating a file
+// nobody has open commits at once. A file deleted while open stays readable
+// through its handles and is never committed (one deleted while its writes
+// were streaming answers ESTALE: the streamed bytes went with it), and an
+// O_TMPFILE file lives in a spool only.
+//
+// Metadata: mode, owner and mtime are stored as the user metadata "mode",
+// "uid", "gid" and "mtime" (x-amz-meta-mode, ...), decimal, as other S3
+// file systems store them; objects without them show 0644 (0755 for
+// directories), the mount's owner and their last-modified time. A change
+// while writes are staged is committed with them, otherwise by
+// cryptostore.UpdateMeta. Set-id bits are cleared by a write (the mount
+// asks the kernel for handle_killpriv_v2). Hard links are refused (EPERM:
+// an object has one key), as are device nodes (EPERM) and FIFOs and
+// sockets (EOPNOTSUPP).
+//
+// Extended attributes (xattr.go): each metadata header H of an object is
+// the attribute user.H; user.x-amz-meta-* can be set and removed, the rest
+// are read-only, and setting one to its current value succeeds so that
+// cp -a and rsync -X work between files of the mount. A bucket's directory
+// carries user.sealfs.default-encryption ("aws:kms" while on); setting it
+// turns encryption on, removing it turns it off. security.*, system.* and
+// trusted.* names are answered "no such attribute" without touching the
+// store (go-fuse answers the kernel's security.capability and POSIX ACL
+// probes itself: IgnoreSecurityLabels).
+//
+// # Inode numbers
+//
+// A node's inode number is a 63-bit hash of its kind, bucket and key
+// (inode.go), so a file keeps its number while mounted even after the
+// kernel forgot it and looked it up again. The table of live numbers moves
+// a colliding identity to the next free number, and files a renamed node's
+// number under its new key, so a new file at the old name gets another.
+//
+// # Kernel caching
+//
+// The mount turns on the kernel's writeback cache (small writes are
+// gathered into MaxWrite requests), asks for MaxWrite (1 MiB) requests,
+// raises the mount's readahead to 1 MiB, and gives entries, attributes and
+// failed lookups non-zero timeouts (DefaultTimeout). Opening a file whose
+// version has not changed since the kernel cached its pages keeps them
+// (FOPEN_KEEP_CACHE).
+//
+// What the mount changes, the kernel knows. Every other change (over S3, by
+// replication, by an admin command) reaches FS.Changed from the store's
+// OnChange; the mount then invalidates the directory entry (positive or
+// negative), the attributes and the pages of what changed, so the change
+// shows at once. With the writeback cache the kernel trusts the size and
+// mtime it holds for a file over anything the file system answers, so a
+// file changed outside is also marked stale: the next lookup makes a new
+// node (the next inode generation), which the kernel sees as a new inode;
+// descriptors opened before keep reading the version they opened. Changes
+// the mount made itself are recognised (own* registries in fs.go) and not
+// sent back.
+//
+// # Error handling
+//
+// Node methods return syscall.Errno. Store errors are mapped in one place,
+// toErrno in errno.go, with errors.Is against the store's sentinels: not
+// found is ENOENT, a disabled KMS key ENOKEY, a blob or record that fails
+// verification EIO (and one log line naming the bucket and key), an
+// interrupted call EINTR, a non-empty bucket ENOTEMPTY, an invalid name
+// EINVAL, a rename across buckets EXDEV (so mv copies), a disk error its own
+// errno; anything else is EIO, logged once per message. go-fuse's own
+// conversion must not be used: it compares with == and turns wrapped errors
+// into ENOSYS.
+//
+// # Interrupts
+//
+// When the calling process gets a signal the kernel interrupts the request
+// and go-fuse cancels its context. sealfs answers every request to the end
+// instead (keep in node.go): its lookups are short, a commit abandoned half
+// way would lose a close's data, and an EINTR from open(2), stat(2) or
+// rename(2), which no local file system returns, breaks programs; Go
+// programs, whose runtime preempts goroutines with SIGURG, would see it all
+// the time. toErrno still maps a context error to EINTR.
+//
+// # Deadlocks
+//
+// The kernel holds locks on inodes while it waits for a request's answer.
+// A notification (invalidating an entry or pages) takes those locks too, so
+// notifications are never sent from inside a request: they run on the
+// invalidator's goroutine (notify.go), which nothing waits on except, for a
+// bounded moment, the store's change callback. The mount is served by a
+// process that never touches its own mount point (tests run it as a child
+// process); a process that served and used its own mount could deadlock in
+// fork/exec or on page faults, as go-fuse's manual explains.
+//
+// Lock order: a file node's data lock (fileNode.mu) may be held while
+// calling the store and while taking FS.mu, node.locMu or the inode
+// table's lock, never the other way round; two file nodes are locked in
+// creation order (lockFiles). A write waiting for its turn in a stream
+// (stage.go) waits with the node's lock released.
+//
+// # Lifecycle
+//
+// Mount mounts and serves; PrepareMountpoint checks the directory first
+// (and removes a stale mount left by a crash); Close commits every open
+// file's staged writes and unmounts, lazily if files are still open.
+package fs

@@ -1,0 +1,534 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// fileNode is an object seen as a regular file, or as a symlink when its
+// stored mode says S_IFLNK. Writes from every open handle go to the node's
+// one staging area and are committed together.
+type fileNode struct {
+	node
+	// pending: created through the mount and never committed; only this
+	// mount knows the file.
+	pending atomic.Bool
+	// stale: the object changed outside the mount. The next lookup makes a
+	// new node (generation gen+1) rather than reuse this one: with the
+	// writeback cache the kernel trusts the size and mtime it holds for a
+	// file over anything we answer, so only a new inode shows new ones.
+	// Handles open on this node keep reading their version.
+	stale atomic.Bool
+	gen   uint64 // the inode's generation
+
+	// writesAt counts the WRITE requests in progress by offset: a write
+	// that arrived early waits for the one before it only if that one has
+	// arrived too.
+	writesMu sync.Mutex
+	writesAt map[int64]int
+
+	mu      sync.Mutex
+	st      *staging      // writes not yet committed; nil when clean
+	opens   int           // open handles
+	commits uint64        // bumped by each commit from this mount
+	cacheID meta.ObjectID // version whose pages the kernel may hold
+	last    *meta.Object  // the record seen last
+	target  string        // a symlink's target, once read
+}
+
+func newFileNode(f *FS, kind byte, bucket, key string) *fileNode {
+	n := &fileNode{}
+	n.init(f, kind, bucket, key)
+	return n
+}
+
+func (n *fileNode) isPending() bool { return n.pending.Load() }
+
+// arriving registers a WRITE at off until the returned function is called.
+func (n *fileNode) arriving(off int64) func() {
+	n.writesMu.Lock()
+	if n.writesAt == nil {
+		n.writesAt = make(map[int64]int)
+	}
+	n.writesAt[off]++
+	n.writesMu.Unlock()
+	return func() {
+		n.writesMu.Lock()
+		if n.writesAt[off]--; n.writesAt[off] <= 0 {
+			delete(n.writesAt, off)
+		}
+		n.writesMu.Unlock()
+	}
+}
+
+// arrived reports whether a WRITE at off is in progress.
+func (n *fileNode) arrived(off int64) bool {
+	n.writesMu.Lock()
+	defer n.writesMu.Unlock()
+	return n.writesAt[off] > 0
+}
+
+// seen records the latest record found by a lookup.
+func (n *fileNode) seen(obj *meta.Object) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.last != nil && n.last.ID != obj.ID {
+		n.target = ""
+	}
+	n.last = obj
+}
+
+// forget drops what the node caches about its object (it changed outside
+// the mount).
+func (n *fileNode) forget() {
+	n.mu.Lock()
+	n.target = ""
+	n.mu.Unlock()
+}
+
+// attr fills out with the node's attributes as last known.
+func (n *fileNode) attr(out *fuse.Attr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.attrLocked(out)
+}
+
+func (n *fileNode) attrLocked(out *fuse.Attr) {
+	switch {
+	case n.st != nil:
+		n.fs.fillAttr(out, n.ino, n.kind, n.fs.posixOf(&n.st.meta, 0o644, n.fs.started), n.st.size)
+	case n.last != nil:
+		n.fs.objectAttr(out, n.ino, n.last)
+	default:
+		n.fs.fillAttr(out, n.ino, n.kind, posix{mode: 0o644, uid: n.fs.uid, gid: n.fs.gid, mtime: n.fs.started}, 0)
+	}
+	if _, _, ok := n.loc(); !ok {
+		out.Nlink = 0
+	}
+}
+
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if bucket, key, ok := n.loc(); ok && n.st == nil {
+		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
+		if err != nil {
+			return n.fs.errno(err, bucket, key)
+		}
+		n.last = obj
+	}
+	n.attrLocked(&out.Attr)
+	return 0
+}
+
+// Setattr truncates through the staging area (committed at the next flush,
+// or at once when no handle is open) and stores mode, owner and mtime in
+// the object's metadata: with the pending writes if there are any, else in
+// a metadata-only commit.
+func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bucket, key, ok := n.loc()
+	if size, has := in.GetSize(); has {
+		if n.kind == kindLink {
+			return syscall.EINVAL
+		}
+		if errno := n.stageLocked(ctx); errno != 0 {
+			return errno
+		}
+		if err := n.st.truncate(int64(size)); err != nil {
+			return n.fs.errno(err, bucket, key)
+		}
+		n.st.wrote = true
+		n.st.mtimeSet = false
+	}
+	if hasPOSIXChange(in) {
+		switch {
+		case n.st != nil:
+			cur := n.fs.posixOf(&n.st.meta, 0o644, n.fs.started)
+			applySetattr(&n.st.meta, cur, in)
+			if _, has := in.GetMTime(); has {
+				n.st.mtimeSet = true
+			}
+		case !ok:
+			// Deleted but open: nothing to store it in.
+		default:
+			done := n.fs.ownOp(bucket, key)
+			obj, err := n.fs.store.UpdateMeta(keep(ctx), bucket, key, func(m *meta.ObjectMeta) error {
+				dfl := uint32(0o644)
+				if n.kind == kindLink {
+					dfl = 0o777 | syscall.S_IFLNK
+				}
+				applySetattr(m, n.fs.posixOf(m, dfl, n.fs.started), in)
+				return nil
+			})
+			done()
+			if err != nil {
+				return n.fs.errno(err, bucket, key)
+			}
+			n.last = obj
+		}
+	}
+	if _, has := in.GetSize(); has && n.opens == 0 && ok {
+		// truncate(2) of a file nobody has open: no flush will follow.
+		if err := n.commitLocked(ctx); err != nil {
+			return n.fs.errno(err, bucket, key)
+		}
+	}
+	n.attrLocked(&out.Attr)
+	return 0
+}
+
+// stageLocked makes sure the node has a staging area, over the object's
+// current version.
+func (n *fileNode) stageLocked(ctx context.Context) syscall.Errno {
+	if n.st != nil {
+		return 0
+	}
+	bucket, key, ok := n.loc()
+	var base *cryptostore.Handle
+	var m meta.ObjectMeta
+	if ok {
+		h, err := n.fs.store.Open(keep(ctx), bucket, key)
+		if err != nil {
+			return n.fs.errno(err, bucket, key)
+		}
+		base = h
+		m = h.Object().Meta.Clone()
+		n.last = h.Object()
+	} else if n.last != nil {
+		m = n.last.Meta.Clone()
+	}
+	n.st = newStaging(n, base, m)
+	n.fs.markDirty(n)
+	return 0
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bucket, key, ok := n.loc()
+	if !ok {
+		return nil, 0, syscall.ENOENT
+	}
+	if n.kind == kindLink {
+		return nil, 0, syscall.ELOOP
+	}
+	h := &fileHandle{n: n}
+	var fuseFlags uint32
+	trunc := flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	switch {
+	case n.st != nil:
+		// The kernel's pages hold what was written here.
+		fuseFlags = fuse.FOPEN_KEEP_CACHE
+		if trunc {
+			if err := n.st.truncate(0); err != nil {
+				return nil, 0, n.fs.errno(err, bucket, key)
+			}
+			n.st.wrote = true
+		}
+	case trunc:
+		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
+		if err != nil {
+			return nil, 0, n.fs.errno(err, bucket, key)
+		}
+		n.last = obj
+		n.st = newStaging(n, nil, obj.Meta.Clone())
+		n.st.wrote = true
+		n.fs.markDirty(n)
+	default:
+		rh, err := n.fs.store.Open(keep(ctx), bucket, key)
+		if err != nil {
+			return nil, 0, n.fs.errno(err, bucket, key)
+		}
+		obj := rh.Object()
+		n.last = obj
+		if obj.ID == n.cacheID {
+			fuseFlags = fuse.FOPEN_KEEP_CACHE
+		}
+		n.cacheID = obj.ID
+		h.rh, h.gen = rh, n.commits
+	}
+	n.opens++
+	return h, fuseFlags, 0
+}
+
+// commitLocked commits the staged writes, if any, through the store's one
+// write path. A deleted file commits nothing (its data stays readable
+// through the handles still open).
+func (n *fileNode) commitLocked(ctx context.Context) error {
+	st := n.st
+	if st == nil {
+		return nil
+	}
+	bucket, key, ok := n.loc()
+	if !ok {
+		return nil
+	}
+	done := n.fs.ownOp(bucket, key)
+	obj, err := st.commit(keep(ctx), bucket, key)
+	done()
+	if err != nil {
+		// The kernel's pages hold what failed to commit: the next open
+		// must not keep them.
+		n.cacheID = meta.ObjectID{}
+		return err
+	}
+	st.close()
+	n.st = nil
+	n.pending.Store(false)
+	n.committedLocked(obj)
+	n.fs.markClean(n)
+	return nil
+}
+
+// committedLocked records a version this mount committed: the kernel's pages
+// hold it.
+func (n *fileNode) committedLocked(obj *meta.Object) {
+	n.last = obj
+	n.cacheID = obj.ID
+	n.commits++
+}
+
+// removedLocked records that the file was deleted or replaced.
+func (n *fileNode) removedLocked() {
+	n.markGone()
+	n.pending.Store(false)
+	switch {
+	case n.st == nil:
+	case n.opens == 0:
+		n.st.close()
+		n.st = nil
+	case n.st.put != nil:
+		// The stream would commit the file again: stop it. What it
+		// carried is lost to the handles still open.
+		n.st.abortStream()
+		n.st.broken = errGone
+	}
+	n.fs.markClean(n)
+}
+
+// Readlink returns a symlink's target: the object's content.
+func (n *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.kind != kindLink {
+		return nil, syscall.EINVAL
+	}
+	if n.target != "" {
+		return []byte(n.target), 0
+	}
+	bucket, key, ok := n.loc()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	h, err := n.fs.store.Open(keep(ctx), bucket, key)
+	if err != nil {
+		return nil, n.fs.errno(err, bucket, key)
+	}
+	defer h.Close()
+	if h.Size() > 64<<10 {
+		return nil, syscall.ENAMETOOLONG
+	}
+	buf := make([]byte, h.Size())
+	if _, err := h.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return nil, n.fs.errno(err, bucket, key)
+	}
+	n.target = string(buf)
+	return buf, 0
+}
+
+func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return getxattr(ctx, fileXattrs{n}, attr, dest)
+}
+
+func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return listxattr(ctx, fileXattrs{n}, dest)
+}
+
+func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return setxattr(ctx, fileXattrs{n}, attr, data, flags)
+}
+
+func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return removexattr(ctx, fileXattrs{n}, attr)
+}
+
+// fileHandle is an open file. Reads of a clean file go to the version that
+// was current when it was opened (or last committed by this mount); reads
+// and writes of a file with staged writes go to the staging area.
+type fileHandle struct {
+	n *fileNode
+
+	mu  sync.Mutex
+	rh  *cryptostore.Handle
+	gen uint64 // the node's commits when rh was opened
+}
+
+// reader returns the handle to read a clean file through, reopening it if
+// this mount committed a new version since.
+func (h *fileHandle) reader(ctx context.Context, bucket, key string, gen uint64) (*cryptostore.Handle, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rh != nil && h.gen == gen {
+		return h.rh, nil
+	}
+	rh, err := h.n.fs.store.Open(keep(ctx), bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	if h.rh != nil {
+		h.rh.Close()
+	}
+	h.rh, h.gen = rh, gen
+	return rh, nil
+}
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n := h.n
+	n.mu.Lock()
+	bucket, key, ok := n.loc()
+	if n.st != nil {
+		nr, err := n.st.readAt(dest, off)
+		n.mu.Unlock()
+		if err != nil && err != io.EOF {
+			return nil, n.fs.errno(err, bucket, key)
+		}
+		return fuse.ReadResultData(dest[:nr]), 0
+	}
+	gen := n.commits
+	n.mu.Unlock()
+	var rh *cryptostore.Handle
+	if ok {
+		var err error
+		if rh, err = h.reader(ctx, bucket, key, gen); err != nil {
+			return nil, n.fs.errno(err, bucket, key)
+		}
+	} else {
+		h.mu.Lock()
+		rh = h.rh
+		h.mu.Unlock()
+		if rh == nil {
+			return nil, syscall.ENOENT
+		}
+	}
+	nr, err := rh.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, n.fs.errno(err, bucket, key)
+	}
+	return fuse.ReadResultData(dest[:nr]), 0
+}
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n := h.n
+	defer n.arriving(off)()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bucket, key, _ := n.loc()
+	if n.st != nil {
+		n.st.awaitTurn(off)
+	}
+	if errno := n.stageLocked(ctx); errno != 0 {
+		return 0, errno
+	}
+	if err := n.st.write(data, off); err != nil {
+		return 0, n.fs.errno(err, bucket, key)
+	}
+	return uint32(len(data)), 0
+}
+
+// Flush commits the file's staged writes: close(2) returns once the new
+// version is in the store, durable and visible to S3.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	n := h.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.commitLocked(ctx); err != nil {
+		bucket, key, _ := n.loc()
+		return n.fs.errno(err, bucket, key)
+	}
+	return 0
+}
+
+// Fsync commits like Flush, then makes the commit durable before it
+// returns.
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if errno := h.Flush(ctx); errno != 0 {
+		return errno
+	}
+	if err := h.n.fs.store.Sync(keep(ctx)); err != nil {
+		bucket, key, _ := h.n.loc()
+		return h.n.fs.errno(err, bucket, key)
+	}
+	return 0
+}
+
+// Release closes the handle; the last one out commits what is still staged
+// (writes through a memory mapping can arrive after the last flush).
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	n := h.n
+	n.mu.Lock()
+	n.opens--
+	if n.opens == 0 && n.st != nil {
+		if err := n.commitLocked(ctx); err != nil {
+			bucket, key, _ := n.loc()
+			n.fs.log.Error("writes lost: the last close could not commit them", "bucket", bucket, "key", key, "err", err)
+		}
+		if n.st != nil { // failed, or deleted: nothing will commit it now
+			n.st.close()
+			n.st = nil
+			n.fs.markClean(n)
+			if n.pending.Swap(false) {
+				// A new file that never made it to the store: have the
+				// kernel forget it.
+				if bucket, key, ok := n.loc(); ok {
+					n.fs.inval.post(cryptostore.ChangeEvent{Kind: cryptostore.ChangeDelete, Bucket: bucket, Key: key})
+				}
+			}
+		}
+	}
+	n.mu.Unlock()
+	h.mu.Lock()
+	if h.rh != nil {
+		h.rh.Close()
+		h.rh = nil
+	}
+	h.mu.Unlock()
+	return 0
+}
+
+// Allocate supports plain fallocate (which may extend the file) and
+// FALLOC_FL_KEEP_SIZE (a no-op: space is not reserved ahead).
+func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	const keepSize = 1 // FALLOC_FL_KEEP_SIZE
+	switch mode {
+	case keepSize:
+		return 0
+	case 0:
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	n := h.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if errno := n.stageLocked(ctx); errno != 0 {
+		return errno
+	}
+	if end := int64(off + size); end > n.st.size {
+		bucket, key, _ := n.loc()
+		if err := n.st.truncate(end); err != nil {
+			return n.fs.errno(err, bucket, key)
+		}
+		n.st.wrote = true
+	}
+	return 0
+}

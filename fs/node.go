@@ -1,0 +1,249 @@
+package fs
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// node is what files and directories below the root share: where they are
+// in the store and their inode number.
+type node struct {
+	gofs.Inode
+	fs   *FS
+	ino  uint64
+	seq  uint64 // creation order, for a lock order
+	kind byte
+
+	locMu  sync.Mutex
+	bucket string
+	key    string // object key; for a directory its prefix, ending in "/" ("" for a bucket)
+	gone   bool   // deleted or replaced; an open file stays readable
+}
+
+func (n *node) init(f *FS, kind byte, bucket, key string) {
+	n.fs, n.kind, n.bucket, n.key = f, kind, bucket, key
+	n.seq = f.nodeSeq.Add(1)
+	n.ino = f.inodes.acquire(identity(kind, bucket, key))
+}
+
+// loc returns the node's bucket and key; ok is false once it is gone.
+func (n *node) loc() (bucket, key string, ok bool) {
+	n.locMu.Lock()
+	defer n.locMu.Unlock()
+	return n.bucket, n.key, !n.gone
+}
+
+// moveTo gives the node a new key after a rename.
+func (n *node) moveTo(key string) {
+	n.locMu.Lock()
+	n.key = key
+	bucket := n.bucket
+	n.locMu.Unlock()
+	n.fs.inodes.rekey(n.ino, identity(n.kind, bucket, key))
+}
+
+// markGone records that the node's object was deleted or replaced.
+func (n *node) markGone() {
+	n.locMu.Lock()
+	n.gone = true
+	n.locMu.Unlock()
+	n.fs.inodes.rekey(n.ino, "")
+}
+
+// OnForget gives the inode number back when the kernel forgets the node.
+func (n *node) OnForget() { n.fs.inodes.release(n.ino) }
+
+// Statfs reports the data directory's disk.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return n.fs.statfs(out)
+}
+
+// ---- attributes
+
+// blockSize is the st_blksize reported: tools size their buffers by it, and
+// 1 MiB matches the largest request the kernel sends.
+const blockSize = MaxWrite
+
+// posix is a file's POSIX attributes as kept in object metadata.
+type posix struct {
+	mode  uint32 // permission bits and type
+	uid   uint32
+	gid   uint32
+	mtime time.Time
+}
+
+// posixOf reads the POSIX attributes from an object's metadata; what is not
+// stored comes from the defaults: the mount's owner, dflMode, and the
+// object's last-modified time.
+func (f *FS) posixOf(m *meta.ObjectMeta, dflMode uint32, lastModified time.Time) posix {
+	p := posix{mode: dflMode, uid: f.uid, gid: f.gid, mtime: lastModified}
+	if v, ok := m.Mode(); ok {
+		p.mode = v
+	}
+	if v, ok := m.UID(); ok {
+		p.uid = v
+	}
+	if v, ok := m.GID(); ok {
+		p.gid = v
+	}
+	if v, ok := parseMtime(m.User[meta.MetaMtime]); ok {
+		p.mtime = v
+	}
+	return p
+}
+
+// parseMtime reads a stored mtime, "seconds[.fraction]", to the nanosecond
+// (meta.ObjectMeta.Mtime goes through a float64, which keeps only about a
+// tenth of a microsecond at today's dates).
+func parseMtime(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var nsec int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		n, err := strconv.ParseUint(frac, 10, 32)
+		if err != nil {
+			return time.Time{}, false
+		}
+		nsec = int64(n)
+		for i := len(frac); i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	return time.Unix(sec, nsec), true
+}
+
+// kindOf tells a symlink from a file: a symlink is an object whose stored
+// mode has S_IFLNK (the convention other S3 file systems use).
+func kindOf(obj *meta.Object) byte {
+	if m, ok := obj.Meta.Mode(); ok && m&syscall.S_IFMT == syscall.S_IFLNK {
+		return kindLink
+	}
+	return kindFile
+}
+
+func fileType(kind byte) uint32 {
+	switch kind {
+	case kindDir:
+		return syscall.S_IFDIR
+	case kindLink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+// fillAttr writes attributes into out.
+func (f *FS) fillAttr(out *fuse.Attr, ino uint64, kind byte, p posix, size int64) {
+	out.Ino = ino
+	out.Mode = fileType(kind) | p.mode&0o7777
+	out.Size = uint64(size)
+	out.Blocks = (uint64(size) + 511) / 512
+	out.Blksize = blockSize
+	out.Nlink = 1
+	out.Owner = fuse.Owner{Uid: p.uid, Gid: p.gid}
+	out.SetTimes(&p.mtime, &p.mtime, &p.mtime)
+}
+
+// objectAttr fills out from an object record.
+func (f *FS) objectAttr(out *fuse.Attr, ino uint64, obj *meta.Object) {
+	kind := kindOf(obj)
+	dfl := uint32(0o644)
+	if kind == kindLink {
+		dfl = 0o777
+	}
+	f.fillAttr(out, ino, kind, f.posixOf(&obj.Meta, dfl, obj.LastModified), obj.Size)
+}
+
+// dirAttr fills out for a directory; marker is its "dir/" object, nil for a
+// directory that exists only because keys run through it.
+func (f *FS) dirAttr(out *fuse.Attr, ino uint64, marker *meta.Object) {
+	p := posix{mode: 0o755, uid: f.uid, gid: f.gid, mtime: f.started}
+	if marker != nil {
+		p = f.posixOf(&marker.Meta, 0o755, marker.LastModified)
+	}
+	f.fillAttr(out, ino, kindDir, p, 0)
+}
+
+// setPOSIXField stores one POSIX attribute in metadata.
+func setPOSIXField(m *meta.ObjectMeta, name string, v uint32) {
+	if m.User == nil {
+		m.User = make(map[string]string, 4)
+	}
+	m.User[name] = strconv.FormatUint(uint64(v), 10)
+}
+
+// applySetattr applies the mode, owner and mtime changes of a SETATTR to
+// metadata whose current attributes are cur. It reports whether anything
+// changed.
+func applySetattr(m *meta.ObjectMeta, cur posix, in *fuse.SetAttrIn) bool {
+	changed := false
+	mode, hasMode := in.GetMode()
+	if hasMode {
+		setPOSIXField(m, meta.MetaMode, cur.mode&syscall.S_IFMT|mode&0o7777)
+		changed = true
+	}
+	if uid, ok := in.GetUID(); ok {
+		setPOSIXField(m, meta.MetaUID, uid)
+		changed = true
+	}
+	if gid, ok := in.GetGID(); ok {
+		setPOSIXField(m, meta.MetaGID, gid)
+		changed = true
+	}
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && !hasMode && cur.mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
+		setPOSIXField(m, meta.MetaMode, cur.mode&^(syscall.S_ISUID|syscall.S_ISGID))
+		changed = true
+	}
+	if t, ok := in.GetMTime(); ok {
+		m.SetMtime(t)
+		changed = true
+	}
+	return changed
+}
+
+// hasPOSIXChange reports whether a SETATTR changes anything besides the
+// size (atime and ctime are not stored).
+func hasPOSIXChange(in *fuse.SetAttrIn) bool {
+	return in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_MTIME|fuse.FATTR_KILL_SUIDGID) != 0
+}
+
+// caller returns who is asking, for the owner of what they create.
+func (f *FS) caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return f.uid, f.gid
+}
+
+// newMeta returns the metadata of a new object created by the caller.
+func (f *FS) newMeta(ctx context.Context, mode uint32) meta.ObjectMeta {
+	uid, gid := f.caller(ctx)
+	var m meta.ObjectMeta
+	m.SetPOSIX(mode, uid, gid, time.Now())
+	return m
+}
+
+// keep is the context of every store call: it ignores the interrupt that
+// cancels a request's context (see "Interrupts" in the package doc), and its
+// commits do not wait for the disk: fsync does (see "Durability").
+func keep(ctx context.Context) context.Context {
+	return cryptostore.WithoutSync(context.WithoutCancel(ctx))
+}

@@ -1,0 +1,731 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// staging is a file's content while it is written: the version it started
+// from (base), changed by the writes since. It is in one of two modes.
+//
+// Stream mode is the common case, a file written from its end onwards
+// (created, truncated, or appended to): the content is base[0:baseLen]
+// followed by the written bytes, and the bytes flow into a cryptostore.Put
+// running in a goroutine (through an io.Pipe) as they arrive, so they are
+// hashed, encrypted and written to disk once, while the writer goes on. A
+// window of up to winMax bytes past what was sent absorbs what the kernel
+// sends out of order (writeback requests race) and the rewrites of a last,
+// partial page; only whole pages that every earlier byte precedes are sent.
+// Small files never start the goroutine: flush puts them in one call.
+//
+// Overlay mode takes over when a write or read does not fit the stream: the
+// content is base (up to baseLen) with the 64 KiB chunks written since kept
+// in a cryptostore.Spool, sealed under a throwaway key. Switching is free if
+// nothing was sent yet; otherwise what was streamed is committed first (an
+// intermediate version, as if the file had been flushed) and becomes the
+// base.
+//
+// Memory is O(window + spool chunk) whatever the file's size. A staging is
+// used under its node's lock.
+type staging struct {
+	n       *fileNode
+	store   *cryptostore.Store
+	base    *cryptostore.Handle // nil: the content starts empty
+	baseLen int64               // bytes of base that are part of the content
+	size    int64
+
+	meta     meta.ObjectMeta // committed with the data
+	mtimeSet bool            // meta's mtime was set since the last write
+	wrote    bool            // the data changed (a commit sets mtime, clears set-id bits)
+
+	win *window    // stream mode
+	put *streamPut // the running Put, once the window first filled
+
+	spool *cryptostore.Spool // overlay mode
+	have  []uint64           // bit i: chunk i is in the spool
+
+	broken error // a stream that failed: its data is lost
+
+	// progress is closed, and replaced, whenever the written bytes in
+	// stream order reach further: a write that arrived before the ones it
+	// follows waits on it (see awaitTurn).
+	progress chan struct{}
+	// skipped: where the bytes in stream order ended when a wait ran out
+	// (the writer left a hole there); nobody waits there again.
+	skipped int64
+}
+
+const (
+	pageSize = 4096
+	// winPush: the window sends what is ready once it holds this much.
+	winPush = 1 << 20
+	// winMax: how far past what was sent a write may land and still be
+	// streamed.
+	winMax = 8 << 20
+	// turnWait bounds how long a write that arrived early waits for the
+	// writes before it, and turnRange how far ahead it may be: the kernel
+	// sends its writeback in order, up to MaxBackground requests at once,
+	// but go-fuse serves them on parallel goroutines, so they arrive in
+	// any order.
+	turnWait  = 20 * time.Millisecond
+	turnRange = 64 << 20
+	// turnStall bounds the wait for a write that has arrived and waits for
+	// the lock (held while the store takes earlier data).
+	turnStall = 10 * time.Second
+	// chunk is the overlay's unit: the spool's.
+	chunk = cryptostore.SpoolChunkSize
+)
+
+func newStaging(n *fileNode, base *cryptostore.Handle, m meta.ObjectMeta) *staging {
+	st := &staging{n: n, store: n.fs.store, base: base, meta: m, skipped: -1}
+	if base != nil {
+		st.baseLen = base.Size()
+		st.size = st.baseLen
+	}
+	st.win = &window{off: st.baseLen}
+	return st
+}
+
+// ---- the stream's Put
+
+type streamPut struct {
+	pw   *io.PipeWriter
+	in   *cryptostore.PutInput
+	done chan struct{}
+	obj  *meta.Object
+	err  error
+}
+
+var errStreamAborted = errors.New("stream abandoned")
+
+// errGone: the file was deleted while its writes streamed to the store.
+var errGone = errors.New("file deleted while being written")
+
+// startPut starts the Put that the stream feeds.
+func (st *staging) startPut() error {
+	bucket, key, ok := st.n.loc()
+	if !ok {
+		return errGone
+	}
+	pr, pw := io.Pipe()
+	var body io.Reader = pr
+	if st.baseLen > 0 {
+		body = io.MultiReader(io.NewSectionReader(st.base, 0, st.baseLen), pr)
+	}
+	p := &streamPut{
+		pw:   pw,
+		in:   &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: -1, Meta: st.meta.Clone()},
+		done: make(chan struct{}),
+	}
+	release := st.n.fs.ownOp(bucket, key)
+	go func() {
+		defer close(p.done)
+		defer release()
+		p.obj, p.err = st.store.Put(keep(context.Background()), p.in)
+		if p.err != nil {
+			pr.CloseWithError(p.err)
+		} else {
+			pr.CloseWithError(errStreamAborted) // it read to the end: nothing more is wanted
+		}
+	}()
+	st.put = p
+	return nil
+}
+
+// send writes p into the running Put.
+func (st *staging) send(p []byte) error {
+	if _, err := st.put.pw.Write(p); err != nil {
+		return st.fail(err)
+	}
+	return nil
+}
+
+// fail records that the running Put failed: the streamed data is lost.
+func (st *staging) fail(err error) error {
+	<-st.put.done
+	if st.put.err != nil {
+		err = st.put.err
+	}
+	st.put = nil
+	st.broken = fmt.Errorf("streaming to the store: %w", err)
+	return st.broken
+}
+
+// finishStream sends the rest of the content, ends the body and waits for
+// the Put to commit.
+func (st *staging) finishStream() (*meta.Object, error) {
+	w := st.win
+	if len(w.buf) > 0 {
+		if err := st.send(w.buf); err != nil {
+			return nil, err
+		}
+	}
+	if sent := w.off + int64(len(w.buf)); sent < st.size {
+		if _, err := io.Copy(st.put.pw, &zeroReader{n: st.size - sent}); err != nil {
+			return nil, st.fail(err)
+		}
+	}
+	// Put reads the metadata once the body has ended; what was set while
+	// the data streamed is committed with it.
+	st.put.in.Meta = st.finalMeta()
+	st.put.pw.Close()
+	<-st.put.done
+	obj, err := st.put.obj, st.put.err
+	st.put = nil
+	st.win = &window{off: st.size}
+	if err != nil {
+		st.broken = err
+		return nil, err
+	}
+	return obj, nil
+}
+
+// abortStream abandons the running Put: nothing of it is committed.
+func (st *staging) abortStream() {
+	if st.put == nil {
+		return
+	}
+	st.put.pw.CloseWithError(errStreamAborted)
+	<-st.put.done
+	st.put = nil
+}
+
+// ---- operations
+
+// write stores p at off.
+func (st *staging) write(p []byte, off int64) error {
+	if st.broken != nil {
+		return st.broken
+	}
+	st.wrote, st.mtimeSet = true, false
+	end := off + int64(len(p))
+	if st.win != nil && st.put == nil {
+		if _, _, ok := st.n.loc(); !ok {
+			// Deleted (a temporary file): it will never be committed, so
+			// keep it in the spool.
+			if err := st.toOverlay("deleted", off, len(p)); err != nil {
+				return err
+			}
+		}
+	}
+	if st.win != nil {
+		if st.win.fits(off, len(p)) {
+			before := st.win.end()
+			err := st.windowWrite(p, off)
+			if st.win == nil || st.win.end() > before {
+				st.advanced()
+			}
+			if err != nil {
+				return err
+			}
+			st.size = max(st.size, end)
+			return nil
+		}
+		if err := st.toOverlay("write out of order", off, len(p)); err != nil {
+			return err
+		}
+	}
+	if err := st.overlayWrite(p, off); err != nil {
+		return err
+	}
+	st.size = max(st.size, end)
+	return nil
+}
+
+// awaitTurn waits, with the node's lock released, until the bytes before
+// off have arrived. It waits for as long as the write carrying them has
+// reached the mount (it is only waiting for the lock), and for turnWait
+// otherwise: the writer may have left a hole. Called with the node's lock
+// held; the node's staging may be another one (or none) when it returns.
+func (st *staging) awaitTurn(off int64) {
+	for st.win != nil && off > st.win.end() && off-st.win.end() <= turnRange && st.win.end() != st.skipped {
+		if st.progress == nil {
+			st.progress = make(chan struct{})
+		}
+		ch, next := st.progress, st.win.end()
+		wait := turnWait
+		if st.n.arrived(next) {
+			wait = turnStall
+		}
+		t := time.NewTimer(wait)
+		st.n.mu.Unlock()
+		select {
+		case <-ch:
+			t.Stop()
+			st.n.mu.Lock()
+		case <-t.C:
+			st.n.mu.Lock()
+			if st.win != nil && st.win.end() == next && !st.n.arrived(next) {
+				st.skipped = next
+				return
+			}
+		}
+	}
+}
+
+// advanced wakes the writes waiting for their turn.
+func (st *staging) advanced() {
+	if st.progress != nil {
+		close(st.progress)
+		st.progress = nil
+	}
+}
+
+func (st *staging) windowWrite(p []byte, off int64) error {
+	w := st.win
+	// The common case, the next bytes in order with nothing held back:
+	// send the whole pages straight from the request.
+	if len(w.buf) == 0 && off == w.off && (st.put != nil || len(p) >= winPush) {
+		if k := int64(len(p)) &^ (pageSize - 1); k > 0 {
+			if err := st.ensurePut(); err != nil {
+				return err
+			}
+			if err := st.send(p[:k]); err != nil {
+				return err
+			}
+			w.off += k
+			p, off = p[k:], off+k
+		}
+	}
+	if len(p) > 0 {
+		w.write(p, off)
+	}
+	if n := w.ready(); n >= winPush {
+		if err := st.ensurePut(); err != nil {
+			return err
+		}
+		if err := st.send(w.buf[:n]); err != nil {
+			return err
+		}
+		w.drop(n)
+	}
+	return nil
+}
+
+func (st *staging) ensurePut() error {
+	if st.put != nil {
+		return nil
+	}
+	return st.startPut()
+}
+
+// readAt reads the content at off.
+func (st *staging) readAt(p []byte, off int64) (int, error) {
+	if st.broken != nil {
+		return 0, st.broken
+	}
+	if off >= st.size {
+		return 0, io.EOF
+	}
+	var eof error
+	if rest := st.size - off; int64(len(p)) > rest {
+		p, eof = p[:rest], io.EOF
+	}
+	end := off + int64(len(p))
+	if st.win != nil && off < st.win.off && end > st.baseLen {
+		// Part of it was sent to the store already.
+		if err := st.toOverlay("read of sent data", off, len(p)); err != nil {
+			return 0, err
+		}
+	}
+	if st.win == nil {
+		if err := st.overlayRead(p, off); err != nil {
+			return 0, err
+		}
+		return len(p), eof
+	}
+	if b := min(end, st.baseLen) - off; b > 0 {
+		if err := readBase(st.base, p[:b], off); err != nil {
+			return 0, err
+		}
+	}
+	if from := max(off, st.win.off); from < end {
+		st.win.read(p[from-off:], from)
+	}
+	return len(p), eof
+}
+
+// truncate sets the content's length.
+func (st *staging) truncate(size int64) error {
+	if st.broken != nil {
+		return st.broken
+	}
+	if st.win != nil {
+		switch {
+		case size >= st.win.off:
+			st.win.truncate(size)
+			st.size = size
+			return nil
+		case size <= st.baseLen:
+			// Everything written since the base is cut off: start the
+			// stream again from size.
+			st.abortStream()
+			st.baseLen, st.size = size, size
+			st.win = &window{off: size}
+			return nil
+		}
+		if err := st.toOverlay("truncate", size, 0); err != nil {
+			return err
+		}
+	}
+	if size < st.size {
+		if st.spool != nil && size < st.spool.Size() {
+			if err := st.spool.Truncate(size); err != nil {
+				return err
+			}
+		}
+		for c := (size + chunk - 1) / chunk; c < int64(len(st.have))*64; c++ {
+			st.have[c/64] &^= 1 << (c % 64)
+		}
+		st.baseLen = min(st.baseLen, size)
+	}
+	st.size = size
+	return nil
+}
+
+// toOverlay leaves stream mode.
+func (st *staging) toOverlay(why string, off int64, n int) error {
+	w := st.win
+	defer st.advanced() // nobody waits for a turn in overlay mode
+	if bucket, key, _ := st.n.loc(); st.n.fs.log.Enabled(context.Background(), slog.LevelDebug) {
+		st.n.fs.log.Debug("staging a file in the spool", "bucket", bucket, "key", key, "why", why,
+			"off", off, "len", n, "window", w.off, "buffered", len(w.buf), "streaming", st.put != nil)
+	}
+	if st.put != nil {
+		// Commit what was streamed; it becomes the base.
+		obj, err := st.finishStream()
+		if err != nil {
+			return err
+		}
+		st.n.committedLocked(obj)
+		bucket, key, _ := st.n.loc()
+		h, err := st.store.Open(context.Background(), bucket, key)
+		if err != nil {
+			st.broken = err
+			return err
+		}
+		if st.base != nil {
+			st.base.Close()
+		}
+		st.base, st.baseLen, st.size = h, h.Size(), h.Size()
+		st.win = nil
+		return nil
+	}
+	// Nothing left the process: move the window into the spool.
+	st.win = nil
+	if len(w.buf) > 0 {
+		return st.overlayWrite(w.buf, w.off)
+	}
+	return nil
+}
+
+// ---- overlay mode
+
+func (st *staging) has(c int64) bool {
+	return c/64 < int64(len(st.have)) && st.have[c/64]&(1<<(c%64)) != 0
+}
+
+func (st *staging) mark(c int64) {
+	for int64(len(st.have)) <= c/64 {
+		st.have = append(st.have, 0)
+	}
+	st.have[c/64] |= 1 << (c % 64)
+}
+
+func (st *staging) overlayWrite(p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if st.spool == nil {
+		sp, err := st.store.NewSpool()
+		if err != nil {
+			return err
+		}
+		st.spool = sp
+	}
+	end := off + int64(len(p))
+	first, last := off/chunk, (end-1)/chunk
+	// A chunk the write covers only in part takes the base's bytes first.
+	for _, c := range []int64{first, last} {
+		cs := c * chunk
+		whole := off <= cs && end >= cs+chunk
+		if whole || st.has(c) || cs >= st.baseLen {
+			continue
+		}
+		buf := make([]byte, min(cs+chunk, st.baseLen)-cs)
+		if err := readBase(st.base, buf, cs); err != nil {
+			return err
+		}
+		if _, err := st.spool.WriteAt(buf, cs); err != nil {
+			return err
+		}
+		st.mark(c)
+	}
+	if _, err := st.spool.WriteAt(p, off); err != nil {
+		return err
+	}
+	for c := first; c <= last; c++ {
+		st.mark(c)
+	}
+	return nil
+}
+
+// overlayRead fills p (within the content) from the spool, the base and
+// zeros.
+func (st *staging) overlayRead(p []byte, off int64) error {
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		inSpool := st.has(pos / chunk)
+		run := min((pos/chunk+1)*chunk, end)
+		for run < end && st.has(run/chunk) == inSpool {
+			run = min(run+chunk, end)
+		}
+		seg := p[pos-off : run-off]
+		if inSpool {
+			n, err := st.spool.ReadAt(seg, pos)
+			if err != nil && err != io.EOF {
+				return err
+			}
+			clear(seg[n:]) // past the spool's end: zeros
+		} else {
+			b := max(0, min(run, st.baseLen)-pos)
+			if b > 0 {
+				if err := readBase(st.base, seg[:b], pos); err != nil {
+					return err
+				}
+			}
+			clear(seg[b:])
+		}
+		pos = run
+	}
+	return nil
+}
+
+// overlayReader reads the content for the commit.
+type overlayReader struct{ st *staging }
+
+func (r overlayReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.st.size {
+		return 0, io.EOF
+	}
+	var eof error
+	if rest := r.st.size - off; int64(len(p)) > rest {
+		p, eof = p[:rest], io.EOF
+	}
+	if err := r.st.overlayRead(p, off); err != nil {
+		return 0, err
+	}
+	return len(p), eof
+}
+
+func readBase(h *cryptostore.Handle, p []byte, off int64) error {
+	n, err := h.ReadAt(p, off)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	}
+	if err == io.EOF {
+		err = fmt.Errorf("%w: version ends at %d, want %d bytes", cryptostore.ErrCorruptBlob, off+int64(n), off+int64(len(p)))
+	}
+	return err
+}
+
+// ---- commit
+
+// finalMeta is the metadata committed with the data: the mtime of the last
+// write unless one was set since, and set-id bits cleared by a write (the
+// kernel leaves that to us: handle_killpriv_v2).
+func (st *staging) finalMeta() meta.ObjectMeta {
+	m := st.meta.Clone()
+	if st.wrote && !st.mtimeSet {
+		m.SetMtime(time.Now())
+	}
+	if mode, ok := m.Mode(); ok && st.wrote && mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
+		setPOSIXField(&m, meta.MetaMode, mode&^(syscall.S_ISUID|syscall.S_ISGID))
+	}
+	return m
+}
+
+// commit writes the content as the object's new version.
+func (st *staging) commit(ctx context.Context, bucket, key string) (*meta.Object, error) {
+	if st.broken != nil {
+		return nil, st.broken
+	}
+	if st.put != nil {
+		return st.finishStream()
+	}
+	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Size: st.size, Meta: st.finalMeta()}
+	if st.win != nil {
+		w := st.win
+		var parts []io.Reader
+		if st.baseLen > 0 {
+			parts = append(parts, io.NewSectionReader(st.base, 0, st.baseLen))
+		}
+		parts = append(parts, bytes.NewReader(w.buf))
+		if rest := st.size - w.off - int64(len(w.buf)); rest > 0 {
+			parts = append(parts, &zeroReader{n: rest})
+		}
+		in.Body = io.MultiReader(parts...)
+	} else {
+		in.Body = io.NewSectionReader(overlayReader{st}, 0, st.size)
+	}
+	return st.store.Put(keep(ctx), in)
+}
+
+// close releases what the staging holds; uncommitted data is dropped.
+func (st *staging) close() {
+	st.advanced()
+	st.abortStream()
+	if st.spool != nil {
+		st.spool.Close()
+		st.spool = nil
+	}
+	if st.base != nil {
+		st.base.Close()
+		st.base = nil
+	}
+	st.win = nil
+}
+
+// ---- the stream's window
+
+// window holds the bytes [off, off+len(buf)) not yet sent to the stream.
+// spans says which of them were written (the rest are zeros, or not here
+// yet).
+type window struct {
+	off   int64
+	buf   []byte
+	spans []span // sorted, disjoint, not touching; relative to off
+}
+
+type span struct{ lo, hi int64 }
+
+// end returns where the bytes written in order from off end.
+func (w *window) end() int64 {
+	if len(w.spans) == 0 || w.spans[0].lo != 0 {
+		return w.off
+	}
+	return w.off + w.spans[0].hi
+}
+
+func (w *window) fits(off int64, n int) bool {
+	return off >= w.off && off+int64(n)-w.off <= winMax
+}
+
+func (w *window) write(p []byte, off int64) {
+	rel := off - w.off
+	end := rel + int64(len(p))
+	if end > int64(len(w.buf)) {
+		w.grow(end)
+	}
+	copy(w.buf[rel:], p)
+	w.addSpan(span{rel, end})
+}
+
+// grow extends buf to n bytes, zero-filled.
+func (w *window) grow(n int64) {
+	if n <= int64(cap(w.buf)) {
+		old := len(w.buf)
+		w.buf = w.buf[:n]
+		clear(w.buf[old:])
+		return
+	}
+	nb := make([]byte, n, max(n, 2*int64(cap(w.buf)), pageSize))
+	copy(nb, w.buf)
+	w.buf = nb
+}
+
+func (w *window) addSpan(s span) {
+	out := w.spans[:0:0]
+	placed := false
+	for _, t := range w.spans {
+		switch {
+		case t.hi < s.lo:
+			out = append(out, t)
+		case s.hi < t.lo:
+			if !placed {
+				out = append(out, s)
+				placed = true
+			}
+			out = append(out, t)
+		default: // overlapping or touching: merge
+			s = span{min(s.lo, t.lo), max(s.hi, t.hi)}
+		}
+	}
+	if !placed {
+		out = append(out, s)
+	}
+	w.spans = out
+}
+
+// ready returns how many bytes from the start are written, in whole pages.
+func (w *window) ready() int64 {
+	if len(w.spans) == 0 || w.spans[0].lo != 0 {
+		return 0
+	}
+	return w.spans[0].hi &^ (pageSize - 1)
+}
+
+// drop removes the first n bytes, which were sent.
+func (w *window) drop(n int64) {
+	copy(w.buf, w.buf[n:])
+	w.buf = w.buf[:int64(len(w.buf))-n]
+	w.off += n
+	out := w.spans[:0]
+	for _, s := range w.spans {
+		if s.hi <= n {
+			continue
+		}
+		out = append(out, span{max(s.lo-n, 0), s.hi - n})
+	}
+	w.spans = out
+}
+
+// read copies the window's bytes at off (≥ w.off) into p; past buf, zeros.
+func (w *window) read(p []byte, off int64) {
+	rel := off - w.off
+	n := 0
+	if rel < int64(len(w.buf)) {
+		n = copy(p, w.buf[rel:])
+	}
+	clear(p[n:])
+}
+
+// truncate cuts the content at size (≥ w.off).
+func (w *window) truncate(size int64) {
+	rel := size - w.off
+	if rel < int64(len(w.buf)) {
+		w.buf = w.buf[:rel]
+	}
+	out := w.spans[:0]
+	for _, s := range w.spans {
+		if s.lo >= rel {
+			continue
+		}
+		out = append(out, span{s.lo, min(s.hi, rel)})
+	}
+	w.spans = out
+}
+
+// zeroReader yields n zero bytes.
+type zeroReader struct{ n int64 }
+
+func (z *zeroReader) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > z.n {
+		p = p[:z.n]
+	}
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}

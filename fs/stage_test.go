@@ -1,0 +1,237 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/kms"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// newTestFS returns a file system (not mounted) over a real store on a
+// temporary data directory, with an encrypting bucket "bkt".
+func newTestFS(t *testing.T) *FS {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := make([]byte, 32)
+	rand.Read(root)
+	k, err := kms.OpenLocal(filepath.Join(dir, "kms"), root, kms.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cryptostore.Open(ctx, cryptostore.Config{Dir: dir, Meta: db, KMS: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		k.Close()
+		db.Close()
+	})
+	if err := s.CreateBucket(ctx, "bkt", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBucketEncryption(ctx, "bkt", true); err != nil {
+		t.Fatal(err)
+	}
+	return newFS(Options{Store: s, DataDir: dir})
+}
+
+// stored reads an object's committed content.
+func stored(t *testing.T, f *FS, key string) []byte {
+	t.Helper()
+	h, err := f.store.Open(context.Background(), "bkt", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	b := make([]byte, h.Size())
+	if _, err := h.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func fill(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7/3)
+	}
+	return b
+}
+
+// TestStagingModel drives a file's staging area with random writes (in
+// order, out of order, far ahead, behind), reads, truncations and commits,
+// and compares it after every step with a byte slice, and with the store
+// after every commit.
+func TestStagingModel(t *testing.T) {
+	f := newTestFS(t)
+	ctx := context.Background()
+	for seed := range uint64(3) {
+		n := newFileNode(f, kindFile, "bkt", "model")
+		var model []byte
+		rng := mrand.New(mrand.NewPCG(seed, 7))
+		n.mu.Lock()
+		n.st = newStaging(n, nil, meta.ObjectMeta{})
+		for step := range 100 {
+			if n.st == nil {
+				if errno := n.stageLocked(ctx); errno != 0 {
+					t.Fatalf("seed %d step %d: stage: %v", seed, step, errno)
+				}
+			}
+			st := n.st
+			switch op := rng.IntN(20); {
+			case op < 10: // in order, the common case
+				p := fill(rng.IntN(2<<20)+1, byte(step))
+				off := int64(len(model))
+				if err := st.write(p, off); err != nil {
+					t.Fatalf("seed %d step %d: write: %v", seed, step, err)
+				}
+				model = append(model, p...)
+			case op < 14: // anywhere, up to 12 MiB past the end
+				off := rng.Int64N(int64(len(model)) + 12<<20)
+				p := fill(rng.IntN(200<<10)+1, byte(step))
+				if err := st.write(p, off); err != nil {
+					t.Fatalf("seed %d step %d: write at %d: %v", seed, step, off, err)
+				}
+				if end := int(off) + len(p); end > len(model) {
+					model = append(model, make([]byte, end-len(model))...)
+				}
+				copy(model[off:], p)
+			case op < 16:
+				size := rng.Int64N(int64(len(model)) + 1<<20)
+				if err := st.truncate(size); err != nil {
+					t.Fatalf("seed %d step %d: truncate: %v", seed, step, err)
+				}
+				if int(size) < len(model) {
+					model = model[:size]
+				} else {
+					model = append(model, make([]byte, int(size)-len(model))...)
+				}
+			case op < 18:
+				off := rng.Int64N(int64(len(model)) + 10)
+				p := make([]byte, rng.IntN(300<<10)+1)
+				got, err := st.readAt(p, off)
+				want := max(0, min(len(p), len(model)-int(off)))
+				if got != want || (err != nil && err != io.EOF) || (got > 0 && !bytes.Equal(p[:got], model[off:int(off)+got])) {
+					t.Fatalf("seed %d step %d: read %d at %d = %d, %v; want %d bytes", seed, step, len(p), off, got, err, want)
+				}
+			default:
+				if err := n.commitLocked(ctx); err != nil {
+					t.Fatalf("seed %d step %d: commit: %v", seed, step, err)
+				}
+				if got := stored(t, f, "model"); !bytes.Equal(got, model) {
+					t.Fatalf("seed %d step %d: committed %d bytes, want %d", seed, step, len(got), len(model))
+				}
+				continue
+			}
+			if n.st.size != int64(len(model)) {
+				t.Fatalf("seed %d step %d: size %d, want %d", seed, step, n.st.size, len(model))
+			}
+		}
+		if err := n.commitLocked(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n.mu.Unlock()
+		if got := stored(t, f, "model"); !bytes.Equal(got, model) {
+			t.Fatalf("seed %d: final content differs (%d bytes, want %d)", seed, len(got), len(model))
+		}
+	}
+}
+
+// TestStagingModes checks which path a write takes: a file written in order
+// streams into a running Put (no spool), a write behind it moves it to the
+// spool after committing what was streamed, and a small file is put whole.
+func TestStagingModes(t *testing.T) {
+	f := newTestFS(t)
+	ctx := context.Background()
+	n := newFileNode(f, kindFile, "bkt", "modes")
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.st = newStaging(n, nil, meta.ObjectMeta{})
+	st := n.st
+	if err := st.write(fill(100, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	if st.put != nil || st.spool != nil {
+		t.Fatal("a 100-byte file started a stream or a spool")
+	}
+	data := fill(100, 1)
+	for i := range 8 {
+		p := fill(1<<20, byte(i))
+		if err := st.write(p, int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, p...)
+	}
+	if st.put == nil || st.spool != nil {
+		t.Fatalf("an 8 MiB file written in order: streaming=%t spool=%t, want a stream", st.put != nil, st.spool != nil)
+	}
+	// A chmod while the data streams is committed with it (Put reads the
+	// metadata once the body has ended).
+	setPOSIXField(&st.meta, meta.MetaMode, 0o100640)
+	if len(st.win.buf) > 2<<20 {
+		t.Fatalf("the window holds %d bytes of an in-order stream", len(st.win.buf))
+	}
+	// Behind what was streamed: commit what there is, then the spool.
+	if err := st.write([]byte("patch"), 10); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[10:], "patch")
+	if st.put != nil || st.spool == nil || st.base == nil || st.baseLen != int64(len(data)) {
+		t.Fatalf("after a write behind the stream: streaming=%t spool=%t baseLen=%d", st.put != nil, st.spool != nil, st.baseLen)
+	}
+	if got := stored(t, f, "modes"); len(got) != len(data) || bytes.Equal(got, data) {
+		t.Fatalf("the intermediate version should hold the streamed bytes only (%d bytes)", len(got))
+	}
+	obj, err := f.store.Head(ctx, "bkt", "modes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode, _ := obj.Meta.Mode(); mode != 0o100640 {
+		t.Fatalf("mode set while streaming: committed %o, want 100640", mode)
+	}
+	if err := n.commitLocked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(t, f, "modes"); !bytes.Equal(got, data) {
+		t.Fatal("final content differs")
+	}
+}
+
+func TestWindowSpans(t *testing.T) {
+	var w window
+	w.write([]byte("cccc"), 8192)
+	if w.ready() != 0 || w.end() != 0 {
+		t.Fatalf("a write past a gap is ready: ready %d end %d", w.ready(), w.end())
+	}
+	w.write(bytes.Repeat([]byte("a"), 4096), 0)
+	if w.ready() != 4096 || w.end() != 4096 {
+		t.Fatalf("ready %d end %d, want 4096", w.ready(), w.end())
+	}
+	w.write(bytes.Repeat([]byte("x"), 4096), 4096)
+	if w.ready() != 8192 || w.end() != 8196 {
+		t.Fatalf("after filling the gap: ready %d end %d", w.ready(), w.end())
+	}
+	w.drop(8192)
+	if w.off != 8192 || string(w.buf) != "cccc" || w.end() != 8196 {
+		t.Fatalf("after drop: off %d buf %q end %d", w.off, w.buf, w.end())
+	}
+	w.truncate(8194)
+	p := make([]byte, 6)
+	w.read(p, 8192)
+	if string(p) != "cc\x00\x00\x00\x00" {
+		t.Fatalf("after truncate: %q", p)
+	}
+}
