@@ -553,8 +553,11 @@ func OpenBlob(r io.ReaderAt, plainSize int64, p BlobParams) (*BlobReader, error)
 		nChunks:  chunkCount(plainSize, cs),
 		cacheIdx: -1,
 	}
+	// Room for one stored chunk (a small object's only chunk is its size)
+	// and one byte more.
+	bufLen := int(min(int64(cs), plainSize)) + c.overhead + 1
 	br.bufs.New = func() any {
-		b := make([]byte, cs+c.overhead+1)
+		b := make([]byte, bufLen)
 		return &b
 	}
 	if plainSize == 0 {

@@ -295,7 +295,11 @@ func (s *Store) stageWith(ctx context.Context, st *staged, body io.Reader, size 
 
 	var head []byte
 	if inlineMax >= 0 && (size < 0 || size <= int64(inlineMax)) {
-		head = make([]byte, inlineMax+1)
+		n := inlineMax
+		if size >= 0 {
+			n = int(min(size, int64(inlineMax)))
+		}
+		head = make([]byte, n+1) // one byte more tells a long body
 		n, err := io.ReadFull(body, head)
 		head = head[:n]
 		switch {
