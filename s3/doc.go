@@ -1,0 +1,55 @@
+// Package s3 owns sealfs's S3 request handlers: the http.Handler the daemon
+// serves on its HTTPS listener (and, if asked, on a plain-HTTP one). It turns
+// each S3 request into calls on the store (package cryptostore) and each
+// result or error into the response S3 clients expect.
+//
+// # What it owns
+//
+//   - Addressing: path style (/BUCKET/KEY) always; virtual-host style
+//     (Host: BUCKET.DOMAIN) when Config.Domain is set.
+//   - Choosing the operation from the method, the path and the query's
+//     subresources (?uploads, ?encryption, ?list-type=2, ...).
+//   - Authentication through package sigv4 (Signature Version 4 in the
+//     Authorization header or a presigned URL; anonymous requests are
+//     AccessDenied, Signature Version 2 is refused with a clear error), and
+//     reading every body through sigv4's verifying reader.
+//   - Design rule 6: requests that write into a bucket with default
+//     encryption or read an encrypted object (PutObject, CopyObject, the
+//     multipart writes, GetObject, HeadObject) must come over TLS and be
+//     signed with Signature Version 4. Others are refused with AWS's words
+//     (InvalidArgument, 400) before their body is read. The check costs a
+//     metadata lookup, made only for requests that are not both.
+//   - The mapping of store errors to S3 error codes, with an S3 XML error
+//     body, x-amz-request-id and x-amz-id-2 on every response.
+//   - One log line per request (request id, operation, bucket, key, status,
+//     bytes, duration) at info level.
+//
+// # Bodies and integrity
+//
+// A request body is never buffered: it streams from the connection through
+// sigv4's decoder (aws-chunked of any chunk size, chunk signatures, trailing
+// checksums) into cryptostore.Put, which hashes, seals and writes it in one
+// pass. What the client declared about the body (Content-MD5,
+// x-amz-checksum-*, the signed SHA-256, chunk signatures, the length) is
+// checked before the store commits anything: the store calls the request's
+// Verify hook only once the body has been read to a verified end. Each
+// digest is computed once: Content-MD5 is checked against the MD5 the store
+// computes for the ETag, and the checksums the client sent are computed by
+// sigv4 and stored as they are.
+//
+// # Encryption
+//
+// Whether an object is encrypted is decided by the store from the bucket's
+// default-encryption setting (design rules 2–4); this package never decides
+// it. Request headers asking for SSE-S3 or SSE-KMS change nothing; a
+// customer-supplied key (SSE-C) or a KMS key other than the bucket's own is
+// refused, since sealfs offers neither (rule 1). Responses about encrypted
+// objects carry x-amz-server-side-encryption: aws:kms and the key's ARN.
+//
+// # What it must never do
+//
+// Log a secret, key material or object content; buffer a whole body; write
+// object data except through the store; answer an error with its internal
+// text (an unknown error is InternalError with the generic message, and its
+// cause goes to the log).
+package s3

@@ -1,0 +1,227 @@
+package s3
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/s3/s3err"
+	"github.com/sealfs/sealfs/s3/s3xml"
+)
+
+// maxKeys reads ?max-keys: 1000 when absent, at most 1000.
+func maxKeys(q *request) (int, error) {
+	vals, ok := q.query["max-keys"]
+	if !ok {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(vals[0])
+	if err != nil || n < 0 {
+		return 0, s3err.ErrInvalidArgument.WithMessage("Provided max-keys not an integer or within integer range")
+	}
+	return min(n, 1000), nil
+}
+
+// list reads one page. A page of zero keys only checks the bucket.
+func (q *request) list(opts meta.ListOptions) (*meta.ListPage, error) {
+	if opts.MaxKeys == 0 {
+		if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
+			return nil, err
+		}
+		return &meta.ListPage{}, nil
+	}
+	return q.h.store.List(q.ctx, q.bucket, opts)
+}
+
+// primaryChecksum returns the checksum S3 would report for an object: the
+// one the client sent or asked for, else the one every object has (ok is
+// false for an object with none). sealfs keeps both; S3 keeps one, and a
+// client validating a GET uses the one it is given.
+func primaryChecksum(sums []meta.Checksum) (c meta.Checksum, ok bool) {
+	for _, s := range sums {
+		if !ok || (c.Algorithm == cryptostore.DefaultChecksum && s.Algorithm != c.Algorithm) {
+			c, ok = s, true
+		}
+	}
+	return c, ok
+}
+
+// checksumType is FULL_OBJECT, or COMPOSITE for a multipart upload's
+// checksum of checksums ("value-N").
+func checksumType(c meta.Checksum) string {
+	if strings.Contains(c.Value, "-") {
+		return "COMPOSITE"
+	}
+	return "FULL_OBJECT"
+}
+
+// checksumOf names the checksum a listing shows for an object.
+func checksumOf(o *meta.Object) (alg, typ string) {
+	if c, ok := primaryChecksum(o.Checksums); ok {
+		return c.Algorithm, checksumType(c)
+	}
+	return "", ""
+}
+
+func (q *request) listEntry(o *meta.Object, owner bool) s3xml.Object {
+	alg, typ := checksumOf(o)
+	e := s3xml.Object{
+		Key:               o.Key,
+		LastModified:      s3xml.NewTime(o.LastModified),
+		ETag:              quote(o.ETag),
+		ChecksumAlgorithm: alg,
+		ChecksumType:      typ,
+		Size:              o.Size,
+		StorageClass:      storageClass,
+	}
+	if owner {
+		e.Owner = &q.h.owner
+	}
+	return e
+}
+
+func commonPrefixes(ps []string) []s3xml.CommonPrefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]s3xml.CommonPrefix, len(ps))
+	for i, p := range ps {
+		out[i].Prefix = p
+	}
+	return out
+}
+
+func listObjectsV1(q *request) error {
+	enc, err := encodingType(q)
+	if err != nil {
+		return err
+	}
+	n, err := maxKeys(q)
+	if err != nil {
+		return err
+	}
+	res := s3xml.ListBucketResult{
+		Name:      q.bucket,
+		Prefix:    q.query.Get("prefix"),
+		Marker:    q.query.Get("marker"),
+		MaxKeys:   n,
+		Delimiter: q.query.Get("delimiter"),
+	}
+	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.Marker, MaxKeys: n})
+	if err != nil {
+		return err
+	}
+	res.IsTruncated = page.IsTruncated
+	if page.IsTruncated {
+		res.NextMarker = page.NextAfter
+	}
+	res.Contents = make([]s3xml.Object, len(page.Objects))
+	for i, o := range page.Objects {
+		res.Contents[i] = q.listEntry(o, true)
+	}
+	res.CommonPrefixes = commonPrefixes(page.CommonPrefixes)
+	if enc {
+		res.EncodeURL()
+	}
+	q.writeXMLBytes(appendListV1(nil, &res))
+	return nil
+}
+
+func listObjectsV2(q *request) error {
+	enc, err := encodingType(q)
+	if err != nil {
+		return err
+	}
+	n, err := maxKeys(q)
+	if err != nil {
+		return err
+	}
+	res := s3xml.ListBucketResultV2{
+		Name:              q.bucket,
+		Prefix:            q.query.Get("prefix"),
+		MaxKeys:           n,
+		Delimiter:         q.query.Get("delimiter"),
+		StartAfter:        q.query.Get("start-after"),
+		ContinuationToken: q.query.Get("continuation-token"),
+	}
+	after := res.StartAfter
+	if _, ok := q.query["continuation-token"]; ok {
+		raw, err := base64.RawURLEncoding.DecodeString(res.ContinuationToken)
+		if err != nil || res.ContinuationToken == "" {
+			return s3err.ErrInvalidArgument.WithMessage("The continuation token provided is incorrect")
+		}
+		after = string(raw)
+	}
+	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: after, MaxKeys: n})
+	if err != nil {
+		return err
+	}
+	res.IsTruncated = page.IsTruncated
+	if page.IsTruncated {
+		res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.NextAfter))
+	}
+	owner := q.query.Get("fetch-owner") == "true"
+	res.Contents = make([]s3xml.Object, len(page.Objects))
+	for i, o := range page.Objects {
+		res.Contents[i] = q.listEntry(o, owner)
+	}
+	res.CommonPrefixes = commonPrefixes(page.CommonPrefixes)
+	res.KeyCount = len(res.Contents) + len(res.CommonPrefixes)
+	if enc {
+		res.EncodeURL()
+	}
+	q.writeXMLBytes(appendListV2(nil, &res))
+	return nil
+}
+
+// listVersions answers ListObjectVersions: sealfs keeps one version of each
+// key, whose version id is "null" (as in a bucket never versioned).
+func listVersions(q *request) error {
+	enc, err := encodingType(q)
+	if err != nil {
+		return err
+	}
+	n, err := maxKeys(q)
+	if err != nil {
+		return err
+	}
+	res := s3xml.ListVersionsResult{
+		Name:            q.bucket,
+		Prefix:          q.query.Get("prefix"),
+		KeyMarker:       q.query.Get("key-marker"),
+		VersionIDMarker: q.query.Get("version-id-marker"),
+		MaxKeys:         n,
+		Delimiter:       q.query.Get("delimiter"),
+	}
+	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.KeyMarker, MaxKeys: n})
+	if err != nil {
+		return err
+	}
+	res.IsTruncated = page.IsTruncated
+	if page.IsTruncated {
+		res.NextKeyMarker = page.NextAfter
+		res.NextVersionIDMarker = "null"
+	}
+	for _, o := range page.Objects {
+		alg, typ := checksumOf(o)
+		res.Versions = append(res.Versions, s3xml.ObjectVersion{
+			Key:               o.Key,
+			VersionID:         "null",
+			IsLatest:          true,
+			LastModified:      s3xml.NewTime(o.LastModified),
+			ETag:              quote(o.ETag),
+			ChecksumAlgorithm: alg,
+			ChecksumType:      typ,
+			Size:              o.Size,
+			StorageClass:      storageClass,
+			Owner:             &q.h.owner,
+		})
+	}
+	res.CommonPrefixes = commonPrefixes(page.CommonPrefixes)
+	if enc {
+		res.EncodeURL()
+	}
+	return q.writeXML(res)
+}
