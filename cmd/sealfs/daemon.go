@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +22,12 @@ import (
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/replicate"
+	"github.com/sealfs/sealfs/s3"
 )
+
+// defaultMemoryLimit is the Go heap's soft limit when GOMEMLIMIT is unset.
+const defaultMemoryLimit = 192 << 20
 
 // daemon is one running sealfs: the store and its front doors. One process
 // owns a data directory (Badger and the keyring are locked by it).
@@ -34,6 +40,9 @@ type daemon struct {
 	meta  *meta.DB
 	kms   *kms.Local
 	store *cryptostore.Store
+	// repl is cross-region replication: the store's commit hook and the
+	// workers that send to other regions.
+	repl *replicate.Manager
 
 	creds    credentials
 	cert     tls.Certificate
@@ -44,6 +53,10 @@ type daemon struct {
 
 	// handler serves the S3 API; health endpoints are served beside it.
 	handler http.Handler
+
+	// metrics, when --metrics is given, are served on metricsAddr.
+	metrics     *metrics
+	metricsAddr string
 
 	mu       sync.Mutex
 	onChange []func(cryptostore.ChangeEvent)
@@ -89,6 +102,11 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		s3HTTPAddr: c.String("s3-http"),
 		domain:     c.String("domain"),
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Badger keeps up to ~130 MiB of caches live; without a limit the
+		// collector lets the heap grow to twice what is live.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	if err := os.MkdirAll(d.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -115,16 +133,32 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening metadata: %w", err)
 	}
+	var storeKMS kms.KMS = d.kms
+	if addr := c.String("metrics"); addr != "" {
+		d.metrics, d.metricsAddr = newMetrics(), addr
+		storeKMS = &countingKMS{KMS: d.kms, arn: d.kms.ARN, ops: d.metrics.kmsOps}
+	}
+	rc := replicationConfig(c)
+	rc.Meta, rc.KMS, rc.Region, rc.Logger = d.meta, d.kms, d.region, logger
+	if d.repl, err = replicate.New(rc); err != nil {
+		return nil, err
+	}
 	d.store, err = cryptostore.Open(c.Context, cryptostore.Config{
 		Dir:      d.dataDir,
 		Meta:     d.meta,
-		KMS:      d.kms,
+		KMS:      storeKMS,
 		Region:   d.region,
 		Logger:   logger,
+		OnCommit: d.repl.OnCommit,
 		OnChange: d.changed,
 	})
 	if err != nil {
 		return nil, err
+	}
+	d.subscribe(func(cryptostore.ChangeEvent) { d.repl.Notify() })
+	d.repl.Start(d.store)
+	if d.metrics != nil {
+		d.replicationMetrics()
 	}
 	var created bool
 	if d.creds, created, err = loadOrCreateCredentials(d.dataDir); err != nil {
@@ -138,15 +172,15 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 			return nil, err
 		}
 	}
-	d.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "the S3 API is not served by this build", http.StatusNotImplemented)
-	})
+	s3cfg := s3.Config{Store: d.store, Credentials: s3.StaticCredentials(d.creds.AccessKey, d.creds.SecretKey), Region: d.region, Domain: d.domain, Logger: logger, Replication: d.repl}
+	if d.metrics != nil {
+		s3cfg.Observe = d.metrics.observeS3
+	}
+	d.handler = s3.NewHandler(s3cfg)
 	return d, nil
 }
 
 // subscribe registers a function called after every committed change.
-//
-//lint:ignore U1000 the mount command (in progress) invalidates kernel caches with it
 func (d *daemon) subscribe(fn func(cryptostore.ChangeEvent)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -162,8 +196,9 @@ func (d *daemon) changed(ev cryptostore.ChangeEvent) {
 	}
 }
 
-// routes puts the health endpoints beside the S3 API.
+// routes puts the health endpoints and the admin API beside the S3 API.
 func (d *daemon) routes() http.Handler {
+	admin := newAdminAPI(d)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
@@ -176,8 +211,19 @@ func (d *daemon) routes() http.Handler {
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.Handle("/", d.handler)
-	return mux
+	// Only the health paths go through the mux: it cleans paths and would
+	// redirect S3 object keys holding "//", "./" or "../".
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/health/live" || p == "/health/ready" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, adminPrefix) {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		d.handler.ServeHTTP(w, r)
+	})
 }
 
 // serve runs the listeners until ctx ends, then shuts them down gracefully:
@@ -225,6 +271,25 @@ func (d *daemon) serve(ctx context.Context, ready func()) error {
 	for _, l := range ls {
 		go func() { errc <- l.srv.Serve(l.ln) }()
 	}
+	if err := d.writeEndpoint(); err != nil {
+		d.logger.Warn("admin commands will not find this daemon from --data", "err", err)
+	}
+	if d.metrics != nil {
+		ln, err := net.Listen("tcp", d.metricsAddr)
+		if err != nil {
+			err = fmt.Errorf("metrics listener on %s: %w", d.metricsAddr, err)
+			for _, l := range ls {
+				l.srv.Close()
+			}
+			return err
+		}
+		d.metricsAddr = ln.Addr().String()
+		go func() {
+			if err := d.metrics.serve(ctx, ln); err != nil {
+				d.logger.Error("metrics listener", "err", err)
+			}
+		}()
+	}
 	if ready != nil {
 		ready()
 	}
@@ -260,6 +325,9 @@ func (d *daemon) banner(w io.Writer, mountpoint string) {
 	if d.s3HTTPAddr != "" {
 		fmt.Fprintf(&b, "  plain HTTP:  http://%s (objects of encrypting buckets are refused here)\n", d.s3HTTPAddr)
 	}
+	if d.metrics != nil {
+		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", d.metricsAddr)
+	}
 	if d.creds.File != "" {
 		fmt.Fprintf(&b, "  credentials: %s\n", d.creds.File)
 	} else {
@@ -276,9 +344,13 @@ func (d *daemon) banner(w io.Writer, mountpoint string) {
 	io.WriteString(w, b.String())
 }
 
-// close closes the store, then the metadata database and the KMS.
+// close stops replication, closes the store, then the metadata database
+// and the KMS.
 func (d *daemon) close() error {
 	var errs []error
+	if d.repl != nil {
+		errs = append(errs, d.repl.Close())
+	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}

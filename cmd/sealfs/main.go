@@ -44,10 +44,17 @@ func newApp() *cli.App {
 		Version: version,
 		Description: `Exit codes: 0 success; 1 failure; 2 wrong usage; 3 scrub found damage.
 
-   $ sealfs serve                      # S3 over HTTPS on 127.0.0.1:9443, data in ./sealfs-data`,
+   $ sealfs serve                      # S3 over HTTPS on 127.0.0.1:9443, data in ./sealfs-data
+   $ sealfs mount ./mnt                # the same, plus the store mounted at ./mnt`,
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			serveCommand(),
+			mountCommand(),
+			replicateCommand(),
+			bucketCommand(),
+			kmsCommand(),
+			statusCommand(),
+			scrubCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return exitUsage(err)

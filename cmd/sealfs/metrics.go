@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/kms"
+	"github.com/sealfs/sealfs/replicate"
+)
+
+// Prometheus metrics, served on their own plain-HTTP listener (--metrics,
+// off by default) so that they can be bound to a private address: they
+// carry bucket-level counts, never keys, secrets or content.
+
+func metricsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "metrics", EnvVars: []string{"SEALFS_METRICS"}, Category: "Monitoring",
+			Usage: "address of a plain-HTTP listener serving Prometheus metrics on /metrics (off unless given; bind it to a private address)"},
+	}
+}
+
+type metrics struct {
+	reg *prometheus.Registry
+
+	s3Requests *prometheus.CounterVec
+	s3Duration *prometheus.HistogramVec
+	s3BytesIn  *prometheus.CounterVec
+	s3BytesOut *prometheus.CounterVec
+	kmsOps     *prometheus.CounterVec
+	fuseOps    *prometheus.CounterVec
+	fuseDur    *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		s3Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_s3_requests_total", Help: "S3 requests by operation and HTTP status.",
+		}, []string{"op", "status"}),
+		s3Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sealfs_s3_request_duration_seconds", Help: "S3 request latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"op"}),
+		s3BytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_s3_received_bytes_total", Help: "Request body bytes received by operation.",
+		}, []string{"op"}),
+		s3BytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_s3_sent_bytes_total", Help: "Response body bytes sent by operation.",
+		}, []string{"op"}),
+		kmsOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_kms_operations_total", Help: "KMS operations by kind and result (ok, disabled, not_found, invalid, error).",
+		}, []string{"op", "result"}),
+		fuseOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_fuse_operations_total", Help: "FUSE operations by kind and result (ok or the errno's name).",
+		}, []string{"op", "result"}),
+		fuseDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sealfs_fuse_operation_duration_seconds", Help: "FUSE operation latency by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 14),
+		}, []string{"op"}),
+	}
+	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observeS3 records one S3 request.
+func (m *metrics) observeS3(op string, status int, in, out int64, d time.Duration) {
+	m.s3Requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	m.s3Duration.WithLabelValues(op).Observe(d.Seconds())
+	if in > 0 {
+		m.s3BytesIn.WithLabelValues(op).Add(float64(in))
+	}
+	if out > 0 {
+		m.s3BytesOut.WithLabelValues(op).Add(float64(out))
+	}
+}
+
+// gauge registers a value read when scraped.
+func (m *metrics) gauge(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// serve serves /metrics on ln until ctx ends.
+func (m *metrics) serve(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// countingKMS counts every KMS call by kind and result. It passes ARN
+// through so the store can name keys.
+type countingKMS struct {
+	kms.KMS
+	arn func(string) string
+	ops *prometheus.CounterVec
+}
+
+func (k *countingKMS) ARN(id string) string { return k.arn(id) }
+
+func (k *countingKMS) count(op string, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrKeyPendingDeletion):
+		result = "disabled"
+	case errors.Is(err, kms.ErrKeyNotFound):
+		result = "not_found"
+	case errors.Is(err, kms.ErrInvalidCiphertext):
+		result = "invalid"
+	default:
+		result = "error"
+	}
+	k.ops.WithLabelValues(op, result).Inc()
+}
+
+func (k *countingKMS) CreateKey(ctx context.Context, req *kms.CreateKeyRequest) (*kms.KeyMetadata, error) {
+	km, err := k.KMS.CreateKey(ctx, req)
+	k.count("CreateKey", err)
+	return km, err
+}
+
+func (k *countingKMS) GenerateDataKey(ctx context.Context, req *kms.GenerateDataKeyRequest) (kms.DEK, error) {
+	dek, err := k.KMS.GenerateDataKey(ctx, req)
+	k.count("GenerateDataKey", err)
+	return dek, err
+}
+
+func (k *countingKMS) Decrypt(ctx context.Context, req *kms.DecryptRequest) ([]byte, error) {
+	p, err := k.KMS.Decrypt(ctx, req)
+	k.count("Decrypt", err)
+	return p, err
+}
+
+func (k *countingKMS) Encrypt(ctx context.Context, req *kms.EncryptRequest) ([]byte, error) {
+	c, err := k.KMS.Encrypt(ctx, req)
+	k.count("Encrypt", err)
+	return c, err
+}
+
+// replicationMetrics exports the replication backlog and counters, read
+// from the queue when scraped.
+func (d *daemon) replicationMetrics() {
+	// One scrape reads the queue once: Stats is kept for a second.
+	var mu sync.Mutex
+	var last *replicate.Stats
+	var at time.Time
+	stat := func(fn func(st *replicate.Stats) float64) func() float64 {
+		return func() float64 {
+			mu.Lock()
+			defer mu.Unlock()
+			if last == nil || time.Since(at) > time.Second {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				st, err := d.repl.Stats(ctx)
+				cancel()
+				if err != nil {
+					d.logger.Warn("replication metrics", "err", err)
+					return 0
+				}
+				last, at = st, time.Now()
+			}
+			return fn(last)
+		}
+	}
+	m := d.metrics
+	m.gauge("sealfs_replication_backlog", "Objects queued for replication.",
+		stat(func(st *replicate.Stats) float64 { return float64(st.Backlog) }))
+	m.gauge("sealfs_replication_oldest_pending_seconds", "Age of the oldest queued replication work.",
+		stat(func(st *replicate.Stats) float64 { return st.OldestPendingAge.Seconds() }))
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sealfs_replication_failed_total", Help: "Objects marked FAILED."},
+			stat(func(st *replicate.Stats) float64 { return float64(st.Failed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sealfs_replication_completed_total", Help: "Objects replicated."},
+			stat(func(st *replicate.Stats) float64 { return float64(st.Completed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sealfs_replication_retries_total", Help: "Transient replication failures retried."},
+			stat(func(st *replicate.Stats) float64 { return float64(st.Retries) })),
+	)
+}
