@@ -7,17 +7,25 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test lint bench fuzz clean
+.PHONY: all build run test lint bench bench-fs bench-s3 fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sealfs
 
-# Runs sealfs on its embedded defaults: data in ./sealfs-data, S3 over HTTPS
-# on 127.0.0.1:9443.
+# Runs sealfs on its embedded defaults: the store mounted at ./mnt (every
+# bucket a directory), data in ./sealfs-data, S3 over HTTPS on
+# 127.0.0.1:9443. As root it first installs what the mount needs (fuse3) and
+# what reads its metadata (attr: getfattr, setfattr) when they are missing.
 run: build
-	./$(BIN) serve
+	@if [ "$$(id -u)" = 0 ]; then \
+	  pkgs=""; \
+	  command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
+	  command -v getfattr >/dev/null 2>&1 || pkgs="$$pkgs attr"; \
+	  if [ -n "$$pkgs" ]; then echo "installing$$pkgs"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi; \
+	fi
+	./$(BIN) mount ./mnt
 
 test: build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -28,10 +36,45 @@ lint:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	$(STATICCHECK) ./...
 
-# Benchmarks: each prints its figures; compare ratios within one run (the
-# machines are noisy).
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./cryptostore/ ./meta/
+# Every benchmark, then one table of them all: the Go benchmarks (store,
+# metadata, KMS, S3 protocol; cryptostore's MB/s also as a ratio to raw
+# AES-256-GCM over the same bytes), the S3 listener against its ceiling and
+# MinIO's figures (bench-s3), and, as root, the mount against gocryptfs
+# (bench-fs). Compare ratios within one run: the machines are noisy. Takes
+# ~15 minutes.
+bench: build
+	@set -e; out=$${BENCH_OUT:-$$(mktemp -d /tmp/sealfs-bench.XXXXXX)}; \
+	$(GO) test -run '^$$' -bench '64MiB' -benchtime 5x -count 1 ./cryptostore/ | tee $$out/go.txt; \
+	$(GO) test -run '^$$' -bench '4KiB' -benchtime 3000x -count 1 ./cryptostore/ | tee -a $$out/go.txt; \
+	$(GO) test -run '^$$' -bench . -count 1 ./meta/ ./kms/ ./s3/... | tee -a $$out/go.txt; \
+	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -summary $$out/summary.tsv $(BENCHS3_FLAGS); \
+	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory bench-fs BENCHFS_FLAGS="-summary $$out/summary.tsv $(BENCHFS_FLAGS)"; \
+	else echo "bench-fs needs root (it mounts and drops caches): skipped"; fi; \
+	echo; echo "== all benchmarks (raw output in $$out)"; \
+	$(GO) run ./integration/benchtable -go $$out/go.txt -summary $$out/summary.tsv
+
+# The S3 listener against MinIO's figures (/work/shared/perf-notes.md):
+# aws-sdk-go-v2 over HTTPS PUTs and GETs 1 MiB, 64 MiB and 4 KiB objects and
+# lists 20k keys, on an encrypting bucket, a plain bucket and an in-process
+# ceiling server, interleaved, medians of 3; prints each figure, its ratio to
+# the ceiling and to MinIO's, and the daemon's peak RSS. Takes ~5 minutes.
+# BENCHS3_FLAGS adds flags, e.g. BENCHS3_FLAGS="-only 'GET' -d 3s".
+BENCHS3_FLAGS ?=
+bench-s3: build
+	$(GO) run ./integration/s3bench -sealfs ./$(BIN) $(BENCHS3_FLAGS)
+
+# The mount against a plain directory on the same disk and a gocryptfs
+# mount: cp of a large file in and out, untar of 10k small files, ls -lR.
+# Prints a table of medians and ratios. Needs root (it drops the page cache
+# and mounts); installs gocryptfs and fuse3 if missing. BENCHFS_FLAGS adds
+# flags, e.g. BENCHFS_FLAGS="-runs 5 -dir /srv/scratch".
+BENCHFS_FLAGS ?=
+bench-fs: build
+	@pkgs=""; \
+	command -v gocryptfs >/dev/null 2>&1 || pkgs="$$pkgs gocryptfs"; \
+	command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
+	if [ -n "$$pkgs" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi
+	$(GO) run ./integration/benchfs -bin ./$(BIN) $(BENCHFS_FLAGS)
 
 # A short fuzzing pass over every fuzz target.
 FUZZTIME ?= 10s

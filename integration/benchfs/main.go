@@ -1,0 +1,468 @@
+// Command benchfs compares the sealfs mount with a plain directory on the
+// same disk and with a gocryptfs mount, in one run: copying a large file in
+// and out (page cache dropped before each), untarring a tree of small files,
+// and ls -lR of it. It prints each time, the median of -runs runs, and each
+// ratio against gocryptfs. It needs root (to drop caches and mount),
+// gocryptfs, fusermount3 and a built sealfs binary (make bench-fs does all
+// that).
+//
+// It never writes outside -dir, and removes what it made unless -keep.
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	bin := flag.String("bin", "./bin/sealfs", "the sealfs binary")
+	dir := flag.String("dir", "", "work directory, on the disk to measure (default: a new directory under /var/tmp)")
+	size := flag.Int64("size", 1<<30, "size of the large file, bytes")
+	files := flag.Int("files", 10000, "number of small files in the tree")
+	runs := flag.Int("runs", 3, "runs of each measurement; the median is shown")
+	encrypt := flag.Bool("encrypt", true, "turn the sealfs bucket's default encryption on")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	summary := flag.String("summary", "", "append the results to this file as tab-separated rows (make bench's table)")
+	flag.Parse()
+	if err := run(*bin, *dir, *size, *files, *runs, *encrypt, *keep, *summary); err != nil {
+		fmt.Fprintln(os.Stderr, "benchfs:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name string
+	dir  string // where files go
+}
+
+type result struct {
+	op    string
+	times map[string][]time.Duration // by target
+	// higherBetter: a throughput (ratio gocryptfs time / sealfs time);
+	// else a time (ratio sealfs time / gocryptfs time).
+	higherBetter bool
+	bytes        int64
+}
+
+func run(bin, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: it drops the page cache and mounts")
+	}
+	for _, tool := range []string{"gocryptfs", "fusermount3", "tar", "cp", "ls"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (apt-get install -y gocryptfs fuse3)", tool)
+		}
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
+			return err
+		}
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	say("work directory %s", dir)
+
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	big := filepath.Join(src, "big")
+	say("writing a %d MiB source file", size>>20)
+	if err := writeRandom(big, size); err != nil {
+		return err
+	}
+	tarball := filepath.Join(src, "tree.tar")
+	say("writing a tar of %d small files", nfiles)
+	treeBytes, err := writeTree(tarball, nfiles)
+	if err != nil {
+		return err
+	}
+
+	// The three targets.
+	plain := filepath.Join(dir, "plain")
+	if err := os.MkdirAll(plain, 0o755); err != nil {
+		return err
+	}
+	gcCipher, gcMnt := filepath.Join(dir, "gc.cipher"), filepath.Join(dir, "gc")
+	for _, d := range []string{gcCipher, gcMnt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := sh("gocryptfs", "-q", "-init", "-scryptn", "10", "-extpass", "echo pw", gcCipher); err != nil {
+		return err
+	}
+	if err := sh("gocryptfs", "-q", "-extpass", "echo pw", gcCipher, gcMnt); err != nil {
+		return err
+	}
+	defer sh("fusermount3", "-u", "-z", gcMnt)
+
+	sealMnt := filepath.Join(dir, "sealfs")
+	stop, err := startSealfs(bin, filepath.Join(dir, "sealfs-data"), sealMnt)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	bucket := filepath.Join(sealMnt, "bench")
+	if err := os.Mkdir(bucket, 0o755); err != nil {
+		return err
+	}
+	if encrypt {
+		if err := syscall.Setxattr(bucket, "user.sealfs.default-encryption", []byte("aws:kms"), 0); err != nil {
+			return fmt.Errorf("turning encryption on: %w", err)
+		}
+	}
+	targets := []target{{"plain", plain}, {"gocryptfs", gcMnt}, {"sealfs", bucket}}
+
+	results := []*result{
+		{op: fmt.Sprintf("cp %d MiB in (cp returns)", size>>20), higherBetter: true, bytes: size},
+		{op: fmt.Sprintf("cp %d MiB in + sync", size>>20), higherBetter: true, bytes: size},
+		{op: fmt.Sprintf("cp %d MiB out, cold", size>>20), higherBetter: true, bytes: size},
+		{op: fmt.Sprintf("untar %d files (tar returns)", nfiles)},
+		{op: fmt.Sprintf("untar %d files + sync", nfiles)},
+		{op: "ls -lR, cold"},
+		{op: "ls -lR, warm"},
+	}
+	for _, r := range results {
+		r.times = make(map[string][]time.Duration)
+	}
+	out := filepath.Join(dir, "out")
+	for i := 0; i < runs; i++ {
+		for _, t := range targets {
+			say("run %d/%d: %s", i+1, runs, t.name)
+			dst := filepath.Join(t.dir, "big")
+			os.Remove(dst)
+			sh("sync")
+			dropCaches()
+			start := time.Now()
+			if err := sh("cp", big, dst); err != nil {
+				return err
+			}
+			results[0].times[t.name] = append(results[0].times[t.name], time.Since(start))
+			sh("sync")
+			results[1].times[t.name] = append(results[1].times[t.name], time.Since(start))
+
+			dropCaches()
+			os.Remove(out)
+			start = time.Now()
+			if err := sh("cp", dst, out); err != nil {
+				return err
+			}
+			results[2].times[t.name] = append(results[2].times[t.name], time.Since(start))
+			os.Remove(out)
+			if err := os.Remove(dst); err != nil {
+				return err
+			}
+
+			tree := filepath.Join(t.dir, fmt.Sprintf("tree%d", i))
+			if err := os.Mkdir(tree, 0o755); err != nil {
+				return err
+			}
+			sh("sync")
+			dropCaches()
+			start = time.Now()
+			if err := sh("tar", "xf", tarball, "-C", tree); err != nil {
+				return err
+			}
+			results[3].times[t.name] = append(results[3].times[t.name], time.Since(start))
+			sh("sync")
+			results[4].times[t.name] = append(results[4].times[t.name], time.Since(start))
+
+			dropCaches()
+			start = time.Now()
+			if err := shQuiet("ls", "-lR", tree); err != nil {
+				return err
+			}
+			results[5].times[t.name] = append(results[5].times[t.name], time.Since(start))
+			start = time.Now()
+			if err := shQuiet("ls", "-lR", tree); err != nil {
+				return err
+			}
+			results[6].times[t.name] = append(results[6].times[t.name], time.Since(start))
+			if err := os.RemoveAll(tree); err != nil {
+				return err
+			}
+		}
+	}
+	report(os.Stdout, results, targets, runs, treeBytes, encrypt)
+	if summary != "" {
+		return writeSummary(summary, results)
+	}
+	return nil
+}
+
+// goals are issue 3's targets against gocryptfs, by operation prefix: a
+// throughput ratio to reach (higherBetter) or a time ratio not to exceed.
+var goals = []struct {
+	prefix string
+	ratio  float64
+}{
+	{"cp 1024 MiB in (cp returns)", 1.25},
+	{"cp 1024 MiB out", 1.2},
+	{"untar", 0.8},
+	{"ls -lR", 0.8},
+}
+
+// writeSummary appends one row per operation: suite, measurement, sealfs,
+// reference name, reference, ratio, target, verdict.
+func writeSummary(path string, results []*result) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		gc, sf := median(r.times["gocryptfs"]).Seconds(), median(r.times["sealfs"]).Seconds()
+		val := func(d float64) string {
+			if r.bytes > 0 {
+				return fmt.Sprintf("%.0f MB/s", float64(r.bytes)/d/1e6)
+			}
+			return fmt.Sprintf("%.2f s", d)
+		}
+		ratio, kind := sf/gc, "time"
+		if r.higherBetter {
+			ratio, kind = gc/sf, "throughput"
+		}
+		target, verdict := "", ""
+		for _, g := range goals {
+			if strings.HasPrefix(r.op, g.prefix) {
+				if r.higherBetter {
+					target = fmt.Sprintf(">= %.2fx", g.ratio)
+					verdict = map[bool]string{true: "met", false: "MISSED"}[ratio >= g.ratio]
+				} else {
+					target = fmt.Sprintf("<= %.2fx", g.ratio)
+					verdict = map[bool]string{true: "met", false: "MISSED"}[ratio <= g.ratio]
+				}
+			}
+		}
+		fmt.Fprintf(f, "mount\t%s\t%s\tgocryptfs\t%s\t%.2fx %s\t%s\t%s\n", r.op, val(sf), val(gc), ratio, kind, target, verdict)
+	}
+	return f.Close()
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func report(w io.Writer, results []*result, targets []target, runs int, treeBytes int64, encrypt bool) {
+	enc := "plain"
+	if encrypt {
+		enc = "SSE-KMS encrypting"
+	}
+	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n", runs, enc, treeBytes>>20)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\tplain\tgocryptfs\tsealfs\tsealfs vs gocryptfs\t")
+	for _, r := range results {
+		line := r.op + "\t"
+		for _, t := range targets {
+			d := median(r.times[t.name])
+			if r.bytes > 0 {
+				line += fmt.Sprintf("%.2fs %4.0f MB/s\t", d.Seconds(), float64(r.bytes)/d.Seconds()/1e6)
+			} else {
+				line += fmt.Sprintf("%.2fs\t", d.Seconds())
+			}
+		}
+		gc, sf := median(r.times["gocryptfs"]).Seconds(), median(r.times["sealfs"]).Seconds()
+		if r.higherBetter {
+			line += fmt.Sprintf("%.2fx throughput\t", gc/sf)
+		} else {
+			line += fmt.Sprintf("%.2fx time\t", sf/gc)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nall runs (seconds):")
+	for _, r := range results {
+		for _, t := range targets {
+			var s []string
+			for _, d := range r.times[t.name] {
+				s = append(s, fmt.Sprintf("%.2f", d.Seconds()))
+			}
+			fmt.Fprintf(w, "  %-32s %-10s %s\n", r.op, t.name, strings.Join(s, " "))
+		}
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchfs: "+format+"\n", args...)
+}
+
+func sh(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func shQuiet(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func dropCaches() {
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0o200); err != nil {
+		say("could not drop caches: %v", err)
+	}
+}
+
+// writeRandom writes size pseudo-random bytes (the same every run).
+func writeRandom(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	rng := rand.NewChaCha8([32]byte{'s', 'e', 'a', 'l', 'f', 's'})
+	buf := make([]byte, 1<<20)
+	for n := int64(0); n < size; n += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), size-n)]
+		rng.Read(b)
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// writeTree writes a tar of n small files in 100-file directories, two
+// levels deep, sizes mostly under 8 KiB like a source tree. It returns the
+// bytes of file data.
+func writeTree(path string, n int) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	rng := rand.New(rand.NewPCG(1, 2))
+	mtime := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	buf := make([]byte, 256<<10)
+	var total int64
+	seen := map[string]bool{}
+	for i := 0; i < n; i++ {
+		d := fmt.Sprintf("tree/d%02d/s%02d", i/1000, i/100%10)
+		for _, p := range []string{"tree", filepath.Dir(d), d} {
+			if !seen[p] {
+				seen[p] = true
+				if err := tw.WriteHeader(&tar.Header{Name: p + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}); err != nil {
+					return 0, err
+				}
+			}
+		}
+		size := int64(rng.ExpFloat64() * 6000)
+		if size > int64(len(buf)) {
+			size = int64(len(buf))
+		}
+		hdr := &tar.Header{Name: fmt.Sprintf("%s/file%05d.txt", d, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: mtime}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return 0, err
+		}
+		for j := range buf[:size] {
+			buf[j] = byte('a' + rng.IntN(26))
+		}
+		if _, err := tw.Write(buf[:size]); err != nil {
+			return 0, err
+		}
+		total += size
+	}
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return total, f.Close()
+}
+
+// startSealfs runs "sealfs mount" and waits until it is mounted.
+func startSealfs(bin, data, mnt string) (stop func(), err error) {
+	cmd := exec.Command(bin, "mount", mnt, "--data", data, "--s3", "127.0.0.1:0", "--log-format", "text", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY=bench", "SEALFS_SECRET_KEY=benchsecret")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if !sent && strings.Contains(sc.Text(), "mount:") {
+				ready <- nil
+				sent = true
+			}
+		}
+		if !sent {
+			ready <- errors.New("sealfs exited before mounting")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case err := <-ready:
+		if err != nil {
+			cmd.Wait()
+			return nil, err
+		}
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, errors.New("sealfs did not mount within 30s")
+	}
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if mounted(mnt) {
+			sh("fusermount3", "-u", "-z", mnt)
+		}
+	}, nil
+}
+
+func mounted(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}
