@@ -45,6 +45,9 @@ type Options struct {
 	EntryTimeout, AttrTimeout, NegativeTimeout time.Duration
 	// Debug logs every FUSE request.
 	Debug bool
+	// Observe, if set, is told the duration and result (0 for success) of
+	// each FUSE operation that reaches the file system. It must be quick.
+	Observe func(op string, errno syscall.Errno, d time.Duration)
 }
 
 // DefaultTimeout is the kernel cache timeout used when Options leave it
@@ -143,7 +146,7 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 		NullPermissions: true,
 		Logger:          log.New(&logWriter{f.log}, "", 0),
 	}
-	server, err := gofs.Mount(mountpoint, f.root, gopts)
+	server, err := mount(mountpoint, f.root, gopts, opts.Observe)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
 	}
@@ -447,4 +450,22 @@ func abs(p string) string {
 		return a
 	}
 	return p
+}
+
+// mount is gofs.Mount with the raw file system wrapped to observe
+// operations when asked.
+func mount(dir string, root gofs.InodeEmbedder, opts *gofs.Options, observe func(string, syscall.Errno, time.Duration)) (*fuse.Server, error) {
+	raw := gofs.NewNodeFS(root, opts)
+	if observe != nil {
+		raw = &observedFS{RawFileSystem: raw, observe: observe}
+	}
+	server, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, err
+	}
+	return server, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -192,4 +193,46 @@ func (d *daemon) replicationMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sealfs_replication_retries_total", Help: "Transient replication failures retried."},
 			stat(func(st *replicate.Stats) float64 { return float64(st.Retries) })),
 	)
+}
+
+// observeFUSE records one FUSE operation.
+func (m *metrics) observeFUSE(op string, errno syscall.Errno, d time.Duration) {
+	m.fuseOps.WithLabelValues(op, errnoLabel(errno)).Inc()
+	m.fuseDur.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// errnoLabel names the results worth telling apart; the label's values
+// stay few.
+func errnoLabel(e syscall.Errno) string {
+	switch e {
+	case 0:
+		return "ok"
+	case syscall.ENOENT:
+		return "ENOENT"
+	case syscall.EEXIST:
+		return "EEXIST"
+	case syscall.EIO:
+		return "EIO"
+	case syscall.EACCES:
+		return "EACCES"
+	case syscall.EPERM:
+		return "EPERM"
+	case syscall.ENODATA:
+		return "ENODATA"
+	case syscall.ENOTEMPTY:
+		return "ENOTEMPTY"
+	case syscall.EINVAL:
+		return "EINVAL"
+	case syscall.EXDEV:
+		return "EXDEV"
+	case syscall.ENOKEY:
+		return "ENOKEY"
+	case syscall.ERANGE:
+		return "ERANGE"
+	case syscall.ENOTSUP:
+		return "ENOTSUP"
+	case syscall.ENOSYS:
+		return "ENOSYS"
+	}
+	return "other"
 }

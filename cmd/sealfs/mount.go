@@ -63,13 +63,17 @@ func runMount(c *cli.Context, dir string) error {
 		return err
 	}
 	defer d.close()
-	m, err := sealfs.Mount(mnt, sealfs.Options{
+	opts := sealfs.Options{
 		Store:      d.store,
 		Logger:     d.logger,
 		DataDir:    d.dataDir,
 		AllowOther: c.Bool("allow-other"),
 		Debug:      c.Bool("fuse-debug"),
-	})
+	}
+	if d.metrics != nil {
+		opts.Observe = d.metrics.observeFUSE
+	}
+	m, err := sealfs.Mount(mnt, opts)
 	if err != nil {
 		return fmt.Errorf("%w (is /dev/fuse usable here? as non-root, is user_allow_other in /etc/fuse.conf for --allow-other?)", err)
 	}

@@ -1,0 +1,83 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestMetrics runs a mounted daemon with --metrics, works through both
+// doors, and reads the counters back from /metrics.
+func TestMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+
+	bucket := filepath.Join(d.MountDir, "metered")
+	if err := os.Mkdir(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "setfattr", "-n", "user.sealfs.default-encryption", "-v", "aws:kms", bucket)
+	mustWrite(t, filepath.Join(bucket, "a"), []byte("through the mount"))
+	if _, err := os.Stat(filepath.Join(bucket, "missing")); !os.IsNotExist(err) {
+		t.Fatalf("stat of a missing file: %v", err)
+	}
+	ctx := context.Background()
+	out, err := d.S3().GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("metered"), Key: aws.String("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, out.Body)
+	out.Body.Close()
+	if _, err := d.S3().HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("metered"), Key: aws.String("nope")}); err == nil {
+		t.Fatal("HEAD of a missing key succeeded")
+	}
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`sealfs_s3_requests_total{op="GetObject",status="200"} 1`,
+		`sealfs_s3_requests_total{op="HeadObject",status="404"} 1`,
+		`sealfs_s3_sent_bytes_total{op="GetObject"} 17`,
+		`sealfs_fuse_operations_total{op="Mkdir",result="ok"} 1`,
+		`sealfs_fuse_operations_total{op="Create",result="ok"} 1`,
+		`sealfs_fuse_operations_total{op="SetXAttr",result="ok"} 1`,
+		`sealfs_kms_operations_total{op="CreateKey",result="ok"} 1`,
+		`sealfs_kms_operations_total{op="GenerateDataKey",result="ok"} 1`,
+		`sealfs_replication_backlog 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, re := range []string{
+		`sealfs_s3_request_duration_seconds_count\{op="GetObject"\} 1`,
+		`sealfs_kms_operations_total\{op="Decrypt",result="ok"\} [1-9]`,
+		`sealfs_fuse_operation_duration_seconds_count\{op="Lookup"\} [1-9]`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("metrics lack %s", re)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
+}
