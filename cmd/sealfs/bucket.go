@@ -64,8 +64,8 @@ encrypted with a data key of its own; objects already stored keep their state.
 				Usage:     "create a bucket",
 				ArgsUsage: "BUCKET",
 				Flags: concat(adminFlags(), []cli.Flag{
-					&cli.BoolFlag{Name: "encrypt", Usage: "turn default encryption on at once"},
-					&cli.StringFlag{Name: "bucket-region", Usage: "the bucket's region (default: the daemon's)"},
+					&cli.BoolFlag{Name: "encrypt", EnvVars: []string{"SEALFS_BUCKET_ENCRYPT"}, Usage: "turn default encryption on at once"},
+					&cli.StringFlag{Name: "bucket-region", EnvVars: []string{"SEALFS_BUCKET_REGION"}, Usage: "the bucket's region (default: the daemon's)"},
 				}),
 				Action: func(c *cli.Context) error {
 					name, err := one(c, "bucket create")

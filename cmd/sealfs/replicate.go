@@ -185,11 +185,11 @@ already there are sent by ` + "`sealfs replicate resync`" + `.
    $ sealfs replicate enable photos --to eu-west-1/photos-backup
    $ sealfs replicate enable logs --to eu-west-1/logs --prefix app/ --deletes`,
 		Flags: concat(adminFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "to", Required: true, Usage: "destination: REGION/BUCKET (or arn:aws:s3:REGION::BUCKET)"},
-			&cli.StringFlag{Name: "prefix", Usage: "replicate only keys starting with this"},
-			&cli.BoolFlag{Name: "deletes", Usage: "replicate deletes too"},
-			&cli.StringFlag{Name: "id", Usage: "rule id (default: to-REGION-BUCKET)"},
-			&cli.IntFlag{Name: "priority", Usage: "rule priority: of overlapping rules, the highest decides"},
+			&cli.StringFlag{Name: "to", Required: true, EnvVars: []string{"SEALFS_REPLICATE_TO"}, Usage: "destination: REGION/BUCKET (or arn:aws:s3:REGION::BUCKET)"},
+			&cli.StringFlag{Name: "prefix", EnvVars: []string{"SEALFS_REPLICATE_PREFIX"}, Usage: "replicate only keys starting with this"},
+			&cli.BoolFlag{Name: "deletes", EnvVars: []string{"SEALFS_REPLICATE_DELETES"}, Usage: "replicate deletes too"},
+			&cli.StringFlag{Name: "id", EnvVars: []string{"SEALFS_REPLICATE_RULE_ID"}, Usage: "rule id (default: to-REGION-BUCKET)"},
+			&cli.IntFlag{Name: "priority", EnvVars: []string{"SEALFS_REPLICATE_PRIORITY"}, Usage: "rule priority: of overlapping rules, the highest decides"},
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -240,7 +240,7 @@ replication is enabled again.
 }
 
 func jsonFlag() []cli.Flag {
-	return []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}
+	return []cli.Flag{&cli.BoolFlag{Name: "json", EnvVars: []string{"SEALFS_JSON"}, Usage: "print JSON"}}
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -422,7 +422,7 @@ lines otherwise). --no-wait returns once the objects are queued.
    $ sealfs replicate resync photos
    $ sealfs replicate resync photos --no-wait`,
 		Flags: concat(adminFlags(), []cli.Flag{
-			&cli.BoolFlag{Name: "no-wait", Usage: "return once the objects are queued, without waiting for them to be sent"},
+			&cli.BoolFlag{Name: "no-wait", EnvVars: []string{"SEALFS_RESYNC_NO_WAIT"}, Usage: "return once the objects are queued, without waiting for them to be sent"},
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

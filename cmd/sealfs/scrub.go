@@ -23,7 +23,7 @@ blobs no record references are removed. Exit code 3 when damage is found.
    $ sealfs scrub
    $ sealfs scrub photos --sample 0.1`,
 		Flags: concat(adminFlags(), []cli.Flag{
-			&cli.Float64Flag{Name: "sample", Value: 1, Usage: "fraction of objects to read, 0 < F <= 1"},
+			&cli.Float64Flag{Name: "sample", Value: 1, EnvVars: []string{"SEALFS_SCRUB_SAMPLE"}, Usage: "fraction of objects to read, 0 < F <= 1"},
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
