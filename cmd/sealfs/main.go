@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			kmsCommand(),
 			statusCommand(),
 			scrubCommand(),
+			completionCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return exitUsage(err)

@@ -44,3 +44,22 @@ func TestEveryFlagHasEnv(t *testing.T) {
 	}
 	walk("", newApp().Commands)
 }
+
+// TestCompletionScript: the script is printed for bash and zsh (the
+// completion itself is tried in bash by integration/cli_test.go).
+func TestCompletionScript(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		var out strings.Builder
+		app := newApp()
+		app.Writer = &out
+		if err := app.Run([]string{"sealfs", "completion", shell}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "complete -o default -F _sealfs_complete sealfs") {
+			t.Fatalf("%s script: %q", shell, out.String())
+		}
+	}
+	if err := newApp().Run([]string{"sealfs", "completion", "fish"}); err == nil {
+		t.Fatal("completion fish: no error")
+	}
+}
