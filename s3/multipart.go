@@ -20,14 +20,8 @@ const maxCompleteBody = 4 << 20
 const storageClass = "STANDARD"
 
 func createUpload(q *request) error {
-	if err := checkKey(q.key); err != nil {
-		return err
-	}
-	m, err := objectMeta(q.r.Header)
+	m, err := q.newObjectMeta()
 	if err != nil {
-		return err
-	}
-	if err := q.checkKMSKeyHeader(q.bucket); err != nil {
 		return err
 	}
 	var alg sigv4.ChecksumAlgorithm

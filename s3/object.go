@@ -89,15 +89,22 @@ func (q *request) setClientChecksum(p *sigv4.Payload) {
 	}
 }
 
-func putObject(q *request) error {
+// newObjectMeta checks what every request creating an object carries — its
+// key, its metadata, any KMS key header — and returns the metadata.
+func (q *request) newObjectMeta() (meta.ObjectMeta, error) {
 	if err := checkKey(q.key); err != nil {
-		return err
+		return meta.ObjectMeta{}, err
 	}
 	m, err := objectMeta(q.r.Header)
 	if err != nil {
-		return err
+		return meta.ObjectMeta{}, err
 	}
-	if err := q.checkKMSKeyHeader(q.bucket); err != nil {
+	return m, q.checkKMSKeyHeader(q.bucket)
+}
+
+func putObject(q *request) error {
+	m, err := q.newObjectMeta()
+	if err != nil {
 		return err
 	}
 	p, verify, err := q.dataBody()

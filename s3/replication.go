@@ -119,14 +119,8 @@ func putReplica(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := checkKey(q.key); err != nil {
-		return err
-	}
-	m, err := objectMeta(q.r.Header)
+	m, err := q.newObjectMeta()
 	if err != nil {
-		return err
-	}
-	if err := q.checkKMSKeyHeader(q.bucket); err != nil {
 		return err
 	}
 	p, verify, err := q.dataBody()
