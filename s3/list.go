@@ -12,7 +12,7 @@ import (
 )
 
 // maxKeys reads ?max-keys: 1000 when absent, at most 1000.
-func maxKeys(q *request) (int, error) {
+func maxKeysParam(q *request) (int, error) {
 	vals, ok := q.query["max-keys"]
 	if !ok {
 		return 1000, nil
@@ -93,12 +93,17 @@ func commonPrefixes(ps []string) []s3xml.CommonPrefix {
 	return out
 }
 
-func listObjectsV1(q *request) error {
-	enc, err := encodingType(q)
-	if err != nil {
-		return err
+// listParams reads what every listing takes: encoding-type and max-keys.
+func listParams(q *request) (urlEncode bool, maxKeys int, err error) {
+	if urlEncode, err = encodingType(q); err != nil {
+		return false, 0, err
 	}
-	n, err := maxKeys(q)
+	maxKeys, err = maxKeysParam(q)
+	return urlEncode, maxKeys, err
+}
+
+func listObjectsV1(q *request) error {
+	enc, n, err := listParams(q)
 	if err != nil {
 		return err
 	}
@@ -130,11 +135,7 @@ func listObjectsV1(q *request) error {
 }
 
 func listObjectsV2(q *request) error {
-	enc, err := encodingType(q)
-	if err != nil {
-		return err
-	}
-	n, err := maxKeys(q)
+	enc, n, err := listParams(q)
 	if err != nil {
 		return err
 	}
@@ -179,11 +180,7 @@ func listObjectsV2(q *request) error {
 // listVersions answers ListObjectVersions: sealfs keeps one version of each
 // key, whose version id is "null" (as in a bucket never versioned).
 func listVersions(q *request) error {
-	enc, err := encodingType(q)
-	if err != nil {
-		return err
-	}
-	n, err := maxKeys(q)
+	enc, n, err := listParams(q)
 	if err != nil {
 		return err
 	}
