@@ -23,6 +23,13 @@
 //   - Blob lifetime: blobs replaced or deleted by a commit are removed after
 //     the commit, or when the last reader lets go of them; blobs left behind
 //     by a crash are found and removed by the orphan collector.
+//   - The mount's staging (Spool): a random-access temporary file sealed
+//     under a throwaway key, with a fresh nonce for every chunk write.
+//   - Durability: every commit is synced before it returns unless its
+//     context is marked WithoutSync (the mount, which syncs on fsync with
+//     Sync); blob data is synced before any record points at it either way.
+//   - Checking what is stored: Scrub reads objects back and verifies them;
+//     Stats counts objects, bytes and the encrypted share.
 //
 // # Commit order
 //
