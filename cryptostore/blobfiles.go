@@ -158,8 +158,8 @@ func (b *blobFiles) acquire(refs []meta.BlobRef) {
 // release lets go of blobs taken by acquire, removing doomed ones nobody
 // holds any more.
 func (b *blobFiles) release(refs []meta.BlobRef) {
-	var gone []meta.BlobID
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, r := range refs {
 		n := b.refs[r.ID] - 1
 		if n > 0 {
@@ -169,34 +169,32 @@ func (b *blobFiles) release(refs []meta.BlobRef) {
 		delete(b.refs, r.ID)
 		if _, ok := b.doomed[r.ID]; ok {
 			delete(b.doomed, r.ID)
-			gone = append(gone, r.ID)
+			b.unlinkLocked(r.ID)
 		}
 	}
-	b.mu.Unlock()
-	b.unlink(gone)
 }
 
 // remove deletes blobs that a committed transaction stopped referencing, now
 // or when their last reader releases them.
+//
+// The files are unlinked under mu, the lock acquire takes: Store.Open
+// relies on it (a reader that acquired an object's blobs and then finds the
+// first one present knows none of them is removed until it releases them).
 func (b *blobFiles) remove(refs []meta.BlobRef) {
-	var gone []meta.BlobID
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, r := range refs {
 		if b.refs[r.ID] > 0 {
 			b.doomed[r.ID] = struct{}{}
 			continue
 		}
-		gone = append(gone, r.ID)
+		b.unlinkLocked(r.ID)
 	}
-	b.mu.Unlock()
-	b.unlink(gone)
 }
 
-func (b *blobFiles) unlink(ids []meta.BlobID) {
-	for _, id := range ids {
-		if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			b.logger.Warn("removing blob", "blob", id.String(), "err", err)
-		}
+func (b *blobFiles) unlinkLocked(id meta.BlobID) {
+	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.logger.Warn("removing blob", "blob", id.String(), "err", err)
 	}
 }
 
