@@ -125,11 +125,11 @@ type Store struct {
 
 	pieceBufs sync.Pool // pipeline buffers of pieceBytes
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	closeOnce sync.Once
-	closed    chan struct{}
+	// bg is the context of background work (the orphan collector); Close
+	// cancels it.
+	bg     context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Open opens the store over an open metadata database and KMS. It collects
@@ -166,12 +166,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		kms:    cfg.KMS,
 		blobs:  blobs,
 		logger: cfg.Logger,
-		stop:   make(chan struct{}),
-		closed: make(chan struct{}),
 	}
+	s.bg, s.cancel = context.WithCancel(context.Background())
 	s.pieceBufs.New = func() any { b := make([]byte, pieceBytes); return &b }
 	st, err := s.Collect(ctx)
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
 	if st.Orphans > 0 {
@@ -187,10 +187,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // Close stops background work. It does not close the metadata database or
 // the KMS, which the caller opened.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.stop)
-		close(s.closed)
-	})
+	s.cancel()
 	s.wg.Wait()
 	return nil
 }
@@ -216,20 +213,11 @@ func (s *Store) collectLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-s.bg.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-s.stop:
-				case <-ctx.Done():
-				}
-				cancel()
-			}()
-			st, err := s.Collect(ctx)
-			cancel()
-			if err != nil {
+			st, err := s.Collect(s.bg)
+			if err != nil && s.bg.Err() == nil {
 				s.logger.Warn("orphan blob collection", "err", err)
 			} else if st.Orphans > 0 {
 				s.logger.Info("removed orphan blobs", "count", st.Orphans, "bytes", st.Bytes)
