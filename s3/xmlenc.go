@@ -26,15 +26,7 @@ func appendListV1(b []byte, res *s3xml.ListBucketResult) []byte {
 	b = appendElemOmit(b, "Delimiter", res.Delimiter)
 	b = appendBool(b, "IsTruncated", res.IsTruncated)
 	b = appendElemOmit(b, "EncodingType", res.EncodingType)
-	for i := range res.Contents {
-		b = appendObject(b, &res.Contents[i])
-	}
-	for _, p := range res.CommonPrefixes {
-		b = append(b, "<CommonPrefixes>"...)
-		b = appendElem(b, "Prefix", p.Prefix)
-		b = append(b, "</CommonPrefixes>"...)
-	}
-	return append(b, "</ListBucketResult>"...)
+	return appendEntries(b, res.Contents, res.CommonPrefixes)
 }
 
 // appendListV2 appends the document s3xml.Marshal(res) would produce.
@@ -51,10 +43,16 @@ func appendListV2(b []byte, res *s3xml.ListBucketResultV2) []byte {
 	b = appendElemOmit(b, "NextContinuationToken", res.NextContinuationToken)
 	b = appendElemOmit(b, "StartAfter", res.StartAfter)
 	b = appendElemOmit(b, "EncodingType", res.EncodingType)
-	for i := range res.Contents {
-		b = appendObject(b, &res.Contents[i])
+	return appendEntries(b, res.Contents, res.CommonPrefixes)
+}
+
+// appendEntries appends the objects and common prefixes of a V1 or V2
+// listing and closes the document.
+func appendEntries(b []byte, contents []s3xml.Object, prefixes []s3xml.CommonPrefix) []byte {
+	for i := range contents {
+		b = appendObject(b, &contents[i])
 	}
-	for _, p := range res.CommonPrefixes {
+	for _, p := range prefixes {
 		b = append(b, "<CommonPrefixes>"...)
 		b = appendElem(b, "Prefix", p.Prefix)
 		b = append(b, "</CommonPrefixes>"...)
