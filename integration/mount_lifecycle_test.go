@@ -127,7 +127,7 @@ func TestMountPointChecks(t *testing.T) {
 func TestMountAllowOther(t *testing.T) {
 	requireTool(t, "setpriv")
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as another user")
+		notRun(t, "needs root to act as another user")
 	}
 	d := startMount(t, DaemonOptions{Args: []string{"--allow-other"}})
 	b := newBucket(t, d, "shared-users", false)
