@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sealfs/sealfs/meta"
 )
@@ -29,7 +30,8 @@ type Handle struct {
 	open   map[int]*openBlob // blob index in obj.Blobs → open reader
 	order  []int             // open blobs, oldest first
 	closed bool
-	logged bool
+
+	logged atomic.Bool // a verification failure was logged; set without mu (corrupt runs with and without it)
 }
 
 type openBlob struct {
@@ -229,8 +231,7 @@ func (h *Handle) corrupt(err error) error {
 	if !errors.Is(err, ErrCorruptBlob) && !errors.Is(err, ErrUnsupportedFormat) {
 		err = fmt.Errorf("%w: %w", ErrCorruptBlob, err)
 	}
-	if !h.logged {
-		h.logged = true
+	if h.logged.CompareAndSwap(false, true) {
 		h.s.logger.Error("object data failed verification", "bucket", h.obj.Bucket, "key", h.obj.Key, "object", h.obj.ID.String(), "err", err)
 	}
 	return err
