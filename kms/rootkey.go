@@ -47,7 +47,7 @@ func RootKeyPath(dataDir string) string {
 //
 //   - file, if non-empty: 32 raw bytes, 64 hex characters, or base64 of 32
 //     bytes; a trailing newline is allowed. source is RootKeyFromFile.
-//   - envValue, if non-empty (the caller passes os.Getenv(RootKeyEnv)): hex
+//   - envValue, if non-empty (the daemon passes TakeRootKeyEnv()): hex
 //     or base64. source is RootKeyFromEnv.
 //   - RootKeyPath(dataDir): reused if it exists (source RootKeyStored),
 //     otherwise generated there as hex, mode 0600 in directories created
@@ -211,4 +211,13 @@ func generateRootKey(path string) (key []byte, err error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// TakeRootKeyEnv returns the value of RootKeyEnv and removes the variable
+// from the process environment, so that child processes (fusermount3, say)
+// do not inherit the root key. The daemon calls it once, before LoadRootKey.
+func TakeRootKeyEnv() string {
+	v := os.Getenv(RootKeyEnv)
+	os.Unsetenv(RootKeyEnv)
+	return v
 }

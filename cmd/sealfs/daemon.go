@@ -116,7 +116,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		}
 	}()
 
-	root, source, err := kms.LoadRootKey(c.String("kms-root-key-file"), os.Getenv("SEALFS_KMS_ROOT_KEY"), d.dataDir)
+	// The root key leaves the environment as soon as it is read, so that no
+	// child process (fusermount3, a hook) inherits it.
+	root, source, err := kms.LoadRootKey(c.String("kms-root-key-file"), kms.TakeRootKeyEnv(), d.dataDir)
 	if err != nil {
 		return nil, err
 	}
