@@ -3,6 +3,7 @@ package kms
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,36 +21,91 @@ import (
 // hundred bytes per key) and rewritten whole, atomically, on every change:
 // temporary file, fsync, rename, fsync of the directory. Its mode is 0600.
 //
-//	{"format":1,"mac":"<hex>","keyring":BODY}
+//	{"format":2,"mac":"<hex>","keyring":BODY}
 //
 // BODY is a JSON object:
 //
-//	check   base64(nonce || tag): AES-256-GCM under the root key of an empty
-//	        plaintext with associated data "sealfs kms root check v1"; it tells
-//	        a wrong root key apart from a damaged or altered file
+//	check   base64(nonce || tag): AES-256-GCM under the sealing key of an
+//	        empty plaintext with associated data "sealfs kms root check v2";
+//	        it tells a wrong root key apart from a damaged or altered file
 //	keys    [{id, description, state, created, deletion_date, versions:
 //	        [{version, created, sealed}]}]
 //
-// sealed is base64(nonce || AES-256-GCM(root key, material)) with associated
-// data "sealfs kms master v1" || u8 len(id) || id || u32 version, so sealed
-// material cannot be moved to another key or version. The file never holds
-// material in clear.
+// sealed is base64(nonce || AES-256-GCM(sealing key, material)) with
+// associated data "sealfs kms master v2" || u8 len(id) || id || u32 version,
+// so sealed material cannot be moved to another key or version. The file
+// never holds material in clear. Nonces are random; a keyring seals one value
+// per key version, far below the 2^32 random-nonce bound of GCM.
 //
-// mac is HMAC-SHA256 over "sealfs kms keyring v1" || BODY (the exact bytes in
-// the file), keyed with HKDF-SHA256(root key, info "sealfs kms keyring mac
-// v1"). It stops an edit of the file (re-enabling a disabled key, say) by
-// someone who can write the data disk but does not hold the root key. It does
-// not stop a rollback to an older keyring written by sealfs itself.
+// mac is HMAC-SHA256 over "sealfs kms keyring v2" || BODY (the exact bytes in
+// the file). It stops an edit of the file (re-enabling a disabled key, say)
+// by someone who can write the data disk but does not hold the root key. It
+// does not stop a rollback to an older keyring written by sealfs itself.
+//
+// The root key itself is never a cipher key. Both keys are derived from it
+// with HKDF-SHA256 (no salt), each under its own label:
+//
+//	sealing key = HKDF-SHA256(root key, info "sealfs kms keyring seal v2", 32)
+//	mac key     = HKDF-SHA256(root key, info "sealfs kms keyring mac v2", 32)
+//
+// Format 1, written by the first release, used the root key directly as the
+// AES-256-GCM sealing key, the labels "... v1" above, and the mac key
+// HKDF-SHA256(root key, info "sealfs kms keyring mac v1"). OpenLocal still
+// reads it, and migrates it: it verifies the whole file under format 1,
+// unseals every version, seals them again under format 2 and replaces the
+// file atomically (as any change does) before it returns. A crash before the
+// rename leaves the format 1 file, migrated on the next open.
 const (
-	keyringName      = "keyring"
-	keyringFormat    = 1
-	keyringTempGlob  = "keyring.tmp-*"
-	lockName         = "keyring.lock"
-	checkAD          = "sealfs kms root check v1"
-	masterSealDomain = "sealfs kms master v1"
-	macDomain        = "sealfs kms keyring v1"
-	macKeyInfo       = "sealfs kms keyring mac v1"
+	keyringName     = "keyring"
+	keyringFormat   = 2 // written now
+	keyringFormatV1 = 1 // first release: read and migrated
+	keyringTempGlob = "keyring.tmp-*"
+	lockName        = "keyring.lock"
 )
+
+// keyringScheme is how one keyring format seals and authenticates.
+type keyringScheme struct {
+	format       int
+	seal         cipher.AEAD // seals master key material and the check value
+	macKey       []byte      // authenticates the file
+	checkAD      string
+	masterDomain string
+	macDomain    string
+}
+
+// newKeyringScheme derives the keys of the given format from the root key.
+func newKeyringScheme(format int, root []byte) (*keyringScheme, error) {
+	switch format {
+	case keyringFormatV1:
+		seal, err := newGCM(root)
+		if err != nil {
+			return nil, err
+		}
+		macKey, err := hkdf.Key(sha256.New, root, nil, "sealfs kms keyring mac v1", 32)
+		if err != nil {
+			return nil, fmt.Errorf("kms: deriving keyring mac key: %w", err)
+		}
+		return &keyringScheme{format: format, seal: seal, macKey: macKey,
+			checkAD: "sealfs kms root check v1", masterDomain: "sealfs kms master v1", macDomain: "sealfs kms keyring v1"}, nil
+	case keyringFormat:
+		sealKey, err := hkdf.Key(sha256.New, root, nil, "sealfs kms keyring seal v2", 32)
+		if err != nil {
+			return nil, fmt.Errorf("kms: deriving keyring sealing key: %w", err)
+		}
+		seal, err := newGCM(sealKey)
+		clear(sealKey)
+		if err != nil {
+			return nil, err
+		}
+		macKey, err := hkdf.Key(sha256.New, root, nil, "sealfs kms keyring mac v2", 32)
+		if err != nil {
+			return nil, fmt.Errorf("kms: deriving keyring mac key: %w", err)
+		}
+		return &keyringScheme{format: format, seal: seal, macKey: macKey,
+			checkAD: "sealfs kms root check v2", masterDomain: "sealfs kms master v2", macDomain: "sealfs kms keyring v2"}, nil
+	}
+	return nil, fmt.Errorf("kms: keyring format %d is unknown: this sealfs reads formats %d and %d", format, keyringFormatV1, keyringFormat)
+}
 
 // errKeyringIntegrity: the keyring's MAC or a sealed version failed to verify
 // although the root key matches.
@@ -83,15 +139,16 @@ type versionRecord struct {
 
 // masterSealAD is the associated data binding sealed material to its key id
 // and version.
-func masterSealAD(keyID string, version uint32) []byte {
-	ad := make([]byte, 0, len(masterSealDomain)+1+len(keyID)+4)
-	ad = append(ad, masterSealDomain...)
+func (sc *keyringScheme) masterSealAD(keyID string, version uint32) []byte {
+	ad := make([]byte, 0, len(sc.masterDomain)+1+len(keyID)+4)
+	ad = append(ad, sc.masterDomain...)
 	ad = append(ad, byte(len(keyID)))
 	ad = append(ad, keyID...)
 	return binary.BigEndian.AppendUint32(ad, version)
 }
 
-// sealWithRoot seals plaintext under the root key: nonce || ciphertext || tag.
+// sealWithRoot seals plaintext under the sealing key derived from the root
+// key: nonce || ciphertext || tag.
 func sealWithRoot(root cipher.AEAD, plaintext, ad []byte) ([]byte, error) {
 	out := make([]byte, nonceSize, nonceSize+len(plaintext)+tagSize)
 	if _, err := rand.Read(out); err != nil {
@@ -107,9 +164,9 @@ func openWithRoot(root cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	return root.Open(nil, sealed[:nonceSize], sealed[nonceSize:], ad)
 }
 
-func keyringMAC(macKey, body []byte) []byte {
-	m := hmac.New(sha256.New, macKey)
-	m.Write([]byte(macDomain))
+func (sc *keyringScheme) mac(body []byte) []byte {
+	m := hmac.New(sha256.New, sc.macKey)
+	m.Write([]byte(sc.macDomain))
 	m.Write(body)
 	return m.Sum(nil)
 }
@@ -121,39 +178,50 @@ func (k *Local) encodeKeyring(body *keyringBody) ([]byte, error) {
 		return nil, fmt.Errorf("kms: encoding keyring: %w", err)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"format":%d,"mac":"%s","keyring":`, keyringFormat, hex.EncodeToString(keyringMAC(k.macKey, raw)))
+	fmt.Fprintf(&b, `{"format":%d,"mac":"%s","keyring":`, k.scheme.format, hex.EncodeToString(k.scheme.mac(raw)))
 	b.Write(raw)
 	b.WriteString("}\n")
 	return b.Bytes(), nil
 }
 
-// decodeKeyring verifies and parses the file contents. Errors wrap
-// ErrRootKeyMismatch when the check value does not open under this root key,
-// and errKeyringIntegrity when the rest does not verify.
-func (k *Local) decodeKeyring(data []byte) (*keyringBody, error) {
+// decodeKeyring verifies and parses the file contents, and returns the
+// scheme of the format it was written in. Errors wrap ErrRootKeyMismatch when
+// the check value does not open under this root key, and errKeyringIntegrity
+// when the rest does not verify.
+func (k *Local) decodeKeyring(data, root []byte) (*keyringBody, *keyringScheme, error) {
 	var env keyringEnvelope
 	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
+		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
 	}
-	if env.Format != keyringFormat {
-		return nil, fmt.Errorf("kms: keyring %s has format %d, this sealfs reads format %d", k.path, env.Format, keyringFormat)
+	sc := k.scheme
+	if env.Format != sc.format {
+		var err error
+		if env.Format != keyringFormatV1 {
+			return nil, nil, fmt.Errorf("kms: keyring %s has format %d, this sealfs reads formats %d and %d", k.path, env.Format, keyringFormatV1, keyringFormat)
+		}
+		if sc, err = newKeyringScheme(env.Format, root); err != nil {
+			return nil, nil, err
+		}
 	}
 	var body keyringBody
 	if err := json.Unmarshal(env.Keyring, &body); err != nil {
-		return nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
+		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
 	}
-	if _, err := openWithRoot(k.root, body.Check, []byte(checkAD)); err != nil {
-		return nil, fmt.Errorf("%w: %s was sealed by another root key", ErrRootKeyMismatch, k.path)
+	if _, err := openWithRoot(sc.seal, body.Check, []byte(sc.checkAD)); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s was sealed by another root key", ErrRootKeyMismatch, k.path)
 	}
 	mac, err := hex.DecodeString(env.MAC)
-	if err != nil || !hmac.Equal(mac, keyringMAC(k.macKey, env.Keyring)) {
-		return nil, fmt.Errorf("%w: %s", errKeyringIntegrity, k.path)
+	if err != nil || !hmac.Equal(mac, sc.mac(env.Keyring)) {
+		return nil, nil, fmt.Errorf("%w: %s", errKeyringIntegrity, k.path)
 	}
-	return &body, nil
+	return &body, sc, nil
 }
 
-// loadKeys turns verified records into master keys, unsealing every version.
-func (k *Local) loadKeys(body *keyringBody) (map[string]*masterKey, error) {
+// loadKeys turns verified records into master keys, unsealing every version
+// with sc, the scheme the keyring was written in. Versions are resealed under
+// k.scheme if that is another one, so the next write stores them in the
+// current format.
+func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme) (map[string]*masterKey, error) {
 	keys := make(map[string]*masterKey, len(body.Keys))
 	for _, r := range body.Keys {
 		if r.ID == "" || len(r.ID) > maxKeyIDLen || keys[r.ID] != nil || len(r.Versions) == 0 {
@@ -175,11 +243,17 @@ func (k *Local) loadKeys(body *keyringBody) (map[string]*masterKey, error) {
 			if vr.Version != uint32(i+1) {
 				return nil, fmt.Errorf("%w: %s: key %s lists version %d at position %d", errKeyringIntegrity, k.path, r.ID, vr.Version, i+1)
 			}
-			material, err := openWithRoot(k.root, vr.Sealed, masterSealAD(r.ID, vr.Version))
+			material, err := openWithRoot(sc.seal, vr.Sealed, sc.masterSealAD(r.ID, vr.Version))
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: key %s version %d does not unseal", errKeyringIntegrity, k.path, r.ID, vr.Version)
 			}
-			v, err := newKeyVersion(material, vr.Sealed, vr.Created)
+			sealed := vr.Sealed
+			if sc != k.scheme {
+				if sealed, err = sealWithRoot(k.scheme.seal, material, k.scheme.masterSealAD(r.ID, vr.Version)); err != nil {
+					return nil, err
+				}
+			}
+			v, err := newKeyVersion(material, sealed, vr.Created)
 			if err != nil {
 				return nil, err
 			}

@@ -9,9 +9,12 @@
 // master keys live in a keyring of their own (see Local).
 //
 // Local is the built-in engine: master keys in one file under DATA/kms, each
-// key version sealed by a 32-byte root key (see LoadRootKey), data keys
-// wrapped in the format documented in wrap.go, and a bounded cache of
-// unwrapped data keys.
+// key version sealed by a key derived from a 32-byte root key (see
+// LoadRootKey and keyring.go; the root key is only ever HKDF input), data
+// keys wrapped under a key of their own per wrap, derived from the master key
+// version (the format is documented in wrap.go), and a bounded cache of
+// unwrapped data keys. Keyrings and wrapped keys written by the first release
+// are still read; a first-release keyring is migrated when it is opened.
 //
 // The interface is small on purpose: a second engine (an external KMS) is one
 // more implementation of KMS, not a rewrite of its callers. Every call takes a

@@ -3,9 +3,7 @@ package kms
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -55,8 +53,7 @@ type Local struct {
 	arnPrefix string
 	log       *slog.Logger
 	now       func() time.Time
-	root      cipher.AEAD // seals master key material and the check value
-	macKey    []byte      // authenticates the keyring file
+	scheme    *keyringScheme // seals master key material, authenticates the keyring
 	lockFile  *os.File
 	cache     *dekCache
 	unwraps   atomic.Uint64 // data keys opened with a master key (cache misses)
@@ -86,7 +83,7 @@ type keyVersion struct {
 	created  time.Time
 	sealed   []byte      // as stored in the keyring
 	material []byte      // 32 bytes, in memory only
-	aead     cipher.AEAD // AES-256-GCM keyed with material
+	aead     cipher.AEAD // AES-256-GCM keyed with material: unwraps format 1 wraps only
 }
 
 func newKeyVersion(material, sealed []byte, created time.Time) (*keyVersion, error) {
@@ -128,13 +125,9 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("kms: %w", err)
 	}
-	rootAEAD, err := newGCM(root)
+	scheme, err := newKeyringScheme(keyringFormat, root)
 	if err != nil {
 		return nil, err
-	}
-	macKey, err := hkdf.Key(sha256.New, root, nil, macKeyInfo, 32)
-	if err != nil {
-		return nil, fmt.Errorf("kms: deriving keyring mac key: %w", err)
 	}
 	region, account := opts.Region, opts.Account
 	if region == "" {
@@ -149,8 +142,7 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 		arnPrefix: "arn:aws:kms:" + region + ":" + account + ":key/",
 		log:       opts.Logger,
 		now:       opts.Now,
-		root:      rootAEAD,
-		macKey:    macKey,
+		scheme:    scheme,
 		cache:     newDEKCache(opts.CacheSize),
 		keys:      make(map[string]*masterKey),
 	}
@@ -163,14 +155,16 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 	if k.lockFile, err = lockDir(dir); err != nil {
 		return nil, err
 	}
-	if err := k.load(); err != nil {
+	if err := k.load(root); err != nil {
 		k.lockFile.Close()
 		return nil, err
 	}
 	return k, nil
 }
 
-func (k *Local) load() error {
+// load reads the keyring, or creates an empty one. root is needed only to
+// read a keyring in the first release's format, which load migrates.
+func (k *Local) load(root []byte) error {
 	if err := removeStaleTemps(k.dir); err != nil {
 		return err
 	}
@@ -179,7 +173,7 @@ func (k *Local) load() error {
 	data, err := os.ReadFile(k.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if k.check, err = sealWithRoot(k.root, nil, []byte(checkAD)); err != nil {
+		if k.check, err = sealWithRoot(k.scheme.seal, nil, []byte(k.scheme.checkAD)); err != nil {
 			return err
 		}
 		if err := k.persistLocked(nil); err != nil {
@@ -190,14 +184,25 @@ func (k *Local) load() error {
 	case err != nil:
 		return fmt.Errorf("kms: %w", err)
 	}
-	body, err := k.decodeKeyring(data)
+	body, sc, err := k.decodeKeyring(data, root)
 	if err != nil {
 		return err
 	}
-	if k.keys, err = k.loadKeys(body); err != nil {
+	if k.keys, err = k.loadKeys(body, sc); err != nil {
 		return err
 	}
 	k.check = body.Check
+	if sc != k.scheme {
+		// Written by the first release: seal it again under the derived
+		// keys and replace the file (atomically, as every change is).
+		if k.check, err = sealWithRoot(k.scheme.seal, nil, []byte(k.scheme.checkAD)); err != nil {
+			return err
+		}
+		if err := k.persistLocked(nil); err != nil {
+			return fmt.Errorf("kms: migrating keyring %s to format %d: %w", k.path, k.scheme.format, err)
+		}
+		k.log.Info("kms keyring migrated", "path", k.path, "from_format", sc.format, "to_format", k.scheme.format, "keys", len(k.keys))
+	}
 	k.log.Info("kms keyring opened", "path", k.path, "keys", len(k.keys))
 	return k.purgeLocked()
 }
@@ -395,7 +400,7 @@ func (k *Local) newVersion(id string, ver uint32, created time.Time) (*keyVersio
 	if _, err := rand.Read(material); err != nil {
 		return nil, fmt.Errorf("kms: reading random key: %w", err)
 	}
-	sealed, err := sealWithRoot(k.root, material, masterSealAD(id, ver))
+	sealed, err := sealWithRoot(k.scheme.seal, material, k.scheme.masterSealAD(id, ver))
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +489,7 @@ func (k *Local) wrapWithCurrent(name string, c Context, plaintext []byte) (strin
 		return "", 0, nil, err
 	}
 	ver := uint32(len(m.versions))
-	ct, err := wrap(m.versions[ver-1].aead, m.id, ver, appendContext(nil, c), plaintext)
+	ct, err := wrap(m.versions[ver-1].material, m.id, ver, appendContext(nil, c), plaintext)
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -533,7 +538,7 @@ func (k *Local) Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error
 			return pt, nil
 		}
 	}
-	pt, err := unwrap(m.versions[h.version-1].aead, req.Ciphertext, h, encCtx)
+	pt, err := unwrap(m.versions[h.version-1], req.Ciphertext, h, encCtx)
 	if err != nil {
 		return nil, err
 	}

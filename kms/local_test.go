@@ -138,11 +138,11 @@ func TestWrapFormat(t *testing.T) {
 	id := newKey(t, k)
 	dek := generate(t, k, id, objectContext("b", "o"))
 	ct := dek.Ciphertext
-	if len(ct) != 102 {
-		t.Fatalf("wrapped data key is %d bytes, want 102", len(ct))
+	if len(ct) != 122 {
+		t.Fatalf("wrapped data key is %d bytes, want 122", len(ct))
 	}
-	if ct[0] != 1 || int(ct[1]) != len(id) || string(ct[2:2+len(id)]) != id {
-		t.Fatalf("header = % x, want version 1 and key id %s", ct[:2+len(id)], id)
+	if ct[0] != 2 || int(ct[1]) != len(id) || string(ct[2:2+len(id)]) != id {
+		t.Fatalf("header = % x, want format 2 and key id %s", ct[:2+len(id)], id)
 	}
 	if v := binary.BigEndian.Uint32(ct[2+len(id):]); v != 1 {
 		t.Fatalf("version field = %d, want 1", v)
@@ -638,7 +638,7 @@ func TestKeyringTampering(t *testing.T) {
 		t.Fatal("test setup: unexpected keys in the keyring")
 	}
 	body.Keys[0].Versions[0].Sealed, body.Keys[1].Versions[0].Sealed = body.Keys[1].Versions[0].Sealed, body.Keys[0].Versions[0].Sealed
-	forger := &Local{macKey: k.macKey}
+	forger := &Local{scheme: k.scheme}
 	data, err := forger.encodeKeyring(&body)
 	if err != nil {
 		t.Fatal(err)
