@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -25,6 +26,8 @@ type Options struct {
 	// syncWrites makes Badger sync every commit itself instead of the group
 	// commit syncer (for the comparison benchmark).
 	syncWrites bool
+	// statfs replaces the free-space probe (tests).
+	statfs func(dir string) (uint64, error)
 }
 
 // Badger tuning for a daemon whose whole RSS stays under 256 MiB. Worst case
@@ -36,7 +39,7 @@ const (
 	numMemtables     = 3
 	blockCacheSize   = 32 << 20
 	indexCacheSize   = 16 << 20
-	valueLogFileSize = 64 << 20 // smaller files: less mapped, finer GC
+	valueLogFileSize = 16 << 20 // smaller files: less mapped, a smaller reserve (space.go), finer GC
 	numCompactors    = 2        // Badger's minimum; the machine has 2 cores
 	// valueThreshold keeps object, upload and part records (well under 4 KiB)
 	// in the LSM tree, so listing never touches the value log; inline data
@@ -53,12 +56,29 @@ const (
 
 // DB is the metadata store. It is safe for concurrent use.
 type DB struct {
-	bdb *badger.DB
 	dir string
 	log *slog.Logger
+	bo  badger.Options // to open Badger again read-write
+
+	// mu guards bdb against being swapped while in use: everything that
+	// uses bdb holds mu for reading; reopening read-write (the only swap)
+	// takes it for writing.
+	mu  sync.RWMutex
+	bdb *badger.DB
+	// readOnly is set while Badger is open read-only (the disk was full at
+	// Open); gen counts the opens, so a Sequence knows when to start over.
+	readOnly atomic.Bool
+	gen      uint64
+
+	space *space
 
 	groupCommit bool
 	syncer      syncer
+	// walFiles are descriptors of Badger's write-ahead logs, opened by the
+	// syncer and kept open so that an fsync through them reports every
+	// writeback error since their open (see syncOlderWALs). Only the
+	// running sync uses them.
+	walFiles map[int]*os.File
 
 	gcStop    chan struct{}
 	gcDone    chan struct{}
@@ -67,6 +87,10 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the metadata store in dir.
+//
+// When the disk holding dir has less than the reserve free (see
+// space.go), Badger is opened read-only, writes are refused with
+// ErrNoSpace, and the store turns read-write by itself once space returns.
 func Open(dir string, opts Options) (*DB, error) {
 	log := opts.Logger
 	if log == nil {
@@ -75,6 +99,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	interval := opts.GCInterval
 	if interval <= 0 {
 		interval = defaultGCInterval
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
 	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log: log}).
@@ -87,21 +114,164 @@ func Open(dir string, opts Options) (*DB, error) {
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(numCompactors).
 		WithMetricsEnabled(false)
-	bdb, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
-	}
 	db := &DB{
-		bdb:         bdb,
 		dir:         dir,
 		log:         log,
+		bo:          bo,
+		space:       newSpace(dir, log),
 		groupCommit: !opts.syncWrites,
+		walFiles:    make(map[int]*os.File),
 		gcStop:      make(chan struct{}),
 		gcDone:      make(chan struct{}),
+	}
+	if opts.statfs != nil {
+		db.space.statfs = opts.statfs
+	}
+	if err := db.open(); err != nil {
+		return nil, err
 	}
 	db.syncer.fn = db.syncAll
 	go db.gcLoop(interval)
 	return db, nil
+}
+
+// open opens Badger: read-write when the reserve is free, else read-only
+// if Badger can, else read-write with writes refused if there is room to
+// recover, else not at all.
+func (db *DB) open() error {
+	free, serr := db.space.statfs(db.dir)
+	if serr != nil || free >= db.space.reserve || emptyStore(db.dir) && free >= recoveryNeed(db.dir) {
+		bdb, err := badger.Open(db.bo)
+		if err != nil {
+			return fmt.Errorf("meta: open %s: %w", db.dir, err)
+		}
+		db.bdb = bdb
+		if serr == nil && free < db.space.reserve {
+			db.space.full.Store(true)
+			db.log.Warn("meta: the data disk is full: writes are refused until space is freed; reads are served",
+				"dir", db.dir, "free_mib", free>>20, "reserve_mib", db.space.reserve>>20)
+		}
+		return nil
+	}
+	bdb, err := badger.Open(db.bo.WithReadOnly(true))
+	if err == nil {
+		db.bdb = bdb
+		db.readOnly.Store(true)
+		db.space.full.Store(true)
+		db.log.Warn("meta: the data disk is full: the metadata store is open read-only; reads are served, writes are refused until space is freed",
+			"dir", db.dir, "free_mib", free>>20, "reserve_mib", db.space.reserve>>20)
+		return nil
+	}
+	need := recoveryNeed(db.dir)
+	if free < need {
+		return fmt.Errorf("meta: open %s: the data disk is full (%d MiB free) and the store, not closed cleanly, cannot be opened read-only (%v); it needs about %d MiB free to recover: %w",
+			db.dir, free>>20, err, need>>20, ErrNoSpace)
+	}
+	bdb, err = badger.Open(db.bo)
+	if err != nil {
+		return fmt.Errorf("meta: open %s: %w", db.dir, err)
+	}
+	db.bdb = bdb
+	db.space.full.Store(true)
+	db.log.Warn("meta: the data disk is full: the metadata store was recovered read-write, but writes are refused until space is freed; reads are served",
+		"dir", db.dir, "free_mib", free>>20, "reserve_mib", db.space.reserve>>20)
+	return nil
+}
+
+// ReadOnly reports whether the store is open read-only because the disk
+// was full when it opened (it turns read-write by itself when space
+// returns).
+func (db *DB) ReadOnly() bool { return db.readOnly.Load() }
+
+// reopenWritable swaps a read-only Badger for a read-write one once the
+// reserve is free. It waits for no one: when transactions are running it
+// tries again later.
+func (db *DB) reopenWritable() {
+	if !db.readOnly.Load() {
+		return
+	}
+	free, err := db.space.statfs(db.dir)
+	if err != nil || free < db.space.reserve {
+		return
+	}
+	locked := false
+	for range 100 {
+		if locked = db.mu.TryLock(); locked {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !locked {
+		return
+	}
+	defer db.mu.Unlock()
+	if err := db.bdb.Close(); err != nil {
+		db.log.Warn("meta: closing the read-only store", "err", err)
+	}
+	bdb, err := badger.Open(db.bo)
+	if err != nil {
+		// Leave a usable store behind: read-only again.
+		db.log.Error("meta: opening the store read-write failed; staying read-only", "err", err)
+		if bdb, err = badger.Open(db.bo.WithReadOnly(true)); err != nil {
+			// Nothing to serve from; every call fails until Close.
+			db.log.Error("meta: reopening the store read-only failed", "err", err)
+			return
+		}
+		db.bdb = bdb
+		db.gen++
+		return
+	}
+	db.bdb = bdb
+	db.gen++
+	db.readOnly.Store(false)
+	db.space.full.Store(false)
+	db.log.Info("meta: free space is back on the data disk: the metadata store is read-write again; writes are accepted",
+		"dir", db.dir, "free_mib", free>>20)
+}
+
+// writable returns nil when a commit may go ahead: no sync has failed, the
+// store is read-write, and the disk has the reserve free (half of it for
+// commits marked UseReserve).
+func (db *DB) writable(ctx context.Context) error {
+	if err := db.syncer.failure(); err != nil {
+		return err
+	}
+	if db.readOnly.Load() {
+		return fmt.Errorf("meta: the data disk was full when the store opened, and is still (the store is read-only until %d MiB are free): %w",
+			db.space.reserve>>20, ErrNoSpace)
+	}
+	floor := db.space.reserve
+	if usesReserve(ctx) {
+		floor /= 2
+	}
+	return db.space.check(floor)
+}
+
+// CheckSpace returns an error wrapping ErrNoSpace when the disk holding
+// the store has less than the reserve free, or the store is read-only
+// because of that. Writers of other files on the same disk (blobs, spool
+// files) call it before they write, so that they never eat the space
+// Badger needs.
+func (db *DB) CheckSpace() error {
+	if db.readOnly.Load() {
+		return fmt.Errorf("meta: the store is read-only until %d MiB are free on the data disk: %w", db.space.reserve>>20, ErrNoSpace)
+	}
+	return db.space.check(db.space.reserve)
+}
+
+type useReserveKey struct{}
+
+// UseReserve marks ctx so that Update and UpdateBulk under it go ahead
+// while the disk holds at least half the reserve, instead of all of it:
+// for commits that free space (deleting objects, aborting uploads), so a
+// full disk can be emptied through the store.
+func UseReserve(ctx context.Context) context.Context {
+	return context.WithValue(ctx, useReserveKey{}, true)
+}
+
+func usesReserve(ctx context.Context) bool {
+	v, _ := ctx.Value(useReserveKey{}).(bool)
+	return v
 }
 
 // Close stops the value-log GC goroutine, waits for it, and closes Badger.
@@ -111,8 +281,14 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.gcStop)
 		<-db.gcDone
+		db.mu.Lock()
+		defer db.mu.Unlock()
 		if err := db.bdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("meta: close: %w", err)
+		}
+		for fid, f := range db.walFiles {
+			f.Close()
+			delete(db.walFiles, fid)
 		}
 	})
 	return db.closeErr
@@ -124,14 +300,20 @@ func (db *DB) Close() error {
 // tries, stopping early when ctx ends: fn must have no effect outside tx.
 // When Update returns nil the commit is on disk.
 func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
-	if err := db.retry(ctx, func() (bool, error) {
+	if err := db.writable(ctx); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	err := db.retry(ctx, func() (bool, error) {
 		btx := db.bdb.NewTransaction(true)
 		defer btx.Discard()
 		if err := fn(&Txn{btx: btx}); err != nil {
 			return false, err
 		}
 		return commit(btx)
-	}); err != nil {
+	})
+	db.mu.RUnlock()
+	if err != nil {
 		return err
 	}
 	if deferred(ctx) {
@@ -156,10 +338,20 @@ func deferred(ctx context.Context) bool {
 }
 
 // Sync makes every commit made so far durable (it shares a sync with
-// concurrent committers).
+// concurrent committers). Once a sync has failed, Sync fails too, with an
+// error wrapping ErrSyncFailed, until the store is opened again.
 func (db *DB) Sync() error {
 	if !db.groupCommit {
-		return db.bdb.Sync()
+		if err := db.syncer.failure(); err != nil {
+			return err
+		}
+		db.mu.RLock()
+		err := db.bdb.Sync()
+		db.mu.RUnlock()
+		if err != nil {
+			return db.syncer.fail(err)
+		}
+		return nil
 	}
 	return db.durable()
 }
@@ -169,6 +361,8 @@ func (db *DB) View(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
 	btx := db.bdb.NewTransaction(false)
 	defer btx.Discard()
 	return fn(&Txn{btx: btx})
@@ -186,6 +380,10 @@ func (db *DB) View(ctx context.Context, fn func(tx *Txn) error) error {
 func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) error) error {
 	for start := 0; start < n; {
 		end := n
+		if err := db.writable(ctx); err != nil {
+			return err
+		}
+		db.mu.RLock()
 		err := db.retry(ctx, func() (bool, error) {
 			for {
 				btx := db.bdb.NewTransaction(true)
@@ -217,6 +415,7 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 				end = i // apply [start, i) again, alone
 			}
 		})
+		db.mu.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -321,10 +520,23 @@ func (db *DB) durable() error {
 		return nil // Badger synced the commit itself
 	}
 	if err := db.syncer.wait(); err != nil {
-		return fmt.Errorf("meta: committed, but sync failed: %w", err)
+		return fmt.Errorf("meta: committed, but not durable: %w", err)
 	}
 	return nil
 }
+
+// ErrSyncFailed is returned (wrapped, with the failure that caused it) by
+// every write, commit and Sync after a sync of the store has failed once.
+//
+// A failed fsync is not a passing problem: the kernel may have dropped the
+// dirty pages it could not write (and marked them clean), so a later sync
+// that succeeds says nothing about them. Nothing committed since the last
+// good sync is known to be on disk, and only a restart (which replays what
+// the disk really holds) makes the store trustworthy again. Reads go on.
+var ErrSyncFailed = errors.New("an earlier sync of the metadata store failed; writes are refused until restart")
+
+// fsyncFile syncs a file; a hook for tests.
+var fsyncFile = (*os.File).Sync
 
 // syncAll makes every committed write durable.
 //
@@ -339,6 +551,11 @@ func (db *DB) durable() error {
 // those memtables (*.mem files but the newest) are fsynced through a file
 // descriptor of our own. A file gone meanwhile was flushed, and is safe.
 func (db *DB) syncAll() error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.readOnly.Load() {
+		return nil // nothing was written
+	}
 	err := db.bdb.Sync()
 	if werr := db.syncOlderWALs(); err == nil {
 		err = werr
@@ -350,6 +567,21 @@ func (db *DB) syncAll() error {
 // ("%05d.mem", memtable.go).
 const walSuffix = ".mem"
 
+// syncOlderWALs fsyncs the write-ahead logs of the memtables rotated out.
+//
+// Which descriptor reports a writeback error: since Linux 4.13 an error is
+// recorded per file (errseq_t in the inode's mapping), and fsync on a
+// descriptor reports every error recorded since that descriptor was opened;
+// since 4.16 ("errseq: Always report a writeback error once") an error that
+// no descriptor has reported yet is also reported to one opened after it. A
+// fresh descriptor per sync would therefore depend on nobody else having
+// reported the error first. Instead each log is opened once, the first
+// time a sync sees it (the newest one too, though DB.Sync covers it), and
+// the descriptor is kept until Badger deletes the file: an fsync through it
+// reports every error since that open, and any error before the open that
+// nobody has reported. Badger keeps the file open and mapped meanwhile, so
+// the inode (and the error recorded in it) stays in memory. Whatever it
+// reports makes the failure permanent (syncer.fail).
 func (db *DB) syncOlderWALs() error {
 	entries, err := os.ReadDir(db.dir)
 	if err != nil {
@@ -367,22 +599,31 @@ func (db *DB) syncOlderWALs() error {
 		}
 		fids = append(fids, fid)
 	}
-	if len(fids) < 2 {
-		return nil
+	// Forget the logs Badger deleted (flushed memtables).
+	for fid, f := range db.walFiles {
+		if !slices.Contains(fids, fid) {
+			f.Close()
+			delete(db.walFiles, fid)
+		}
 	}
 	slices.Sort(fids)
-	for _, fid := range fids[:len(fids)-1] {
-		f, err := os.Open(filepath.Join(db.dir, fmt.Sprintf("%05d%s", fid, walSuffix)))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+	for i, fid := range fids {
+		f := db.walFiles[fid]
+		if f == nil {
+			f, err = os.Open(filepath.Join(db.dir, fmt.Sprintf("%05d%s", fid, walSuffix)))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			db.walFiles[fid] = f
 		}
-		if err != nil {
-			return err
+		if i == len(fids)-1 {
+			break // the active log: DB.Sync msynced it
 		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return err
+		if err := fsyncFile(f); err != nil {
+			return fmt.Errorf("syncing %s: %w", f.Name(), err)
 		}
 	}
 	return nil
@@ -391,6 +632,9 @@ func (db *DB) syncOlderWALs() error {
 // syncer is a group commit: each waiter needs a sync that started after it
 // arrived; one of them (the leader) runs it while the others wait, and every
 // waiter that arrived before it started shares it.
+//
+// A failure is permanent: once a sync has failed, every waiter from then on
+// gets that failure (wrapped in ErrSyncFailed), whatever later syncs return.
 type syncer struct {
 	fn func() error
 
@@ -401,9 +645,30 @@ type syncer struct {
 	started uint64 // syncs started
 	done    uint64 // number of the last sync finished
 	err     error  // its result
+	// failed is set by the first failed sync, and never cleared.
+	failed atomic.Pointer[error]
+}
+
+// failure returns the permanent error left by a failed sync, or nil.
+func (s *syncer) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records err as the permanent failure (the first one wins) and
+// returns the failure.
+func (s *syncer) fail(err error) error {
+	perm := fmt.Errorf("meta: %w: %w", ErrSyncFailed, err)
+	s.failed.CompareAndSwap(nil, &perm)
+	return s.failure()
 }
 
 func (s *syncer) wait() error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cond == nil {
@@ -422,42 +687,66 @@ func (s *syncer) wait() error {
 		n := s.started
 		s.mu.Unlock()
 		err := s.fn()
+		if err != nil {
+			err = s.fail(err)
+		}
 		s.mu.Lock()
 		s.running = false
 		s.done, s.err = n, err
 		s.cond.Broadcast()
 	}
-	// The last finished sync started after we arrived: its result is ours.
+	// The last finished sync started after we arrived, but an earlier one
+	// may have failed: that failure is ours too.
+	if err := s.failure(); err != nil {
+		return err
+	}
 	return s.err
 }
 
-// gcLoop runs value-log GC every interval until Close.
+// gcLoop runs value-log GC every interval until Close, and, while the
+// store is read-only, checks every spaceCheckInterval whether space has
+// returned.
 func (db *DB) gcLoop(interval time.Duration) {
 	defer close(db.gcDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	sp := time.NewTicker(spaceCheckInterval)
+	defer sp.Stop()
 	for {
 		select {
 		case <-db.gcStop:
 			return
+		case <-sp.C:
+			db.reopenWritable()
+			continue
 		case <-t.C:
 		}
-		for {
+		for db.runGC() {
 			select {
 			case <-db.gcStop:
 				return
 			default:
 			}
-			err := db.bdb.RunValueLogGC(gcDiscardRatio)
-			if err == nil {
-				continue // a file was rewritten: try the next one
-			}
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				db.log.Warn("meta: value log gc", "err", err)
-			}
-			break
 		}
 	}
+}
+
+// runGC rewrites one value-log file if one is worth it, and reports
+// whether it did. GC writes, so it does not run when commits are refused.
+func (db *DB) runGC() bool {
+	if db.writable(context.Background()) != nil {
+		return false
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	err := db.bdb.RunValueLogGC(gcDiscardRatio)
+	if err == nil {
+		return true // a file was rewritten: try the next one
+	}
+	if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+		db.log.Warn("meta: value log gc", "err", err)
+	}
+	return false
 }
 
 // badgerLogger passes Badger's warnings and errors to the slog logger and

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -284,9 +285,17 @@ func (tx *Txn) ScanQueue(from uint64, fn func(it *QueueItem) (bool, error)) erro
 // Sequence hands out increasing numbers that survive restarts (a Badger
 // sequence whose leases are kept under c\0s\0<name>). Numbers are unique
 // and increase in the order Next is called; a restart skips what was leased
-// and not used. It is safe for concurrent use.
+// and not used. It is safe for concurrent use. While the store is read-only
+// (a full disk at start) Next fails with ErrNoSpace; the lease is taken
+// when the store turns read-write.
 type Sequence struct {
-	seq *badger.Sequence
+	db        *DB
+	name      string
+	bandwidth uint64
+
+	mu  sync.Mutex
+	seq *badger.Sequence // nil until leased from the current Badger
+	gen uint64           // the DB.gen seq belongs to
 }
 
 // NewSequence opens the named sequence, leasing bandwidth numbers at a
@@ -298,15 +307,46 @@ func (db *DB) NewSequence(name string, bandwidth uint64) (*Sequence, error) {
 	if bandwidth == 0 {
 		bandwidth = 1000
 	}
-	s, err := db.bdb.GetSequence(sequenceKey(name), bandwidth)
-	if err != nil {
-		return nil, fmt.Errorf("meta: sequence %q: %w", name, err)
+	s := &Sequence{db: db, name: name, bandwidth: bandwidth}
+	if db.ReadOnly() {
+		return s, nil
 	}
-	return &Sequence{seq: s}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if err := s.leaseLocked(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// leaseLocked gets the Badger sequence of the current Badger. Called with
+// s.mu and db.mu (read) held.
+func (s *Sequence) leaseLocked() error {
+	if s.seq != nil && s.gen == s.db.gen {
+		return nil
+	}
+	if s.db.readOnly.Load() {
+		return fmt.Errorf("meta: sequence %q: the store is read-only until space is freed: %w", s.name, ErrNoSpace)
+	}
+	seq, err := s.db.bdb.GetSequence(sequenceKey(s.name), s.bandwidth)
+	if err != nil {
+		return fmt.Errorf("meta: sequence %q: %w", s.name, err)
+	}
+	s.seq, s.gen = seq, s.db.gen
+	return nil
 }
 
 // Next returns the next number, starting at 1.
 func (s *Sequence) Next() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.db.mu.RLock()
+	defer s.db.mu.RUnlock()
+	if err := s.leaseLocked(); err != nil {
+		return 0, err
+	}
 	n, err := s.seq.Next()
 	if err != nil {
 		return 0, fmt.Errorf("meta: sequence: %w", err)
@@ -316,4 +356,16 @@ func (s *Sequence) Next() (uint64, error) {
 
 // Release gives back the unused part of the lease. Call it before the
 // database closes, and Next no more.
-func (s *Sequence) Release() error { return s.seq.Release() }
+func (s *Sequence) Release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seq == nil {
+		return nil
+	}
+	s.db.mu.RLock()
+	defer s.db.mu.RUnlock()
+	if s.gen != s.db.gen {
+		return nil
+	}
+	return s.seq.Release()
+}

@@ -1,0 +1,129 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+// A failed sync is permanent: the pages it could not write may be gone
+// although a later sync succeeds, so every write, commit and Sync after it
+// fails, while reads go on.
+func TestSyncFailureIsPermanent(t *testing.T) {
+	db := openTest(t)
+	createBucket(t, db, "bkt")
+	var calls atomic.Int32
+	inner := db.syncer.fn
+	db.syncer.fn = func() error {
+		if calls.Add(1) == 1 {
+			return syscall.EIO // the first sync fails, later ones succeed
+		}
+		return inner()
+	}
+	put := func(key string) error {
+		return db.Update(context.Background(), func(tx *Txn) error {
+			return tx.PutObject(&Object{Bucket: "bkt", Key: key, ID: NewObjectID()})
+		})
+	}
+	if err := put("a"); err == nil {
+		t.Fatal("the commit whose sync failed returned nil")
+	}
+	for _, key := range []string{"b", "c"} {
+		err := put(key)
+		if err == nil {
+			t.Fatalf("a commit after a failed sync succeeded (%d syncs ran)", calls.Load())
+		}
+		if !errors.Is(err, ErrSyncFailed) || !errors.Is(err, syscall.EIO) {
+			t.Fatalf("commit after a failed sync: %v; want ErrSyncFailed wrapping the cause", err)
+		}
+	}
+	if err := db.Sync(); !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("Sync after a failed sync: %v", err)
+	}
+	err := db.Update(WithoutSync(context.Background()), func(tx *Txn) error {
+		return tx.PutObject(&Object{Bucket: "bkt", Key: "deferred", ID: NewObjectID()})
+	})
+	if !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("a deferred commit after a failed sync: %v", err)
+	}
+	err = db.UpdateBulk(context.Background(), 2, func(tx *Txn, i int) error {
+		return tx.PutObject(&Object{Bucket: "bkt", Key: "bulk", ID: NewObjectID()})
+	})
+	if !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("a bulk update after a failed sync: %v", err)
+	}
+	if !strings.Contains(err.Error(), "writes are refused until restart") {
+		t.Errorf("the error does not say what happened: %v", err)
+	}
+	// Reads go on; nothing after the failure was committed.
+	view(t, db, func(tx *Txn) error {
+		if _, err := tx.GetBucket("bkt"); err != nil {
+			t.Errorf("read after a failed sync: %v", err)
+		}
+		for _, key := range []string{"b", "c", "deferred", "bulk"} {
+			if _, err := tx.GetObject("bkt", key); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("%s was committed after a failed sync: %v", key, err)
+			}
+		}
+		return nil
+	})
+}
+
+// A failed fsync of a rotated write-ahead log (syncOlderWALs) is as
+// permanent as a failed Badger sync.
+func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
+	db := openTest(t)
+	createBucket(t, db, "bkt")
+	// Rotate the memtable: write more than MemTableSize into the LSM tree
+	// (values under valueThreshold stay in the write-ahead log).
+	ctx := WithoutSync(context.Background())
+	val := make([]byte, valueThreshold-512)
+	for i := 0; i < memTableSize/len(val)+256; i += 64 {
+		err := db.Update(ctx, func(tx *Txn) error {
+			for j := range 64 {
+				if err := tx.PutConfig("fill/"+strconv.Itoa(i+j), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(db.dir)
+	wals := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), walSuffix) {
+			wals++
+		}
+	}
+	if wals < 2 {
+		t.Skipf("no memtable waiting to be flushed (%d write-ahead logs): nothing for syncOlderWALs to sync", wals)
+	}
+	failed := false
+	fsyncFile = func(f *os.File) error {
+		failed = true
+		return syscall.EIO
+	}
+	t.Cleanup(func() { fsyncFile = (*os.File).Sync })
+	if err := db.Sync(); err == nil {
+		if !failed {
+			t.Skip("the rotated memtable was flushed before the sync")
+		}
+		t.Fatal("Sync returned nil although an fsync failed")
+	}
+	fsyncFile = (*os.File).Sync
+	if err := db.Sync(); !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("Sync after a failed fsync: %v", err)
+	}
+	err := db.Update(context.Background(), func(tx *Txn) error { return tx.PutConfig("after", nil) })
+	if !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("a commit after a failed fsync: %v", err)
+	}
+}
