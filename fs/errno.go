@@ -39,6 +39,8 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, cryptostore.ErrCrossBucket):
 		return syscall.EXDEV
+	case errors.Is(err, meta.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
+		return syscall.ENOSPC // the data disk is full (below the reserve)
 	case errors.Is(err, errGone):
 		return syscall.ESTALE // its streamed writes were dropped with it
 	case errors.As(err, &errno):

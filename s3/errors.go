@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
@@ -47,6 +48,10 @@ func (h *Handler) toS3(q *request, err error) *s3err.Error {
 		return s3err.ErrIncompleteBody.Wrap(err)
 	case errors.Is(err, cryptostore.ErrKeyDisabled):
 		return h.kmsError(q, err)
+	case errors.Is(err, meta.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// A write refused below the reserve, or a blob write that hit
+		// the end of the disk.
+		return s3err.ErrInsufficientStorage.Wrap(err)
 	case errors.Is(err, context.Canceled) && q.ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
 		return s3err.ErrRequestTimeout.Wrap(err)

@@ -190,6 +190,11 @@ var (
 	ErrInternalError      = newErr("InternalError", http.StatusInternalServerError, "We encountered an internal error. Please try again.")
 	ErrSlowDown           = newErr("SlowDown", http.StatusServiceUnavailable, "Please reduce your request rate.")
 	ErrServiceUnavailable = newErr("ServiceUnavailable", http.StatusServiceUnavailable, "The service is unavailable. Please retry.")
+	// ErrInsufficientStorage refuses a write because the server's data disk
+	// is full (below the free-space reserve its metadata store keeps). 507,
+	// as other S3 servers answer "storage full": not retried by SDKs, which
+	// is right, since only freeing space helps. Reads are still served.
+	ErrInsufficientStorage = newErr("InsufficientStorage", http.StatusInsufficientStorage, "The server's data disk is full: writes are refused until space is freed. Reads are still served.")
 )
 
 // From returns err as an *Error: err itself (or the first *Error in its

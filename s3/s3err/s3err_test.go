@@ -136,7 +136,7 @@ func TestSentinelsAreSane(t *testing.T) {
 		ErrNoSuchTagSet, ErrNoSuchWebsiteConfiguration, ErrObjectLockConfigNotFound,
 		ErrServerSideEncryptionConfigurationNotFound, ErrReplicationConfigurationNotFound, ErrKMSDisabled,
 		ErrKMSNotFound, ErrKMSInvalidState, ErrKMSAccessDenied, ErrKMSRequiresSigV4, ErrKMSRequiresSecureConnection,
-		ErrInvalidEncryptionAlgorithm, ErrInternalError, ErrSlowDown, ErrServiceUnavailable,
+		ErrInvalidEncryptionAlgorithm, ErrInternalError, ErrSlowDown, ErrServiceUnavailable, ErrInsufficientStorage,
 	}
 	for _, e := range all {
 		if e.Code == "" || e.Message == "" || http.StatusText(e.HTTPStatus) == "" {
