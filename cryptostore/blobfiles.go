@@ -23,6 +23,10 @@ import (
 // A blob is removable when no committed record points at it, no write that
 // will commit it is in flight, and no reader holds it. Only this process owns
 // the data directory, so in-flight writes and readers are tracked in memory.
+//
+// A blob that a commit made without sync stopped referencing is removed only
+// after a metadata sync that started after that commit (see durable.go):
+// until then it waits in pending.
 type blobFiles struct {
 	dir    string // DIR/blobs
 	tmp    string // DIR/tmp
@@ -37,6 +41,18 @@ type blobFiles struct {
 	// snapshot is not mistaken for an orphan.
 	scanning bool
 	settled  map[meta.BlobID]struct{}
+
+	// Removals waiting for a sync. epoch counts syncs started (syncMark);
+	// a removal queued in epoch e runs after a sync marked e or later
+	// succeeds. After a failed sync (syncFailed) none runs any more.
+	epoch      uint64
+	pending    []pendingRemoval
+	syncFailed bool
+}
+
+type pendingRemoval struct {
+	epoch uint64
+	refs  []meta.BlobRef
 }
 
 func openBlobFiles(dataDir string, logger *slog.Logger) (*blobFiles, error) {
@@ -192,6 +208,75 @@ func (b *blobFiles) remove(refs []meta.BlobRef) {
 	}
 }
 
+// deferRemove queues blobs that a commit made without sync stopped
+// referencing, for drain after the next successful sync.
+func (b *blobFiles) deferRemove(refs []meta.BlobRef) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.syncFailed {
+		return // left for the collector of the next start
+	}
+	b.pending = append(b.pending, pendingRemoval{epoch: b.epoch, refs: refs})
+}
+
+// syncMark is called before a sync starts: it returns the epoch whose
+// removals that sync makes safe (every one queued so far) and starts the
+// next.
+func (b *blobFiles) syncMark() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.epoch++
+	return b.epoch - 1
+}
+
+// drain runs the pending removals of epochs up to mark, after a sync that
+// syncMark returned mark for succeeded.
+func (b *blobFiles) drain(mark uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.syncFailed {
+		return
+	}
+	n := 0
+	for _, p := range b.pending {
+		if p.epoch > mark {
+			break // queued in order: the rest are later
+		}
+		for _, r := range p.refs {
+			if b.refs[r.ID] > 0 {
+				b.doomed[r.ID] = struct{}{}
+				continue
+			}
+			b.unlinkLocked(r.ID)
+		}
+		n++
+	}
+	b.pending = append(b.pending[:0], b.pending[n:]...)
+}
+
+// fail records a failed sync: pending removals are dropped and none runs
+// from now on. It reports whether this is the first failure.
+func (b *blobFiles) fail() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first := !b.syncFailed
+	b.syncFailed = true
+	b.pending = nil
+	return first
+}
+
+func (b *blobFiles) failed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.syncFailed
+}
+
+func (b *blobFiles) hasPending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending) > 0
+}
+
 func (b *blobFiles) unlinkLocked(id meta.BlobID) {
 	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.logger.Warn("removing blob", "blob", id.String(), "err", err)
@@ -219,12 +304,20 @@ type CollectStats struct {
 
 // collect removes blob files that no record references. It lists the blob
 // files first, then reads every reference from one metadata snapshot, then
-// removes what is unreferenced and not busy. A blob committed after the
-// snapshot was in flight when the scan began, so it is in the in-flight or
-// settled set and is kept.
-func (b *blobFiles) collect(ctx context.Context, db *meta.DB) (CollectStats, error) {
+// syncs the metadata (sync), then removes what is unreferenced and not busy.
+// A blob committed after the snapshot was in flight when the scan began, so
+// it is in the in-flight or settled set and is kept. The sync starts after
+// the snapshot was taken, so every commit the snapshot saw is durable before
+// a blob it stopped referencing goes: a power cut cannot bring back a record
+// that points at a removed blob (a blob unreferenced in one snapshot is
+// never referenced again). Nothing is removed after a failed sync.
+func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error) (CollectStats, error) {
 	var st CollectStats
 	b.mu.Lock()
+	if b.syncFailed {
+		b.mu.Unlock()
+		return st, errors.New("orphan collection: an earlier metadata sync failed")
+	}
 	if b.scanning {
 		b.mu.Unlock()
 		return st, errors.New("orphan collection already running")
@@ -267,6 +360,11 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB) (CollectStats, err
 	})
 	if err != nil {
 		return st, fmt.Errorf("reading blob references: %w", err)
+	}
+	if len(files) > 0 {
+		if err := sync(); err != nil {
+			return st, fmt.Errorf("orphan collection: %w", err)
+		}
 	}
 	for id, p := range files {
 		// The check and the unlink happen under one lock so that no reader

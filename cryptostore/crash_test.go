@@ -2,12 +2,15 @@ package cryptostore
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
 	"syscall"
 	"testing"
+
+	"github.com/sealfs/sealfs/meta"
 )
 
 // The crash tests run a child copy of this test binary that writes a new
@@ -120,5 +123,81 @@ func TestCollectKeepsUncommitted(t *testing.T) {
 	}
 	if !bytes.Equal(e.mustGet(t, "bkt", "k"), data) {
 		t.Fatal("object damaged")
+	}
+}
+
+// TestRemovalWaitsForSync: a blob that a commit made without sync stopped
+// referencing stays on disk until a sync makes that commit durable. A power
+// cut before the sync brings the old record back, and it needs its blob.
+func TestRemovalWaitsForSync(t *testing.T) {
+	nosync := WithoutSync(ctx)
+	for _, tc := range []struct {
+		name string
+		op   func(t *testing.T, e *testEnv)
+	}{
+		{"overwrite", func(t *testing.T, e *testEnv) {
+			data := randBytes(200 << 10)
+			if _, err := e.store.Put(nosync, &PutInput{Bucket: "bkt", Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"delete", func(t *testing.T, e *testEnv) {
+			if err := e.store.Delete(nosync, "bkt", "k"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"rename-over", func(t *testing.T, e *testEnv) {
+			e.put(t, "bkt", "tmp", randBytes(200<<10))
+			if err := e.store.Rename(nosync, "bkt", "tmp", "k"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"rename-prefix-over", func(t *testing.T, e *testEnv) {
+			e.put(t, "bkt", "d/k", randBytes(200<<10))
+			if _, err := e.store.RenamePrefix(nosync, "bkt", "d/", ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.bucket(t, "bkt", true)
+			old := e.put(t, "bkt", "k", randBytes(200<<10))
+			p := e.store.blobs.path(old.Blobs[0].ID)
+			tc.op(t, e)
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("the replaced blob was removed before the commit that replaced it was synced: %v", err)
+			}
+			if err := e.store.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("the replaced blob is still there after Sync: %v", err)
+			}
+		})
+	}
+}
+
+// TestPartReplaceWaitsForSync: an uploaded part replaced without sync keeps
+// its blob until the sync.
+func TestPartReplaceWaitsForSync(t *testing.T) {
+	e := newEnv(t, nil)
+	e.bucket(t, "bkt", false)
+	u, err := e.store.CreateMultipart(ctx, "bkt", "k", meta.ObjectMeta{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(c context.Context) *meta.Part {
+		data := randBytes(100 << 10)
+		p, err := e.store.UploadPart(c, &PartInput{Bucket: "bkt", Key: "k", UploadID: u.ID, Number: 1, Body: bytes.NewReader(data), Size: int64(len(data))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := part(ctx)
+	part(WithoutSync(ctx))
+	if _, err := os.Stat(e.store.blobs.path(first.Blob.ID)); err != nil {
+		t.Fatalf("the replaced part's blob was removed before the sync: %v", err)
 	}
 }

@@ -148,7 +148,7 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*meta.Part, erro
 	}
 	s.blobs.settle(p.Blob.ID)
 	if old != nil {
-		s.blobs.remove([]meta.BlobRef{old.Blob})
+		s.removeAfterCommit(ctx, []meta.BlobRef{old.Blob})
 	}
 	return p, nil
 }
@@ -303,7 +303,7 @@ func (s *Store) AbortMultipart(ctx context.Context, bucket, key, uploadID string
 	if err != nil {
 		return err
 	}
-	s.blobs.remove(refs)
+	s.removeAfterCommit(ctx, refs)
 	return nil
 }
 

@@ -25,7 +25,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	if err != nil {
 		return err
 	}
-	s.blobs.remove(old.Blobs)
+	s.removeAfterCommit(ctx, old.Blobs)
 	s.changed(ChangeDelete, bucket, key)
 	return nil
 }
@@ -74,7 +74,7 @@ func (s *Store) Rename(ctx context.Context, bucket, src, dst string) error {
 		return err
 	}
 	if replaced != nil {
-		s.blobs.remove(replaced.Blobs)
+		s.removeAfterCommit(ctx, replaced.Blobs)
 	}
 	s.changed(ChangeDelete, bucket, src)
 	s.changed(ChangePut, bucket, dst)
@@ -164,7 +164,7 @@ func (s *Store) RenamePrefix(ctx context.Context, bucket, srcPrefix, dstPrefix s
 	})
 	for i, r := range replaced {
 		if r != nil {
-			s.blobs.remove(r.Blobs)
+			s.removeAfterCommit(ctx, r.Blobs)
 		}
 		if i < len(keys) {
 			s.changed(ChangeDelete, bucket, keys[i])

@@ -205,6 +205,13 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 			continue
 		}
 		if err != nil {
+			if st.owned && s.committedAnyway(obj, err) {
+				// Only the sync after the commit failed: the record may
+				// reach the disk, so its blobs stay (and what it replaced
+				// stays too).
+				s.blobs.settle(blobIDs(st.blobs)...)
+				return nil, err
+			}
 			s.discard(st)
 			return nil, err
 		}
@@ -215,9 +222,9 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 			s.blobs.settle(blobIDs(st.blobs)...)
 		}
 		if old != nil && old.ID != obj.ID {
-			s.blobs.remove(old.Blobs)
+			dropped = append(dropped, old.Blobs...)
 		}
-		s.blobs.remove(dropped)
+		s.removeAfterCommit(ctx, dropped)
 		s.changed(ChangePut, obj.Bucket, obj.Key)
 		return obj, nil
 	}

@@ -134,7 +134,7 @@ func (s *Store) DeleteReplica(ctx context.Context, bucket, key string, deleted t
 	if err != nil || old == nil {
 		return false, err
 	}
-	s.blobs.remove(old.Blobs)
+	s.removeAfterCommit(ctx, old.Blobs)
 	s.changed(ChangeDelete, bucket, key)
 	return true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealfs/sealfs/kms"
@@ -66,6 +67,11 @@ type Config struct {
 	// CollectInterval: period of the orphan-blob collector; 0 → 1 hour;
 	// negative → only at Open and when Collect is called.
 	CollectInterval time.Duration
+	// SyncInterval: period of the background sync that makes commits made
+	// WithoutSync durable and runs the blob removals waiting for them; a
+	// power cut loses at most this much of such commits. 0 →
+	// DefaultSyncInterval; negative → only on Sync and Close.
+	SyncInterval time.Duration
 
 	// OnCommit runs inside every object commit transaction, before the new
 	// record is written (replication queues its work there, so no
@@ -83,6 +89,9 @@ type Config struct {
 	// testHookAfterCommit, if set, runs after the commit and before replaced
 	// blobs are removed (crash tests).
 	testHookAfterCommit func()
+	// testHookSync, if set, sees every metadata sync's result and returns
+	// the one to use (failure injection).
+	testHookSync func(error) error
 }
 
 // CommitEvent describes an object commit to Config.OnCommit.
@@ -123,6 +132,8 @@ type Store struct {
 
 	keyMu sync.Mutex // serialises master key creation
 
+	dirty atomic.Bool // committed since the background sync last looked
+
 	pieceBufs sync.Pool // pipeline buffers of pieceBytes
 
 	// bg is the context of background work (the orphan collector); Close
@@ -153,6 +164,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.CollectInterval == 0 {
 		cfg.CollectInterval = time.Hour
 	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
@@ -181,14 +195,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.wg.Add(1)
 		go s.collectLoop(cfg.CollectInterval)
 	}
+	if cfg.SyncInterval > 0 {
+		s.wg.Add(1)
+		go s.syncLoop(cfg.SyncInterval)
+	}
 	return s, nil
 }
 
-// Close stops background work. It does not close the metadata database or
-// the KMS, which the caller opened.
+// Close stops background work and syncs, running the blob removals that
+// waited for it. It does not close the metadata database or the KMS, which
+// the caller opened.
 func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	if s.blobs.hasPending() {
+		return s.Sync(context.Background())
+	}
 	return nil
 }
 
@@ -204,7 +226,7 @@ func (s *Store) Region() string { return s.cfg.Region }
 
 // Collect removes orphan blobs now.
 func (s *Store) Collect(ctx context.Context) (CollectStats, error) {
-	return s.blobs.collect(ctx, s.meta)
+	return s.blobs.collect(ctx, s.meta, s.syncMeta)
 }
 
 func (s *Store) collectLoop(every time.Duration) {
@@ -227,6 +249,7 @@ func (s *Store) collectLoop(every time.Duration) {
 }
 
 func (s *Store) changed(kind ChangeKind, bucket, key string) {
+	s.dirty.Store(true)
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(ChangeEvent{Kind: kind, Bucket: bucket, Key: key})
 	}
@@ -286,7 +309,7 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.blobs.remove(parts)
+	s.removeAfterCommit(ctx, parts)
 	s.changed(ChangeBucket, name, "")
 	return nil
 }
@@ -440,20 +463,4 @@ func kmsErr(err error) error {
 		return fmt.Errorf("%w: data key: %w", ErrCorruptBlob, err)
 	}
 	return err
-}
-
-// WithoutSync marks ctx so that commits made with it (Put, UpdateMeta,
-// Rename, Delete, ...) return once visible to every reader, without waiting
-// for the metadata to reach the disk; Sync makes them durable. Blob data is
-// still synced before any record points at it, so a crash loses such a
-// commit whole or not at all, never half. The mount commits this way on
-// close and syncs on fsync, as POSIX file systems do.
-func WithoutSync(ctx context.Context) context.Context { return meta.WithoutSync(ctx) }
-
-// Sync makes every commit made so far durable.
-func (s *Store) Sync(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.meta.Sync()
 }
