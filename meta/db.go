@@ -80,6 +80,10 @@ type DB struct {
 	// running sync uses them.
 	walFiles map[int]*os.File
 
+	// auth seals and checks records (recordauth.go); nil until
+	// SetRecordAuth.
+	auth atomic.Pointer[recordAuth]
+
 	gcStop    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
@@ -307,7 +311,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	err := db.retry(ctx, func() (bool, error) {
 		btx := db.bdb.NewTransaction(true)
 		defer btx.Discard()
-		if err := fn(&Txn{btx: btx}); err != nil {
+		if err := fn(&Txn{btx: btx, auth: db.auth.Load()}); err != nil {
 			return false, err
 		}
 		return commit(btx)
@@ -365,7 +369,7 @@ func (db *DB) View(ctx context.Context, fn func(tx *Txn) error) error {
 	defer db.mu.RUnlock()
 	btx := db.bdb.NewTransaction(false)
 	defer btx.Discard()
-	return fn(&Txn{btx: btx})
+	return fn(&Txn{btx: btx, auth: db.auth.Load()})
 }
 
 // UpdateBulk applies fn(tx, i) for every i in [0, n), as many items per
@@ -387,7 +391,7 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 		err := db.retry(ctx, func() (bool, error) {
 			for {
 				btx := db.bdb.NewTransaction(true)
-				tx := &Txn{btx: btx}
+				tx := &Txn{btx: btx, auth: db.auth.Load()}
 				i := start
 				var err error
 				for ; i < end; i++ {

@@ -79,7 +79,7 @@ func (tx *Txn) List(bucket string, opts ListOptions) (*ListPage, error) {
 			break
 		}
 		o := &Object{Bucket: bucket, Key: string(key)}
-		if err := item.Value(func(v []byte) error { return decodeObject(v, o) }); err != nil {
+		if err := tx.itemRecord(item, func(v []byte) error { return decodeObject(v, o) }); err != nil {
 			return nil, fmt.Errorf("object %s/%s: %w", bucket, o.Key, err)
 		}
 		page.Objects = append(page.Objects, o)

@@ -55,6 +55,14 @@ package meta
 //	            7 User entry nested, repeated, written in name order:
 //	            1 name string · 2 value string (names unique)
 //
+// Record MAC (recordauth.go)
+//
+//	127 MAC bytes (32): in every bucket, object, upload and part record
+//	    written while record authentication is on; always the last field.
+//	    It is split off and checked before the record is decoded, so the
+//	    decoders above never see it. Tag 127 is reserved in every record
+//	    kind and in no nested record.
+//
 // Decoders never panic and never keep a reference to their input (a Badger
 // value is only valid inside item.Value); any malformed input is an error
 // wrapping ErrCorruptRecord.

@@ -20,7 +20,8 @@ import (
 // that the write conflicts with a concurrent deletion of the parent; the
 // write fences described in keys.go cover the other order.
 type Txn struct {
-	btx *badger.Txn
+	btx  *badger.Txn
+	auth *recordAuth // seals and checks records (recordauth.go); nil: off
 	// reads counts the records scans have visited, so that tests can check
 	// that a listing seeks instead of walking.
 	reads int
@@ -94,7 +95,7 @@ func (tx *Txn) GetBucket(name string) (*Bucket, error) {
 	ok := false
 	var err error
 	if strings.IndexByte(name, 0) < 0 {
-		ok, err = tx.value(bucketKey(name), func(v []byte) error { return decodeBucket(v, b) })
+		ok, err = tx.record(bucketKey(name), func(v []byte) error { return decodeBucket(v, b) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bucket %q: %w", name, err)
@@ -120,7 +121,7 @@ func (tx *Txn) CreateBucket(b *Bucket) error {
 	if ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrBucketExists)
 	}
-	return tx.btx.Set(k, encodeBucket(nil, b))
+	return tx.btx.Set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
 // PutBucket overwrites an existing bucket record (ErrNoSuchBucket if there
@@ -138,7 +139,7 @@ func (tx *Txn) PutBucket(b *Bucket) error {
 	if !ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrNoSuchBucket)
 	}
-	return tx.btx.Set(k, encodeBucket(nil, b))
+	return tx.btx.Set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
 // DeleteBucket deletes an empty bucket (ErrNoSuchBucket, ErrBucketNotEmpty),
@@ -189,7 +190,7 @@ func (tx *Txn) ListBuckets() ([]*Bucket, error) {
 			return false, fmt.Errorf("%w: bad bucket key %q", ErrCorruptRecord, it.Key())
 		}
 		b := &Bucket{Name: name}
-		if err := it.Value(func(v []byte) error { return decodeBucket(v, b) }); err != nil {
+		if err := tx.itemRecord(it, func(v []byte) error { return decodeBucket(v, b) }); err != nil {
 			return false, fmt.Errorf("bucket %q: %w", name, err)
 		}
 		out = append(out, b)
@@ -207,7 +208,7 @@ func (tx *Txn) GetObject(bucket, key string) (*Object, error) {
 	ok := false
 	var err error
 	if strings.IndexByte(bucket, 0) < 0 && strings.IndexByte(key, 0) < 0 {
-		ok, err = tx.value(objectKey(bucket, key), func(v []byte) error { return decodeObject(v, o) })
+		ok, err = tx.record(objectKey(bucket, key), func(v []byte) error { return decodeObject(v, o) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("object %s/%s: %w", bucket, key, err)
@@ -230,7 +231,8 @@ func (tx *Txn) PutObject(o *Object) error {
 		return err
 	}
 	o.FormatVersion = FormatVersion
-	if err := tx.btx.Set(objectKey(o.Bucket, o.Key), encodeObject(nil, o)); err != nil {
+	k := objectKey(o.Bucket, o.Key)
+	if err := tx.btx.Set(k, tx.seal(k, encodeObject(nil, o))); err != nil {
 		return err
 	}
 	return tx.btx.Set(bucketFenceKey(o.Bucket), nil)
@@ -337,7 +339,8 @@ func (tx *Txn) PutUpload(u *Upload) error {
 	if !validUploadID(u.ID) {
 		return uploadIDError(u.ID)
 	}
-	if err := tx.btx.Set(uploadKey(u.Bucket, u.Key, u.ID), encodeUpload(nil, u)); err != nil {
+	k := uploadKey(u.Bucket, u.Key, u.ID)
+	if err := tx.btx.Set(k, tx.seal(k, encodeUpload(nil, u))); err != nil {
 		return err
 	}
 	return tx.btx.Set(bucketFenceKey(u.Bucket), nil)
@@ -350,7 +353,7 @@ func (tx *Txn) GetUpload(bucket, key, uploadID string) (*Upload, error) {
 	ok := false
 	var err error
 	if validUploadID(uploadID) && strings.IndexByte(bucket, 0) < 0 && strings.IndexByte(key, 0) < 0 {
-		ok, err = tx.value(uploadKey(bucket, key, uploadID), func(v []byte) error { return decodeUpload(v, u) })
+		ok, err = tx.record(uploadKey(bucket, key, uploadID), func(v []byte) error { return decodeUpload(v, u) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("upload %s of %s/%s: %w", uploadID, bucket, key, err)
@@ -441,7 +444,7 @@ func (tx *Txn) ListUploads(bucket string, opts UploadListOptions) (*UploadPage, 
 			return false, fmt.Errorf("%w: bad upload key %q", ErrCorruptRecord, it.Key())
 		}
 		u := &Upload{Bucket: b, Key: key, ID: id}
-		if err := it.Value(func(v []byte) error { return decodeUpload(v, u) }); err != nil {
+		if err := tx.itemRecord(it, func(v []byte) error { return decodeUpload(v, u) }); err != nil {
 			return false, fmt.Errorf("upload %s of %s/%s: %w", id, b, key, err)
 		}
 		page.Uploads = append(page.Uploads, u)
@@ -468,7 +471,8 @@ func (tx *Txn) PutPart(uploadID string, p *Part) error {
 	if p.Number < 1 {
 		return fmt.Errorf("part %d: want at least 1: %w", p.Number, ErrInvalidPartNumber)
 	}
-	if err := tx.btx.Set(partKey(uploadID, p.Number), encodePart(nil, p)); err != nil {
+	k := partKey(uploadID, p.Number)
+	if err := tx.btx.Set(k, tx.seal(k, encodePart(nil, p))); err != nil {
 		return err
 	}
 	return tx.btx.Set(partFenceKey(uploadID), nil)
@@ -480,7 +484,7 @@ func (tx *Txn) GetPart(uploadID string, number int32) (*Part, error) {
 	ok := false
 	var err error
 	if validUploadID(uploadID) && number >= 1 {
-		ok, err = tx.value(partKey(uploadID, number), func(v []byte) error { return decodePart(v, p) })
+		ok, err = tx.record(partKey(uploadID, number), func(v []byte) error { return decodePart(v, p) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("upload %s part %d: %w", uploadID, number, err)
@@ -514,7 +518,7 @@ func (tx *Txn) ListParts(uploadID string, after int32, max int) (parts []*Part, 
 			return false, fmt.Errorf("%w: bad part key %q", ErrCorruptRecord, it.Key())
 		}
 		p := &Part{Number: n}
-		if err := it.Value(func(v []byte) error { return decodePart(v, p) }); err != nil {
+		if err := tx.itemRecord(it, func(v []byte) error { return decodePart(v, p) }); err != nil {
 			return false, fmt.Errorf("upload %s part %d: %w", uploadID, n, err)
 		}
 		parts = append(parts, p)

@@ -21,6 +21,10 @@ var (
 	ErrNoSuchUpload      = errors.New("no such multipart upload")
 	ErrInvalidPartNumber = errors.New("invalid part number")
 	ErrCorruptRecord     = errors.New("corrupt metadata record")
+	// ErrRecordTampered: a record's MAC is missing or wrong (recordauth.go):
+	// the record was changed, moved to another key or planted by someone
+	// who can write the data disk but does not hold the KMS.
+	ErrRecordTampered = errors.New("metadata record failed authentication (modified outside sealfs)")
 )
 
 // MaxKeyLen is the longest object key accepted, in bytes (S3's limit).
