@@ -289,6 +289,7 @@ func partChecksum(p *meta.Part, alg string) []byte {
 
 // AbortMultipart drops an upload and its parts.
 func (s *Store) AbortMultipart(ctx context.Context, bucket, key, uploadID string) error {
+	ctx = meta.UseReserve(ctx) // frees space: allowed on a full disk
 	var refs []meta.BlobRef
 	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
 		if _, err := tx.GetUpload(bucket, key, uploadID); err != nil {

@@ -11,6 +11,7 @@ import (
 
 // Delete removes an object. ErrNoSuchKey if there is none.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
+	ctx = meta.UseReserve(ctx) // frees space: allowed on a full disk
 	var old *meta.Object
 	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
 		b, err := tx.GetBucket(bucket)

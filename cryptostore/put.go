@@ -324,6 +324,11 @@ func (s *Store) stageWith(ctx context.Context, st *staged, body io.Reader, size 
 		}
 	}
 
+	// A blob must not eat the free space the metadata store keeps in
+	// reserve: checked before it starts and before every piece.
+	if err := s.meta.CheckSpace(); err != nil {
+		return err
+	}
 	id, f, err := s.blobs.create()
 	if err != nil {
 		return err
@@ -470,7 +475,9 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h
 						break
 					}
 				}
-				_, werr = f.Write(out)
+				if werr = s.meta.CheckSpace(); werr == nil {
+					_, werr = f.Write(out)
+				}
 				end += int64(len(out))
 				// Start writeback every few MiB, so the fsync before the
 				// commit has little left to do (best effort, no wait).

@@ -48,6 +48,9 @@ type Spool struct {
 	buf     []byte // scratch: sealed slots of one call
 	plain   []byte // scratch: one chunk of plaintext
 	closed  bool
+	// checkSpace refuses writes below the metadata store's free-space
+	// reserve (meta.DB.CheckSpace).
+	checkSpace func() error
 }
 
 // SpoolChunkSize is the spool's unit of encryption: a write covering part of
@@ -94,7 +97,7 @@ func (s *Store) NewSpool() (*Spool, error) {
 		f.Close()
 		return nil, fmt.Errorf("unlinking spool: %w", err)
 	}
-	return &Spool{f: f, aead: aead, plain: make([]byte, SpoolChunkSize)}, nil
+	return &Spool{f: f, aead: aead, plain: make([]byte, SpoolChunkSize), checkSpace: s.meta.CheckSpace}, nil
 }
 
 // Size returns the spool's length: the end of the furthest write, or what
@@ -165,6 +168,10 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 			}
 			done += m
 			n++
+		}
+		// The spool must not eat the metadata store's reserve.
+		if err := sp.checkSpace(); err != nil {
+			return batchStart, err
 		}
 		if _, err := sp.f.WriteAt(sp.buf, first*SpoolSlotSize); err != nil {
 			return batchStart, fmt.Errorf("writing spool: %w", err)

@@ -330,6 +330,9 @@ func (d *daemon) banner(w io.Writer, mountpoint string) {
 	if d.metrics != nil {
 		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", d.metricsAddr)
 	}
+	if d.meta.ReadOnly() {
+		fmt.Fprintf(&b, "  read-only:   the data disk is full; writes are refused until %d MiB are free, reads are served\n", meta.Reserve>>20)
+	}
 	if d.creds.File != "" {
 		fmt.Fprintf(&b, "  credentials: %s\n", d.creds.File)
 	} else {
