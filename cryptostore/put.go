@@ -25,8 +25,13 @@ type PutInput struct {
 	// fails the write with ErrIncompleteBody or ErrBodyTooLong.
 	Size int64
 	Meta meta.ObjectMeta
-	// Checksums lists algorithms to compute besides MD5 and DefaultChecksum.
+	// Checksums lists algorithms to compute besides DefaultChecksum (and
+	// the MD5, computed for data stored plain).
 	Checksums []string
+	// MD5 asks for the body's MD5 in the Sums Verify sees even if the
+	// object is stored encrypted (to check a client's Content-MD5). Data
+	// stored plain always has it: it is a plain object's ETag.
+	MD5 bool
 	// Verify, if set, is called once the whole body has been read and before
 	// anything is committed; an error aborts the write (a bad trailer
 	// checksum, say).
@@ -89,6 +94,29 @@ type staged struct {
 	// owned: the blobs were written for this commit and are removed if it
 	// fails. A multipart Complete stages the upload's parts, not owned.
 	owned bool
+	// partSizes, for an object assembled from parts, are the parts' sizes,
+	// and partMD5s their MD5s where known (all or none): a plain object's
+	// ETag is computed from them.
+	partSizes []int64
+	partMD5s  [][]byte
+}
+
+// etag returns the ETag of the version st holds, chosen from how its data
+// is actually stored (sums.go): random for encrypted data, from the MD5s
+// for plain data. Called for each commit attempt, after any restage.
+func (st *staged) etag() (string, error) {
+	switch {
+	case st.enc != nil:
+		return randomETag(max(1, len(st.partSizes))), nil
+	case st.partSizes != nil:
+		if len(st.partMD5s) != len(st.partSizes) {
+			return "", fmt.Errorf("cryptostore: plain object from %d parts without their MD5s", len(st.partSizes))
+		}
+		return multipartETag(st.partMD5s), nil
+	case st.sums.MD5 == nil:
+		return "", errors.New("cryptostore: plain object without its MD5")
+	}
+	return md5ETag(st.sums.MD5), nil
 }
 
 // Put writes an object through the one write path and returns its record.
@@ -103,6 +131,9 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 	h, err := newHasher(in.Checksums)
 	if err != nil {
 		return nil, err
+	}
+	if in.MD5 {
+		h.withMD5()
 	}
 	id := meta.NewObjectID()
 	st, err := s.stage(ctx, in.Bucket, id, 0, b.EncryptionOn, in.Body, in.Size, h, s.cfg.InlineMax)
@@ -120,7 +151,6 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 		Key:                   in.Key,
 		ID:                    id,
 		Size:                  st.size,
-		ETag:                  st.sums.ETag(),
 		Checksums:             st.sums.list(),
 		Meta:                  in.Meta.Clone(),
 		ReplicationStatus:     in.ReplicationStatus,
@@ -140,12 +170,18 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 		obj.Encryption = st.enc
 		obj.Blobs = st.blobs
 		obj.Inline = st.inline != nil
+		etag, err := st.etag()
+		if err != nil {
+			s.discard(st)
+			return nil, err
+		}
+		obj.ETag = etag
 		if s.cfg.testHookBeforeCommit != nil {
 			s.cfg.testHookBeforeCommit()
 		}
 		var old *meta.Object
 		var dropped []meta.BlobRef
-		err := s.meta.Update(ctx, func(tx *meta.Txn) error {
+		err = s.meta.Update(ctx, func(tx *meta.Txn) error {
 			old, dropped = nil, nil
 			b, err := tx.GetBucket(obj.Bucket)
 			if err != nil {
@@ -247,7 +283,8 @@ func blobIDs(refs []meta.BlobRef) []meta.BlobID {
 
 // restage rewrites staged data under the bucket's current encryption
 // setting, as one new blob (or inline) with a new object id, keeping the
-// sums computed the first time.
+// sums computed the first time. Data that becomes plain gets the MD5s its
+// ETag needs if they were not computed (they are not for encrypted data).
 func (s *Store) restage(ctx context.Context, st *staged) (*staged, error) {
 	b, err := s.GetBucket(ctx, st.bucket)
 	if err != nil {
@@ -261,11 +298,33 @@ func (s *Store) restage(ctx context.Context, st *staged) (*staged, error) {
 		return nil, err
 	}
 	defer h.Close()
-	st2, err := s.stage(ctx, st.bucket, meta.NewObjectID(), 0, b.EncryptionOn, h.Reader(0, st.size), st.size, nil, s.cfg.InlineMax)
+	var hs *hasher // nil: nothing to compute
+	var parts *partMD5s
+	switch {
+	case b.EncryptionOn:
+	case st.partSizes != nil && len(st.partMD5s) != len(st.partSizes):
+		parts = newPartMD5s(st.partSizes)
+		hs = &hasher{also: parts}
+	case st.partSizes == nil && st.sums.MD5 == nil:
+		hs = &hasher{}
+		hs.withMD5()
+	}
+	st2, err := s.stage(ctx, st.bucket, meta.NewObjectID(), 0, b.EncryptionOn, h.Reader(0, st.size), st.size, hs, s.cfg.InlineMax)
 	if err != nil {
 		return nil, err
 	}
-	st2.sums = st.sums
+	sums := st.sums
+	if hs != nil && hs.md5 != nil && st.partSizes == nil {
+		sums.MD5 = st2.sums.MD5
+	}
+	st2.sums = sums
+	st2.partSizes, st2.partMD5s = st.partSizes, st.partMD5s
+	if parts != nil {
+		if st2.partMD5s = parts.done(); st2.partMD5s == nil {
+			s.discard(st2)
+			return nil, fmt.Errorf("%w: parts do not add up to the object", ErrCorruptBlob)
+		}
+	}
 	return st2, nil
 }
 
@@ -275,6 +334,9 @@ func (s *Store) restage(ctx context.Context, st *staged) (*staged, error) {
 func (s *Store) stage(ctx context.Context, bucket string, id meta.ObjectID, index uint32, encrypt bool,
 	body io.Reader, size int64, h *hasher, inlineMax int) (*staged, error) {
 	st := &staged{bucket: bucket, id: id, index: index}
+	if !encrypt && h != nil {
+		h.withMD5() // a plain object's ETag
+	}
 	if encrypt {
 		key, enc, err := s.newDataKey(ctx, bucket, id)
 		if err != nil {
@@ -364,12 +426,10 @@ func checkSize(n, want int64) error {
 }
 
 func (h *hasher) write(p []byte) {
-	if h.md5 != nil {
+	if h.active() {
 		h.Write(p)
 	}
 }
-
-func (h *hasher) active() bool { return h.md5 != nil }
 
 // sealAll seals a whole small plaintext in memory.
 func sealAll(sl *Sealer, p []byte) []byte {

@@ -259,6 +259,9 @@ func (s *Store) changed(kind ChangeKind, bucket, key string) {
 
 // CreateBucket creates a bucket in the store's region (or region, if given).
 func (s *Store) CreateBucket(ctx context.Context, name, region string) error {
+	if err := ValidNewBucketName(name); err != nil {
+		return err
+	}
 	if region == "" {
 		region = s.cfg.Region
 	}

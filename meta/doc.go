@@ -18,6 +18,15 @@
 //     What an item or a record means is its owner's business.
 //   - Badger's upkeep: its tuning for a small daemon, its log routed to the
 //     slog logger, and the value-log garbage collector.
+//   - Durability failures (db.go): the first failed sync is permanent;
+//     every later write, commit and Sync fails with ErrSyncFailed until
+//     restart, reads go on.
+//   - The free-space reserve (space.go): Badger maps sparse files and dies
+//     of SIGBUS when the disk runs out under them, so writes are refused
+//     with ErrNoSpace below Reserve bytes free (CheckSpace lets the blob
+//     and spool writers keep it too; UseReserve lets deletions use half of
+//     it); on a full disk the store opens read-only and turns read-write
+//     by itself when space returns.
 //
 // # What it must never do
 //
