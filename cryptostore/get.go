@@ -47,6 +47,7 @@ const maxOpenBlobs = 4
 
 // Open opens the current version of an object for reading.
 func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
+	var missing meta.ObjectID // the version whose first blob was found missing
 	for attempt := 0; attempt < 16; attempt++ {
 		var obj *meta.Object
 		var inline []byte
@@ -74,6 +75,12 @@ func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
 			s.blobs.acquire(obj.Blobs)
 			if _, err := os.Stat(s.blobs.path(obj.Blobs[0].ID)); errors.Is(err, fs.ErrNotExist) {
 				s.blobs.release(obj.Blobs)
+				if obj.ID == missing {
+					// Still current after a second look: the record
+					// points at a blob that is not there.
+					return nil, fmt.Errorf("%w: %s/%s: blob %s is missing", ErrCorruptBlob, bucket, key, obj.Blobs[0].ID)
+				}
+				missing = obj.ID
 				continue
 			}
 		}

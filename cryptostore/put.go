@@ -146,17 +146,22 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 			return nil, err
 		}
 	}
-	obj := &meta.Object{
+	return s.commitStaged(ctx, st, newRecord(in, st), in.Condition, nil)
+}
+
+// newRecord is the record Put (and Staged.Commit) commits for in's data,
+// staged in st.
+func newRecord(in *PutInput, st *staged) *meta.Object {
+	return &meta.Object{
 		Bucket:                in.Bucket,
 		Key:                   in.Key,
-		ID:                    id,
+		ID:                    st.id,
 		Size:                  st.size,
 		Checksums:             st.sums.list(),
 		Meta:                  in.Meta.Clone(),
 		ReplicationStatus:     in.ReplicationStatus,
 		ReplicaSourceModified: in.ReplicaSourceModified,
 	}
-	return s.commitStaged(ctx, st, obj, in.Condition, nil)
 }
 
 // commitStaged commits obj with the data in st, rewriting the data under
