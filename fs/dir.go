@@ -126,7 +126,7 @@ func (d *dirNode) objectChild(ctx context.Context, name string, obj *meta.Object
 		}
 	}
 	c := newFileNode(d.fs, kind, obj.Bucket, obj.Key)
-	c.last, c.gen = obj, gen
+	c.last, c.gen, c.kver = obj, gen, obj.ID
 	d.fs.objectAttr(&out.Attr, c.ino, obj)
 	return d.NewInode(ctx, c, gofs.StableAttr{Mode: fileType(kind), Ino: c.ino, Gen: gen})
 }
@@ -323,7 +323,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	fn := newFileNode(d.fs, kindFile, bucket, key)
 	fn.pending.Store(true)
-	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777))
+	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777), true)
 	fn.opens = 1
 	d.fs.markDirty(fn)
 	fn.attr(&out.Attr)
@@ -342,7 +342,7 @@ func (d *dirNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *f
 	fn := &fileNode{}
 	fn.init(d.fs, kindFile, bucket, fmt.Sprintf("%s\x00tmpfile-%d", prefix, d.fs.nodeSeq.Add(1)))
 	fn.markGone()
-	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777))
+	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777), true)
 	fn.opens = 1
 	fn.attr(&out.Attr)
 	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino})

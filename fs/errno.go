@@ -21,14 +21,18 @@ func toErrno(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, cryptostore.ErrCorruptBlob), errors.Is(err, cryptostore.ErrUnsupportedFormat),
+		errors.Is(err, meta.ErrCorruptRecord):
+		// Before "not found": a listed object whose blob file is missing
+		// wraps both, and is damage (EIO), not absence (ENOENT).
+		return syscall.EIO
 	case errors.Is(err, cryptostore.ErrNoSuchKey), errors.Is(err, cryptostore.ErrNoSuchBucket),
 		errors.Is(err, fs.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, cryptostore.ErrKeyDisabled):
 		return syscall.ENOKEY
-	case errors.Is(err, cryptostore.ErrCorruptBlob), errors.Is(err, cryptostore.ErrUnsupportedFormat),
-		errors.Is(err, meta.ErrCorruptRecord):
-		return syscall.EIO
+	case errors.Is(err, cryptostore.ErrVersionGone):
+		return syscall.ESTALE // the version a handle was following was removed
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
 	case errors.Is(err, cryptostore.ErrBucketNotEmpty):

@@ -25,6 +25,9 @@ func TestToErrno(t *testing.T) {
 		{err: wrap(fs.ErrNotExist), want: syscall.ENOENT},
 		{err: wrap(cryptostore.ErrKeyDisabled), want: syscall.ENOKEY},
 		{err: wrap(cryptostore.ErrCorruptBlob), want: syscall.EIO},
+		// A listed object whose blob file is gone: damage, not absence.
+		{err: fmt.Errorf("%w: %w", cryptostore.ErrCorruptBlob, &fs.PathError{Op: "open", Path: "blob", Err: syscall.ENOENT}), want: syscall.EIO},
+		{err: wrap(cryptostore.ErrVersionGone), want: syscall.ESTALE},
 		{err: wrap(context.Canceled), want: syscall.EINTR},
 		{err: wrap(cryptostore.ErrBucketNotEmpty), want: syscall.ENOTEMPTY},
 		{err: wrap(cryptostore.ErrBucketExists), want: syscall.EEXIST},

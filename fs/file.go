@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -36,14 +37,45 @@ type fileNode struct {
 	writesMu sync.Mutex
 	writesAt map[int64]int
 
-	mu      sync.Mutex
-	st      *staging      // writes not yet committed; nil when clean
-	opens   int           // open handles
-	commits uint64        // bumped by each commit from this mount
-	cacheID meta.ObjectID // version whose pages the kernel may hold
-	last    *meta.Object  // the record seen last
-	target  string        // a symlink's target, once read
+	mu    sync.Mutex
+	st    *staging // writes not yet committed; nil when clean
+	opens int      // open handles
+	// kver is the version whose size and pages the kernel holds for this
+	// inode: the one its lookup returned, or the last one this mount
+	// committed through it. Zero: none (a new file, or the kernel's cache
+	// holds something no version has, after a failed commit). vh pins it
+	// while handles are open; handles that use the page cache read it.
+	kver   meta.ObjectID
+	vh     *pinned
+	last   *meta.Object // the record seen last
+	target string       // a symlink's target, once read
 }
+
+// pinned is a version held open for a node's handles, counted: the node
+// holds one reference while it has open handles, a staging based on it
+// one, and each read in progress one.
+type pinned struct {
+	h    *cryptostore.Handle
+	refs atomic.Int32
+}
+
+func pin(h *cryptostore.Handle) *pinned {
+	p := &pinned{h: h}
+	p.refs.Store(1)
+	return p
+}
+
+func (p *pinned) ref() *pinned { p.refs.Add(1); return p }
+
+// release drops a reference; the last one closes the handle.
+func (p *pinned) release() {
+	if p.refs.Add(-1) == 0 {
+		p.h.Close()
+	}
+}
+
+func (p *pinned) ReadAt(b []byte, off int64) (int, error) { return p.h.ReadAt(b, off) }
+func (p *pinned) Size() int64                             { return p.h.Size() }
 
 func newFileNode(f *FS, kind byte, bucket, key string) *fileNode {
 	n := &fileNode{}
@@ -188,27 +220,36 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	return 0
 }
 
-// stageLocked makes sure the node has a staging area, over the object's
-// current version.
+// stageLocked makes sure the node has a staging area. Its base is the
+// version the open handles pinned (vh), which the kernel's cache holds;
+// with no handle open (truncate(2) of a closed file), the object's current
+// version.
 func (n *fileNode) stageLocked(ctx context.Context) syscall.Errno {
 	if n.st != nil {
 		return 0
 	}
+	if n.vh != nil {
+		n.st = newStaging(n, n.vh.ref(), n.vh.h.Object().Meta.Clone(), true)
+		n.fs.markDirty(n)
+		return 0
+	}
 	bucket, key, ok := n.loc()
-	var base *cryptostore.Handle
+	var b base
 	var m meta.ObjectMeta
+	consistent := true
 	if ok {
 		h, err := n.fs.store.Open(keep(ctx), bucket, key)
 		if err != nil {
 			return n.fs.errno(err, bucket, key)
 		}
-		base = h
+		b = pin(h)
 		m = h.Object().Meta.Clone()
 		n.last = h.Object()
+		consistent = h.Object().ID == n.kver
 	} else if n.last != nil {
 		m = n.last.Meta.Clone()
 	}
-	n.st = newStaging(n, base, m)
+	n.st = newStaging(n, b, m, consistent)
 	n.fs.markDirty(n)
 	return 0
 }
@@ -225,9 +266,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	h := &fileHandle{n: n}
 	var fuseFlags uint32
-	trunc := flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	trunc := flags&syscall.O_TRUNC != 0 && write
 	switch {
-	case n.st != nil:
+	case n.st != nil && n.st.consistent:
 		// The kernel's pages hold what was written here.
 		fuseFlags = fuse.FOPEN_KEEP_CACHE
 		if trunc {
@@ -236,13 +278,25 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			}
 			n.st.wrote = true
 		}
+	case n.st != nil:
+		// Staged over a version the kernel's pages do not hold (see
+		// stageLocked): read and write it past the page cache.
+		fuseFlags = fuse.FOPEN_DIRECT_IO
+		if trunc {
+			if err := n.st.truncate(0); err != nil {
+				return nil, 0, n.fs.errno(err, bucket, key)
+			}
+			n.st.wrote = true
+		}
 	case trunc:
+		// The kernel truncates its pages and size with the open (atomic
+		// O_TRUNC): they hold the new, empty content.
 		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
 		if err != nil {
 			return nil, 0, n.fs.errno(err, bucket, key)
 		}
 		n.last = obj
-		n.st = newStaging(n, nil, obj.Meta.Clone())
+		n.st = newStaging(n, nil, obj.Meta.Clone(), true)
 		n.st.wrote = true
 		n.fs.markDirty(n)
 	default:
@@ -252,11 +306,39 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		}
 		obj := rh.Object()
 		n.last = obj
-		if obj.ID == n.cacheID {
+		switch {
+		case obj.ID == n.kver:
+			// The common case: the version the kernel caches, whose
+			// pages stay valid.
 			fuseFlags = fuse.FOPEN_KEEP_CACHE
+			if n.vh == nil {
+				n.vh = pin(rh)
+			} else {
+				rh.Close()
+			}
+		case write && n.vh != nil:
+			// Changed outside since the open handles pinned the version
+			// the kernel caches: write on that one (the close commits it
+			// with the writes, a later write than the outside one).
+			rh.Close()
+			fuseFlags = fuse.FOPEN_KEEP_CACHE
+		case write:
+			// The kernel's size and pages for this inode are another
+			// version's, and nothing holds that one any more. The kernel
+			// takes ESTALE from open as a cue to look the name up again
+			// (LOOKUP_REVAL), and the lookup makes a new inode.
+			rh.Close()
+			n.stale.Store(true)
+			return nil, 0, syscall.ESTALE
+		default:
+			// A reader of a version the kernel does not cache for this
+			// inode: it reads exactly that version, past the page cache,
+			// so that neither fills it with the other's bytes. The next
+			// lookup makes a new inode for the new version.
+			n.stale.Store(true)
+			fuseFlags = fuse.FOPEN_DIRECT_IO
+			h.own = rh
 		}
-		n.cacheID = obj.ID
-		h.rh, h.gen = rh, n.commits
 	}
 	n.opens++
 	return h, fuseFlags, 0
@@ -275,28 +357,60 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		return nil
 	}
 	done := n.fs.ownOp(bucket, key)
-	obj, err := st.commit(keep(ctx), bucket, key)
+	h, err := st.commit(keep(ctx), bucket, key)
 	done()
 	if err != nil {
-		// The kernel's pages hold what failed to commit: the next open
-		// must not keep them.
-		n.cacheID = meta.ObjectID{}
+		if errors.Is(err, cryptostore.ErrVersionGone) {
+			// Committed, but replaced at once, before it could be held.
+			st.close()
+			n.st = nil
+			n.pending.Store(false)
+			n.fs.markClean(n)
+			n.committedLocked(nil, false)
+			return nil
+		}
+		// The kernel's pages hold what failed to commit: no version has
+		// that content.
+		n.kver = meta.ObjectID{}
 		return err
 	}
 	st.close()
 	n.st = nil
 	n.pending.Store(false)
-	n.committedLocked(obj)
+	n.committedLocked(h, st.consistent)
 	n.fs.markClean(n)
 	return nil
 }
 
-// committedLocked records a version this mount committed: the kernel's pages
-// hold it.
-func (n *fileNode) committedLocked(obj *meta.Object) {
-	n.last = obj
-	n.cacheID = obj.ID
-	n.commits++
+// committedLocked records a version this mount committed (h, which it
+// takes; nil if it could not be held). If the kernel's pages and size hold
+// its content (consistent), it is the inode's version from now on, and
+// handles that use the page cache read it. Otherwise the inode gets no
+// version: later opens read past the page cache and the next lookup makes
+// a new inode.
+func (n *fileNode) committedLocked(h *cryptostore.Handle, consistent bool) {
+	if n.vh != nil {
+		n.vh.release()
+		n.vh = nil
+	}
+	if h == nil || !consistent {
+		n.kver = meta.ObjectID{}
+		n.stale.Store(true)
+		if bucket, key, ok := n.loc(); ok {
+			n.fs.inval.post(cryptostore.ChangeEvent{Kind: cryptostore.ChangePut, Bucket: bucket, Key: key})
+		}
+	} else {
+		n.kver = h.Object().ID
+	}
+	if h == nil {
+		return
+	}
+	n.last = h.Object()
+	if n.opens > 0 {
+		n.vh = pin(h)
+	} else {
+		h.Close()
+	}
 }
 
 // removedLocked records that the file was deleted or replaced.
@@ -363,40 +477,30 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	return removexattr(ctx, fileXattrs{n}, attr)
 }
 
-// fileHandle is an open file. Reads of a clean file go to the version that
-// was current when it was opened (or last committed by this mount); reads
-// and writes of a file with staged writes go to the staging area.
+// fileHandle is an open file. It reads one version from open to close,
+// whatever is done to the object outside the mount meanwhile: either its
+// own (own, opened with FOPEN_DIRECT_IO), or the node's: the version the
+// kernel caches for the inode (vh), or the staged content while writes
+// through the mount are staged (all of the file's handles see those, as on
+// a local file system). See "Kernel caching" in the package doc. Nothing
+// is ever reopened by key on a read.
 type fileHandle struct {
-	n *fileNode
-
-	mu  sync.Mutex
-	rh  *cryptostore.Handle
-	gen uint64 // the node's commits when rh was opened
-}
-
-// reader returns the handle to read a clean file through, reopening it if
-// this mount committed a new version since.
-func (h *fileHandle) reader(ctx context.Context, bucket, key string, gen uint64) (*cryptostore.Handle, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.rh != nil && h.gen == gen {
-		return h.rh, nil
-	}
-	rh, err := h.n.fs.store.Open(keep(ctx), bucket, key)
-	if err != nil {
-		return nil, err
-	}
-	if h.rh != nil {
-		h.rh.Close()
-	}
-	h.rh, h.gen = rh, gen
-	return rh, nil
+	n   *fileNode
+	own *cryptostore.Handle // set once at open; closed by Release
 }
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n := h.n
+	if h.own != nil {
+		nr, err := h.own.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			bucket, key, _ := n.loc()
+			return nil, n.fs.errno(err, bucket, key)
+		}
+		return fuse.ReadResultData(dest[:nr]), 0
+	}
 	n.mu.Lock()
-	bucket, key, ok := n.loc()
+	bucket, key, _ := n.loc()
 	if n.st != nil {
 		nr, err := n.st.readAt(dest, off)
 		n.mu.Unlock()
@@ -405,23 +509,17 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		}
 		return fuse.ReadResultData(dest[:nr]), 0
 	}
-	gen := n.commits
-	n.mu.Unlock()
-	var rh *cryptostore.Handle
-	if ok {
-		var err error
-		if rh, err = h.reader(ctx, bucket, key, gen); err != nil {
-			return nil, n.fs.errno(err, bucket, key)
-		}
-	} else {
-		h.mu.Lock()
-		rh = h.rh
-		h.mu.Unlock()
-		if rh == nil {
-			return nil, syscall.ENOENT
-		}
+	vh := n.vh
+	if vh == nil {
+		// Only after a commit of ours was replaced before it could be
+		// held (committedLocked): there is nothing consistent to read.
+		n.mu.Unlock()
+		return nil, syscall.ESTALE
 	}
-	nr, err := rh.ReadAt(dest, off)
+	vh.ref()
+	n.mu.Unlock()
+	defer vh.release()
+	nr, err := vh.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, n.fs.errno(err, bucket, key)
 	}
@@ -496,13 +594,16 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 			}
 		}
 	}
-	n.mu.Unlock()
-	h.mu.Lock()
-	if h.rh != nil {
-		h.rh.Close()
-		h.rh = nil
+	if n.opens == 0 && n.vh != nil {
+		// Nobody reads it now; the kernel keeps its pages (kver) for an
+		// open that finds the same version.
+		n.vh.release()
+		n.vh = nil
 	}
-	h.mu.Unlock()
+	n.mu.Unlock()
+	if h.own != nil {
+		h.own.Close()
+	}
 	return 0
 }
 

@@ -19,9 +19,10 @@ import (
 //
 // Stream mode is the common case, a file written from its end onwards
 // (created, truncated, or appended to): the content is base[0:baseLen]
-// followed by the written bytes, and the bytes flow into a cryptostore.Put
-// running in a goroutine (through an io.Pipe) as they arrive, so they are
-// hashed, encrypted and written to disk once, while the writer goes on. A
+// followed by the written bytes, and the bytes flow into a
+// cryptostore.Stage running in a goroutine (through an io.Pipe) as they
+// arrive, so they are hashed, encrypted and written to disk once, while the
+// writer goes on; the commit (Staged.Commit) comes at flush. A
 // window of up to winMax bytes past what was sent absorbs what the kernel
 // sends out of order (writeback requests race) and the rewrites of a last,
 // partial page; only whole pages that every earlier byte precedes are sent.
@@ -30,25 +31,33 @@ import (
 // Overlay mode takes over when a write or read does not fit the stream: the
 // content is base (up to baseLen) with the 64 KiB chunks written since kept
 // in a cryptostore.Spool, sealed under a throwaway key. Switching is free if
-// nothing was sent yet; otherwise what was streamed is committed first (an
-// intermediate version, as if the file had been flushed) and becomes the
-// base.
+// nothing was sent yet; otherwise the stream's body is ended and what it
+// staged (a cryptostore.Staged, written but not committed: nobody else sees
+// it) becomes the base. Nothing is committed before flush.
+//
+// The base is the version the file's handles opened (the node's pinned
+// version, see fileNode.vh), or staged data; never something read again by
+// key.
 //
 // Memory is O(window + spool chunk) whatever the file's size. A staging is
 // used under its node's lock.
 type staging struct {
 	n       *fileNode
 	store   *cryptostore.Store
-	base    *cryptostore.Handle // nil: the content starts empty
-	baseLen int64               // bytes of base that are part of the content
+	base    base  // nil: the content starts empty
+	baseLen int64 // bytes of base that are part of the content
 	size    int64
+	// consistent: the kernel's pages and size for the inode are this
+	// content (the base is the version they hold, or none), so the commit
+	// leaves them valid. See "Kernel caching" in the package doc.
+	consistent bool
 
 	meta     meta.ObjectMeta // committed with the data
 	mtimeSet bool            // meta's mtime was set since the last write
 	wrote    bool            // the data changed (a commit sets mtime, clears set-id bits)
 
 	win *window    // stream mode
-	put *streamPut // the running Put, once the window first filled
+	put *streamPut // the running Stage, once the window first filled
 
 	spool *cryptostore.Spool // overlay mode
 	have  []uint64           // bit i: chunk i is in the spool
@@ -75,7 +84,8 @@ const (
 	// writes before it, and turnRange how far ahead it may be: the kernel
 	// sends its writeback in order, up to MaxBackground requests at once,
 	// but go-fuse serves them on parallel goroutines, so they arrive in
-	// any order.
+	// any order. Running out only moves the file to overlay mode: it
+	// changes how the content is kept, never what is visible.
 	turnWait  = 20 * time.Millisecond
 	turnRange = 64 << 20
 	// turnStall bounds the wait for a write that has arrived and waits for
@@ -85,24 +95,38 @@ const (
 	chunk = cryptostore.SpoolChunkSize
 )
 
-func newStaging(n *fileNode, base *cryptostore.Handle, m meta.ObjectMeta) *staging {
-	st := &staging{n: n, store: n.fs.store, base: base, meta: m, skipped: -1}
-	if base != nil {
-		st.baseLen = base.Size()
+// base is what a staging's content starts from: a pinned version or staged
+// data. release gives it up.
+type base interface {
+	io.ReaderAt
+	Size() int64
+	release()
+}
+
+// stagedBase is data the stream staged, uncommitted.
+type stagedBase struct{ *cryptostore.Staged }
+
+func (b stagedBase) release() { b.Discard() }
+
+// newStaging starts staging over b (nil: empty), which it owns from now on;
+// consistent says whether the kernel's cache holds b.
+func newStaging(n *fileNode, b base, m meta.ObjectMeta, consistent bool) *staging {
+	st := &staging{n: n, store: n.fs.store, base: b, meta: m, skipped: -1, consistent: consistent}
+	if b != nil {
+		st.baseLen = b.Size()
 		st.size = st.baseLen
 	}
 	st.win = &window{off: st.baseLen}
 	return st
 }
 
-// ---- the stream's Put
+// ---- the stream's Stage
 
 type streamPut struct {
-	pw   *io.PipeWriter
-	in   *cryptostore.PutInput
-	done chan struct{}
-	obj  *meta.Object
-	err  error
+	pw     *io.PipeWriter
+	done   chan struct{}
+	staged *cryptostore.Staged
+	err    error
 }
 
 var errStreamAborted = errors.New("stream abandoned")
@@ -110,7 +134,7 @@ var errStreamAborted = errors.New("stream abandoned")
 // errGone: the file was deleted while its writes streamed to the store.
 var errGone = errors.New("file deleted while being written")
 
-// startPut starts the Put that the stream feeds.
+// startPut starts the Stage that the stream feeds.
 func (st *staging) startPut() error {
 	bucket, key, ok := st.n.loc()
 	if !ok {
@@ -121,16 +145,11 @@ func (st *staging) startPut() error {
 	if st.baseLen > 0 {
 		body = io.MultiReader(io.NewSectionReader(st.base, 0, st.baseLen), pr)
 	}
-	p := &streamPut{
-		pw:   pw,
-		in:   &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: -1, Meta: st.meta.Clone()},
-		done: make(chan struct{}),
-	}
-	release := st.n.fs.ownOp(bucket, key)
+	p := &streamPut{pw: pw, done: make(chan struct{})}
+	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: -1, Meta: st.meta.Clone()}
 	go func() {
 		defer close(p.done)
-		defer release()
-		p.obj, p.err = st.store.Put(keep(context.Background()), p.in)
+		p.staged, p.err = st.store.Stage(keep(context.Background()), in)
 		if p.err != nil {
 			pr.CloseWithError(p.err)
 		} else {
@@ -141,7 +160,7 @@ func (st *staging) startPut() error {
 	return nil
 }
 
-// send writes p into the running Put.
+// send writes p into the running Stage.
 func (st *staging) send(p []byte) error {
 	if _, err := st.put.pw.Write(p); err != nil {
 		return st.fail(err)
@@ -149,11 +168,14 @@ func (st *staging) send(p []byte) error {
 	return nil
 }
 
-// fail records that the running Put failed: the streamed data is lost.
+// fail records that the running Stage failed: the streamed data is lost.
 func (st *staging) fail(err error) error {
 	<-st.put.done
 	if st.put.err != nil {
 		err = st.put.err
+	}
+	if st.put.staged != nil {
+		st.put.staged.Discard()
 	}
 	st.put = nil
 	st.broken = fmt.Errorf("streaming to the store: %w", err)
@@ -161,8 +183,8 @@ func (st *staging) fail(err error) error {
 }
 
 // finishStream sends the rest of the content, ends the body and waits for
-// the Put to commit.
-func (st *staging) finishStream() (*meta.Object, error) {
+// the Stage to finish: the content is staged, not committed.
+func (st *staging) finishStream() (*cryptostore.Staged, error) {
 	w := st.win
 	if len(w.buf) > 0 {
 		if err := st.send(w.buf); err != nil {
@@ -174,28 +196,28 @@ func (st *staging) finishStream() (*meta.Object, error) {
 			return nil, st.fail(err)
 		}
 	}
-	// Put reads the metadata once the body has ended; what was set while
-	// the data streamed is committed with it.
-	st.put.in.Meta = st.finalMeta()
 	st.put.pw.Close()
 	<-st.put.done
-	obj, err := st.put.obj, st.put.err
+	staged, err := st.put.staged, st.put.err
 	st.put = nil
 	st.win = &window{off: st.size}
 	if err != nil {
 		st.broken = err
 		return nil, err
 	}
-	return obj, nil
+	return staged, nil
 }
 
-// abortStream abandons the running Put: nothing of it is committed.
+// abortStream abandons the running Stage: nothing of it is kept.
 func (st *staging) abortStream() {
 	if st.put == nil {
 		return
 	}
 	st.put.pw.CloseWithError(errStreamAborted)
 	<-st.put.done
+	if st.put.staged != nil {
+		st.put.staged.Discard()
+	}
 	st.put = nil
 }
 
@@ -401,22 +423,16 @@ func (st *staging) toOverlay(why string, off int64, n int) error {
 			"off", off, "len", n, "window", w.off, "buffered", len(w.buf), "streaming", st.put != nil)
 	}
 	if st.put != nil {
-		// Commit what was streamed; it becomes the base.
-		obj, err := st.finishStream()
+		// End the stream: what it staged (uncommitted, seen by nobody
+		// else) becomes the base. The content is unchanged.
+		staged, err := st.finishStream()
 		if err != nil {
-			return err
-		}
-		st.n.committedLocked(obj)
-		bucket, key, _ := st.n.loc()
-		h, err := st.store.Open(context.Background(), bucket, key)
-		if err != nil {
-			st.broken = err
 			return err
 		}
 		if st.base != nil {
-			st.base.Close()
+			st.base.release()
 		}
-		st.base, st.baseLen, st.size = h, h.Size(), h.Size()
+		st.base, st.baseLen, st.size = stagedBase{staged}, staged.Size(), staged.Size()
 		st.win = nil
 		return nil
 	}
@@ -432,6 +448,16 @@ func (st *staging) toOverlay(why string, off int64, n int) error {
 
 func (st *staging) has(c int64) bool {
 	return c/64 < int64(len(st.have)) && st.have[c/64]&(1<<(c%64)) != 0
+}
+
+// anyChunk reports whether any chunk is in the spool.
+func (st *staging) anyChunk() bool {
+	for _, w := range st.have {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *staging) mark(c int64) {
@@ -527,7 +553,7 @@ func (r overlayReader) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), eof
 }
 
-func readBase(h *cryptostore.Handle, p []byte, off int64) error {
+func readBase(h io.ReaderAt, p []byte, off int64) error {
 	n, err := h.ReadAt(p, off)
 	if err == io.EOF && n == len(p) {
 		err = nil
@@ -554,15 +580,40 @@ func (st *staging) finalMeta() meta.ObjectMeta {
 	return m
 }
 
-// commit writes the content as the object's new version.
-func (st *staging) commit(ctx context.Context, bucket, key string) (*meta.Object, error) {
+// commit writes the content as the object's new version and returns a
+// handle of exactly that version (nil in the rare case that it was replaced
+// before it could be held: see cryptostore.Staged.Commit). The content
+// stays staged if the commit fails, unless it was streaming (then it is
+// lost: broken).
+func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore.Handle, error) {
 	if st.broken != nil {
 		return nil, st.broken
 	}
+	m := st.finalMeta()
 	if st.put != nil {
-		return st.finishStream()
+		staged, err := st.finishStream()
+		if err != nil {
+			return nil, err
+		}
+		h, err := staged.Commit(ctx, &m)
+		if err != nil {
+			st.broken = err
+			return nil, err
+		}
+		return h, nil
 	}
-	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Size: st.size, Meta: st.finalMeta()}
+	if sb, ok := st.base.(stagedBase); ok && st.win == nil && !st.anyChunk() && st.size == st.baseLen && st.size == sb.Size() {
+		// The content is what the stream staged, unchanged since: commit
+		// it as it is.
+		st.base = nil
+		h, err := sb.Commit(ctx, &m)
+		if err != nil {
+			st.broken = err
+			return nil, err
+		}
+		return h, nil
+	}
+	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Size: st.size, Meta: m}
 	if st.win != nil {
 		w := st.win
 		var parts []io.Reader
@@ -577,7 +628,11 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*meta.Object
 	} else {
 		in.Body = io.NewSectionReader(overlayReader{st}, 0, st.size)
 	}
-	return st.store.Put(keep(ctx), in)
+	staged, err := st.store.Stage(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return staged.Commit(ctx, nil)
 }
 
 // close releases what the staging holds; uncommitted data is dropped.
@@ -589,7 +644,7 @@ func (st *staging) close() {
 		st.spool = nil
 	}
 	if st.base != nil {
-		st.base.Close()
+		st.base.release()
 		st.base = nil
 	}
 	st.win = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	mrand "math/rand/v2"
 	"path/filepath"
@@ -83,7 +84,7 @@ func TestStagingModel(t *testing.T) {
 		var model []byte
 		rng := mrand.New(mrand.NewPCG(seed, 7))
 		n.mu.Lock()
-		n.st = newStaging(n, nil, meta.ObjectMeta{})
+		n.st = newStaging(n, nil, meta.ObjectMeta{}, true)
 		for step := range 100 {
 			if n.st == nil {
 				if errno := n.stageLocked(ctx); errno != 0 {
@@ -151,15 +152,16 @@ func TestStagingModel(t *testing.T) {
 }
 
 // TestStagingModes checks which path a write takes: a file written in order
-// streams into a running Put (no spool), a write behind it moves it to the
-// spool after committing what was streamed, and a small file is put whole.
+// streams into a running Stage (no spool), a write behind it moves it to the
+// spool over what was streamed, staged but committed nowhere (nothing is
+// visible before the commit), and a small file is put whole.
 func TestStagingModes(t *testing.T) {
 	f := newTestFS(t)
 	ctx := context.Background()
 	n := newFileNode(f, kindFile, "bkt", "modes")
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.st = newStaging(n, nil, meta.ObjectMeta{})
+	n.st = newStaging(n, nil, meta.ObjectMeta{}, true)
 	st := n.st
 	if err := st.write(fill(100, 1), 0); err != nil {
 		t.Fatal(err)
@@ -178,13 +180,12 @@ func TestStagingModes(t *testing.T) {
 	if st.put == nil || st.spool != nil {
 		t.Fatalf("an 8 MiB file written in order: streaming=%t spool=%t, want a stream", st.put != nil, st.spool != nil)
 	}
-	// A chmod while the data streams is committed with it (Put reads the
-	// metadata once the body has ended).
+	// A chmod while the data streams is committed with it.
 	setPOSIXField(&st.meta, meta.MetaMode, 0o100640)
 	if len(st.win.buf) > 2<<20 {
 		t.Fatalf("the window holds %d bytes of an in-order stream", len(st.win.buf))
 	}
-	// Behind what was streamed: commit what there is, then the spool.
+	// Behind what was streamed: the spool, over the staged stream.
 	if err := st.write([]byte("patch"), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +193,15 @@ func TestStagingModes(t *testing.T) {
 	if st.put != nil || st.spool == nil || st.base == nil || st.baseLen != int64(len(data)) {
 		t.Fatalf("after a write behind the stream: streaming=%t spool=%t baseLen=%d", st.put != nil, st.spool != nil, st.baseLen)
 	}
-	if got := stored(t, f, "modes"); len(got) != len(data) || bytes.Equal(got, data) {
-		t.Fatalf("the intermediate version should hold the streamed bytes only (%d bytes)", len(got))
+	if _, err := f.store.Head(ctx, "bkt", "modes"); !errors.Is(err, cryptostore.ErrNoSuchKey) {
+		t.Fatalf("before the commit, the object is visible (Head: %v): no intermediate version may be committed", err)
+	}
+	got := make([]byte, len(data))
+	if n, err := st.readAt(got, 0); n != len(data) || (err != nil && err != io.EOF) || !bytes.Equal(got, data) {
+		t.Fatalf("reading the staged content: %d bytes, %v", n, err)
+	}
+	if err := n.commitLocked(ctx); err != nil {
+		t.Fatal(err)
 	}
 	obj, err := f.store.Head(ctx, "bkt", "modes")
 	if err != nil {
@@ -201,9 +209,6 @@ func TestStagingModes(t *testing.T) {
 	}
 	if mode, _ := obj.Meta.Mode(); mode != 0o100640 {
 		t.Fatalf("mode set while streaming: committed %o, want 100640", mode)
-	}
-	if err := n.commitLocked(ctx); err != nil {
-		t.Fatal(err)
 	}
 	if got := stored(t, f, "modes"); !bytes.Equal(got, data) {
 		t.Fatal("final content differs")
