@@ -2,7 +2,6 @@ package cryptostore
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -83,6 +82,9 @@ type PartInput struct {
 	Size                  int64 // -1 if unknown
 	Checksums             []string
 	Verify                func(*Sums) error
+	// MD5 asks for the part's MD5 in the Sums Verify sees even if the
+	// upload is encrypted (PutInput.MD5).
+	MD5 bool
 }
 
 // UploadPart writes one part as a blob of its own. A part uploaded again
@@ -103,6 +105,9 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*meta.Part, erro
 	if err != nil {
 		return nil, err
 	}
+	if u.Encryption == nil || in.MD5 {
+		h.withMD5() // a plain part's ETag is its MD5
+	}
 	key, err := s.dataKey(ctx, u.Bucket, u.ObjectID, u.Encryption)
 	if err != nil {
 		return nil, err
@@ -118,10 +123,15 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*meta.Part, erro
 			return nil, err
 		}
 	}
+	// A part of an encrypting upload gets a random ETag (sums.go).
+	etag := randomETag(0)
+	if u.Encryption == nil {
+		etag = md5ETag(st.sums.MD5)
+	}
 	p := &meta.Part{
 		Number:       in.Number,
 		Blob:         st.blobs[0],
-		ETag:         st.sums.ETag(),
+		ETag:         etag,
 		Size:         st.size,
 		LastModified: time.Now().UTC(),
 		Checksums:    st.sums.list(),
@@ -175,7 +185,8 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 	var (
 		u     *meta.Upload
 		refs  []meta.BlobRef
-		md5s  []byte
+		md5s  [][]byte // the parts' MD5s, for a plain upload
+		sizes []int64
 		sums  []byte
 		all   bool
 		total int64
@@ -199,11 +210,14 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 			if i < len(parts)-1 && p.Size < s.cfg.MinPartSize {
 				return fmt.Errorf("%w: part %d has %d bytes", ErrEntityTooSmall, cp.Number, p.Size)
 			}
-			raw, err := hex.DecodeString(p.ETag)
-			if err != nil {
-				return fmt.Errorf("%w: part %d: %w", meta.ErrCorruptRecord, cp.Number, err)
+			if u.Encryption == nil {
+				raw, err := hex.DecodeString(p.ETag)
+				if err != nil {
+					return fmt.Errorf("%w: part %d: %w", meta.ErrCorruptRecord, cp.Number, err)
+				}
+				md5s = append(md5s, raw)
 			}
-			md5s = append(md5s, raw...)
+			sizes = append(sizes, p.Size)
 			if all {
 				v := partChecksum(p, u.ChecksumAlgorithm)
 				if v == nil {
@@ -219,13 +233,14 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 	if err != nil {
 		return nil, err
 	}
-	etag := md5.Sum(md5s)
+	// The ETag is chosen at commit, from how the data ends up stored
+	// (staged.etag): random with "-N" if encrypted, else S3's MD5 of the
+	// parts' MD5s with "-N".
 	obj := &meta.Object{
 		Bucket: bucket,
 		Key:    key,
 		ID:     u.ObjectID,
 		Size:   total,
-		ETag:   fmt.Sprintf("%s-%d", hex.EncodeToString(etag[:]), len(parts)),
 		Meta:   u.Meta.Clone(),
 	}
 	if all {
@@ -240,7 +255,8 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 	if err != nil {
 		return nil, err
 	}
-	st := &staged{bucket: bucket, id: u.ObjectID, size: total, enc: u.Encryption, key: key0, blobs: refs}
+	st := &staged{bucket: bucket, id: u.ObjectID, size: total, enc: u.Encryption, key: key0, blobs: refs,
+		partSizes: sizes, partMD5s: md5s}
 	// In the commit: the parts must still be the ones assembled, and the
 	// upload goes away with every part not used.
 	drop := func(tx *meta.Txn, obj *meta.Object) ([]meta.BlobRef, error) {

@@ -143,8 +143,10 @@ type Store struct {
 	wg     sync.WaitGroup
 }
 
-// Open opens the store over an open metadata database and KMS. It collects
-// blobs orphaned by a crash before returning.
+// Open opens the store over an open metadata database and KMS. It turns on
+// record authentication (recordmac.go; sealing, once, the records of a store
+// an earlier sealfs wrote) and collects blobs orphaned by a crash before
+// returning.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Meta == nil || cfg.KMS == nil || cfg.Dir == "" {
 		return nil, errors.New("cryptostore: Dir, Meta and KMS are required")
@@ -183,6 +185,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.bg, s.cancel = context.WithCancel(context.Background())
 	s.pieceBufs.New = func() any { b := make([]byte, pieceBytes); return &b }
+	if err := s.openRecordAuth(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	st, err := s.Collect(ctx)
 	if err != nil {
 		s.cancel()

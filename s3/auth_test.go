@@ -160,19 +160,102 @@ func TestPlainHTTPRule6(t *testing.T) {
 	if _, err := e.store.Head(e.ctx(), "sealed", "new"); err == nil {
 		t.Fatal("a refused plain-HTTP PUT stored an object")
 	}
-	// Without Signature Version 4, over HTTPS: anonymous and V2 requests for
-	// encrypted data get the SigV4 message; others are simply refused.
+	// Without Signature Version 4, over HTTPS: anonymous requests are
+	// AccessDenied and V2 ones refused as such, encrypted data or not
+	// (TestUnauthenticatedLearnsNothing has the whole table).
 	e.put("sealed", "obj", []byte("encrypted object"))
-	doc := wantError(t, e.anon(http.MethodGet, e.https.URL, "/sealed/obj", nil, nil), 400, "InvalidArgument")
-	if doc.Message != sigv4Msg {
-		t.Fatalf("anonymous GET of an encrypted object: %q", doc.Message)
-	}
-	doc = wantError(t, e.anon(http.MethodPut, e.https.URL, "/sealed/v2", hdr("Authorization", "AWS "+testAccessKey+":c2ln"), []byte("x")), 400, "InvalidArgument")
-	if doc.Message != sigv4Msg {
-		t.Fatalf("V2 PUT into an encrypting bucket: %q", doc.Message)
-	}
+	wantError(t, e.anon(http.MethodGet, e.https.URL, "/sealed/obj", nil, nil), 403, "AccessDenied")
+	doc := wantError(t, e.anon(http.MethodPut, e.https.URL, "/sealed/v2", hdr("Authorization", "AWS "+testAccessKey+":c2ln"), []byte("x")), 400, "InvalidRequest")
+	mustContain(t, doc.Message, "Signature Version 4")
 	wantError(t, e.anon(http.MethodGet, e.https.URL, "/open/obj", nil, nil), 403, "AccessDenied")
 	wantError(t, e.anon(http.MethodGet, e.https.URL, "/nosuch/obj", nil, nil), 403, "AccessDenied")
+}
+
+// TestUnauthenticatedLearnsNothing sends unauthenticated requests (no
+// authentication at all, or Signature Version 2, which sealfs cannot check)
+// for an encrypted object, a missing key in an encrypting bucket, a plain
+// object, a missing key in a plain bucket and a missing bucket: each kind of
+// request must get the very same answer for all of them, and anonymous ones
+// 403 AccessDenied, so that nothing about what exists, or what is
+// encrypted, can be learnt without credentials.
+func TestUnauthenticatedLearnsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.mkBucket("sealed", true)
+	e.mkBucket("open", false)
+	e.put("sealed", "obj", []byte("encrypted object"))
+	e.put("open", "obj", []byte("plain object"))
+	cr, err := e.client.CreateMultipartUpload(e.ctx(), &awss3.CreateMultipartUploadInput{Bucket: aws.String("sealed"), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := aws.ToString(cr.UploadId)
+	targets := []string{"/sealed/obj", "/sealed/missing", "/open/obj", "/open/missing", "/nosuch/obj"}
+	type answer struct {
+		status  int
+		code    string
+		message string
+	}
+	for _, listener := range []struct{ name, base string }{{"https", e.https.URL}, {"http", e.http.URL}} {
+		for _, auth := range []struct {
+			name  string
+			h     http.Header
+			query string
+			want  answer // status and code; the message only when set
+		}{
+			{name: "anonymous", want: answer{status: 403, code: "AccessDenied"}},
+			{name: "v2 header", h: hdr("Authorization", "AWS "+testAccessKey+":c2lnbmF0dXJl"), want: answer{status: 400, code: "InvalidRequest"}},
+			{name: "v2 query", query: "AWSAccessKeyId=" + testAccessKey + "&Signature=abc&Expires=99999999999", want: answer{status: 400, code: "InvalidRequest"}},
+		} {
+			for _, op := range []struct {
+				name, method, query string
+				h                   http.Header
+				body                []byte
+			}{
+				{name: "GetObject", method: http.MethodGet},
+				{name: "HeadObject", method: http.MethodHead},
+				{name: "PutObject", method: http.MethodPut, body: []byte("x")},
+				{name: "CopyObject", method: http.MethodPut, h: hdr("X-Amz-Copy-Source", "sealed/obj")},
+				{name: "CreateMultipartUpload", method: http.MethodPost, query: "uploads"},
+				{name: "UploadPart", method: http.MethodPut, query: "partNumber=1&uploadId=" + upload, body: []byte("x")},
+				{name: "DeleteObject", method: http.MethodDelete},
+			} {
+				t.Run(listener.name+"/"+auth.name+"/"+op.name, func(t *testing.T) {
+					var first *answer
+					for _, target := range targets {
+						h := http.Header{}
+						for k, v := range auth.h {
+							h[k] = v
+						}
+						for k, v := range op.h {
+							h[k] = v
+						}
+						path := target
+						if q := strings.Trim(op.query+"&"+auth.query, "&"); q != "" {
+							path += "?" + q
+						}
+						resp := e.do(e.newRequest(op.method, listener.base, path, h, op.body))
+						got := answer{status: resp.StatusCode}
+						if op.method != http.MethodHead {
+							doc := wantError(t, resp, auth.want.status, auth.want.code)
+							got.code, got.message = doc.Code, doc.Message
+						} else if resp.StatusCode != auth.want.status {
+							t.Fatalf("%s: status %d, want %d", target, resp.StatusCode, auth.want.status)
+						}
+						if first == nil {
+							first = &got
+						} else if got != *first {
+							t.Fatalf("%s answered %+v, %s answered %+v: the answer tells them apart", targets[0], *first, target, got)
+						}
+					}
+				})
+			}
+		}
+	}
+	for _, path := range []string{"/sealed/obj", "/open/obj"} {
+		if _, err := e.store.Head(e.ctx(), path[1:strings.LastIndex(path, "/")], "obj"); err != nil {
+			t.Fatalf("%s after unauthenticated requests: %v", path, err)
+		}
+	}
 }
 
 // rawTo sends a request, signed or not, to the server at base.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
@@ -118,6 +119,9 @@ func listBuckets(q *request) error {
 func createBucket(q *request) error {
 	if err := meta.ValidBucketName(q.bucket); err != nil {
 		return s3err.ErrInvalidBucketName.Wrap(err)
+	}
+	if route, ok := cryptostore.ReservedBucketName(q.bucket); ok {
+		return s3err.ErrInvalidBucketName.WithMessage("The bucket name " + q.bucket + " is reserved: sealfs serves " + route + " there.")
 	}
 	data, err := q.readSmallBody(64 << 10)
 	if err != nil {

@@ -12,13 +12,18 @@
 //   - Authentication through package sigv4 (Signature Version 4 in the
 //     Authorization header or a presigned URL; anonymous requests are
 //     AccessDenied, Signature Version 2 is refused with a clear error), and
-//     reading every body through sigv4's verifying reader.
+//     reading every body through sigv4's verifying reader. Authentication
+//     comes first: nothing about a bucket or key is looked at for a request
+//     that is not authenticated, so its answer is the same whatever it
+//     names and tells nothing about what exists or is encrypted.
 //   - Design rule 6: requests that write into a bucket with default
 //     encryption or read an encrypted object (PutObject, CopyObject, the
 //     multipart writes, GetObject, HeadObject) must come over TLS and be
-//     signed with Signature Version 4. Others are refused with AWS's words
-//     (InvalidArgument, 400) before their body is read. The check costs a
-//     metadata lookup, made only for requests that are not both.
+//     signed with Signature Version 4. Requests not signed with Signature
+//     Version 4 are refused before anything is looked up (above); an
+//     authenticated request over plain HTTP is refused with AWS's words
+//     (InvalidArgument, 400) before its body is read. That check costs a
+//     metadata lookup, made only for authenticated plain-HTTP requests.
 //   - The mapping of store errors to S3 error codes, with an S3 XML error
 //     body, x-amz-request-id and x-amz-id-2 on every response.
 //   - One log line per request (request id, operation, bucket, key, status,

@@ -171,20 +171,22 @@ func (h *Handler) serve(q *request) error {
 	}
 	op := pick(q)
 	q.op = op.name
-	auth, aerr := h.verifier.Verify(q.r)
-	notV4 := aerr != nil && (errors.Is(aerr, sigv4.ErrAnonymous) || errors.Is(aerr, sigv4.ErrNotV4))
-	insecure := q.r.TLS == nil
-	if op.sealed != nil && (aerr == nil || notV4) && (insecure || notV4) && op.sealed(q) {
-		// Design rule 6, decided before the body is read.
-		if insecure {
-			return s3err.ErrKMSRequiresSecureConnection
-		}
-		return s3err.ErrKMSRequiresSigV4
-	}
-	if aerr != nil {
-		return aerr
+	// Nothing about a bucket or a key is looked at before the request is
+	// authenticated: an unauthenticated request gets the same answer
+	// whatever it names (anonymous: 403 AccessDenied; Signature Version 2,
+	// whose signature sealfs cannot check: 400 InvalidRequest, saying that
+	// only Signature Version 4 is accepted), so it cannot learn which
+	// buckets or keys exist or which are encrypted.
+	auth, err := h.verifier.Verify(q.r)
+	if err != nil {
+		return err
 	}
 	q.auth = auth
+	if op.sealed != nil && q.r.TLS == nil && op.sealed(q) {
+		// Design rule 6 for an authenticated request over plain HTTP,
+		// decided before the body is read.
+		return s3err.ErrKMSRequiresSecureConnection
+	}
 	if err := refuseSSEC(q.r.Header); err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func uploadPart(q *request) error {
 	if err != nil {
 		return err
 	}
-	p, verify, err := q.dataBody()
+	p, verify, wantMD5, err := q.dataBody()
 	if err != nil {
 		return err
 	}
@@ -90,6 +90,7 @@ func uploadPart(q *request) error {
 		Body:     p,
 		Size:     p.ExpectedSize(),
 		Verify:   verify,
+		MD5:      wantMD5,
 	})
 	if err != nil {
 		return err

@@ -35,34 +35,36 @@ const (
 
 // dataBody opens the body of an object-data write (PutObject, UploadPart)
 // and takes Content-MD5 over: it is checked against the MD5 the store
-// computes for the ETag rather than computed a second time. The returned
-// Verify hook, for the store, passes only a payload verified to its end.
-func (q *request) dataBody() (*sigv4.Payload, func(*cryptostore.Sums) error, error) {
-	var wantMD5 []byte
+// computes (for a plain object's ETag anyway; for an encrypted one only
+// when asked, and wantMD5 says whether to ask: only when Content-MD5 was
+// sent). The returned Verify hook, for the store, passes only a payload
+// verified to its end.
+func (q *request) dataBody() (p *sigv4.Payload, verify func(*cryptostore.Sums) error, wantMD5 bool, err error) {
+	var contentMD5 []byte
 	if vals := q.r.Header.Values("Content-Md5"); len(vals) > 0 {
 		sum, err := base64.StdEncoding.DecodeString(strings.TrimSpace(vals[0]))
 		if len(vals) > 1 || err != nil || len(sum) != md5.Size {
-			return nil, nil, s3err.ErrInvalidDigest
+			return nil, nil, false, s3err.ErrInvalidDigest
 		}
-		wantMD5 = sum
+		contentMD5 = sum
 		delete(q.r.Header, "Content-Md5")
 	}
-	p, err := q.body()
+	p, err = q.body()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	size := p.ExpectedSize()
 	switch {
 	case size < 0:
-		return nil, nil, s3err.ErrMissingContentLength
+		return nil, nil, false, s3err.ErrMissingContentLength
 	case size > maxPutSize:
-		return nil, nil, s3err.ErrEntityTooLarge.WithMessage("Your proposed upload exceeds the maximum allowed size of 5 GiB for one request; use a multipart upload.")
+		return nil, nil, false, s3err.ErrEntityTooLarge.WithMessage("Your proposed upload exceeds the maximum allowed size of 5 GiB for one request; use a multipart upload.")
 	}
-	verify := func(s *cryptostore.Sums) error {
+	verify = func(s *cryptostore.Sums) error {
 		if !p.Verified() {
 			return s3err.ErrIncompleteBody
 		}
-		if wantMD5 != nil && !bytes.Equal(s.MD5[:], wantMD5) {
+		if contentMD5 != nil && !bytes.Equal(s.MD5, contentMD5) {
 			return s3err.ErrBadDigest
 		}
 		// The checksums the client sent (or asked for) were computed and
@@ -79,7 +81,7 @@ func (q *request) dataBody() (*sigv4.Payload, func(*cryptostore.Sums) error, err
 		}
 		return nil
 	}
-	return p, verify, nil
+	return p, verify, contentMD5 != nil, nil
 }
 
 // setClientChecksum echoes the checksum the client sent, as S3 does.
@@ -107,7 +109,7 @@ func putObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	p, verify, err := q.dataBody()
+	p, verify, wantMD5, err := q.dataBody()
 	if err != nil {
 		return err
 	}
@@ -118,6 +120,7 @@ func putObject(q *request) error {
 		Size:      p.ExpectedSize(),
 		Meta:      m,
 		Verify:    verify,
+		MD5:       wantMD5,
 		Condition: putCondition(q.r.Header),
 	})
 	if err != nil {

@@ -14,8 +14,8 @@ type operation struct {
 	// sealed, if set, reports whether the request reads or writes the data
 	// of an encrypted object (or of an object that will be encrypted): such
 	// requests must be made over TLS with Signature Version 4 (design rule
-	// 6). It is asked only for requests that are not, and must not read
-	// the body.
+	// 6). It is asked only for authenticated (so Signature Version 4)
+	// requests over plain HTTP, and must not read the body.
 	sealed func(q *request) bool
 }
 

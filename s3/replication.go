@@ -123,7 +123,7 @@ func putReplica(q *request) error {
 	if err != nil {
 		return err
 	}
-	p, verify, err := q.dataBody()
+	p, verify, wantMD5, err := q.dataBody()
 	if err != nil {
 		return err
 	}
@@ -134,6 +134,7 @@ func putReplica(q *request) error {
 		Size:      p.ExpectedSize(),
 		Meta:      m,
 		Verify:    verify,
+		MD5:       wantMD5,
 		Condition: putCondition(q.r.Header),
 	}
 	rep.Apply(in)
