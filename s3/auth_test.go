@@ -114,7 +114,6 @@ func TestPlainHTTPRule6(t *testing.T) {
 	e.put("open", "obj", []byte("plain object"))
 	plain := e.http.URL
 	const secureMsg = "Requests specifying Server Side Encryption with AWS KMS managed keys must be made over a secure connection."
-	const sigv4Msg = "Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4."
 
 	cr, err := e.client.CreateMultipartUpload(e.ctx(), &awss3.CreateMultipartUploadInput{Bucket: aws.String("sealed"), Key: aws.String("mp")})
 	if err != nil {
