@@ -7,8 +7,10 @@
 //
 //   - The blob format (FORMAT.md, blob.go): chunked AES-256-GCM for
 //     encrypted objects, chunked CRC32C for plain ones, random access by chunk.
-//   - The one write path: Put streams a body through hashing (MD5 for the
-//     ETag, CRC64NVME and any requested checksums) and sealing in parallel
+//   - The one write path: Put streams a body through hashing (CRC64NVME and
+//     any requested checksums; the MD5 only for data stored plain, whose
+//     ETag it is, or when a client's Content-MD5 must be checked: an
+//     encrypted object's ETag is random, see sums.go) and sealing in parallel
 //     stages, writes a new blob (temp file → fsync → rename → fsync dir) or,
 //     for small objects, keeps the sealed bytes inline in the metadata store,
 //     then commits the object record in one metadata transaction. Copy,
