@@ -22,7 +22,7 @@ func toErrno(err error) syscall.Errno {
 	case err == nil:
 		return 0
 	case errors.Is(err, cryptostore.ErrCorruptBlob), errors.Is(err, cryptostore.ErrUnsupportedFormat),
-		errors.Is(err, meta.ErrCorruptRecord):
+		errors.Is(err, meta.ErrCorruptRecord), errors.Is(err, cryptostore.ErrRecordTampered):
 		// Before "not found": a listed object whose blob file is missing
 		// wraps both, and is damage (EIO), not absence (ENOENT).
 		return syscall.EIO
@@ -59,6 +59,11 @@ func toErrno(err error) syscall.Errno {
 func (f *FS) errno(err error, bucket, key string) syscall.Errno {
 	e := toErrno(err)
 	if e != syscall.EIO {
+		return e
+	}
+	if errors.Is(err, cryptostore.ErrRecordTampered) {
+		f.errs.once("tampered\x00"+bucket+"\x00"+key, "metadata record failed authentication; returning EIO",
+			"bucket", bucket, "key", key, "err", err)
 		return e
 	}
 	if errors.Is(err, cryptostore.ErrCorruptBlob) || errors.Is(err, cryptostore.ErrUnsupportedFormat) {

@@ -25,6 +25,9 @@ func TestToErrno(t *testing.T) {
 		{err: wrap(fs.ErrNotExist), want: syscall.ENOENT},
 		{err: wrap(cryptostore.ErrKeyDisabled), want: syscall.ENOKEY},
 		{err: wrap(cryptostore.ErrCorruptBlob), want: syscall.EIO},
+		{err: wrap(cryptostore.ErrRecordTampered), want: syscall.EIO},
+		// A tampered record may name a missing key: still EIO.
+		{err: fmt.Errorf("%w: %w", cryptostore.ErrRecordTampered, fs.ErrNotExist), want: syscall.EIO},
 		// A listed object whose blob file is gone: damage, not absence.
 		{err: fmt.Errorf("%w: %w", cryptostore.ErrCorruptBlob, &fs.PathError{Op: "open", Path: "blob", Err: syscall.ENOENT}), want: syscall.EIO},
 		{err: wrap(cryptostore.ErrVersionGone), want: syscall.ESTALE},

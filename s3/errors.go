@@ -20,6 +20,10 @@ func (h *Handler) toS3(q *request, err error) *s3err.Error {
 		return e
 	}
 	switch {
+	case errors.Is(err, cryptostore.ErrRecordTampered):
+		// A metadata record failed authentication: damage, whatever else
+		// the chain says; logged by fail, never detailed to the client.
+		return s3err.ErrInternalError.Wrap(err)
 	case errors.Is(err, cryptostore.ErrNoSuchBucket):
 		return s3err.ErrNoSuchBucket
 	case errors.Is(err, cryptostore.ErrNoSuchKey):
