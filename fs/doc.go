@@ -42,22 +42,44 @@
 // # Writing
 //
 // Writes go to the file node's staging area (stage.go), shared by all of
-// the file's handles, and are committed with one cryptostore.Put, the
-// store's one write path, when a handle is flushed (close(2)), fsynced, or
-// released last. When close returns, the new version is committed and
-// listed by S3; it is durable once fsync returns (see Durability). A file
-// written from its end
-// onwards (the common case: created, truncated or appended to) streams into
-// a Put running alongside the writer, so its bytes are hashed, encrypted
-// and written once; a small one is committed in a single call at close.
-// The kernel sends its writeback in order but go-fuse serves requests on
+// the file's handles, and are committed through the store's one write path
+// when a handle is flushed (close(2)), fsynced, or released last — and
+// never before: until then nothing of them is visible over S3 or queued for
+// replication. When close returns, the new version is committed and listed
+// by S3; it is durable once fsync returns (see Durability).
+//
+// What a close commits is built on the version the file's handles opened:
+// the version pinned for the inode (see Kernel caching), plus the writes.
+// It is never read again by key, so an S3 PUT that lands while the file is
+// open does not become the base of the mount's writes. The close is the
+// later write and wins (last writer wins, as between two S3 PUTs): the
+// object then holds the opened version with the writes, and the S3 PUT's
+// version is replaced.
+//
+// A file written from its end onwards (the common case: created,
+// truncated or appended to) streams into a cryptostore.Stage running
+// alongside the writer, so its bytes are hashed, encrypted and written
+// once, and the close commits the staged data with one call
+// (Staged.Commit); a small one is put in a single call at close. The
+// kernel sends its writeback in order but go-fuse serves requests on
 // parallel goroutines, so a write that arrives before the ones it follows
-// waits for them (with the node's lock released), and a window absorbs
-// small holes and the rewrites of a last, partial page. Anything else (a
-// write behind what was streamed, a hole larger than the window, a read of streamed data) moves the file into a Spool overlay of
-// 64 KiB chunks over the version it started from; if bytes had already been
-// streamed, they are committed first as an intermediate version. Memory
-// stays O(window) per file being written, whatever its size.
+// waits for them a moment (with the node's lock released), and a window
+// absorbs small holes and the rewrites of a last, partial page. Anything
+// else (a write behind what was streamed, a hole larger than the window, a
+// read of streamed data) moves the file into a Spool overlay of 64 KiB
+// chunks over the version it started from; if bytes had already been
+// streamed, the stream's body is ended and its Staged data — written,
+// sealed, readable, committed nowhere and kept from the orphan collector —
+// becomes the overlay's base, and is discarded once the close has
+// committed the overlay. The wait for a write's turn is the only timer: it
+// decides which of the two ways the content is kept, never what anyone
+// else sees. Memory stays O(window) per file being written, whatever its
+// size.
+//
+// Why a staged base and not the spool from the start: streaming keeps the
+// common case to one pass over the bytes; the rare switch costs one more
+// pass (the close writes the whole content again), as the old intermediate
+// commit did, without publishing anything.
 //
 // # Durability
 //
@@ -111,9 +133,55 @@
 // The mount turns on the kernel's writeback cache (small writes are
 // gathered into MaxWrite requests), asks for MaxWrite (1 MiB) requests,
 // raises the mount's readahead to 1 MiB, and gives entries, attributes and
-// failed lookups non-zero timeouts (DefaultTimeout). Opening a file whose
-// version has not changed since the kernel cached its pages keeps them
-// (FOPEN_KEEP_CACHE).
+// failed lookups non-zero timeouts (DefaultTimeout).
+//
+// One version per open. A file opened through the mount reads exactly one
+// version from open to close, whatever S3, replication or an admin command
+// do to the object meanwhile. (Writes through the mount itself are seen by
+// all of the file's open handles as they are made, as on a local file
+// system.) The difficulty is the kernel's page cache: it belongs to the
+// inode, all of the inode's handles share it, and a READ that fills it runs
+// with whichever handle faulted; with the writeback cache the kernel also
+// keeps its own idea of the file's size and never takes a new one from us.
+// So each file node has one version, kver: the one its lookup returned (the
+// kernel's size is that version's) or the last one the mount committed
+// through it. The rules:
+//
+//   - Opening a file whose current version is kver (the common case: an
+//     unchanged object read again) uses the page cache and keeps it
+//     (FOPEN_KEEP_CACHE). Such handles read kver through one Handle pinned
+//     for the node (fileNode.vh, released with the last handle), which
+//     holds the version's record and blobs however often the key is
+//     overwritten.
+//   - Opening it when the current version is another one (S3 overwrote it
+//     since the kernel looked the name up, or the same inode is opened
+//     again, as through /proc/self/fd) pins that version for the handle
+//     alone and opens it FOPEN_DIRECT_IO: its reads bypass the page cache,
+//     so it neither reads kver's pages nor puts its own bytes there, and
+//     its reads end where its version ends, not at the kernel's size. The
+//     node is marked stale, so the next lookup makes a new inode for the
+//     new version, whose page cache is again used.
+//   - Opening it for writing when the current version differs joins kver
+//     if the open handles pin it (the writes and the close build on the
+//     version the page cache holds); if nothing pins it any more the open
+//     fails with ESTALE, which the kernel takes as a cue to look the name
+//     up again (LOOKUP_REVAL) and retry once, on a new inode.
+//   - Writes through the mount go through the page cache, so a commit of a
+//     staging built on kver (or on nothing: a new or truncated file) leaves
+//     the cache valid: the committed version becomes kver and the handles
+//     read it. A commit of one built on another version (truncate(2) of a
+//     file nobody has open, after an outside change) leaves the inode
+//     without a version: its pages are invalidated and the next lookup
+//     makes a new inode. A failed commit does the same (the pages hold
+//     bytes no version has).
+//
+// So the pages of an inode only ever hold kver, and every handle that uses
+// them reads kver: two versions never meet in one page cache. One hole
+// remains that the kernel leaves no way to close: mmap(2) of a
+// FOPEN_DIRECT_IO handle (a MAP_PRIVATE map, or exec) reads through the
+// inode's page cache anyway, with that handle; should a handle of kver be
+// reading the same inode's pages at that moment, it could see the other
+// version. An S3 GET reads one version too (cryptostore.Open pins it).
 //
 // What the mount changes, the kernel knows. Every other change (over S3, by
 // replication, by an admin command) reaches FS.Changed from the store's
@@ -123,16 +191,18 @@
 // mtime it holds for a file over anything the file system answers, so a
 // file changed outside is also marked stale: the next lookup makes a new
 // node (the next inode generation), which the kernel sees as a new inode;
-// descriptors opened before keep reading the version they opened. Changes
-// the mount made itself are recognised (own* registries in fs.go) and not
-// sent back.
+// descriptors opened before keep reading the version they opened (above).
+// Changes the mount made itself are recognised (own* registries in fs.go)
+// and not sent back.
 //
 // # Error handling
 //
 // Node methods return syscall.Errno. Store errors are mapped in one place,
 // toErrno in errno.go, with errors.Is against the store's sentinels: not
 // found is ENOENT, a disabled KMS key ENOKEY, a blob or record that fails
-// verification EIO (and one log line naming the bucket and key), an
+// verification EIO (and one log line naming the bucket and key) — also a
+// listed object whose blob file is missing, which is damage, not absence:
+// stat and ls still show it, its reads fail with EIO, never ENOENT — an
 // interrupted call EINTR, a non-empty bucket ENOTEMPTY, an invalid name
 // EINVAL, a rename across buckets EXDEV (so mv copies), a disk error its own
 // errno; anything else is EIO, logged once per message. go-fuse's own

@@ -229,7 +229,11 @@ func (n *fileNode) stageLocked(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	if n.vh != nil {
-		n.st = newStaging(n, n.vh.ref(), n.vh.h.Object().Meta.Clone(), true)
+		obj := n.vh.h.Object()
+		if n.last != nil && n.last.ID == obj.ID {
+			obj = n.last // the same version, with metadata changed since (chmod)
+		}
+		n.st = newStaging(n, n.vh.ref(), obj.Meta.Clone(), true)
 		n.fs.markDirty(n)
 		return 0
 	}
