@@ -253,6 +253,39 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal("a file written after space returned reads back wrong")
 	}
 	checkReads("after space returned")
+
+	// Fill it again, through the mount this time: large files, then small
+	// ones.
+	var merr error
+	for i := 0; i < 200 && merr == nil; i++ {
+		merr = os.WriteFile(d.Path("full", fmt.Sprintf("mount-large-%03d", i)), big, 0o644)
+	}
+	if errnoOf(merr) != syscall.ENOSPC {
+		t.Fatalf("large files through the mount until the disk is full: %v; want ENOSPC", merr)
+	}
+	merr = nil
+	small := pattern(30<<10, 7)
+	for i := 0; i < 5000 && merr == nil; i++ {
+		merr = os.WriteFile(d.Path("full", fmt.Sprintf("mount-small-%04d", i)), small, 0o644)
+	}
+	if errnoOf(merr) != syscall.ENOSPC {
+		t.Fatalf("small files through the mount until the disk is full: %v; want ENOSPC", merr)
+	}
+	d.alive("after the mount filled the disk")
+	checkReads("after the mount filled the disk")
+
+	// A crash on the full disk: Badger cannot open read-only a store not
+	// closed cleanly; it recovers read-write, writes still refused.
+	d.Kill()
+	unmountLazy(d.MountDir)
+	d.start()
+	d.alive("after a crash and a restart on a full disk")
+	if !strings.Contains(d.Logs(), "recovered read-write") {
+		t.Errorf("the daemon did not say it recovered a store not closed cleanly on a full disk:\n%s", tail(d.Logs(), 4000))
+	}
+	c = d.S3()
+	checkReads("after a crash and a restart on a full disk")
+	wantDiskFull(t, "a PUT after a crash and a restart on a full disk", put("refused", []byte("x")))
 	d.alive("at the end")
 }
 

@@ -71,6 +71,9 @@ type DB struct {
 	gen      uint64
 
 	space *space
+	// reopenAfter delays the next attempt to reopen read-write after one
+	// failed (used by the gcLoop goroutine alone).
+	reopenAfter time.Time
 
 	groupCommit bool
 	syncer      syncer
@@ -168,7 +171,7 @@ func (db *DB) open() error {
 	}
 	need := recoveryNeed(db.dir)
 	if free < need {
-		return fmt.Errorf("meta: open %s: the data disk is full (%d MiB free) and the store, not closed cleanly, cannot be opened read-only (%v); it needs about %d MiB free to recover: %w",
+		return fmt.Errorf("meta: open %s: the data disk is full (%d MiB free), Badger cannot open the store read-only (%v: it was not closed cleanly), and opening it read-write needs about %d MiB free: %w",
 			db.dir, free>>20, err, need>>20, ErrNoSpace)
 	}
 	bdb, err = badger.Open(db.bo)
@@ -182,6 +185,10 @@ func (db *DB) open() error {
 	return nil
 }
 
+// errNotOpen: Badger could be opened neither read-write nor read-only
+// again after space returned (see reopenWritable).
+var errNotOpen = errors.New("meta: the store could not be reopened after space returned; restart the daemon")
+
 // ReadOnly reports whether the store is open read-only because the disk
 // was full when it opened (it turns read-write by itself when space
 // returns).
@@ -191,7 +198,7 @@ func (db *DB) ReadOnly() bool { return db.readOnly.Load() }
 // reserve is free. It waits for no one: when transactions are running it
 // tries again later.
 func (db *DB) reopenWritable() {
-	if !db.readOnly.Load() {
+	if !db.readOnly.Load() || time.Now().Before(db.reopenAfter) {
 		return
 	}
 	free, err := db.space.statfs(db.dir)
@@ -209,16 +216,22 @@ func (db *DB) reopenWritable() {
 		return
 	}
 	defer db.mu.Unlock()
-	if err := db.bdb.Close(); err != nil {
-		db.log.Warn("meta: closing the read-only store", "err", err)
+	if db.bdb != nil {
+		if err := db.bdb.Close(); err != nil {
+			db.log.Warn("meta: closing the read-only store", "err", err)
+		}
 	}
 	bdb, err := badger.Open(db.bo)
 	if err != nil {
-		// Leave a usable store behind: read-only again.
-		db.log.Error("meta: opening the store read-write failed; staying read-only", "err", err)
+		// Leave a usable store behind: read-only again, and try again
+		// in a minute.
+		db.reopenAfter = time.Now().Add(time.Minute)
+		db.log.Error("meta: opening the store read-write failed; staying read-only, trying again in a minute", "err", err)
 		if bdb, err = badger.Open(db.bo.WithReadOnly(true)); err != nil {
-			// Nothing to serve from; every call fails until Close.
-			db.log.Error("meta: reopening the store read-only failed", "err", err)
+			// Nothing to serve from: reads fail (writes are refused
+			// already, the store being read-only) until a reopen works.
+			db.log.Error("meta: reopening the store read-only failed; reads fail until it can be reopened", "err", err)
+			db.bdb = nil
 			return
 		}
 		db.bdb = bdb
@@ -287,7 +300,9 @@ func (db *DB) Close() error {
 		<-db.gcDone
 		db.mu.Lock()
 		defer db.mu.Unlock()
-		if err := db.bdb.Close(); err != nil {
+		if db.bdb == nil {
+			db.closeErr = errNotOpen
+		} else if err := db.bdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("meta: close: %w", err)
 		}
 		for fid, f := range db.walFiles {
@@ -367,6 +382,9 @@ func (db *DB) View(ctx context.Context, fn func(tx *Txn) error) error {
 	}
 	db.mu.RLock()
 	defer db.mu.RUnlock()
+	if db.bdb == nil {
+		return errNotOpen
+	}
 	btx := db.bdb.NewTransaction(false)
 	defer btx.Discard()
 	return fn(&Txn{btx: btx, auth: db.auth.Load()})

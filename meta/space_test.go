@@ -20,6 +20,9 @@ func (d *fakeDisk) statfs(string) (uint64, error) { return d.free.Load(), nil }
 
 func openDisk(t *testing.T, dir string, disk *fakeDisk) (*DB, error) {
 	t.Helper()
+	old := spaceCacheFor
+	spaceCacheFor = 0 // every check sees what the test just set
+	t.Cleanup(func() { spaceCacheFor = old })
 	db, err := Open(dir, Options{statfs: disk.statfs})
 	if err == nil {
 		t.Cleanup(func() { db.Close() })
