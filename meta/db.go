@@ -268,8 +268,12 @@ func (db *DB) writable(ctx context.Context) error {
 // the store has less than the reserve free, or the store is read-only
 // because of that. Writers of other files on the same disk (blobs, spool
 // files) call it before they write, so that they never eat the space
-// Badger needs.
+// Badger needs. After a failed sync it returns that failure
+// (ErrSyncFailed): nothing written would be committed anyway.
 func (db *DB) CheckSpace() error {
+	if err := db.syncer.failure(); err != nil {
+		return err
+	}
 	if db.readOnly.Load() {
 		return fmt.Errorf("meta: the store is read-only until %d MiB are free on the data disk: %w", db.space.reserve>>20, ErrNoSpace)
 	}

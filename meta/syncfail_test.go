@@ -45,6 +45,9 @@ func TestSyncFailureIsPermanent(t *testing.T) {
 	if err := db.Sync(); !errors.Is(err, ErrSyncFailed) {
 		t.Fatalf("Sync after a failed sync: %v", err)
 	}
+	if err := db.CheckSpace(); !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("CheckSpace (asked before blob writes) after a failed sync: %v", err)
+	}
 	err := db.Update(WithoutSync(context.Background()), func(tx *Txn) error {
 		return tx.PutObject(&Object{Bucket: "bkt", Key: "deferred", ID: NewObjectID()})
 	})
