@@ -71,9 +71,10 @@ func readWhole(f *os.File, out []byte) ([]byte, error) {
 }
 
 // TestMountVersionsUnderS3Overwrites runs S3 clients that overwrite one key
-// with whole versions of distinct sizes, and renames through the mount,
-// while readers open and read the file through the mount: every read must
-// be exactly one whole version. Each reader also reopens its open file
+// with whole versions of distinct sizes, and renames through the mount
+// (of that key, and of new versions written through the mount over
+// another), while readers open and read both files through the mount:
+// every read must be exactly one whole version. Each reader also reopens its open file
 // through /proc/self/fd, which reaches the inode the kernel already has
 // (no lookup), the way an open racing an overwrite does.
 func TestMountVersionsUnderS3Overwrites(t *testing.T) {
@@ -97,8 +98,8 @@ func TestMountVersionsUnderS3Overwrites(t *testing.T) {
 	const (
 		writers   = 4
 		readers   = 3
-		wantReads = 3000
-		maxTime   = 45 * time.Second
+		wantReads = 5000
+		maxTime   = 50 * time.Second
 	)
 	var (
 		stop        atomic.Bool
@@ -137,10 +138,21 @@ func TestMountVersionsUnderS3Overwrites(t *testing.T) {
 		}()
 	}
 	wg.Add(1)
-	go func() { // renames through the mount, both ways
+	go func() { // renames through the mount
 		defer wg.Done()
-		for !stop.Load() {
-			if err := os.Rename(hot, cold); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		for i := 0; !stop.Load(); i++ {
+			src := hot
+			if i%2 == 1 {
+				// Save-by-rename: a whole new version written through
+				// the mount, then renamed over the file.
+				src = filepath.Join(dir, "tmp-"+strconv.Itoa(i))
+				id := int(nextID.Add(1))
+				if err := os.WriteFile(src, versionBody(id, sizes[id%len(sizes)]), 0o644); err != nil {
+					fail(&failures, "writing through the mount: %v", err)
+					return
+				}
+			}
+			if err := os.Rename(src, cold); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				fail(&failures, "rename: %v", err)
 				return
 			}
