@@ -15,7 +15,11 @@
 //     for small objects, keeps the sealed bytes inline in the metadata store,
 //     then commits the object record in one metadata transaction. Copy,
 //     multipart Complete and replicas arriving from another region go through
-//     the same commit.
+//     the same commit. Stage is Put cut in two (staged.go): the data is
+//     written and sealed, readable, visible to nobody and kept from the
+//     orphan collector until Staged.Commit commits it through that same
+//     commit (or Discard drops it); the mount stages a file being written
+//     this way so that nothing of it is visible before close.
 //   - The encryption decision. An object is encrypted iff its bucket's
 //     default encryption is on when the object is committed. The setting is
 //     read before the data is written and read again inside the commit
