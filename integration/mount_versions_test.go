@@ -551,3 +551,64 @@ func TestMountMissingBlob(t *testing.T) {
 		t.Errorf("reading the part whose blob is missing: %v, want EIO", err)
 	}
 }
+
+// TestMountWriteJoinsOpenVersion opens a file for reading, has S3 overwrite
+// it, then opens the same inode for writing (through /proc/self/fd, no
+// lookup): the writer reads and writes the version the inode's open
+// handles hold, and its close commits that version with its writes, never
+// the S3 version with them spliced in.
+func TestMountWriteJoinsOpenVersion(t *testing.T) {
+	d := startMount(t, DaemonOptions{})
+	dir := newBucket(t, d, "joined", true)
+	c := d.S3()
+	ctx := context.Background()
+	putVersion := func(id, size int) {
+		t.Helper()
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("joined"), Key: aws.String("f.bin"),
+			Body: bytes.NewReader(versionBody(id, size))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putVersion(1, 300_000)
+	path := filepath.Join(dir, "f.bin")
+	r, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Read(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	putVersion(2, 100_000)
+	w, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(r.Fd())), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readWhole(w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkVersion(got); err != nil {
+		t.Fatalf("the writer reads: %v", err)
+	}
+	want := got
+	if _, err := w.WriteAt([]byte("PATCH"), 50_000); err != nil {
+		t.Fatal(err)
+	}
+	copy(want[50_000:], "PATCH")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("joined"), Key: aws.String("f.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	stored, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, want) {
+		t.Fatalf("after close: %d bytes starting %q; want what the writer read (%d bytes starting %q) with its write", len(stored), stored[:versionHeader], len(want), want[:versionHeader])
+	}
+}
