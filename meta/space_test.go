@@ -246,3 +246,22 @@ func listDir(t *testing.T, dir string) string {
 	}
 	return s
 }
+
+// BenchmarkWritable measures what every commit now pays before Badger is
+// asked to write: the sync-failure and read-only flags and the free-space
+// check (a statfs at most every spaceCacheFor).
+func BenchmarkWritable(b *testing.B) {
+	db, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := db.writable(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
