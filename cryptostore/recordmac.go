@@ -61,28 +61,50 @@ type recordAuthState struct {
 //	"sealfs record mac v1" || uvarint(len(database key)) || database key ||
 //	record bytes before the MAC field
 type recordMAC struct {
-	pool sync.Pool // of hash.Hash
+	pool sync.Pool // of *macState
 }
+
+// macState is one HMAC with scratch space, so that computing a MAC does not
+// allocate.
+type macState struct {
+	h   hash.Hash
+	len [binary.MaxVarintLen64]byte
+	sum [sha256.Size]byte
+}
+
+var recordMACDomainBytes = []byte(recordMACDomain)
 
 func newRecordMAC(key []byte) *recordMAC {
 	k := append([]byte(nil), key...)
 	m := &recordMAC{}
-	m.pool.New = func() any { return hmac.New(sha256.New, k) }
+	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, k)} }
 	return m
+}
+
+// compute returns the MAC, in st.sum.
+func (st *macState) compute(key, record []byte) []byte {
+	st.h.Reset()
+	st.h.Write(recordMACDomainBytes)
+	st.h.Write(st.len[:binary.PutUvarint(st.len[:], uint64(len(key)))])
+	st.h.Write(key)
+	st.h.Write(record)
+	return st.h.Sum(st.sum[:0])
 }
 
 // AppendMAC implements meta.RecordMAC.
 func (m *recordMAC) AppendMAC(dst, key, record []byte) []byte {
-	h := m.pool.Get().(hash.Hash)
-	h.Reset()
-	var lb [binary.MaxVarintLen64]byte
-	h.Write([]byte(recordMACDomain))
-	h.Write(lb[:binary.PutUvarint(lb[:], uint64(len(key)))])
-	h.Write(key)
-	h.Write(record)
-	dst = h.Sum(dst)
-	m.pool.Put(h)
+	st := m.pool.Get().(*macState)
+	dst = append(dst, st.compute(key, record)...)
+	m.pool.Put(st)
 	return dst
+}
+
+// VerifyMAC implements meta.RecordMAC.
+func (m *recordMAC) VerifyMAC(key, record, mac []byte) bool {
+	st := m.pool.Get().(*macState)
+	ok := hmac.Equal(st.compute(key, record), mac)
+	m.pool.Put(st)
+	return ok
 }
 
 func upgradingToken(key []byte) []byte {

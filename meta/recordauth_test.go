@@ -23,6 +23,10 @@ func (m testMAC) AppendMAC(dst, key, record []byte) []byte {
 	return h.Sum(dst)
 }
 
+func (m testMAC) VerifyMAC(key, record, mac []byte) bool {
+	return hmac.Equal(m.AppendMAC(nil, key, record), mac)
+}
+
 // rawGet and rawSet reach under the record layer, as someone who can write
 // the data disk does.
 func rawGet(t *testing.T, db *DB, k []byte) []byte {
