@@ -16,6 +16,11 @@
 //     one per key, written in the caller's transaction, numbered by a
 //     Sequence; and configuration records (config.go): named opaque values.
 //     What an item or a record means is its owner's business.
+//   - Record authentication (recordauth.go): once the caller hands it a
+//     RecordMAC (SetRecordAuth), every bucket, object, upload and part
+//     record is written with a MAC over its key and bytes, and every read
+//     checks it (ErrRecordTampered). meta asks for MACs; it never holds the
+//     key. SealRecords seals the records of a store written before.
 //   - Badger's upkeep: its tuning for a small daemon, its log routed to the
 //     slog logger, and the value-log garbage collector.
 //   - Durability failures (db.go): the first failed sync is permanent;
