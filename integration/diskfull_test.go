@@ -76,7 +76,7 @@ func (d *Daemon) alive(what string) {
 	select {
 	case err := <-d.exited:
 		d.exited <- err
-		d.t.Fatalf("the daemon died (%v) %s:\n%s", err, what, tail(d.Logs(), 4000))
+		d.t.Fatalf("the daemon died (%v) %s:\n%s", err, what, crash(d.Logs()))
 	default:
 	}
 	if d.MountDir != "" {
@@ -84,6 +84,16 @@ func (d *Daemon) alive(what string) {
 			d.t.Fatalf("the mount is dead %s: %v", what, err)
 		}
 	}
+}
+
+// crash returns the start of a Go crash report in logs (else their end).
+func crash(logs string) string {
+	for _, m := range []string{"unexpected fault address", "fatal error:", "panic:", "SIGBUS"} {
+		if i := strings.Index(logs, m); i >= 0 {
+			return tail(logs[i:min(len(logs), i+2000)], 2000)
+		}
+	}
+	return tail(logs, 4000)
 }
 
 func tail(s string, n int) string {
