@@ -598,8 +598,9 @@ const walSuffix = ".mem"
 // Which descriptor reports a writeback error: since Linux 4.13 an error is
 // recorded per file (errseq_t in the inode's mapping), and fsync on a
 // descriptor reports every error recorded since that descriptor was opened;
-// since 4.16 ("errseq: Always report a writeback error once") an error that
-// no descriptor has reported yet is also reported to one opened after it. A
+// since 4.17 (commit b4678df184b3, "errseq: Always report a writeback error
+// once", backported to stable kernels) an error that no descriptor has
+// reported yet is also reported to one opened after it. A
 // fresh descriptor per sync would therefore depend on nobody else having
 // reported the error first. Instead each log is opened once, the first
 // time a sync sees it (the newest one too, though DB.Sync covers it), and
