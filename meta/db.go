@@ -321,7 +321,9 @@ func (db *DB) Close() error {
 // conflicts with another transaction (badger.ErrConflict) fn runs again on a
 // fresh snapshot, up to 16 times in all with a short jittered pause between
 // tries, stopping early when ctx ends: fn must have no effect outside tx.
-// When Update returns nil the commit is on disk.
+// When Update returns nil the commit is on disk. Before fn runs, Update
+// refuses with an error wrapping ErrSyncFailed once a sync has failed, and
+// with one wrapping ErrNoSpace below the free-space reserve (space.go).
 func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := db.writable(ctx); err != nil {
 		return err
