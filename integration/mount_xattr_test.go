@@ -45,7 +45,7 @@ func TestMountXattrs(t *testing.T) {
 	plain := newBucket(t, d, "xplain", false)
 	content := []byte("attribute test content")
 	sum := md5.Sum(content)
-	etag := hex.EncodeToString(sum[:])
+	plainETag := hex.EncodeToString(sum[:])
 	enc := filepath.Join(sealed, "f")
 	pl := filepath.Join(plain, "f")
 	mustWrite(t, enc, content)
@@ -60,10 +60,17 @@ func TestMountXattrs(t *testing.T) {
 	if _, err := getxattr(t, pl, "user.x-amz-server-side-encryption"); errnoOf(err) != syscall.ENODATA {
 		t.Fatalf("encryption xattr on a plain object: %v, want ENODATA", err)
 	}
-	for _, p := range []string{enc, pl} {
-		if v := mustGetxattr(t, p, "user.etag"); v != etag {
-			t.Fatalf("user.etag %q, want %q", v, etag)
-		}
+	// A plain object's ETag is its MD5; an encrypted one's is random, in
+	// the -N form (cryptostore/sums.go), and the same as over S3.
+	if v := mustGetxattr(t, pl, "user.etag"); v != plainETag {
+		t.Fatalf("plain user.etag %q, want the MD5 %q", v, plainETag)
+	}
+	etag := mustGetxattr(t, enc, "user.etag")
+	if !encryptedETagRE.MatchString(etag) || strings.Contains(etag, plainETag) {
+		t.Fatalf("encrypted user.etag %q (MD5 of the content %s)", etag, plainETag)
+	}
+	if h, err := d.S3().HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String("xsealed"), Key: aws.String("f")}); err != nil || aws.ToString(h.ETag) != `"`+etag+`"` {
+		t.Fatalf("S3 ETag %s, user.etag %s (%v)", aws.ToString(h.ETag), etag, err)
 	}
 
 	// Size probe and a buffer too small.

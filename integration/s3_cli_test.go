@@ -16,20 +16,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// TestS3CLIs runs the aws CLI, boto3, rclone and s3cmd, unchanged, against
-// the daemon's self-signed HTTPS endpoint: create a bucket, turn default
-// encryption on, upload a 20 MiB file in parts, list, download, compare,
-// delete. A tool that is not installed is skipped, loudly, unless
+// TestS3CLIs runs the aws CLI (Debian's and the one first on PATH), boto3,
+// rclone and s3cmd, unchanged, against the daemon's self-signed HTTPS
+// endpoint: create a bucket, turn default encryption on, upload a 1 MiB
+// file in one request and a 20 MiB file in parts, list, download, compare,
+// delete. Each tool checks what it can against the ETags of encrypted
+// objects (no MD5: cryptostore/sums.go) and must not report a checksum
+// error. A tool that is not installed is skipped, loudly, unless
 // SEALFS_REQUIRE_TOOLS=1 (CI installs them: awscli rclone s3cmd
 // python3-boto3).
 func TestS3CLIs(t *testing.T) {
 	d := startS3Daemon(t, s3DaemonOptions{})
-	src := filepath.Join(t.TempDir(), "f20")
+	srcDir := t.TempDir()
+	src := filepath.Join(srcDir, "f20")
 	data := fill(20<<20, 7)
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want := sha256.Sum256(data)
+	src1 := filepath.Join(srcDir, "f1")
+	data1 := fill(1<<20+17, 8)
+	if err := os.WriteFile(src1, data1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wants := map[string][sha256.Size]byte{"f20": sha256.Sum256(data), "f1": sha256.Sum256(data1)}
 	endpoint := "https://" + d.S3Addr
 	home := t.TempDir()
 	// The children get a clean environment: no CA bundle variables (this
@@ -46,7 +55,8 @@ func TestS3CLIs(t *testing.T) {
 	}
 	env = append(env, "HOME="+home)
 
-	run := func(t *testing.T, extraEnv []string, name string, args ...string) string {
+	// runBoth runs a tool and returns its standard output and error.
+	runBoth := func(t *testing.T, extraEnv []string, name string, args ...string) (string, string) {
 		t.Helper()
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(append([]string{}, env...), extraEnv...)
@@ -56,25 +66,34 @@ func TestS3CLIs(t *testing.T) {
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out.String(), errOut.String())
 		}
-		return out.String()
+		return out.String(), errOut.String()
 	}
-	// check verifies what the tool left behind: an encrypted object
-	// uploaded in parts, and the downloaded copy.
-	check := func(t *testing.T, bucket, downloaded string) {
+	run := func(t *testing.T, extraEnv []string, name string, args ...string) string {
 		t.Helper()
-		h, err := d.sdk().HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("f20")})
+		out, _ := runBoth(t, extraEnv, name, args...)
+		return out
+	}
+	// check verifies what the tool left behind: an encrypted object,
+	// uploaded in parts (f20) or in one request (f1), with an ETag that is
+	// no MD5, and the downloaded copy.
+	check := func(t *testing.T, bucket, key, downloaded string) {
+		t.Helper()
+		h, err := d.sdk().HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), PartNumber: aws.Int32(1)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.ServerSideEncryption != types.ServerSideEncryptionAwsKms || !strings.Contains(aws.ToString(h.ETag), "-") {
-			t.Fatalf("uploaded object: SSE %q ETag %s (want encrypted, multipart)", h.ServerSideEncryption, aws.ToString(h.ETag))
+		etag := strings.Trim(aws.ToString(h.ETag), `"`)
+		multipart := aws.ToInt32(h.PartsCount) > 1
+		if h.ServerSideEncryption != types.ServerSideEncryptionAwsKms || !encryptedETagRE.MatchString(etag) || multipart != (key == "f20") ||
+			multipart == strings.HasSuffix(etag, "-1") {
+			t.Fatalf("uploaded %s: SSE %q ETag %s, %d parts (want encrypted, multipart %v)", key, h.ServerSideEncryption, etag, aws.ToInt32(h.PartsCount), key == "f20")
 		}
 		got, err := os.ReadFile(downloaded)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sha256.Sum256(got) != want {
-			t.Fatalf("downloaded file differs (%d bytes)", len(got))
+		if sha256.Sum256(got) != wants[key] {
+			t.Fatalf("downloaded %s differs (%d bytes)", key, len(got))
 		}
 	}
 	// turnOnEncryption sends a signed PutBucketEncryption for the tools
@@ -99,34 +118,51 @@ func TestS3CLIs(t *testing.T) {
 		return ""
 	}
 
-	t.Run("aws", func(t *testing.T) {
-		// Debian's awscli package is /usr/bin/aws (v2); another aws may
-		// come first on PATH.
-		aws := need(t, "aws", "/usr/bin/aws", "aws")
-		awsEnv := []string{"AWS_ACCESS_KEY_ID=" + d.AccessKey, "AWS_SECRET_ACCESS_KEY=" + d.SecretKey, "AWS_DEFAULT_REGION=" + s3Region,
-			"AWS_CA_BUNDLE=" + d.CAFile, "AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"), "AWS_PAGER="}
-		a := func(args ...string) string {
-			return run(t, awsEnv, aws, append([]string{"--endpoint-url", endpoint, "--no-cli-pager"}, args...)...)
+	// Debian's awscli package is /usr/bin/aws (v2); another aws (v1 from
+	// pip, say) may come first on PATH: both are run.
+	awsCLIs := []string{"/usr/bin/aws"}
+	if p, err := exec.LookPath("aws"); err == nil && p != "/usr/bin/aws" {
+		awsCLIs = append(awsCLIs, p)
+	}
+	for i, cli := range awsCLIs {
+		name := "aws"
+		if i > 0 {
+			name = "aws-path"
 		}
-		a("s3", "mb", "s3://cli-aws")
-		a("s3api", "put-bucket-encryption", "--bucket", "cli-aws", "--server-side-encryption-configuration",
-			`{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"}}]}`)
-		if out := a("s3api", "get-bucket-encryption", "--bucket", "cli-aws"); !strings.Contains(out, "aws:kms") {
-			t.Fatalf("get-bucket-encryption: %s", out)
-		}
-		a("s3", "cp", "--only-show-errors", src, "s3://cli-aws/f20")
-		if out := a("s3", "ls", "s3://cli-aws/"); !strings.Contains(out, "20971520 f20") {
-			t.Fatalf("ls: %q", out)
-		}
-		dst := filepath.Join(home, "aws-f20")
-		a("s3", "cp", "--only-show-errors", "s3://cli-aws/f20", dst)
-		if out := a("s3api", "head-object", "--bucket", "cli-aws", "--key", "f20"); !strings.Contains(out, `"ServerSideEncryption": "aws:kms"`) {
-			t.Fatalf("head-object: %s", out)
-		}
-		check(t, "cli-aws", dst)
-		a("s3", "rm", "--only-show-errors", "s3://cli-aws/f20")
-		a("s3", "rb", "s3://cli-aws")
-	})
+		bucket := "cli-" + name
+		t.Run(name, func(t *testing.T) {
+			aws := need(t, "aws", cli)
+			awsEnv := []string{"AWS_ACCESS_KEY_ID=" + d.AccessKey, "AWS_SECRET_ACCESS_KEY=" + d.SecretKey, "AWS_DEFAULT_REGION=" + s3Region,
+				"AWS_CA_BUNDLE=" + d.CAFile, "AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"), "AWS_PAGER="}
+			a := func(args ...string) string {
+				return run(t, awsEnv, aws, append([]string{"--endpoint-url", endpoint}, args...)...) // AWS_PAGER= turns v2's pager off; v1 has none (and no --no-cli-pager)
+			}
+			a("s3", "mb", "s3://"+bucket)
+			a("s3api", "put-bucket-encryption", "--bucket", bucket, "--server-side-encryption-configuration",
+				`{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"}}]}`)
+			if out := a("s3api", "get-bucket-encryption", "--bucket", bucket); !strings.Contains(out, "aws:kms") {
+				t.Fatalf("get-bucket-encryption: %s", out)
+			}
+			a("s3", "cp", "--only-show-errors", src, "s3://"+bucket+"/f20")
+			a("s3", "cp", "--only-show-errors", src1, "s3://"+bucket+"/f1")
+			if out := a("s3", "ls", "s3://"+bucket+"/"); !strings.Contains(out, "20971520 f20") || !strings.Contains(out, fmt.Sprintf("%d f1", len(data1))) {
+				t.Fatalf("ls: %q", out)
+			}
+			for _, key := range []string{"f20", "f1"} {
+				dst := filepath.Join(home, name+"-"+key)
+				a("s3", "cp", "--only-show-errors", "s3://"+bucket+"/"+key, dst)
+				if out := a("s3api", "head-object", "--bucket", bucket, "--key", key); !strings.Contains(out, `"ServerSideEncryption": "aws:kms"`) {
+					t.Fatalf("head-object: %s", out)
+				}
+				check(t, bucket, key, dst)
+				// s3api get-object, which checks the response's checksum.
+				a("s3api", "get-object", "--bucket", bucket, "--key", key, "--checksum-mode", "ENABLED", dst+".api")
+				check(t, bucket, key, dst+".api")
+			}
+			a("s3", "rm", "--only-show-errors", "--recursive", "s3://"+bucket+"/")
+			a("s3", "rb", "s3://"+bucket)
+		})
+	}
 
 	t.Run("boto3", func(t *testing.T) {
 		// boto3 is a library: find a python3 that has it.
@@ -144,14 +180,13 @@ func TestS3CLIs(t *testing.T) {
 		if err := os.WriteFile(script, []byte(boto3Script), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		dst := filepath.Join(home, "boto3-f20")
-		run(t, []string{"AWS_ACCESS_KEY_ID=" + d.AccessKey, "AWS_SECRET_ACCESS_KEY=" + d.SecretKey, "AWS_DEFAULT_REGION=" + s3Region,
-			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none")},
-			python, script, endpoint, d.CAFile, src, dst, "upload")
-		check(t, "cli-boto3", dst)
-		run(t, []string{"AWS_ACCESS_KEY_ID=" + d.AccessKey, "AWS_SECRET_ACCESS_KEY=" + d.SecretKey, "AWS_DEFAULT_REGION=" + s3Region,
-			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none")},
-			python, script, endpoint, d.CAFile, src, dst, "cleanup")
+		dst := filepath.Join(home, "boto3-")
+		boto3Env := []string{"AWS_ACCESS_KEY_ID=" + d.AccessKey, "AWS_SECRET_ACCESS_KEY=" + d.SecretKey, "AWS_DEFAULT_REGION=" + s3Region,
+			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none")}
+		run(t, boto3Env, python, script, endpoint, d.CAFile, srcDir, dst, "upload")
+		check(t, "cli-boto3", "f20", dst+"f20")
+		check(t, "cli-boto3", "f1", dst+"f1")
+		run(t, boto3Env, python, script, endpoint, d.CAFile, srcDir, dst, "cleanup")
 	})
 
 	t.Run("rclone", func(t *testing.T) {
@@ -165,14 +200,39 @@ func TestS3CLIs(t *testing.T) {
 		}
 		r("mkdir", ":s3:cli-rclone")
 		turnOnEncryption(t, "cli-rclone")
+		// rclone compares an MD5-shaped ETag with the MD5 of what it sent
+		// and received, and deletes an upload that differs ("corrupted on
+		// transfer"): the -N form tells it the ETag is no MD5.
 		r("copyto", src, ":s3:cli-rclone/f20")
-		if out := r("ls", ":s3:cli-rclone"); !strings.Contains(out, "20971520 f20") {
+		r("copyto", src1, ":s3:cli-rclone/f1")
+		if out := r("ls", ":s3:cli-rclone"); !strings.Contains(out, "20971520 f20") || !strings.Contains(out, fmt.Sprintf("%d f1", len(data1))) {
 			t.Fatalf("ls: %q", out)
 		}
-		dst := filepath.Join(home, "rclone-f20")
-		r("copyto", ":s3:cli-rclone/f20", dst)
-		check(t, "cli-rclone", dst)
+		for _, key := range []string{"f20", "f1"} {
+			dst := filepath.Join(home, "rclone-"+key)
+			r("copyto", ":s3:cli-rclone/"+key, dst)
+			check(t, "cli-rclone", key, dst)
+		}
+		r("check", srcDir, ":s3:cli-rclone")
 		r("deletefile", ":s3:cli-rclone/f20")
+		r("deletefile", ":s3:cli-rclone/f1")
+		// With a provider whose multipart ETags rclone recomputes (AWS,
+		// Minio, ...: use_multipart_etag), it refuses any multipart ETag
+		// that is not the MD5 of the parts' MD5s ("multipart upload
+		// corrupted: Etag differ") unless told the bucket uses SSE-KMS, as
+		// for AWS's own SSE-KMS buckets. Told so, it works.
+		rAWS := func(args ...string) string {
+			return run(t, nil, rclone, append(args, "--config", conf, "--s3-provider", "Minio", "--s3-server-side-encryption", "aws:kms",
+				"--s3-endpoint", endpoint, "--s3-access-key-id", d.AccessKey, "--s3-secret-access-key", d.SecretKey,
+				"--s3-region", s3Region, "--ca-cert", d.CAFile, "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--retries", "1", "-q")...)
+		}
+		for _, key := range []string{"f20", "f1"} {
+			rAWS("copyto", filepath.Join(srcDir, key), ":s3:cli-rclone/"+key)
+			dst := filepath.Join(home, "rclone-aws-"+key)
+			rAWS("copyto", ":s3:cli-rclone/"+key, dst)
+			check(t, "cli-rclone", key, dst)
+			rAWS("deletefile", ":s3:cli-rclone/"+key)
+		}
 		r("rmdir", ":s3:cli-rclone")
 	})
 
@@ -186,27 +246,42 @@ func TestS3CLIs(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := func(args ...string) string {
-			return run(t, nil, s3cmd, append([]string{"-c", cfg, "--no-progress"}, args...)...)
+			t.Helper()
+			out, errOut := runBoth(t, nil, s3cmd, append([]string{"-c", cfg, "--no-progress"}, args...)...)
+			return out + errOut
 		}
 		s("mb", "s3://cli-s3cmd")
 		turnOnEncryption(t, "cli-s3cmd")
-		s("put", src, "s3://cli-s3cmd/f20")
-		if out := s("ls", "s3://cli-s3cmd"); !strings.Contains(out, "20971520") || !strings.Contains(out, "s3://cli-s3cmd/f20") {
+		// s3cmd warns ("MD5 Sums don't match!", "MD5 signatures do not
+		// match") and retries when an MD5-shaped ETag differs from its
+		// MD5: its output must carry no warning.
+		for _, f := range []string{src, src1} {
+			if out := s("put", f, "s3://cli-s3cmd/"+filepath.Base(f)); strings.Contains(out, "WARNING") {
+				t.Fatalf("s3cmd put warned:\n%s", out)
+			}
+		}
+		if out := s("ls", "s3://cli-s3cmd"); !strings.Contains(out, "20971520") || !strings.Contains(out, "s3://cli-s3cmd/f20") || !strings.Contains(out, "s3://cli-s3cmd/f1") {
 			t.Fatalf("ls: %q", out)
 		}
-		dst := filepath.Join(home, "s3cmd-f20")
-		s("get", "s3://cli-s3cmd/f20", dst)
-		check(t, "cli-s3cmd", dst)
+		for _, key := range []string{"f20", "f1"} {
+			dst := filepath.Join(home, "s3cmd-"+key)
+			if out := s("get", "s3://cli-s3cmd/"+key, dst); strings.Contains(out, "WARNING") {
+				t.Fatalf("s3cmd get warned:\n%s", out)
+			}
+			check(t, "cli-s3cmd", key, dst)
+		}
 		s("del", "s3://cli-s3cmd/f20")
+		s("del", "s3://cli-s3cmd/f1")
 		s("rb", "s3://cli-s3cmd")
 	})
 }
 
 // boto3Script does with boto3 what the CLIs do: argv is endpoint, CA file,
-// source file, download path, and "upload" or "cleanup".
-const boto3Script = `import sys, boto3
+// source directory (f20 and f1), download path prefix, and "upload" or
+// "cleanup".
+const boto3Script = `import sys, os, boto3
 from boto3.s3.transfer import TransferConfig
-endpoint, ca, src, dst, step = sys.argv[1:6]
+endpoint, ca, srcdir, dst, step = sys.argv[1:6]
 s3 = boto3.client("s3", endpoint_url=endpoint, verify=ca)
 if step == "upload":
     s3.create_bucket(Bucket="cli-boto3")
@@ -214,14 +289,20 @@ if step == "upload":
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
     assert s3.get_bucket_encryption(Bucket="cli-boto3")["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     cfg = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
-    s3.upload_file(src, "cli-boto3", "f20", Config=cfg)
+    for key in ("f20", "f1"):
+        s3.upload_file(os.path.join(srcdir, key), "cli-boto3", key, Config=cfg)
     keys = [(o["Key"], o["Size"]) for o in s3.list_objects_v2(Bucket="cli-boto3")["Contents"]]
-    assert keys == [("f20", 20 << 20)], keys
-    head = s3.head_object(Bucket="cli-boto3", Key="f20")
-    assert head["ServerSideEncryption"] == "aws:kms", head
-    s3.download_file("cli-boto3", "f20", dst, Config=cfg)
+    assert keys == [("f1", os.path.getsize(os.path.join(srcdir, "f1"))), ("f20", 20 << 20)], keys
+    for key in ("f20", "f1"):
+        head = s3.head_object(Bucket="cli-boto3", Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms", head
+        s3.download_file("cli-boto3", key, dst + key, Config=cfg)
+    # get_object with checksum validation.
+    body = s3.get_object(Bucket="cli-boto3", Key="f1", ChecksumMode="ENABLED")["Body"].read()
+    assert body == open(os.path.join(srcdir, "f1"), "rb").read()
 else:
-    s3.delete_object(Bucket="cli-boto3", Key="f20")
+    for key in ("f20", "f1"):
+        s3.delete_object(Bucket="cli-boto3", Key=key)
     s3.delete_bucket(Bucket="cli-boto3")
 `
 
