@@ -239,3 +239,21 @@ func (s *Store) systemKey(ctx context.Context) (string, error) {
 	s.logger.Info("created the KMS system key", "key", md.KeyID)
 	return md.KeyID, nil
 }
+
+// SystemKeyID returns the id of the system master key, which wraps the
+// record-authentication key (and replication target secrets); "" if there
+// is none. Disabling or deleting it would keep the store from opening.
+func (s *Store) SystemKeyID(ctx context.Context) (string, error) {
+	var id string
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		v, err := tx.GetConfig(systemKeyConfig)
+		if err == nil {
+			id = string(v)
+		}
+		if errors.Is(err, meta.ErrNoSuchConfig) {
+			err = nil
+		}
+		return err
+	})
+	return id, err
+}

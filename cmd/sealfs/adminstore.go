@@ -143,6 +143,9 @@ func (a *adminAPI) keyAction(r *http.Request, _ *none) (*kms.KeyMetadata, error)
 	var err error
 	switch r.PathValue("action") {
 	case "disable":
+		if err := a.refuseSystemKey(r, req); err != nil {
+			return nil, err
+		}
 		err = a.d.kms.DisableKey(ctx, req)
 	case "enable":
 		err = a.d.kms.EnableKey(ctx, req)
@@ -155,6 +158,24 @@ func (a *adminAPI) keyAction(r *http.Request, _ *none) (*kms.KeyMetadata, error)
 		return nil, kmsAdminErr(err)
 	}
 	return a.d.kms.DescribeKey(ctx, req)
+}
+
+// refuseSystemKey refuses an action on the store's system key: with it
+// disabled the store could not unwrap its record-authentication key and
+// would not open again.
+func (a *adminAPI) refuseSystemKey(r *http.Request, req *kms.KeyRequest) error {
+	sys, err := a.d.store.SystemKeyID(r.Context())
+	if err != nil || sys == "" {
+		return err
+	}
+	md, err := a.d.kms.DescribeKey(r.Context(), req)
+	if err != nil {
+		return kmsAdminErr(err)
+	}
+	if md.KeyID == sys {
+		return adminErr(http.StatusConflict, "SystemKey", fmt.Sprintf("key %s is sealfs's system key (it authenticates the metadata); it cannot be disabled", sys))
+	}
+	return nil
 }
 
 // StatusReport answers `sealfs status`.
