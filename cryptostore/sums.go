@@ -99,15 +99,21 @@ func (s *Sums) list() []meta.Checksum {
 //
 // Why "-1" for one piece: clients compare an ETag that looks like an MD5
 // (32 hex digits, no "-") with the MD5 of what they sent or received.
-// rclone does so unless its own configuration says the bucket uses SSE-KMS,
-// and then reports "corrupted on transfer" and deletes what it uploaded;
-// the AWS SDK for Java and older s3cmd do so unless a response carries an
-// SSE header. Every client that checks recognises the "-" form as "not an
-// MD5 of the data" and skips the check, so encrypted objects read and write
-// cleanly with every client without extra configuration. A part's ETag in
-// an encrypting upload is 16 random bytes in hex alone (S3's part form;
-// clients check part ETags only without the SSE header the response
-// carries), and CompleteMultipartUpload compares it as given.
+// rclone does so unless its own configuration says the bucket uses SSE-KMS:
+// with a bare random ETag it reports "corrupted on transfer" and deletes
+// the object it uploaded (integration/s3_cli_test.go showed it). s3cmd
+// skips the check for an ETag with a "-" or a response with the SSE-KMS
+// header. Every client that checks takes the "-" form for "not an MD5 of
+// the data", so encrypted objects read and write cleanly without extra
+// configuration. A part's ETag in an encrypting upload is 16 random bytes
+// in hex alone (S3's part form; the UploadPart response carries the SSE-KMS
+// header), and CompleteMultipartUpload compares it as given.
+//
+// What no ETag form can satisfy: a client that recomputes a multipart
+// ETag as the MD5 of its parts' MD5s and refuses a different one (rclone
+// with providers AWS, Minio, ... unless told server_side_encryption =
+// aws:kms; s3fs with enable_content_md5 unless given use_sse=kmsid). They
+// need the same setting against AWS's own SSE-KMS buckets.
 
 // etagRandomBytes is the length of the random part of an encrypted ETag.
 const etagRandomBytes = 16
