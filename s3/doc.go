@@ -39,8 +39,10 @@
 // checked before the store commits anything: the store calls the request's
 // Verify hook only once the body has been read to a verified end. Each
 // digest is computed once: Content-MD5 is checked against the MD5 the store
-// computes for the ETag, and the checksums the client sent are computed by
-// sigv4 and stored as they are.
+// computes (for a plain object's ETag anyway; for an object stored
+// encrypted, whose ETag is random, only because Content-MD5 was sent), and
+// the checksums the client sent are computed by sigv4 and stored as they
+// are.
 //
 // # Encryption
 //
