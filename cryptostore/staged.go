@@ -54,6 +54,9 @@ func (s *Store) Stage(ctx context.Context, in *PutInput) (*Staged, error) {
 	if err != nil {
 		return nil, err
 	}
+	if in.MD5 {
+		hs.withMD5()
+	}
 	st, err := s.stage(ctx, in.Bucket, meta.NewObjectID(), 0, b.EncryptionOn, in.Body, in.Size, hs, s.cfg.InlineMax)
 	if err != nil {
 		return nil, err
