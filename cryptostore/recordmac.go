@@ -257,3 +257,27 @@ func (s *Store) SystemKeyID(ctx context.Context) (string, error) {
 	})
 	return id, err
 }
+
+// scrubPage is a page of a bucket's object keys, for Scrub: only Key is set
+// in its objects, and no record is read, so a record that fails
+// authentication shows up as the damage of that one object when Scrub opens
+// it, not as the failure of the whole scrub.
+func (s *Store) scrubPage(ctx context.Context, bucket string, lo meta.ListOptions) (*meta.ListPage, error) {
+	page := &meta.ListPage{}
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		keys, more, err := tx.ObjectKeys(bucket, lo.After, lo.MaxKeys)
+		if err != nil {
+			return err
+		}
+		page.Objects = make([]*meta.Object, len(keys))
+		for i, k := range keys {
+			page.Objects[i] = &meta.Object{Bucket: bucket, Key: k}
+		}
+		page.IsTruncated = more
+		if len(keys) > 0 {
+			page.NextAfter = keys[len(keys)-1]
+		}
+		return nil
+	})
+	return page, err
+}

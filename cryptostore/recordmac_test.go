@@ -351,3 +351,25 @@ func TestUpgradeFirstReleaseStore(t *testing.T) {
 	}
 	e.close()
 }
+
+// A scrub reports a record that fails authentication as that object's
+// damage and goes on with the others.
+func TestScrubReportsTamperedRecord(t *testing.T) {
+	e := newEnvNoCleanup(t)
+	e.bucket(t, "bkt", true)
+	for _, k := range []string{"a", "b", "c"} {
+		e.put(t, "bkt", k, []byte("content of "+k))
+	}
+	e = offline(t, e, func(db *badger.DB) {
+		body, _ := macOf(t, rawGet(t, db, rawObjectKey("bkt", "b")))
+		rawSet(t, db, rawObjectKey("bkt", "b"), body)
+	})
+	rep, err := e.store.Scrub(ctx, ScrubOptions{})
+	if err != nil {
+		t.Fatalf("Scrub: %v", err)
+	}
+	if rep.Objects != 3 || len(rep.Damaged) != 1 || rep.Damaged[0].Key != "b" || !strings.Contains(rep.Damaged[0].Err, "authentication") {
+		t.Fatalf("scrub report: %+v", rep)
+	}
+	e.close()
+}

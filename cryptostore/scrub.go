@@ -64,7 +64,7 @@ func (s *Store) Scrub(ctx context.Context, opts ScrubOptions) (*ScrubReport, err
 	for _, bucket := range buckets {
 		lo := meta.ListOptions{MaxKeys: 1000}
 		for {
-			page, err := s.List(ctx, bucket, lo)
+			page, err := s.scrubPage(ctx, bucket, lo)
 			if err != nil {
 				return rep, err
 			}

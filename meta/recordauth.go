@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -294,4 +295,30 @@ func (db *DB) SealRecords(ctx context.Context) (sealed int, err error) {
 		}
 	}
 	return sealed, nil
+}
+
+// ObjectKeys returns up to max (1 to 1000; other values mean 1000) object
+// keys of bucket after the key after, in order, without reading or checking
+// their records, and whether more follow. A scrub walks a bucket with it so
+// that a record failing authentication is reported as that object's damage
+// instead of stopping the walk.
+func (tx *Txn) ObjectKeys(bucket, after string, max int) (keys []string, more bool, err error) {
+	if strings.IndexByte(bucket, 0) >= 0 {
+		return nil, false, nil
+	}
+	limit := pageSize(max)
+	prefix := objectPrefix(bucket, "")
+	var seek []byte
+	if after != "" {
+		seek = append(objectPrefix(bucket, after), sep) // the smallest key after it
+	}
+	err = tx.scan(prefix, seek, func(it *badger.Item) (bool, error) {
+		if len(keys) == limit {
+			more = true
+			return false, nil
+		}
+		keys = append(keys, string(it.Key()[len(prefix):]))
+		return true, nil
+	})
+	return keys, more, err
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,5 +248,33 @@ func BenchmarkRecordMAC(b *testing.B) {
 		if _, err := a.open(k, rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestObjectKeys(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	db.SetRecordAuth(testMAC("k"), AuthRequired)
+	createBucket(t, db, "bkt")
+	createBucket(t, db, "bkt2")
+	putObjects(t, db, "bkt", []string{"a", "a/b", "b", "c"})
+	putObjects(t, db, "bkt2", []string{"z"})
+	rawSet(t, db, objectKey("bkt", "b"), []byte{1, 2, 3}) // fails authentication
+	var got []string
+	after := ""
+	for {
+		var keys []string
+		var more bool
+		if err := db.View(ctx, func(tx *Txn) (err error) { keys, more, err = tx.ObjectKeys("bkt", after, 2); return err }); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, keys...)
+		if !more {
+			break
+		}
+		after = keys[len(keys)-1]
+	}
+	if want := "a,a/b,b,c"; strings.Join(got, ",") != want {
+		t.Fatalf("ObjectKeys = %v, want %s", got, want)
 	}
 }
