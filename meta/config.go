@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // ErrNoSuchConfig is returned for a configuration record that is not there.
@@ -59,7 +57,7 @@ func (tx *Txn) PutConfig(name string, value []byte) error {
 	if err := validConfigName(name); err != nil {
 		return err
 	}
-	return tx.btx.Set(configKey(name), bytes.Clone(value))
+	return tx.kv.set(configKey(name), bytes.Clone(value))
 }
 
 // DeleteConfig deletes the named record (ErrNoSuchConfig if there is none).
@@ -75,7 +73,7 @@ func (tx *Txn) DeleteConfig(name string) error {
 	if !ok {
 		return fmt.Errorf("config %q: %w", name, ErrNoSuchConfig)
 	}
-	return tx.btx.Delete(k)
+	return tx.kv.delete(k)
 }
 
 // ScanConfig calls fn with every record whose name starts with prefix, in
@@ -85,16 +83,16 @@ func (tx *Txn) ScanConfig(prefix string, fn func(name string, value []byte) erro
 	if strings.IndexByte(prefix, 0) >= 0 {
 		return nil
 	}
-	return tx.scan(configPrefix(prefix), nil, func(it *badger.Item) (bool, error) {
-		name, ok := parseConfigKey(it.Key())
+	return tx.scan(configPrefix(prefix), nil, func(k, v []byte) (bool, error) {
+		name, ok := parseConfigKey(k)
 		if !ok {
-			return false, fmt.Errorf("%w: bad config key %q", ErrCorruptRecord, it.Key())
+			return false, fmt.Errorf("%w: bad config key %q", ErrCorruptRecord, k)
 		}
-		v, err := it.ValueCopy(nil)
-		if err != nil {
-			return false, fmt.Errorf("config %q: %w", name, err)
+		value := bytes.Clone(v)
+		if value == nil {
+			value = []byte{}
 		}
-		if err := fn(name, v); err != nil {
+		if err := fn(name, value); err != nil {
 			return false, err
 		}
 		return true, nil

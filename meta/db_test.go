@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 func openTest(t testing.TB) *DB {
@@ -593,7 +591,7 @@ func TestUpdateBulkSplitsTooBigTransactions(t *testing.T) {
 		var id ObjectID
 		id[0], id[1], id[2] = byte(i>>16), byte(i>>8), byte(i)
 		err := tx.PutInline(id, value)
-		if errors.Is(err, badger.ErrTxnTooBig) {
+		if errors.Is(err, ErrTxnTooBig) {
 			tooBig++
 		}
 		return err
@@ -635,7 +633,7 @@ func TestUpdateBulkSplitsTooBigTransactions(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, badger.ErrTxnTooBig) {
+	if !errors.Is(err, ErrTxnTooBig) {
 		t.Fatalf("UpdateBulk of one huge item = %v, want ErrTxnTooBig", err)
 	}
 	view(t, db, func(tx *Txn) error {
@@ -856,8 +854,8 @@ func TestWithoutSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncs := 0
-	inner := db.syncer.fn
-	db.syncer.fn = func() error { syncs++; return inner() }
+	inner := badgerOf(t, db).syncer.fn
+	badgerOf(t, db).syncer.fn = func() error { syncs++; return inner() }
 	ctx := WithoutSync(context.Background())
 	if err := db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "deferred"}) }); err != nil {
 		t.Fatal(err)
@@ -883,4 +881,14 @@ func TestWithoutSync(t *testing.T) {
 	if err := db.View(context.Background(), func(tx *Txn) error { _, err := tx.GetBucket("deferred"); return err }); err != nil {
 		t.Fatalf("deferred commit lost across a clean close: %v", err)
 	}
+}
+
+// badgerOf returns db's Badger engine, for tests of Badger-only machinery.
+func badgerOf(t testing.TB, db *DB) *badgerKV {
+	t.Helper()
+	kv, ok := db.kv.(*badgerKV)
+	if !ok {
+		t.Fatalf("not a Badger store: %T", db.kv)
+	}
+	return kv
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // List returns a page of bucket's objects whose keys start with
@@ -49,13 +47,13 @@ func (tx *Txn) List(bucket string, opts ListOptions) (*ListPage, error) {
 	}
 	delim := []byte(opts.Delimiter)
 
-	it := tx.btx.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
+	it := tx.kv.iterate(prefix, false)
+	defer it.close()
 	n := 0
-	for it.Seek(start); it.Valid(); {
-		item := it.Item()
+	for it.seek(start); it.valid(); {
 		tx.reads++
-		key := item.Key()[baseLen:] // valid until the next Seek or Next
+		k := it.key()
+		key := k[baseLen:] // valid until the next seek or next
 		if len(delim) > 0 {
 			if i := bytes.Index(key[len(opts.Prefix):], delim); i >= 0 {
 				if n == limit {
@@ -70,7 +68,7 @@ func (tx *Txn) List(bucket string, opts ListOptions) (*ListPage, error) {
 				if next == nil {
 					break
 				}
-				it.Seek(next)
+				it.seek(next)
 				continue
 			}
 		}
@@ -79,13 +77,19 @@ func (tx *Txn) List(bucket string, opts ListOptions) (*ListPage, error) {
 			break
 		}
 		o := &Object{Bucket: bucket, Key: string(key)}
-		if err := tx.itemRecord(item, func(v []byte) error { return decodeObject(v, o) }); err != nil {
+		err := it.value(func(v []byte) error {
+			return tx.itemRecord(k, v, func(v []byte) error { return decodeObject(v, o) })
+		})
+		if err != nil {
 			return nil, fmt.Errorf("object %s/%s: %w", bucket, o.Key, err)
 		}
 		page.Objects = append(page.Objects, o)
 		page.NextAfter = o.Key
 		n++
-		it.Next()
+		it.next()
+	}
+	if err := it.err(); err != nil {
+		return nil, err
 	}
 	return page, nil
 }

@@ -20,14 +20,13 @@ package meta
 //	11 LastError string
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // QueueOp is what a queue item asks for.
@@ -171,15 +170,15 @@ func (tx *Txn) Enqueue(it *QueueItem) (replaced *QueueItem, err error) {
 			if !prev.Enqueued.IsZero() && (it.Enqueued.IsZero() || prev.Enqueued.Before(it.Enqueued)) {
 				it.Enqueued = prev.Enqueued
 			}
-			if err := tx.btx.Delete(queueItemKey(old)); err != nil {
+			if err := tx.kv.delete(queueItemKey(old)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := tx.btx.Set(queueItemKey(it.Seq), encodeQueueItem(nil, it)); err != nil {
+	if err := tx.kv.set(queueItemKey(it.Seq), encodeQueueItem(nil, it)); err != nil {
 		return nil, err
 	}
-	return replaced, tx.btx.Set(ik, binary.BigEndian.AppendUint64(nil, it.Seq))
+	return replaced, tx.kv.set(ik, binary.BigEndian.AppendUint64(nil, it.Seq))
 }
 
 // indexedSeq reads a queue index entry.
@@ -236,7 +235,7 @@ func (tx *Txn) UpdateQueueItem(it *QueueItem) error {
 	if cur.Bucket != it.Bucket || cur.Key != it.Key {
 		return fmt.Errorf("queue item %d: is for %s/%s, not %s/%s", it.Seq, cur.Bucket, cur.Key, it.Bucket, it.Key)
 	}
-	return tx.btx.Set(queueItemKey(it.Seq), encodeQueueItem(nil, it))
+	return tx.kv.set(queueItemKey(it.Seq), encodeQueueItem(nil, it))
 }
 
 // Dequeue deletes the item queued under seq, and the key's index entry if
@@ -250,7 +249,7 @@ func (tx *Txn) Dequeue(seq uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := tx.btx.Delete(queueItemKey(seq)); err != nil {
+	if err := tx.kv.delete(queueItemKey(seq)); err != nil {
 		return false, err
 	}
 	ik := queueIndexKey(it.Bucket, it.Key)
@@ -259,7 +258,7 @@ func (tx *Txn) Dequeue(seq uint64) (bool, error) {
 		return false, err
 	}
 	if ok && cur == seq {
-		if err := tx.btx.Delete(ik); err != nil {
+		if err := tx.kv.delete(ik); err != nil {
 			return false, err
 		}
 	}
@@ -269,33 +268,35 @@ func (tx *Txn) Dequeue(seq uint64) (bool, error) {
 // ScanQueue calls fn with the queued items whose seq is at least from, in
 // seq order, until fn returns false or an error (which ScanQueue returns).
 func (tx *Txn) ScanQueue(from uint64, fn func(it *QueueItem) (bool, error)) error {
-	return tx.scan(queueItemsPrefix(), queueItemKey(from), func(item *badger.Item) (bool, error) {
-		seq, ok := parseQueueItemKey(item.Key())
+	return tx.scan(queueItemsPrefix(), queueItemKey(from), func(k, v []byte) (bool, error) {
+		seq, ok := parseQueueItemKey(k)
 		if !ok {
-			return false, fmt.Errorf("%w: bad queue key %q", ErrCorruptRecord, item.Key())
+			return false, fmt.Errorf("%w: bad queue key %q", ErrCorruptRecord, k)
 		}
 		it := &QueueItem{Seq: seq}
-		if err := item.Value(func(v []byte) error { return decodeQueueItem(v, it) }); err != nil {
+		if err := decodeQueueItem(v, it); err != nil {
 			return false, fmt.Errorf("queue item %d: %w", seq, err)
 		}
 		return fn(it)
 	})
 }
 
-// Sequence hands out increasing numbers that survive restarts (a Badger
-// sequence whose leases are kept under c\0s\0<name>). Numbers are unique
-// and increase in the order Next is called; a restart skips what was leased
-// and not used. It is safe for concurrent use. While the store is read-only
-// (a full disk at start) Next fails with ErrNoSpace; the lease is taken
-// when the store turns read-write.
+// Sequence hands out increasing numbers that survive restarts, on every
+// engine: a counter under c\0s\0<name> (a u64 BE: the end of the numbers
+// leased so far) is advanced by bandwidth in a transaction of its own, and
+// the numbers of the lease are handed out from memory. Numbers are unique
+// (across gateways too: leases are transactions) and increase in the order
+// Next is called on one Sequence; a restart skips what was leased and not
+// used. It is safe for concurrent use. While the store refuses writes (a
+// full disk, a failed sync) Next fails when it needs a new lease.
 type Sequence struct {
 	db        *DB
 	name      string
 	bandwidth uint64
 
-	mu  sync.Mutex
-	seq *badger.Sequence // nil until leased from the current Badger
-	gen uint64           // the DB.gen seq belongs to
+	mu         sync.Mutex
+	next, end  uint64 // numbers [next, end) are leased and unused
+	everLeased bool
 }
 
 // NewSequence opens the named sequence, leasing bandwidth numbers at a
@@ -313,28 +314,35 @@ func (db *DB) NewSequence(name string, bandwidth uint64) (*Sequence, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	db.mu.RLock()
-	defer db.mu.RUnlock()
 	if err := s.leaseLocked(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// leaseLocked gets the Badger sequence of the current Badger. Called with
-// s.mu and db.mu (read) held.
+// leaseLocked leases the next bandwidth numbers. Called with s.mu held.
 func (s *Sequence) leaseLocked() error {
-	if s.seq != nil && s.gen == s.db.gen {
-		return nil
-	}
-	if s.db.readOnly.Load() {
-		return fmt.Errorf("meta: sequence %q: the store is read-only until space is freed: %w", s.name, ErrNoSpace)
-	}
-	seq, err := s.db.bdb.GetSequence(sequenceKey(s.name), s.bandwidth)
+	var next, end uint64
+	err := s.db.Update(context.Background(), func(tx *Txn) error {
+		k := sequenceKey(s.name)
+		var cur uint64
+		_, err := tx.value(k, func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: sequence %q: want 8 bytes, have %d", ErrCorruptRecord, s.name, len(v))
+			}
+			cur = binary.BigEndian.Uint64(v)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		next, end = cur, cur+s.bandwidth
+		return tx.kv.set(k, binary.BigEndian.AppendUint64(nil, end))
+	})
 	if err != nil {
 		return fmt.Errorf("meta: sequence %q: %w", s.name, err)
 	}
-	s.seq, s.gen = seq, s.db.gen
+	s.next, s.end, s.everLeased = next, end, true
 	return nil
 }
 
@@ -342,30 +350,42 @@ func (s *Sequence) leaseLocked() error {
 func (s *Sequence) Next() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.db.mu.RLock()
-	defer s.db.mu.RUnlock()
-	if err := s.leaseLocked(); err != nil {
-		return 0, err
+	if s.next >= s.end {
+		if err := s.leaseLocked(); err != nil {
+			return 0, err
+		}
 	}
-	n, err := s.seq.Next()
-	if err != nil {
-		return 0, fmt.Errorf("meta: sequence: %w", err)
-	}
+	n := s.next
+	s.next++
 	return n + 1, nil
 }
 
-// Release gives back the unused part of the lease. Call it before the
-// database closes, and Next no more.
+// Release gives back the unused part of the lease when no one leased
+// after it. Call it before the database closes, and Next no more.
 func (s *Sequence) Release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.seq == nil {
+	if !s.everLeased || s.next >= s.end || s.db.ReadOnly() {
 		return nil
 	}
-	s.db.mu.RLock()
-	defer s.db.mu.RUnlock()
-	if s.gen != s.db.gen {
-		return nil
+	next, end := s.next, s.end
+	err := s.db.Update(context.Background(), func(tx *Txn) error {
+		k := sequenceKey(s.name)
+		var cur uint64
+		ok, err := tx.value(k, func(v []byte) error {
+			if len(v) == 8 {
+				cur = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+		if err != nil || !ok || cur != end {
+			return err // another lease was taken since: keep the gap
+		}
+		return tx.kv.set(k, binary.BigEndian.AppendUint64(nil, next))
+	})
+	if err != nil {
+		return fmt.Errorf("meta: sequence %q: release: %w", s.name, err)
 	}
-	return s.seq.Release()
+	s.next = s.end
+	return nil
 }

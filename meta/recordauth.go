@@ -25,8 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // RecordMACSize is the size of a record MAC.
@@ -150,15 +148,14 @@ func (tx *Txn) record(k []byte, fn func(v []byte) error) (ok bool, err error) {
 	})
 }
 
-// itemRecord is item.Value for a record found by a scan.
-func (tx *Txn) itemRecord(item *badger.Item, fn func(v []byte) error) error {
-	return item.Value(func(v []byte) error {
-		body, err := tx.auth.open(item.Key(), v)
-		if err != nil {
-			return err
-		}
-		return fn(body)
-	})
+// itemRecord checks the record v found under k by a scan, and calls fn
+// with it without its MAC.
+func (tx *Txn) itemRecord(k, v []byte, fn func(v []byte) error) error {
+	body, err := tx.auth.open(k, v)
+	if err != nil {
+		return err
+	}
+	return fn(body)
 }
 
 // seal is tx.auth.seal, for the record writers.
@@ -186,14 +183,14 @@ func (db *DB) CensusRecords(ctx context.Context) (RecordCensus, error) {
 	var c RecordCensus
 	err := db.View(ctx, func(tx *Txn) error {
 		for _, p := range recordPrefixes() {
-			err := tx.scan(p, nil, func(it *badger.Item) (bool, error) {
+			err := tx.scan(p, nil, func(_, v []byte) (bool, error) {
 				if c.Records%1024 == 0 {
 					if err := ctx.Err(); err != nil {
 						return false, err
 					}
 				}
 				c.Records++
-				return true, it.Value(func(v []byte) error {
+				return true, func() error {
 					body, mac, err := splitMAC(v)
 					if err != nil || mac != nil {
 						c.Sealed++
@@ -213,7 +210,7 @@ func (db *DB) CensusRecords(ctx context.Context) (RecordCensus, error) {
 						}
 					}
 					return nil
-				})
+				}()
 			})
 			if err != nil {
 				return err
@@ -245,18 +242,15 @@ func (db *DB) SealRecords(ctx context.Context) (sealed int, err error) {
 			var unsealed int
 			err := db.View(ctx, func(tx *Txn) error {
 				keys, unsealed = keys[:0], 0
-				return tx.scan(p, seek, func(it *badger.Item) (bool, error) {
-					if seek != nil && bytes.Equal(it.Key(), seek) {
+				return tx.scan(p, seek, func(k, v []byte) (bool, error) {
+					if seek != nil && bytes.Equal(k, seek) {
 						return true, nil
 					}
-					keys = append(keys, it.KeyCopy(nil))
-					err := it.Value(func(v []byte) error {
-						if _, mac, err := splitMAC(v); err == nil && mac == nil {
-							unsealed++
-						}
-						return nil
-					})
-					return len(keys) < sealBatch, err
+					keys = append(keys, bytes.Clone(k))
+					if _, mac, err := splitMAC(v); err == nil && mac == nil {
+						unsealed++
+					}
+					return len(keys) < sealBatch, nil
 				})
 			})
 			if err != nil {
@@ -285,7 +279,7 @@ func (db *DB) SealRecords(ctx context.Context) (sealed int, err error) {
 				if !ok || rec == nil {
 					return nil
 				}
-				return tx.btx.Set(keys[i], tx.seal(keys[i], rec))
+				return tx.kv.set(keys[i], tx.seal(keys[i], rec))
 			})
 			if err != nil {
 				return sealed, err
@@ -312,12 +306,12 @@ func (tx *Txn) ObjectKeys(bucket, after string, max int) (keys []string, more bo
 	if after != "" {
 		seek = append(objectPrefix(bucket, after), sep) // the smallest key after it
 	}
-	err = tx.scan(prefix, seek, func(it *badger.Item) (bool, error) {
+	err = tx.scanKeys(prefix, seek, func(k []byte) (bool, error) {
 		if len(keys) == limit {
 			more = true
 			return false, nil
 		}
-		keys = append(keys, string(it.Key()[len(prefix):]))
+		keys = append(keys, string(k[len(prefix):]))
 		return true, nil
 	})
 	return keys, more, err

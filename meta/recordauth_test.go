@@ -6,11 +6,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // testMAC is HMAC-SHA256 over the length-prefixed key and the record.
@@ -33,12 +32,11 @@ func (m testMAC) VerifyMAC(key, record, mac []byte) bool {
 func rawGet(t *testing.T, db *DB, k []byte) []byte {
 	t.Helper()
 	var v []byte
-	if err := db.bdb.View(func(btx *badger.Txn) error {
-		item, err := btx.Get(k)
-		if err != nil {
-			return err
+	if err := db.View(context.Background(), func(tx *Txn) error {
+		ok, err := tx.kv.get(k, func(b []byte) error { v = bytes.Clone(b); return nil })
+		if err == nil && !ok {
+			err = fmt.Errorf("%q: not found", k)
 		}
-		v, err = item.ValueCopy(nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -48,7 +46,7 @@ func rawGet(t *testing.T, db *DB, k []byte) []byte {
 
 func rawSet(t *testing.T, db *DB, k, v []byte) {
 	t.Helper()
-	if err := db.bdb.Update(func(btx *badger.Txn) error { return btx.Set(k, v) }); err != nil {
+	if err := db.Update(context.Background(), func(tx *Txn) error { return tx.kv.set(k, v) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -259,7 +259,7 @@ func BenchmarkWritable(b *testing.B) {
 	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := db.writable(ctx); err != nil {
+			if err := db.kv.writable(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -18,8 +18,8 @@ func TestSyncFailureIsPermanent(t *testing.T) {
 	db := openTest(t)
 	createBucket(t, db, "bkt")
 	var calls atomic.Int32
-	inner := db.syncer.fn
-	db.syncer.fn = func() error {
+	inner := badgerOf(t, db).syncer.fn
+	badgerOf(t, db).syncer.fn = func() error {
 		if calls.Add(1) == 1 {
 			return syscall.EIO // the first sync fails, later ones succeed
 		}
@@ -99,7 +99,7 @@ func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	entries, _ := os.ReadDir(db.dir)
+	entries, _ := os.ReadDir(badgerOf(t, db).dir)
 	wals := 0
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), walSuffix) {

@@ -2,25 +2,22 @@ package meta
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Txn is a transaction, valid only inside the Update, View or UpdateBulk
 // callback that received it, and not safe for concurrent use. Writes in a
-// View transaction fail with badger.ErrReadOnlyTxn.
+// View transaction fail with an error wrapping ErrReadOnlyTxn.
 //
-// Badger detects conflicts on the keys a transaction has read. Callers that
+// Every engine detects conflicts on the keys a transaction has read. Callers that
 // add a record under a parent read the parent in the same transaction
 // (GetBucket before PutObject or PutUpload, GetUpload before PutPart), so
 // that the write conflicts with a concurrent deletion of the parent; the
 // write fences described in keys.go cover the other order.
 type Txn struct {
-	btx  *badger.Txn
+	kv   kvTxn
 	auth *recordAuth // seals and checks records (recordauth.go); nil: off
 	// reads counts the records scans have visited, so that tests can check
 	// that a listing seeks instead of walking.
@@ -40,23 +37,12 @@ func pageSize(n int) int {
 // value calls fn with the value stored under key; ok is false if there is
 // none. fn must not keep the slice.
 func (tx *Txn) value(key []byte, fn func(v []byte) error) (ok bool, err error) {
-	item, err := tx.btx.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, item.Value(fn)
+	return tx.kv.get(key, fn)
 }
 
 // exists reports whether key is present.
 func (tx *Txn) exists(key []byte) (bool, error) {
-	_, err := tx.btx.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return tx.kv.get(key, nil)
 }
 
 // readFence reads a fence key, for its side effect: the read makes this
@@ -68,22 +54,46 @@ func (tx *Txn) readFence(key []byte) error {
 }
 
 // scan visits the keys under prefix in order, from seek (or the start of
-// prefix when seek is nil), without prefetching values, until fn returns
-// false or an error.
-func (tx *Txn) scan(prefix, seek []byte, fn func(it *badger.Item) (bool, error)) error {
-	it := tx.btx.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
+// prefix when seek is nil), with their values, until fn returns false or
+// an error. k and v are valid only during fn.
+func (tx *Txn) scan(prefix, seek []byte, fn func(k, v []byte) (bool, error)) error {
+	it := tx.kv.iterate(prefix, false)
+	defer it.close()
 	if seek == nil {
 		seek = prefix
 	}
-	for it.Seek(seek); it.Valid(); it.Next() {
+	var k []byte
+	more := true
+	// One closure for the whole scan: no allocation per key.
+	vfn := func(v []byte) (err error) {
+		more, err = fn(k, v)
+		return err
+	}
+	for it.seek(seek); it.valid(); it.next() {
 		tx.reads++
-		more, err := fn(it.Item())
+		k = it.key()
+		if err := it.value(vfn); err != nil || !more {
+			return err
+		}
+	}
+	return it.err()
+}
+
+// scanKeys is scan without the values: the engine need not fetch them.
+func (tx *Txn) scanKeys(prefix, seek []byte, fn func(k []byte) (bool, error)) error {
+	it := tx.kv.iterate(prefix, true)
+	defer it.close()
+	if seek == nil {
+		seek = prefix
+	}
+	for it.seek(seek); it.valid(); it.next() {
+		tx.reads++
+		more, err := fn(it.key())
 		if err != nil || !more {
 			return err
 		}
 	}
-	return nil
+	return it.err()
 }
 
 // ---- buckets ----
@@ -121,7 +131,7 @@ func (tx *Txn) CreateBucket(b *Bucket) error {
 	if ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrBucketExists)
 	}
-	return tx.btx.Set(k, tx.seal(k, encodeBucket(nil, b)))
+	return tx.kv.set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
 // PutBucket overwrites an existing bucket record (ErrNoSuchBucket if there
@@ -139,7 +149,7 @@ func (tx *Txn) PutBucket(b *Bucket) error {
 	if !ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrNoSuchBucket)
 	}
-	return tx.btx.Set(k, tx.seal(k, encodeBucket(nil, b)))
+	return tx.kv.set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
 // DeleteBucket deletes an empty bucket (ErrNoSuchBucket, ErrBucketNotEmpty),
@@ -161,8 +171,8 @@ func (tx *Txn) DeleteBucket(name string) error {
 	}
 	type upload struct{ key, id string }
 	var uploads []upload
-	err = tx.scan(uploadsPrefix(name, ""), nil, func(it *badger.Item) (bool, error) {
-		if _, key, id, ok := parseUploadKey(it.Key()); ok {
+	err = tx.scanKeys(uploadsPrefix(name, ""), nil, func(k []byte) (bool, error) {
+		if _, key, id, ok := parseUploadKey(k); ok {
 			uploads = append(uploads, upload{key: key, id: id})
 		}
 		return true, nil
@@ -175,22 +185,22 @@ func (tx *Txn) DeleteBucket(name string) error {
 			return err
 		}
 	}
-	if err := tx.btx.Delete(bucketFenceKey(name)); err != nil {
+	if err := tx.kv.delete(bucketFenceKey(name)); err != nil {
 		return err
 	}
-	return tx.btx.Delete(bucketKey(name))
+	return tx.kv.delete(bucketKey(name))
 }
 
 // ListBuckets returns every bucket, sorted by name.
 func (tx *Txn) ListBuckets() ([]*Bucket, error) {
 	var out []*Bucket
-	err := tx.scan(bucketsPrefix(), nil, func(it *badger.Item) (bool, error) {
-		name, ok := parseBucketKey(it.Key())
+	err := tx.scan(bucketsPrefix(), nil, func(k, v []byte) (bool, error) {
+		name, ok := parseBucketKey(k)
 		if !ok {
-			return false, fmt.Errorf("%w: bad bucket key %q", ErrCorruptRecord, it.Key())
+			return false, fmt.Errorf("%w: bad bucket key %q", ErrCorruptRecord, k)
 		}
 		b := &Bucket{Name: name}
-		if err := tx.itemRecord(it, func(v []byte) error { return decodeBucket(v, b) }); err != nil {
+		if err := tx.itemRecord(k, v, func(v []byte) error { return decodeBucket(v, b) }); err != nil {
 			return false, fmt.Errorf("bucket %q: %w", name, err)
 		}
 		out = append(out, b)
@@ -232,10 +242,10 @@ func (tx *Txn) PutObject(o *Object) error {
 	}
 	o.FormatVersion = FormatVersion
 	k := objectKey(o.Bucket, o.Key)
-	if err := tx.btx.Set(k, tx.seal(k, encodeObject(nil, o))); err != nil {
+	if err := tx.kv.set(k, tx.seal(k, encodeObject(nil, o))); err != nil {
 		return err
 	}
-	return tx.btx.Set(bucketFenceKey(o.Bucket), nil)
+	return tx.kv.set(bucketFenceKey(o.Bucket), nil)
 }
 
 // DeleteObject deletes an object's record (ErrNoSuchKey if there is none).
@@ -253,14 +263,14 @@ func (tx *Txn) DeleteObject(bucket, key string) error {
 	if !ok {
 		return fmt.Errorf("object %s/%s: %w", bucket, key, ErrNoSuchKey)
 	}
-	return tx.btx.Delete(k)
+	return tx.kv.delete(k)
 }
 
 // HasObjects reports whether bucket holds an object whose key starts with
 // prefix ("" asks whether the bucket holds any object).
 func (tx *Txn) HasObjects(bucket, prefix string) (bool, error) {
 	found := false
-	err := tx.scan(objectPrefix(bucket, prefix), nil, func(*badger.Item) (bool, error) {
+	err := tx.scanKeys(objectPrefix(bucket, prefix), nil, func([]byte) (bool, error) {
 		found = true
 		return false, nil
 	})
@@ -271,14 +281,10 @@ func (tx *Txn) HasObjects(bucket, prefix string) (bool, error) {
 // sizes. It reads every object record of the bucket (only the size field is
 // decoded).
 func (tx *Txn) CountObjects(bucket string) (n int64, total int64, err error) {
-	err = tx.scan(objectPrefix(bucket, ""), nil, func(it *badger.Item) (bool, error) {
-		var size int64
-		err := it.Value(func(v []byte) (err error) {
-			size, err = objectRecordSize(v)
-			return err
-		})
+	err = tx.scan(objectPrefix(bucket, ""), nil, func(k, v []byte) (bool, error) {
+		size, err := objectRecordSize(v)
 		if err != nil {
-			_, key, _ := parseObjectKey(it.Key())
+			_, key, _ := parseObjectKey(k)
 			return false, fmt.Errorf("object %s/%s: %w", bucket, key, err)
 		}
 		n++
@@ -296,26 +302,33 @@ func (tx *Txn) CountObjects(bucket string) (n int64, total int64, err error) {
 // PutInline stores an object's data (blob bytes) in the metadata store. The
 // data is copied.
 func (tx *Txn) PutInline(id ObjectID, data []byte) error {
-	return tx.btx.Set(inlineKey(id), bytes.Clone(data))
+	return tx.kv.set(inlineKey(id), bytes.Clone(data))
 }
 
 // GetInline returns a copy of an object's inline data, or an error wrapping
 // ErrNoSuchKey.
 func (tx *Txn) GetInline(id ObjectID) ([]byte, error) {
-	item, err := tx.btx.Get(inlineKey(id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("inline data of object %s: %w", id, ErrNoSuchKey)
-	}
+	var data []byte
+	ok, err := tx.kv.get(inlineKey(id), func(v []byte) error {
+		data = bytes.Clone(v)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return item.ValueCopy(nil)
+	if !ok {
+		return nil, fmt.Errorf("inline data of object %s: %w", id, ErrNoSuchKey)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
 }
 
 // DeleteInline deletes an object's inline data; deleting absent data is not
 // an error.
 func (tx *Txn) DeleteInline(id ObjectID) error {
-	return tx.btx.Delete(inlineKey(id))
+	return tx.kv.delete(inlineKey(id))
 }
 
 // ---- multipart uploads ----
@@ -340,10 +353,10 @@ func (tx *Txn) PutUpload(u *Upload) error {
 		return uploadIDError(u.ID)
 	}
 	k := uploadKey(u.Bucket, u.Key, u.ID)
-	if err := tx.btx.Set(k, tx.seal(k, encodeUpload(nil, u))); err != nil {
+	if err := tx.kv.set(k, tx.seal(k, encodeUpload(nil, u))); err != nil {
 		return err
 	}
-	return tx.btx.Set(bucketFenceKey(u.Bucket), nil)
+	return tx.kv.set(bucketFenceKey(u.Bucket), nil)
 }
 
 // GetUpload returns an upload's record, or an error wrapping
@@ -378,22 +391,22 @@ func (tx *Txn) deleteUpload(bucket, key, uploadID string) error {
 		return err
 	}
 	var parts [][]byte
-	err := tx.scan(partsPrefix(uploadID), nil, func(it *badger.Item) (bool, error) {
-		parts = append(parts, it.KeyCopy(nil))
+	err := tx.scanKeys(partsPrefix(uploadID), nil, func(k []byte) (bool, error) {
+		parts = append(parts, bytes.Clone(k))
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
 	for _, k := range parts {
-		if err := tx.btx.Delete(k); err != nil {
+		if err := tx.kv.delete(k); err != nil {
 			return err
 		}
 	}
-	if err := tx.btx.Delete(partFenceKey(uploadID)); err != nil {
+	if err := tx.kv.delete(partFenceKey(uploadID)); err != nil {
 		return err
 	}
-	return tx.btx.Delete(uploadKey(bucket, key, uploadID))
+	return tx.kv.delete(uploadKey(bucket, key, uploadID))
 }
 
 // UploadListOptions selects a page of ListUploads, as S3
@@ -434,17 +447,17 @@ func (tx *Txn) ListUploads(bucket string, opts UploadListOptions) (*UploadPage, 
 		}
 	}
 	page := &UploadPage{}
-	err := tx.scan(prefix, start, func(it *badger.Item) (bool, error) {
+	err := tx.scan(prefix, start, func(k, v []byte) (bool, error) {
 		if len(page.Uploads) == limit {
 			page.IsTruncated = true
 			return false, nil
 		}
-		b, key, id, ok := parseUploadKey(it.Key())
+		b, key, id, ok := parseUploadKey(k)
 		if !ok {
-			return false, fmt.Errorf("%w: bad upload key %q", ErrCorruptRecord, it.Key())
+			return false, fmt.Errorf("%w: bad upload key %q", ErrCorruptRecord, k)
 		}
 		u := &Upload{Bucket: b, Key: key, ID: id}
-		if err := tx.itemRecord(it, func(v []byte) error { return decodeUpload(v, u) }); err != nil {
+		if err := tx.itemRecord(k, v, func(v []byte) error { return decodeUpload(v, u) }); err != nil {
 			return false, fmt.Errorf("upload %s of %s/%s: %w", id, b, key, err)
 		}
 		page.Uploads = append(page.Uploads, u)
@@ -472,10 +485,10 @@ func (tx *Txn) PutPart(uploadID string, p *Part) error {
 		return fmt.Errorf("part %d: want at least 1: %w", p.Number, ErrInvalidPartNumber)
 	}
 	k := partKey(uploadID, p.Number)
-	if err := tx.btx.Set(k, tx.seal(k, encodePart(nil, p))); err != nil {
+	if err := tx.kv.set(k, tx.seal(k, encodePart(nil, p))); err != nil {
 		return err
 	}
-	return tx.btx.Set(partFenceKey(uploadID), nil)
+	return tx.kv.set(partFenceKey(uploadID), nil)
 }
 
 // GetPart returns a part's record, or an error wrapping ErrNoSuchKey.
@@ -508,17 +521,17 @@ func (tx *Txn) ListParts(uploadID string, after int32, max int) (parts []*Part, 
 	if after >= 0 {
 		start = partKey(uploadID, after+1)
 	}
-	err = tx.scan(prefix, start, func(it *badger.Item) (bool, error) {
+	err = tx.scan(prefix, start, func(k, v []byte) (bool, error) {
 		if len(parts) == limit {
 			truncated = true
 			return false, nil
 		}
-		_, n, ok := parsePartKey(it.Key())
+		_, n, ok := parsePartKey(k)
 		if !ok {
-			return false, fmt.Errorf("%w: bad part key %q", ErrCorruptRecord, it.Key())
+			return false, fmt.Errorf("%w: bad part key %q", ErrCorruptRecord, k)
 		}
 		p := &Part{Number: n}
-		if err := tx.itemRecord(it, func(v []byte) error { return decodePart(v, p) }); err != nil {
+		if err := tx.itemRecord(k, v, func(v []byte) error { return decodePart(v, p) }); err != nil {
 			return false, fmt.Errorf("upload %s part %d: %w", uploadID, n, err)
 		}
 		parts = append(parts, p)

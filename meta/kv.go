@@ -1,0 +1,186 @@
+package meta
+
+// The engine interface: meta's records, key layout (keys.go) and
+// transactions are one implementation over an ordered, transactional
+// key-value store. An engine only moves bytes; it is one file
+// (kv_<name>.go) that registers a constructor for its URL scheme(s) in an
+// init function. The contract every engine must keep is written in doc.go
+// ("Engines"); in short:
+//
+//   - Keys are byte strings ordered by unsigned byte-wise comparison
+//     (bytes.Compare); values are byte strings (an empty value is a value).
+//   - A read-write transaction is serializable with respect to every other
+//     transaction, and at least the keys it read (get, or seen by an
+//     iterator) are checked at commit: if another transaction committed a
+//     write to one of them after this transaction's snapshot, the commit
+//     (or an earlier operation) fails with an error wrapping ErrConflict.
+//     Engines may detect more (PostgreSQL covers scanned ranges); the
+//     write fences of keys.go make meta correct with only what was read.
+//   - A transaction reads its own writes, from get and from iterators.
+//   - commit returns nil only once the transaction is committed; an error
+//     that leaves the outcome unknown (the connection died during commit)
+//     is reported as an error, never as success, and never as ErrConflict
+//     (meta retries conflicts, and must not repeat a commit that may have
+//     happened).
+//   - Durability: see kvEngine.sync.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ErrConflict is wrapped by the error of a transaction that conflicted with
+// another one and was not committed (Update retries those, up to a bound).
+var ErrConflict = errors.New("transaction conflict")
+
+// ErrTxnTooBig is wrapped by the error of a write that does not fit in the
+// engine's transaction (UpdateBulk splits its work on it).
+var ErrTxnTooBig = errors.New("transaction too big")
+
+// ErrReadOnlyTxn is wrapped by the error of a write in a View transaction.
+var ErrReadOnlyTxn = errors.New("write in a read-only transaction")
+
+// kvEngine is an ordered transactional key-value store. It is safe for
+// concurrent use.
+type kvEngine interface {
+	// begin starts a transaction: read-write when write is true, else a
+	// read-only one on a consistent snapshot. ctx bounds the
+	// transaction's operations (engines that talk to a server use it;
+	// Badger ignores it). The transaction must end with discard, after
+	// commit or not.
+	begin(ctx context.Context, write bool) (kvTxn, error)
+
+	// writable returns nil when a read-write transaction may commit, else
+	// why not (Badger: ErrSyncFailed after a failed sync, ErrNoSpace below
+	// the free-space reserve, honouring UseReserve(ctx)). Engines without
+	// such state return nil.
+	writable(ctx context.Context) error
+	// sync returns once every transaction committed before the call is
+	// durable. Engines whose commit is durable when it returns (PostgreSQL
+	// with synchronous_commit on, etcd) return nil at once; Badger runs
+	// its group commit here. Update calls it after each commit unless
+	// ctx is WithoutSync.
+	sync() error
+	// checkSpace is DB.CheckSpace: nil unless the engine shares a disk
+	// with the gateway's files and that disk is below its reserve.
+	checkSpace() error
+	// readOnly is DB.ReadOnly.
+	readOnly() bool
+	// close releases the engine. Transactions must have ended.
+	close() error
+}
+
+// kvTxn is one transaction of an engine. It is not safe for concurrent use.
+// Slices passed to it may be reused by the caller once the call returns;
+// slices it hands out are valid only as documented.
+type kvTxn interface {
+	// get calls fn (when fn is not nil) with the value stored under key
+	// and reports whether there is one. v is valid only during fn.
+	get(key []byte, fn func(v []byte) error) (found bool, err error)
+	// set stores value under key. An error wrapping ErrTxnTooBig means
+	// the transaction cannot take more writes.
+	set(key, value []byte) error
+	// delete deletes key (absent keys are not an error).
+	delete(key []byte) error
+	// iterate returns an iterator over the keys starting with prefix, in
+	// order. keysOnly says the caller will not ask for values, so the
+	// engine need not fetch them.
+	iterate(prefix []byte, keysOnly bool) kvIterator
+	// commit commits a read-write transaction: nil when committed; an
+	// error wrapping ErrConflict when it was not because of a conflict;
+	// any other error when it failed or its outcome is unknown.
+	commit() error
+	// discard ends the transaction, rolling it back unless committed. It
+	// may be called more than once.
+	discard()
+}
+
+// kvIterator walks the keys under one prefix in byte order. Use:
+//
+//	for it.seek(start); it.valid(); it.next() { k := it.key() ... }
+//	if err := it.err(); err != nil { ... }
+//	it.close()
+type kvIterator interface {
+	// seek moves to the first key at or after k (k below the prefix means
+	// the prefix's first key). It may be called again at any time, to
+	// move forward or backward.
+	seek(k []byte)
+	// valid reports whether the iterator is at a key under the prefix.
+	// It is false at the end and after an error.
+	valid() bool
+	// next moves to the following key.
+	next()
+	// key returns the current key, valid until the next seek, next or
+	// close.
+	key() []byte
+	// value calls fn with the current key's value (not for a keysOnly
+	// iterator), valid only during fn.
+	value(fn func(v []byte) error) error
+	// err returns the error that ended the walk, if any: check it after
+	// valid turns false.
+	err() error
+	// close releases the iterator.
+	close()
+}
+
+// engineOpener opens an engine from its URL (the whole URL, scheme
+// included). dataDir-relative defaults are the caller's business: Open
+// passes the URL as given.
+type engineOpener func(url string, opts Options) (kvEngine, error)
+
+// engines maps a URL scheme to its constructor. Engines register in their
+// init functions (registerEngine) and nothing writes it after.
+var engines = map[string]engineOpener{}
+
+// registerEngine registers an engine's constructor for a URL scheme.
+func registerEngine(scheme string, open engineOpener) {
+	if _, dup := engines[scheme]; dup {
+		panic("meta: engine registered twice: " + scheme)
+	}
+	engines[scheme] = open
+}
+
+// Engines returns the URL schemes of the engines compiled in, sorted.
+func Engines() []string {
+	var out []string
+	for s := range engines {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// openEngine picks the engine of url: "scheme://…" by its scheme, and a
+// plain path (no "://") as a Badger directory.
+func openEngine(url string, opts Options) (kvEngine, error) {
+	scheme, _, ok := strings.Cut(url, "://")
+	if !ok {
+		return openBadger(url, opts)
+	}
+	open := engines[strings.ToLower(scheme)]
+	if open == nil {
+		return nil, fmt.Errorf("meta: unknown metadata engine %q (have %s)", scheme, strings.Join(Engines(), ", "))
+	}
+	return open(url, opts)
+}
+
+// RedactURL returns url with any password replaced by "xxxxx", for logs.
+func RedactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	at := strings.LastIndexByte(rest, '@')
+	slash := strings.IndexByte(rest, '/')
+	if at < 0 || (slash >= 0 && slash < at) {
+		return url
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return url
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}

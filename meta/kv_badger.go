@@ -1,0 +1,650 @@
+package meta
+
+// The Badger engine (the default): an embedded Badger database in a local
+// directory, for one gateway. Everything Badger-specific lives here and in
+// space.go: Badger's tuning, its log, the value-log garbage collector, the
+// group commit that lets concurrent committers share one disk sync, the
+// permanent sync failure, the free-space reserve and the read-only mode of
+// a full disk.
+//
+// Badger's transactions are optimistic: a commit conflicts (ErrConflict)
+// when a key the transaction read was written by a transaction that
+// committed after its snapshot. Ranges scanned are not checked: the write
+// fences of keys.go cover that.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func init() {
+	registerEngine("badger", func(url string, opts Options) (kvEngine, error) {
+		dir := url[len("badger://"):]
+		if dir == "" {
+			return nil, fmt.Errorf("meta: %q: want badger://DIR", url)
+		}
+		return openBadger(dir, opts)
+	})
+}
+
+// Badger tuning for a daemon whose whole RSS stays under 256 MiB. Worst case
+// for Badger itself: 4 memtables (the active one and NumMemtables waiting to
+// be flushed) of ~21 MiB arena each (MemTableSize plus room for one batch),
+// plus the block and index caches: ~130 MiB, leaving the rest to the daemon.
+const (
+	memTableSize     = 16 << 20
+	numMemtables     = 3
+	blockCacheSize   = 32 << 20
+	indexCacheSize   = 16 << 20
+	valueLogFileSize = 16 << 20 // smaller files: less mapped, a smaller reserve (space.go), finer GC
+	numCompactors    = 2        // Badger's minimum; the machine has 2 cores
+	// valueThreshold keeps object, upload and part records (well under 4 KiB)
+	// in the LSM tree, so listing never touches the value log; inline data
+	// above it goes to the value log.
+	valueThreshold = 4 << 10
+)
+
+const (
+	defaultGCInterval = 5 * time.Minute
+	gcDiscardRatio    = 0.5
+)
+
+// badgerKV is the Badger engine.
+type badgerKV struct {
+	dir string
+	log *slog.Logger
+	bo  badger.Options // to open Badger again read-write
+
+	// mu guards bdb against being swapped while in use: every transaction
+	// holds mu for reading from begin to discard; reopening read-write
+	// (the only swap) takes it for writing.
+	mu  sync.RWMutex
+	bdb *badger.DB
+	// ro is set while Badger is open read-only (the disk was full at
+	// Open).
+	ro atomic.Bool
+
+	space *space
+	// reopenAfter delays the next attempt to reopen read-write after one
+	// failed (used by the gcLoop goroutine alone).
+	reopenAfter time.Time
+
+	groupCommit bool
+	syncer      syncer
+	// walFiles are descriptors of Badger's write-ahead logs, opened by the
+	// syncer and kept open so that an fsync through them reports every
+	// writeback error since their open (see syncOlderWALs). Only the
+	// running sync uses them.
+	walFiles map[int]*os.File
+
+	gcStop chan struct{}
+	gcDone chan struct{}
+}
+
+// openBadger opens (creating if needed) a Badger store in dir.
+//
+// When the disk holding dir has less than the reserve free (see
+// space.go), Badger is opened read-only, writes are refused with
+// ErrNoSpace, and the store turns read-write by itself once space returns.
+func openBadger(dir string, opts Options) (*badgerKV, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	interval := opts.GCInterval
+	if interval <= 0 {
+		interval = defaultGCInterval
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log: log}).
+		WithSyncWrites(opts.syncWrites).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(numCompactors).
+		WithMetricsEnabled(false)
+	kv := &badgerKV{
+		dir:         dir,
+		log:         log,
+		bo:          bo,
+		space:       newSpace(dir, log),
+		groupCommit: !opts.syncWrites,
+		walFiles:    make(map[int]*os.File),
+		gcStop:      make(chan struct{}),
+		gcDone:      make(chan struct{}),
+	}
+	if opts.statfs != nil {
+		kv.space.statfs = opts.statfs
+	}
+	if err := kv.open(); err != nil {
+		return nil, err
+	}
+	kv.syncer.fn = kv.syncAll
+	go kv.gcLoop(interval)
+	return kv, nil
+}
+
+// open opens Badger: read-write when the reserve is free, else read-only
+// if Badger can, else read-write with writes refused if there is room to
+// recover, else not at all.
+func (kv *badgerKV) open() error {
+	free, serr := kv.space.statfs(kv.dir)
+	if serr != nil || free >= kv.space.reserve || emptyStore(kv.dir) && free >= recoveryNeed(kv.dir) {
+		bdb, err := badger.Open(kv.bo)
+		if err != nil {
+			return fmt.Errorf("meta: open %s: %w", kv.dir, err)
+		}
+		kv.bdb = bdb
+		if serr == nil && free < kv.space.reserve {
+			kv.space.full.Store(true)
+			kv.log.Warn("meta: the data disk is full: writes are refused until space is freed; reads are served",
+				"dir", kv.dir, "free_mib", free>>20, "reserve_mib", kv.space.reserve>>20)
+		}
+		return nil
+	}
+	bdb, err := badger.Open(kv.bo.WithReadOnly(true))
+	if err == nil {
+		kv.bdb = bdb
+		kv.ro.Store(true)
+		kv.space.full.Store(true)
+		kv.log.Warn("meta: the data disk is full: the metadata store is open read-only; reads are served, writes are refused until space is freed",
+			"dir", kv.dir, "free_mib", free>>20, "reserve_mib", kv.space.reserve>>20)
+		return nil
+	}
+	need := recoveryNeed(kv.dir)
+	if free < need {
+		return fmt.Errorf("meta: open %s: the data disk is full (%d MiB free), Badger cannot open the store read-only (%v: it was not closed cleanly), and opening it read-write needs about %d MiB free: %w",
+			kv.dir, free>>20, err, need>>20, ErrNoSpace)
+	}
+	bdb, err = badger.Open(kv.bo)
+	if err != nil {
+		return fmt.Errorf("meta: open %s: %w", kv.dir, err)
+	}
+	kv.bdb = bdb
+	kv.space.full.Store(true)
+	kv.log.Warn("meta: the data disk is full: the metadata store was recovered read-write, but writes are refused until space is freed; reads are served",
+		"dir", kv.dir, "free_mib", free>>20, "reserve_mib", kv.space.reserve>>20)
+	return nil
+}
+
+// errNotOpen: Badger could be opened neither read-write nor read-only
+// again after space returned (see reopenWritable).
+var errNotOpen = errors.New("meta: the store could not be reopened after space returned; restart the daemon")
+
+// reopenWritable swaps a read-only Badger for a read-write one once the
+// reserve is free. It waits for no one: when transactions are running it
+// tries again later.
+func (kv *badgerKV) reopenWritable() {
+	if !kv.ro.Load() || time.Now().Before(kv.reopenAfter) {
+		return
+	}
+	free, err := kv.space.statfs(kv.dir)
+	if err != nil || free < kv.space.reserve {
+		return
+	}
+	locked := false
+	for range 100 {
+		if locked = kv.mu.TryLock(); locked {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !locked {
+		return
+	}
+	defer kv.mu.Unlock()
+	if kv.bdb != nil {
+		if err := kv.bdb.Close(); err != nil {
+			kv.log.Warn("meta: closing the read-only store", "err", err)
+		}
+	}
+	bdb, err := badger.Open(kv.bo)
+	if err != nil {
+		// Leave a usable store behind: read-only again, and try again
+		// in a minute.
+		kv.reopenAfter = time.Now().Add(time.Minute)
+		kv.log.Error("meta: opening the store read-write failed; staying read-only, trying again in a minute", "err", err)
+		if bdb, err = badger.Open(kv.bo.WithReadOnly(true)); err != nil {
+			// Nothing to serve from: reads fail (writes are refused
+			// already, the store being read-only) until a reopen works.
+			kv.log.Error("meta: reopening the store read-only failed; reads fail until it can be reopened", "err", err)
+			kv.bdb = nil
+			return
+		}
+		kv.bdb = bdb
+		return
+	}
+	kv.bdb = bdb
+	kv.ro.Store(false)
+	kv.space.full.Store(false)
+	kv.log.Info("meta: free space is back on the data disk: the metadata store is read-write again; writes are accepted",
+		"dir", kv.dir, "free_mib", free>>20)
+}
+
+// readOnly reports whether the store is open read-only because the disk
+// was full when it opened (it turns read-write by itself when space
+// returns).
+func (kv *badgerKV) readOnly() bool { return kv.ro.Load() }
+
+// writable returns nil when a commit may go ahead: no sync has failed, the
+// store is read-write, and the disk has the reserve free (half of it for
+// commits marked UseReserve).
+func (kv *badgerKV) writable(ctx context.Context) error {
+	if err := kv.syncer.failure(); err != nil {
+		return err
+	}
+	if kv.ro.Load() {
+		return fmt.Errorf("meta: the data disk was full when the store opened, and is still (the store is read-only until %d MiB are free): %w",
+			kv.space.reserve>>20, ErrNoSpace)
+	}
+	floor := kv.space.reserve
+	if usesReserve(ctx) {
+		floor /= 2
+	}
+	return kv.space.check(floor)
+}
+
+// checkSpace is DB.CheckSpace: ErrNoSpace below the reserve or while
+// read-only, the permanent sync failure after one.
+func (kv *badgerKV) checkSpace() error {
+	if err := kv.syncer.failure(); err != nil {
+		return err
+	}
+	if kv.ro.Load() {
+		return fmt.Errorf("meta: the store is read-only until %d MiB are free on the data disk: %w", kv.space.reserve>>20, ErrNoSpace)
+	}
+	return kv.space.check(kv.space.reserve)
+}
+
+// sync returns once everything committed before the call is on disk,
+// through the group commit. With Badger's own SyncWrites (the comparison
+// benchmark) every commit was synced already.
+func (kv *badgerKV) sync() error {
+	if !kv.groupCommit {
+		return kv.syncer.failure()
+	}
+	return kv.syncer.wait()
+}
+
+// close stops the value-log GC goroutine, waits for it, and closes Badger.
+func (kv *badgerKV) close() error {
+	close(kv.gcStop)
+	<-kv.gcDone
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	var err error
+	if kv.bdb == nil {
+		err = errNotOpen
+	} else if cerr := kv.bdb.Close(); cerr != nil {
+		err = fmt.Errorf("meta: close: %w", cerr)
+	}
+	for fid, f := range kv.walFiles {
+		f.Close()
+		delete(kv.walFiles, fid)
+	}
+	return err
+}
+
+// begin starts a Badger transaction, holding kv.mu for reading until
+// discard.
+func (kv *badgerKV) begin(_ context.Context, write bool) (kvTxn, error) {
+	kv.mu.RLock()
+	if kv.bdb == nil {
+		kv.mu.RUnlock()
+		return nil, errNotOpen
+	}
+	return &badgerTxn{kv: kv, btx: kv.bdb.NewTransaction(write)}, nil
+}
+
+// badgerTxn is a Badger transaction. Badger keeps the key and value slices
+// given to set until the transaction ends (no copy is made).
+type badgerTxn struct {
+	kv   *badgerKV
+	btx  *badger.Txn
+	done bool
+}
+
+func (t *badgerTxn) get(key []byte, fn func(v []byte) error) (bool, error) {
+	item, err := t.btx.Get(key)
+	if err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if fn == nil {
+		return true, nil
+	}
+	return true, item.Value(fn)
+}
+
+func (t *badgerTxn) set(key, value []byte) error {
+	if err := t.btx.Set(key, value); err != nil {
+		return badgerErr(err)
+	}
+	return nil
+}
+
+func (t *badgerTxn) delete(key []byte) error {
+	if err := t.btx.Delete(key); err != nil {
+		return badgerErr(err)
+	}
+	return nil
+}
+
+// badgerErr maps Badger's errors to meta's sentinels (keeping Badger's).
+func badgerErr(err error) error {
+	switch {
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
+	case errors.Is(err, badger.ErrReadOnlyTxn):
+		return fmt.Errorf("%w: %w", ErrReadOnlyTxn, err)
+	case errors.Is(err, badger.ErrConflict):
+		return fmt.Errorf("meta: commit: %w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+func (t *badgerTxn) commit() error {
+	if err := t.btx.Commit(); err != nil {
+		if errors.Is(err, badger.ErrConflict) {
+			return badgerErr(err)
+		}
+		return fmt.Errorf("meta: commit: %w", err)
+	}
+	return nil
+}
+
+func (t *badgerTxn) discard() {
+	if t.done {
+		return
+	}
+	t.done = true
+	t.btx.Discard()
+	t.kv.mu.RUnlock()
+}
+
+func (t *badgerTxn) iterate(prefix []byte, _ bool) kvIterator {
+	// Values are never prefetched: they are read (from the LSM tree for
+	// records, see valueThreshold) only when asked for, so keysOnly needs
+	// nothing more.
+	return &badgerIter{prefix: prefix, it: t.btx.NewIterator(badger.IteratorOptions{Prefix: prefix})}
+}
+
+type badgerIter struct {
+	prefix []byte
+	it     *badger.Iterator
+}
+
+func (i *badgerIter) seek(k []byte) {
+	if bytes.Compare(k, i.prefix) < 0 {
+		k = i.prefix
+	}
+	i.it.Seek(k)
+}
+
+func (i *badgerIter) valid() bool                         { return i.it.Valid() }
+func (i *badgerIter) next()                               { i.it.Next() }
+func (i *badgerIter) key() []byte                         { return i.it.Item().Key() }
+func (i *badgerIter) value(fn func(v []byte) error) error { return i.it.Item().Value(fn) }
+func (i *badgerIter) err() error                          { return nil }
+func (i *badgerIter) close()                              { i.it.Close() }
+
+// ErrSyncFailed is returned (wrapped, with the failure that caused it) by
+// every write, commit and Sync after a sync of the store has failed once.
+//
+// A failed fsync is not a passing problem: the kernel may have dropped the
+// dirty pages it could not write (and marked them clean), so a later sync
+// that succeeds says nothing about them. Nothing committed since the last
+// good sync is known to be on disk, and only a restart (which replays what
+// the disk really holds) makes the store trustworthy again. Reads go on.
+var ErrSyncFailed = errors.New("an earlier sync of the metadata store failed; writes are refused until restart")
+
+// fsyncFile syncs a file; a hook for tests.
+var fsyncFile = (*os.File).Sync
+
+// syncAll makes every committed write durable.
+//
+// Badger's DB.Sync (v4.9.6, db.go) msyncs the active memtable's write-ahead
+// log and the value-log file being written. Value-log files written before
+// are synced when Badger rotates them (logFile.doneWriting truncates the
+// file, and z.MmapFile.Truncate msyncs first). A memtable that has been
+// rotated out but not yet flushed to a level-0 table, however, is not synced
+// by DB.Sync, nor at rotation (ensureRoomForWrite only swaps it): a commit
+// that landed in it just before the rotation would be at risk until the
+// flush, which syncs the new table. So after DB.Sync, the write-ahead logs of
+// those memtables (*.mem files but the newest) are fsynced through a file
+// descriptor of our own. A file gone meanwhile was flushed, and is safe.
+func (kv *badgerKV) syncAll() error {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	if kv.ro.Load() {
+		return nil // nothing was written
+	}
+	err := kv.bdb.Sync()
+	if werr := kv.syncOlderWALs(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// walSuffix is the extension of Badger's memtable write-ahead logs
+// ("%05d.mem", memtable.go).
+const walSuffix = ".mem"
+
+// syncOlderWALs fsyncs the write-ahead logs of the memtables rotated out.
+//
+// Which descriptor reports a writeback error: since Linux 4.13 an error is
+// recorded per file (errseq_t in the inode's mapping), and fsync on a
+// descriptor reports every error recorded since that descriptor was opened;
+// since 4.17 (commit b4678df184b3, "errseq: Always report a writeback error
+// once", backported to stable kernels) an error that no descriptor has
+// reported yet is also reported to one opened after it. A
+// fresh descriptor per sync would therefore depend on nobody else having
+// reported the error first. Instead each log is opened once, the first
+// time a sync sees it (the newest one too, though DB.Sync covers it), and
+// the descriptor is kept until Badger deletes the file: an fsync through it
+// reports every error since that open, and any error before the open that
+// nobody has reported. Badger keeps the file open and mapped meanwhile, so
+// the inode (and the error recorded in it) stays in memory. Whatever it
+// reports makes the failure permanent (syncer.fail).
+func (kv *badgerKV) syncOlderWALs() error {
+	entries, err := os.ReadDir(kv.dir)
+	if err != nil {
+		return err
+	}
+	var fids []int
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), walSuffix)
+		if !ok {
+			continue
+		}
+		fid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		fids = append(fids, fid)
+	}
+	// Forget the logs Badger deleted (flushed memtables).
+	for fid, f := range kv.walFiles {
+		if !slices.Contains(fids, fid) {
+			f.Close()
+			delete(kv.walFiles, fid)
+		}
+	}
+	slices.Sort(fids)
+	for i, fid := range fids {
+		f := kv.walFiles[fid]
+		if f == nil {
+			f, err = os.Open(filepath.Join(kv.dir, fmt.Sprintf("%05d%s", fid, walSuffix)))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			kv.walFiles[fid] = f
+		}
+		if i == len(fids)-1 {
+			break // the active log: DB.Sync msynced it
+		}
+		if err := fsyncFile(f); err != nil {
+			return fmt.Errorf("syncing %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// syncer is a group commit: each waiter needs a sync that started after it
+// arrived; one of them (the leader) runs it while the others wait, and every
+// waiter that arrived before it started shares it.
+//
+// A failure is permanent: once a sync has failed, every waiter from then on
+// gets that failure (wrapped in ErrSyncFailed), whatever later syncs return.
+type syncer struct {
+	fn func() error
+
+	mu      sync.Mutex
+	cond    *sync.Cond // on mu, lazily made
+	running bool
+	waiting int    // waiters blocked on cond
+	started uint64 // syncs started
+	done    uint64 // number of the last sync finished
+	err     error  // its result
+	// failed is set by the first failed sync, and never cleared.
+	failed atomic.Pointer[error]
+}
+
+// failure returns the permanent error left by a failed sync, or nil.
+func (s *syncer) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records err as the permanent failure (the first one wins) and
+// returns the failure.
+func (s *syncer) fail(err error) error {
+	perm := fmt.Errorf("meta: %w: %w", ErrSyncFailed, err)
+	s.failed.CompareAndSwap(nil, &perm)
+	return s.failure()
+}
+
+func (s *syncer) wait() error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cond == nil {
+		s.cond = sync.NewCond(&s.mu)
+	}
+	need := s.started + 1 // the first sync that will start after now
+	for s.done < need {
+		if s.running {
+			s.waiting++
+			s.cond.Wait()
+			s.waiting--
+			continue
+		}
+		s.running = true
+		s.started++
+		n := s.started
+		s.mu.Unlock()
+		err := s.fn()
+		if err != nil {
+			err = s.fail(err)
+		}
+		s.mu.Lock()
+		s.running = false
+		s.done, s.err = n, err
+		s.cond.Broadcast()
+	}
+	// The last finished sync started after we arrived, but an earlier one
+	// may have failed: that failure is ours too.
+	if err := s.failure(); err != nil {
+		return err
+	}
+	return s.err
+}
+
+// gcLoop runs value-log GC every interval until Close, and, while the
+// store is read-only, checks every spaceCheckInterval whether space has
+// returned.
+func (kv *badgerKV) gcLoop(interval time.Duration) {
+	defer close(kv.gcDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	sp := time.NewTicker(spaceCheckInterval)
+	defer sp.Stop()
+	for {
+		select {
+		case <-kv.gcStop:
+			return
+		case <-sp.C:
+			kv.reopenWritable()
+			continue
+		case <-t.C:
+		}
+		for kv.runGC() {
+			select {
+			case <-kv.gcStop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// runGC rewrites one value-log file if one is worth it, and reports
+// whether it did. GC writes, so it does not run when commits are refused.
+func (kv *badgerKV) runGC() bool {
+	if kv.writable(context.Background()) != nil {
+		return false
+	}
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	err := kv.bdb.RunValueLogGC(gcDiscardRatio)
+	if err == nil {
+		return true // a file was rewritten: try the next one
+	}
+	if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+		kv.log.Warn("meta: value log gc", "err", err)
+	}
+	return false
+}
+
+// badgerLogger passes Badger's warnings and errors to the slog logger and
+// drops its info and debug chatter.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(format string, args ...any) {
+	l.log.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (l badgerLogger) Warningf(format string, args ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
