@@ -1,0 +1,116 @@
+package meta
+
+// The engine matrix: tests written once, run against every engine.
+//
+// An engine's test file (kv_<name>_test.go) appends a *testEngine to
+// testEngines in its init function: a name, a url function that returns the
+// URL of a fresh, empty store for one test (starting the engine's server the
+// first time, once per test binary), and a stop function that TestMain
+// calls after every test has run.
+//
+// A test takes the matrix with forEachEngine(t, func(t *testing.T, db *DB))
+// (one subtest per engine, named after it), or forEachEngineCore for the
+// representative subset that runs on every engine in every run. Which
+// engines a forEachEngine test runs on:
+//
+//	SEALFS_TEST_ENGINES unset    Badger (plain `make test`; core tests: all)
+//	SEALFS_TEST_ENGINES=all      every engine (`make test-engines`)
+//	SEALFS_TEST_ENGINES=a,b      those engines, for every test
+//
+// An engine whose server binary is missing skips its subtests with a loud
+// message, or fails them when SEALFS_REQUIRE_ENGINES=1 (CI).
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// testEngine is one engine of the matrix.
+type testEngine struct {
+	name string
+	// url returns the URL of a fresh, empty store for t, or skips or
+	// fails t when the engine cannot run here.
+	url func(t testing.TB) string
+	// stop stops whatever url started; nil if nothing.
+	stop func()
+}
+
+// testEngines is the matrix, Badger first. Engine test files append to it
+// in init.
+var testEngines = []*testEngine{{
+	name: "badger",
+	url:  func(t testing.TB) string { return "badger://" + t.TempDir() },
+}}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, e := range testEngines {
+		if e.stop != nil {
+			e.stop()
+		}
+	}
+	os.Exit(code)
+}
+
+// enginesSelected reports whether the full matrix runs engine name.
+func engineSelected(name string) bool {
+	sel := os.Getenv("SEALFS_TEST_ENGINES")
+	switch sel {
+	case "":
+		return name == "badger"
+	case "all":
+		return true
+	}
+	return slices.Contains(strings.Split(sel, ","), name)
+}
+
+// missingEngine skips t (or fails it when SEALFS_REQUIRE_ENGINES=1)
+// because what the engine needs is not here.
+func missingEngine(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("SEALFS_REQUIRE_ENGINES") == "1" {
+		t.Fatalf("SEALFS_REQUIRE_ENGINES=1: "+format, args...)
+	}
+	t.Skipf("SKIPPING ENGINE TEST: "+format+" (set SEALFS_REQUIRE_ENGINES=1 to make this a failure)", args...)
+}
+
+// openEngineTest opens a fresh store of engine e for t, closed in
+// t.Cleanup.
+func openEngineTest(t *testing.T, e *testEngine) *DB {
+	t.Helper()
+	url := e.url(t)
+	db, err := Open(url, Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", RedactURL(url), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// forEachEngine runs fn as a subtest per selected engine (see the top of
+// this file), each on a fresh store.
+func forEachEngine(t *testing.T, fn func(t *testing.T, db *DB)) {
+	t.Helper()
+	for _, e := range testEngines {
+		if !engineSelected(e.name) {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) { fn(t, openEngineTest(t, e)) })
+	}
+}
+
+// forEachEngineCore is forEachEngine for the representative subset: it
+// runs on every engine whatever SEALFS_TEST_ENGINES says, except that a
+// list there still narrows it.
+func forEachEngineCore(t *testing.T, fn func(t *testing.T, db *DB)) {
+	t.Helper()
+	sel := os.Getenv("SEALFS_TEST_ENGINES")
+	for _, e := range testEngines {
+		if sel != "" && !engineSelected(e.name) {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) { fn(t, openEngineTest(t, e)) })
+	}
+}
