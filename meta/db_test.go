@@ -60,377 +60,382 @@ func putObjects(t testing.TB, db *DB, bucket string, keys []string) {
 }
 
 func TestBucketCRUD(t *testing.T) {
-	db := openTest(t)
-	ctx := context.Background()
-	created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	want := &Bucket{Name: "photos", Created: created, Region: "us-east-1"}
-	update(t, db, func(tx *Txn) error { return tx.CreateBucket(want) })
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+		want := &Bucket{Name: "photos", Created: created, Region: "us-east-1"}
+		update(t, db, func(tx *Txn) error { return tx.CreateBucket(want) })
 
-	err := db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "photos"}) })
-	if !errors.Is(err, ErrBucketExists) {
-		t.Fatalf("second create: got %v, want ErrBucketExists", err)
-	}
-	err = db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "Bad_Name"}) })
-	if !errors.Is(err, ErrInvalidBucketName) {
-		t.Fatalf("create bad name: got %v, want ErrInvalidBucketName", err)
-	}
+		err := db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "photos"}) })
+		if !errors.Is(err, ErrBucketExists) {
+			t.Fatalf("second create: got %v, want ErrBucketExists", err)
+		}
+		err = db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "Bad_Name"}) })
+		if !errors.Is(err, ErrInvalidBucketName) {
+			t.Fatalf("create bad name: got %v, want ErrInvalidBucketName", err)
+		}
 
-	view(t, db, func(tx *Txn) error {
-		got, err := tx.GetBucket("photos")
-		if err != nil {
-			return err
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("GetBucket = %+v, want %+v", got, want)
-		}
-		if _, err := tx.GetBucket("nope"); !errors.Is(err, ErrNoSuchBucket) {
-			t.Errorf("GetBucket(nope) = %v, want ErrNoSuchBucket", err)
-		}
-		return nil
-	})
+		view(t, db, func(tx *Txn) error {
+			got, err := tx.GetBucket("photos")
+			if err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("GetBucket = %+v, want %+v", got, want)
+			}
+			if _, err := tx.GetBucket("nope"); !errors.Is(err, ErrNoSuchBucket) {
+				t.Errorf("GetBucket(nope) = %v, want ErrNoSuchBucket", err)
+			}
+			return nil
+		})
 
-	changed := &Bucket{Name: "photos", Created: created, Region: "us-east-1", EncryptionOn: true,
-		MasterKeyID: "mk-1", Replication: []byte("cfg")}
-	update(t, db, func(tx *Txn) error { return tx.PutBucket(changed) })
-	err = db.Update(ctx, func(tx *Txn) error { return tx.PutBucket(&Bucket{Name: "absent"}) })
-	if !errors.Is(err, ErrNoSuchBucket) {
-		t.Fatalf("PutBucket(absent) = %v, want ErrNoSuchBucket", err)
-	}
-	createBucket(t, db, "archive")
-	createBucket(t, db, "zeta")
+		changed := &Bucket{Name: "photos", Created: created, Region: "us-east-1", EncryptionOn: true,
+			MasterKeyID: "mk-1", Replication: []byte("cfg")}
+		update(t, db, func(tx *Txn) error { return tx.PutBucket(changed) })
+		err = db.Update(ctx, func(tx *Txn) error { return tx.PutBucket(&Bucket{Name: "absent"}) })
+		if !errors.Is(err, ErrNoSuchBucket) {
+			t.Fatalf("PutBucket(absent) = %v, want ErrNoSuchBucket", err)
+		}
+		createBucket(t, db, "archive")
+		createBucket(t, db, "zeta")
 
-	view(t, db, func(tx *Txn) error {
-		got, err := tx.GetBucket("photos")
-		if err != nil {
-			return err
-		}
-		if !reflect.DeepEqual(got, changed) {
-			t.Errorf("after PutBucket: %+v, want %+v", got, changed)
-		}
-		list, err := tx.ListBuckets()
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, b := range list {
-			names = append(names, b.Name)
-		}
-		if want := []string{"archive", "photos", "zeta"}; !slices.Equal(names, want) {
-			t.Errorf("ListBuckets = %v, want %v", names, want)
-		}
-		return nil
-	})
+		view(t, db, func(tx *Txn) error {
+			got, err := tx.GetBucket("photos")
+			if err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(got, changed) {
+				t.Errorf("after PutBucket: %+v, want %+v", got, changed)
+			}
+			list, err := tx.ListBuckets()
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, b := range list {
+				names = append(names, b.Name)
+			}
+			if want := []string{"archive", "photos", "zeta"}; !slices.Equal(names, want) {
+				t.Errorf("ListBuckets = %v, want %v", names, want)
+			}
+			return nil
+		})
 
-	putObjects(t, db, "photos", []string{"a.jpg"})
-	err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteBucket("photos") })
-	if !errors.Is(err, ErrBucketNotEmpty) {
-		t.Fatalf("DeleteBucket(non-empty) = %v, want ErrBucketNotEmpty", err)
-	}
-	update(t, db, func(tx *Txn) error { return tx.DeleteObject("photos", "a.jpg") })
-	update(t, db, func(tx *Txn) error { return tx.DeleteBucket("photos") })
-	err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteBucket("photos") })
-	if !errors.Is(err, ErrNoSuchBucket) {
-		t.Fatalf("DeleteBucket(deleted) = %v, want ErrNoSuchBucket", err)
-	}
-	view(t, db, func(tx *Txn) error {
-		if _, err := tx.GetBucket("photos"); !errors.Is(err, ErrNoSuchBucket) {
-			t.Errorf("GetBucket after delete = %v, want ErrNoSuchBucket", err)
+		putObjects(t, db, "photos", []string{"a.jpg"})
+		err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteBucket("photos") })
+		if !errors.Is(err, ErrBucketNotEmpty) {
+			t.Fatalf("DeleteBucket(non-empty) = %v, want ErrBucketNotEmpty", err)
 		}
-		return nil
+		update(t, db, func(tx *Txn) error { return tx.DeleteObject("photos", "a.jpg") })
+		update(t, db, func(tx *Txn) error { return tx.DeleteBucket("photos") })
+		err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteBucket("photos") })
+		if !errors.Is(err, ErrNoSuchBucket) {
+			t.Fatalf("DeleteBucket(deleted) = %v, want ErrNoSuchBucket", err)
+		}
+		view(t, db, func(tx *Txn) error {
+			if _, err := tx.GetBucket("photos"); !errors.Is(err, ErrNoSuchBucket) {
+				t.Errorf("GetBucket after delete = %v, want ErrNoSuchBucket", err)
+			}
+			return nil
+		})
 	})
 }
 
 func TestObjectCRUD(t *testing.T) {
-	db := openTest(t)
-	ctx := context.Background()
-	createBucket(t, db, "bkt")
-	want := fullObject()
-	want.Bucket, want.Key = "bkt", "dir/é/file.txt"
-	want.FormatVersion = 0 // PutObject sets it
-	update(t, db, func(tx *Txn) error { return tx.PutObject(want) })
-	if want.FormatVersion != FormatVersion {
-		t.Fatalf("PutObject left FormatVersion %d", want.FormatVersion)
-	}
-	view(t, db, func(tx *Txn) error {
-		got, err := tx.GetObject("bkt", "dir/é/file.txt")
-		if err != nil {
-			return err
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		createBucket(t, db, "bkt")
+		want := fullObject()
+		want.Bucket, want.Key = "bkt", "dir/é/file.txt"
+		want.FormatVersion = 0 // PutObject sets it
+		update(t, db, func(tx *Txn) error { return tx.PutObject(want) })
+		if want.FormatVersion != FormatVersion {
+			t.Fatalf("PutObject left FormatVersion %d", want.FormatVersion)
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("GetObject:\n got %+v\nwant %+v", got, want)
-		}
-		if _, err := tx.GetObject("bkt", "dir"); !errors.Is(err, ErrNoSuchKey) {
-			t.Errorf("GetObject(dir) = %v, want ErrNoSuchKey", err)
-		}
-		if _, err := tx.GetObject("bkt", "a\x00b"); !errors.Is(err, ErrNoSuchKey) {
-			t.Errorf("GetObject(NUL key) = %v, want ErrNoSuchKey", err)
-		}
-		for _, p := range []string{"", "dir/", "dir/é/file.txt"} {
-			if has, err := tx.HasObjects("bkt", p); err != nil || !has {
-				t.Errorf("HasObjects(%q) = %v, %v; want true", p, has, err)
+		view(t, db, func(tx *Txn) error {
+			got, err := tx.GetObject("bkt", "dir/é/file.txt")
+			if err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("GetObject:\n got %+v\nwant %+v", got, want)
+			}
+			if _, err := tx.GetObject("bkt", "dir"); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("GetObject(dir) = %v, want ErrNoSuchKey", err)
+			}
+			if _, err := tx.GetObject("bkt", "a\x00b"); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("GetObject(NUL key) = %v, want ErrNoSuchKey", err)
+			}
+			for _, p := range []string{"", "dir/", "dir/é/file.txt"} {
+				if has, err := tx.HasObjects("bkt", p); err != nil || !has {
+					t.Errorf("HasObjects(%q) = %v, %v; want true", p, has, err)
+				}
+			}
+			if has, err := tx.HasObjects("bkt", "dir/x"); err != nil || has {
+				t.Errorf("HasObjects(dir/x) = %v, %v; want false", has, err)
+			}
+			n, size, err := tx.CountObjects("bkt")
+			if err != nil || n != 1 || size != want.Size {
+				t.Errorf("CountObjects = %d, %d, %v; want 1, %d", n, size, err, want.Size)
+			}
+			return nil
+		})
+
+		for _, key := range []string{"", "x\x00y", "bad\xff", strings.Repeat("k", MaxKeyLen+1)} {
+			err := db.Update(ctx, func(tx *Txn) error { return tx.PutObject(&Object{Bucket: "bkt", Key: key}) })
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("PutObject(%q) = %v, want ErrInvalidKey", key, err)
 			}
 		}
-		if has, err := tx.HasObjects("bkt", "dir/x"); err != nil || has {
-			t.Errorf("HasObjects(dir/x) = %v, %v; want false", has, err)
-		}
-		n, size, err := tx.CountObjects("bkt")
-		if err != nil || n != 1 || size != want.Size {
-			t.Errorf("CountObjects = %d, %d, %v; want 1, %d", n, size, err, want.Size)
-		}
-		return nil
-	})
 
-	for _, key := range []string{"", "x\x00y", "bad\xff", strings.Repeat("k", MaxKeyLen+1)} {
-		err := db.Update(ctx, func(tx *Txn) error { return tx.PutObject(&Object{Bucket: "bkt", Key: key}) })
-		if !errors.Is(err, ErrInvalidKey) {
-			t.Errorf("PutObject(%q) = %v, want ErrInvalidKey", key, err)
+		// Overwrite, then delete.
+		update(t, db, func(tx *Txn) error {
+			return tx.PutObject(&Object{Bucket: "bkt", Key: "dir/é/file.txt", Size: 3, ETag: `"x"`})
+		})
+		view(t, db, func(tx *Txn) error {
+			got, err := tx.GetObject("bkt", "dir/é/file.txt")
+			if err != nil {
+				return err
+			}
+			if got.Size != 3 || got.ETag != `"x"` || got.Encryption != nil || got.Blobs != nil {
+				t.Errorf("after overwrite: %+v", got)
+			}
+			return nil
+		})
+		update(t, db, func(tx *Txn) error { return tx.DeleteObject("bkt", "dir/é/file.txt") })
+		err := db.Update(ctx, func(tx *Txn) error { return tx.DeleteObject("bkt", "dir/é/file.txt") })
+		if !errors.Is(err, ErrNoSuchKey) {
+			t.Fatalf("second DeleteObject = %v, want ErrNoSuchKey", err)
 		}
-	}
-
-	// Overwrite, then delete.
-	update(t, db, func(tx *Txn) error {
-		return tx.PutObject(&Object{Bucket: "bkt", Key: "dir/é/file.txt", Size: 3, ETag: `"x"`})
-	})
-	view(t, db, func(tx *Txn) error {
-		got, err := tx.GetObject("bkt", "dir/é/file.txt")
-		if err != nil {
-			return err
-		}
-		if got.Size != 3 || got.ETag != `"x"` || got.Encryption != nil || got.Blobs != nil {
-			t.Errorf("after overwrite: %+v", got)
-		}
-		return nil
-	})
-	update(t, db, func(tx *Txn) error { return tx.DeleteObject("bkt", "dir/é/file.txt") })
-	err := db.Update(ctx, func(tx *Txn) error { return tx.DeleteObject("bkt", "dir/é/file.txt") })
-	if !errors.Is(err, ErrNoSuchKey) {
-		t.Fatalf("second DeleteObject = %v, want ErrNoSuchKey", err)
-	}
-	view(t, db, func(tx *Txn) error {
-		if has, err := tx.HasObjects("bkt", ""); err != nil || has {
-			t.Errorf("HasObjects after delete = %v, %v", has, err)
-		}
-		return nil
+		view(t, db, func(tx *Txn) error {
+			if has, err := tx.HasObjects("bkt", ""); err != nil || has {
+				t.Errorf("HasObjects after delete = %v, %v", has, err)
+			}
+			return nil
+		})
 	})
 }
 
 func TestInline(t *testing.T) {
-	db := openTest(t)
-	small, big := ObjectID{1}, ObjectID{2}
-	smallData := []byte("tiny object")
-	bigData := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB: lands in the value log
-	update(t, db, func(tx *Txn) error {
-		if err := tx.PutInline(small, smallData); err != nil {
-			return err
-		}
-		return tx.PutInline(big, bigData)
-	})
-	var got []byte
-	view(t, db, func(tx *Txn) error {
-		var err error
-		if got, err = tx.GetInline(small); err != nil {
-			return err
-		}
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		small, big := ObjectID{1}, ObjectID{2}
+		smallData := []byte("tiny object")
+		bigData := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB: lands in the value log
+		update(t, db, func(tx *Txn) error {
+			if err := tx.PutInline(small, smallData); err != nil {
+				return err
+			}
+			return tx.PutInline(big, bigData)
+		})
+		var got []byte
+		view(t, db, func(tx *Txn) error {
+			var err error
+			if got, err = tx.GetInline(small); err != nil {
+				return err
+			}
+			if !bytes.Equal(got, smallData) {
+				t.Errorf("GetInline(small) = %q", got)
+			}
+			b, err := tx.GetInline(big)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(b, bigData) {
+				t.Errorf("GetInline(big) differs")
+			}
+			_, err = tx.GetInline(ObjectID{3})
+			if !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("GetInline(absent) = %v, want ErrNoSuchKey", err)
+			}
+			return nil
+		})
+		// The copy outlives the transaction.
 		if !bytes.Equal(got, smallData) {
-			t.Errorf("GetInline(small) = %q", got)
+			t.Fatalf("inline copy changed after the transaction: %q", got)
 		}
-		b, err := tx.GetInline(big)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(b, bigData) {
-			t.Errorf("GetInline(big) differs")
-		}
-		_, err = tx.GetInline(ObjectID{3})
-		if !errors.Is(err, ErrNoSuchKey) {
-			t.Errorf("GetInline(absent) = %v, want ErrNoSuchKey", err)
-		}
-		return nil
-	})
-	// The copy outlives the transaction.
-	if !bytes.Equal(got, smallData) {
-		t.Fatalf("inline copy changed after the transaction: %q", got)
-	}
-	update(t, db, func(tx *Txn) error { return tx.DeleteInline(small) })
-	update(t, db, func(tx *Txn) error { return tx.DeleteInline(small) }) // absent: no error
-	view(t, db, func(tx *Txn) error {
-		if _, err := tx.GetInline(small); !errors.Is(err, ErrNoSuchKey) {
-			t.Errorf("GetInline after delete = %v, want ErrNoSuchKey", err)
-		}
-		return nil
+		update(t, db, func(tx *Txn) error { return tx.DeleteInline(small) })
+		update(t, db, func(tx *Txn) error { return tx.DeleteInline(small) }) // absent: no error
+		view(t, db, func(tx *Txn) error {
+			if _, err := tx.GetInline(small); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("GetInline after delete = %v, want ErrNoSuchKey", err)
+			}
+			return nil
+		})
 	})
 }
 
 func TestUploadsAndParts(t *testing.T) {
-	db := openTest(t)
-	ctx := context.Background()
-	createBucket(t, db, "bkt")
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		createBucket(t, db, "bkt")
 
-	// Three uploads of "b", one of "a", one of "a/b", one of "c".
-	type uk struct{ key, id string }
-	var made []uk
-	for _, key := range []string{"b", "a", "b", "a/b", "c", "b"} {
-		u := &Upload{Bucket: "bkt", Key: key, ID: NewUploadID(), ObjectID: NewObjectID(),
-			Initiated: time.Now().UTC().Truncate(time.Second), ChecksumAlgorithm: "CRC32"}
-		update(t, db, func(tx *Txn) error { return tx.PutUpload(u) })
-		made = append(made, uk{key: key, id: u.ID})
-	}
-	slices.SortStableFunc(made, func(x, y uk) int {
-		if c := strings.Compare(x.key, y.key); c != 0 {
-			return c
+		// Three uploads of "b", one of "a", one of "a/b", one of "c".
+		type uk struct{ key, id string }
+		var made []uk
+		for _, key := range []string{"b", "a", "b", "a/b", "c", "b"} {
+			u := &Upload{Bucket: "bkt", Key: key, ID: NewUploadID(), ObjectID: NewObjectID(),
+				Initiated: time.Now().UTC().Truncate(time.Second), ChecksumAlgorithm: "CRC32"}
+			update(t, db, func(tx *Txn) error { return tx.PutUpload(u) })
+			made = append(made, uk{key: key, id: u.ID})
 		}
-		return strings.Compare(x.id, y.id)
-	})
-
-	listAll := func(opts UploadListOptions) []uk {
-		var out []uk
-		for {
-			var page *UploadPage
-			view(t, db, func(tx *Txn) (err error) {
-				page, err = tx.ListUploads("bkt", opts)
-				return err
-			})
-			for _, u := range page.Uploads {
-				out = append(out, uk{key: u.Key, id: u.ID})
+		slices.SortStableFunc(made, func(x, y uk) int {
+			if c := strings.Compare(x.key, y.key); c != 0 {
+				return c
 			}
-			if !page.IsTruncated {
+			return strings.Compare(x.id, y.id)
+		})
+
+		listAll := func(opts UploadListOptions) []uk {
+			var out []uk
+			for {
+				var page *UploadPage
+				view(t, db, func(tx *Txn) (err error) {
+					page, err = tx.ListUploads("bkt", opts)
+					return err
+				})
+				for _, u := range page.Uploads {
+					out = append(out, uk{key: u.Key, id: u.ID})
+				}
+				if !page.IsTruncated {
+					return out
+				}
+				opts.KeyMarker, opts.UploadIDMarker = page.NextKeyMarker, page.NextUploadIDMarker
+			}
+		}
+		if got := listAll(UploadListOptions{}); !reflect.DeepEqual(got, made) {
+			t.Fatalf("ListUploads = %v, want %v", got, made)
+		}
+		if got := listAll(UploadListOptions{MaxUploads: 2}); !reflect.DeepEqual(got, made) {
+			t.Fatalf("ListUploads by 2 = %v, want %v", got, made)
+		}
+		if got := listAll(UploadListOptions{Prefix: "a"}); !reflect.DeepEqual(got, made[:2]) {
+			t.Fatalf("ListUploads(prefix a) = %v, want %v", got, made[:2])
+		}
+		if got := listAll(UploadListOptions{KeyMarker: "a/b"}); !reflect.DeepEqual(got, made[2:]) {
+			t.Fatalf("ListUploads(after a/b) = %v, want %v", got, made[2:])
+		}
+		// made[2:5] are the uploads of "b": start after the first of them.
+		if got := listAll(UploadListOptions{KeyMarker: "b", UploadIDMarker: made[2].id}); !reflect.DeepEqual(got, made[3:]) {
+			t.Fatalf("ListUploads(after b/%s) = %v, want %v", made[2].id, got, made[3:])
+		}
+
+		up := made[2]
+		for _, n := range []int32{3, 1, 2, 10} {
+			p := &Part{Number: n, Blob: BlobRef{ID: NewBlobID(), Index: uint32(n), Size: 5 << 20},
+				ETag: fmt.Sprintf(`"etag-%d"`, n), Size: 5 << 20, LastModified: time.Unix(1700000000, 0).UTC()}
+			update(t, db, func(tx *Txn) error {
+				if _, err := tx.GetUpload("bkt", up.key, up.id); err != nil {
+					return err
+				}
+				return tx.PutPart(up.id, p)
+			})
+		}
+		err := db.Update(ctx, func(tx *Txn) error { return tx.PutPart(up.id, &Part{Number: 0}) })
+		if !errors.Is(err, ErrInvalidPartNumber) {
+			t.Fatalf("PutPart(0) = %v, want ErrInvalidPartNumber", err)
+		}
+		// A part of another upload, which must survive.
+		update(t, db, func(tx *Txn) error { return tx.PutPart(made[3].id, &Part{Number: 1, ETag: "other"}) })
+
+		view(t, db, func(tx *Txn) error {
+			p, err := tx.GetPart(up.id, 10)
+			if err != nil {
+				return err
+			}
+			if p.Number != 10 || p.ETag != `"etag-10"` || p.Blob.Index != 10 {
+				t.Errorf("GetPart(10) = %+v", p)
+			}
+			if _, err := tx.GetPart(up.id, 4); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("GetPart(4) = %v, want ErrNoSuchKey", err)
+			}
+			nums := func(ps []*Part) (out []int32) {
+				for _, p := range ps {
+					out = append(out, p.Number)
+				}
 				return out
 			}
-			opts.KeyMarker, opts.UploadIDMarker = page.NextKeyMarker, page.NextUploadIDMarker
-		}
-	}
-	if got := listAll(UploadListOptions{}); !reflect.DeepEqual(got, made) {
-		t.Fatalf("ListUploads = %v, want %v", got, made)
-	}
-	if got := listAll(UploadListOptions{MaxUploads: 2}); !reflect.DeepEqual(got, made) {
-		t.Fatalf("ListUploads by 2 = %v, want %v", got, made)
-	}
-	if got := listAll(UploadListOptions{Prefix: "a"}); !reflect.DeepEqual(got, made[:2]) {
-		t.Fatalf("ListUploads(prefix a) = %v, want %v", got, made[:2])
-	}
-	if got := listAll(UploadListOptions{KeyMarker: "a/b"}); !reflect.DeepEqual(got, made[2:]) {
-		t.Fatalf("ListUploads(after a/b) = %v, want %v", got, made[2:])
-	}
-	// made[2:5] are the uploads of "b": start after the first of them.
-	if got := listAll(UploadListOptions{KeyMarker: "b", UploadIDMarker: made[2].id}); !reflect.DeepEqual(got, made[3:]) {
-		t.Fatalf("ListUploads(after b/%s) = %v, want %v", made[2].id, got, made[3:])
-	}
-
-	up := made[2]
-	for _, n := range []int32{3, 1, 2, 10} {
-		p := &Part{Number: n, Blob: BlobRef{ID: NewBlobID(), Index: uint32(n), Size: 5 << 20},
-			ETag: fmt.Sprintf(`"etag-%d"`, n), Size: 5 << 20, LastModified: time.Unix(1700000000, 0).UTC()}
-		update(t, db, func(tx *Txn) error {
-			if _, err := tx.GetUpload("bkt", up.key, up.id); err != nil {
+			parts, trunc, err := tx.ListParts(up.id, 0, 0)
+			if err != nil || trunc || !slices.Equal(nums(parts), []int32{1, 2, 3, 10}) {
+				t.Errorf("ListParts(0,0) = %v, %v, %v", nums(parts), trunc, err)
+			}
+			parts, trunc, err = tx.ListParts(up.id, 1, 2)
+			if err != nil || !trunc || !slices.Equal(nums(parts), []int32{2, 3}) {
+				t.Errorf("ListParts(1,2) = %v, %v, %v", nums(parts), trunc, err)
+			}
+			parts, trunc, err = tx.ListParts(up.id, 3, 1)
+			if err != nil || trunc || !slices.Equal(nums(parts), []int32{10}) {
+				t.Errorf("ListParts(3,1) = %v, %v, %v", nums(parts), trunc, err)
+			}
+			got, err := tx.GetUpload("bkt", up.key, up.id)
+			if err != nil {
 				return err
 			}
-			return tx.PutPart(up.id, p)
-		})
-	}
-	err := db.Update(ctx, func(tx *Txn) error { return tx.PutPart(up.id, &Part{Number: 0}) })
-	if !errors.Is(err, ErrInvalidPartNumber) {
-		t.Fatalf("PutPart(0) = %v, want ErrInvalidPartNumber", err)
-	}
-	// A part of another upload, which must survive.
-	update(t, db, func(tx *Txn) error { return tx.PutPart(made[3].id, &Part{Number: 1, ETag: "other"}) })
-
-	view(t, db, func(tx *Txn) error {
-		p, err := tx.GetPart(up.id, 10)
-		if err != nil {
-			return err
-		}
-		if p.Number != 10 || p.ETag != `"etag-10"` || p.Blob.Index != 10 {
-			t.Errorf("GetPart(10) = %+v", p)
-		}
-		if _, err := tx.GetPart(up.id, 4); !errors.Is(err, ErrNoSuchKey) {
-			t.Errorf("GetPart(4) = %v, want ErrNoSuchKey", err)
-		}
-		nums := func(ps []*Part) (out []int32) {
-			for _, p := range ps {
-				out = append(out, p.Number)
+			if got.Key != up.key || got.ID != up.id || got.ChecksumAlgorithm != "CRC32" || got.ObjectID.IsZero() {
+				t.Errorf("GetUpload = %+v", got)
 			}
-			return out
-		}
-		parts, trunc, err := tx.ListParts(up.id, 0, 0)
-		if err != nil || trunc || !slices.Equal(nums(parts), []int32{1, 2, 3, 10}) {
-			t.Errorf("ListParts(0,0) = %v, %v, %v", nums(parts), trunc, err)
-		}
-		parts, trunc, err = tx.ListParts(up.id, 1, 2)
-		if err != nil || !trunc || !slices.Equal(nums(parts), []int32{2, 3}) {
-			t.Errorf("ListParts(1,2) = %v, %v, %v", nums(parts), trunc, err)
-		}
-		parts, trunc, err = tx.ListParts(up.id, 3, 1)
-		if err != nil || trunc || !slices.Equal(nums(parts), []int32{10}) {
-			t.Errorf("ListParts(3,1) = %v, %v, %v", nums(parts), trunc, err)
-		}
-		got, err := tx.GetUpload("bkt", up.key, up.id)
-		if err != nil {
-			return err
-		}
-		if got.Key != up.key || got.ID != up.id || got.ChecksumAlgorithm != "CRC32" || got.ObjectID.IsZero() {
-			t.Errorf("GetUpload = %+v", got)
-		}
-		if _, err := tx.GetUpload("bkt", up.key, "nope"); !errors.Is(err, ErrNoSuchUpload) {
-			t.Errorf("GetUpload(nope) = %v, want ErrNoSuchUpload", err)
-		}
-		return nil
-	})
+			if _, err := tx.GetUpload("bkt", up.key, "nope"); !errors.Is(err, ErrNoSuchUpload) {
+				t.Errorf("GetUpload(nope) = %v, want ErrNoSuchUpload", err)
+			}
+			return nil
+		})
 
-	update(t, db, func(tx *Txn) error { return tx.DeleteUpload("bkt", up.key, up.id) })
-	err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteUpload("bkt", up.key, up.id) })
-	if !errors.Is(err, ErrNoSuchUpload) {
-		t.Fatalf("second DeleteUpload = %v, want ErrNoSuchUpload", err)
-	}
-	view(t, db, func(tx *Txn) error {
-		parts, _, err := tx.ListParts(up.id, 0, 0)
-		if err != nil || len(parts) != 0 {
-			t.Errorf("parts after DeleteUpload: %d, %v", len(parts), err)
+		update(t, db, func(tx *Txn) error { return tx.DeleteUpload("bkt", up.key, up.id) })
+		err = db.Update(ctx, func(tx *Txn) error { return tx.DeleteUpload("bkt", up.key, up.id) })
+		if !errors.Is(err, ErrNoSuchUpload) {
+			t.Fatalf("second DeleteUpload = %v, want ErrNoSuchUpload", err)
 		}
-		if parts, _, err := tx.ListParts(made[3].id, 0, 0); err != nil || len(parts) != 1 {
-			t.Errorf("other upload's parts: %d, %v", len(parts), err)
+		view(t, db, func(tx *Txn) error {
+			parts, _, err := tx.ListParts(up.id, 0, 0)
+			if err != nil || len(parts) != 0 {
+				t.Errorf("parts after DeleteUpload: %d, %v", len(parts), err)
+			}
+			if parts, _, err := tx.ListParts(made[3].id, 0, 0); err != nil || len(parts) != 1 {
+				t.Errorf("other upload's parts: %d, %v", len(parts), err)
+			}
+			return nil
+		})
+		if got := listAll(UploadListOptions{}); len(got) != len(made)-1 || slices.Contains(got, up) {
+			t.Fatalf("uploads after DeleteUpload: %v", got)
 		}
-		return nil
 	})
-	if got := listAll(UploadListOptions{}); len(got) != len(made)-1 || slices.Contains(got, up) {
-		t.Fatalf("uploads after DeleteUpload: %v", got)
-	}
 }
 
 func TestDeleteBucketRemovesUploads(t *testing.T) {
-	db := openTest(t)
-	createBucket(t, db, "doomed")
-	createBucket(t, db, "kept")
-	var ids []string
-	for _, b := range []string{"doomed", "doomed", "kept"} {
-		u := &Upload{Bucket: b, Key: "big.iso", ID: NewUploadID()}
-		update(t, db, func(tx *Txn) error {
-			if err := tx.PutUpload(u); err != nil {
-				return err
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "doomed")
+		createBucket(t, db, "kept")
+		var ids []string
+		for _, b := range []string{"doomed", "doomed", "kept"} {
+			u := &Upload{Bucket: b, Key: "big.iso", ID: NewUploadID()}
+			update(t, db, func(tx *Txn) error {
+				if err := tx.PutUpload(u); err != nil {
+					return err
+				}
+				return tx.PutPart(u.ID, &Part{Number: 1, Blob: BlobRef{ID: NewBlobID()}})
+			})
+			ids = append(ids, u.ID)
+		}
+		update(t, db, func(tx *Txn) error { return tx.DeleteBucket("doomed") })
+		createBucket(t, db, "doomed") // a new bucket of the same name starts empty
+		view(t, db, func(tx *Txn) error {
+			page, err := tx.ListUploads("doomed", UploadListOptions{})
+			if err != nil || len(page.Uploads) != 0 {
+				t.Errorf("uploads of deleted bucket: %v, %v", page, err)
 			}
-			return tx.PutPart(u.ID, &Part{Number: 1, Blob: BlobRef{ID: NewBlobID()}})
+			for _, id := range ids[:2] {
+				if parts, _, err := tx.ListParts(id, 0, 0); err != nil || len(parts) != 0 {
+					t.Errorf("parts of deleted upload %s: %d, %v", id, len(parts), err)
+				}
+			}
+			page, err = tx.ListUploads("kept", UploadListOptions{})
+			if err != nil || len(page.Uploads) != 1 {
+				t.Errorf("uploads of other bucket: %v, %v", page, err)
+			}
+			if parts, _, err := tx.ListParts(ids[2], 0, 0); err != nil || len(parts) != 1 {
+				t.Errorf("parts of other bucket's upload: %d, %v", len(parts), err)
+			}
+			return nil
 		})
-		ids = append(ids, u.ID)
-	}
-	update(t, db, func(tx *Txn) error { return tx.DeleteBucket("doomed") })
-	createBucket(t, db, "doomed") // a new bucket of the same name starts empty
-	view(t, db, func(tx *Txn) error {
-		page, err := tx.ListUploads("doomed", UploadListOptions{})
-		if err != nil || len(page.Uploads) != 0 {
-			t.Errorf("uploads of deleted bucket: %v, %v", page, err)
-		}
-		for _, id := range ids[:2] {
-			if parts, _, err := tx.ListParts(id, 0, 0); err != nil || len(parts) != 0 {
-				t.Errorf("parts of deleted upload %s: %d, %v", id, len(parts), err)
-			}
-		}
-		page, err = tx.ListUploads("kept", UploadListOptions{})
-		if err != nil || len(page.Uploads) != 1 {
-			t.Errorf("uploads of other bucket: %v, %v", page, err)
-		}
-		if parts, _, err := tx.ListParts(ids[2], 0, 0); err != nil || len(parts) != 1 {
-			t.Errorf("parts of other bucket's upload: %d, %v", len(parts), err)
-		}
-		return nil
 	})
 }
 
@@ -438,14 +443,15 @@ func TestDeleteBucketRemovesUploads(t *testing.T) {
 // that commits second conflicts, runs again on a snapshot that sees the
 // first, and both increments land.
 func TestUpdateStopsWhenContextEnds(t *testing.T) {
-	db := openTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	ran := false
-	err := db.Update(ctx, func(tx *Txn) error { ran = true; return nil })
-	if !errors.Is(err, context.Canceled) || ran {
-		t.Fatalf("Update with ended context = %v (ran %v), want context.Canceled", err, ran)
-	}
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ran := false
+		err := db.Update(ctx, func(tx *Txn) error { ran = true; return nil })
+		if !errors.Is(err, context.Canceled) || ran {
+			t.Fatalf("Update with ended context = %v (ran %v), want context.Canceled", err, ran)
+		}
+	})
 }
 
 func TestUpdateBulkSplitsTooBigTransactions(t *testing.T) {
@@ -515,48 +521,49 @@ func TestUpdateBulkSplitsTooBigTransactions(t *testing.T) {
 }
 
 func TestForEachBlobRef(t *testing.T) {
-	db := openTest(t)
-	ctx := context.Background()
-	createBucket(t, db, "bkt")
-	objBlobs := []BlobID{NewBlobID(), NewBlobID(), NewBlobID()}
-	partBlobs := []BlobID{NewBlobID(), NewBlobID()}
-	u := &Upload{Bucket: "bkt", Key: "mp", ID: NewUploadID()}
-	update(t, db, func(tx *Txn) error {
-		if err := tx.PutObject(&Object{Bucket: "bkt", Key: "one", Blobs: []BlobRef{{ID: objBlobs[0]}}}); err != nil {
-			return err
-		}
-		if err := tx.PutObject(&Object{Bucket: "bkt", Key: "two", Blobs: []BlobRef{
-			{ID: objBlobs[1], Index: 1}, {ID: objBlobs[2], Index: 2}}}); err != nil {
-			return err
-		}
-		if err := tx.PutObject(&Object{Bucket: "bkt", Key: "inline", Inline: true}); err != nil {
-			return err
-		}
-		if err := tx.PutUpload(u); err != nil {
-			return err
-		}
-		for i, b := range partBlobs {
-			if err := tx.PutPart(u.ID, &Part{Number: int32(i + 1), Blob: BlobRef{ID: b, Index: uint32(i + 1)}}); err != nil {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		createBucket(t, db, "bkt")
+		objBlobs := []BlobID{NewBlobID(), NewBlobID(), NewBlobID()}
+		partBlobs := []BlobID{NewBlobID(), NewBlobID()}
+		u := &Upload{Bucket: "bkt", Key: "mp", ID: NewUploadID()}
+		update(t, db, func(tx *Txn) error {
+			if err := tx.PutObject(&Object{Bucket: "bkt", Key: "one", Blobs: []BlobRef{{ID: objBlobs[0]}}}); err != nil {
 				return err
 			}
+			if err := tx.PutObject(&Object{Bucket: "bkt", Key: "two", Blobs: []BlobRef{
+				{ID: objBlobs[1], Index: 1}, {ID: objBlobs[2], Index: 2}}}); err != nil {
+				return err
+			}
+			if err := tx.PutObject(&Object{Bucket: "bkt", Key: "inline", Inline: true}); err != nil {
+				return err
+			}
+			if err := tx.PutUpload(u); err != nil {
+				return err
+			}
+			for i, b := range partBlobs {
+				if err := tx.PutPart(u.ID, &Part{Number: int32(i + 1), Blob: BlobRef{ID: b, Index: uint32(i + 1)}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var got []BlobID
+		if err := db.ForEachBlobRef(ctx, func(id BlobID) error { got = append(got, id); return nil }); err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		want := append(slices.Clone(objBlobs), partBlobs...)
+		cmp := func(a, b BlobID) int { return bytes.Compare(a[:], b[:]) }
+		slices.SortFunc(got, cmp)
+		slices.SortFunc(want, cmp)
+		if !slices.Equal(got, want) {
+			t.Fatalf("ForEachBlobRef = %v, want %v", got, want)
+		}
+		stop := errors.New("stop")
+		if err := db.ForEachBlobRef(ctx, func(BlobID) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("ForEachBlobRef's callback error: got %v", err)
+		}
 	})
-	var got []BlobID
-	if err := db.ForEachBlobRef(ctx, func(id BlobID) error { got = append(got, id); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	want := append(slices.Clone(objBlobs), partBlobs...)
-	cmp := func(a, b BlobID) int { return bytes.Compare(a[:], b[:]) }
-	slices.SortFunc(got, cmp)
-	slices.SortFunc(want, cmp)
-	if !slices.Equal(got, want) {
-		t.Fatalf("ForEachBlobRef = %v, want %v", got, want)
-	}
-	stop := errors.New("stop")
-	if err := db.ForEachBlobRef(ctx, func(BlobID) error { return stop }); !errors.Is(err, stop) {
-		t.Fatalf("ForEachBlobRef's callback error: got %v", err)
-	}
 }
 
 func TestReopenKeepsData(t *testing.T) {

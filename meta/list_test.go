@@ -35,262 +35,266 @@ func list(t *testing.T, db *DB, bucket string, opts ListOptions) *ListPage {
 }
 
 func TestList(t *testing.T) {
-	db := openTest(t)
-	createBucket(t, db, "bkt")
-	createBucket(t, db, "bkt2") // a neighbour whose keys must never show
-	keys := []string{
-		"a.txt",
-		"a/1", "a/2", "a/b/3",
-		"a0",
-		"b",
-		"photos/2024/jan.jpg", "photos/2024/feb.jpg", "photos/2025/mar.jpg", "photos/index.html",
-		"photos.txt",
-		"z",
-	}
-	putObjects(t, db, "bkt", keys)
-	putObjects(t, db, "bkt2", []string{"a.txt", "photos/x", "zz"})
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "bkt")
+		createBucket(t, db, "bkt2") // a neighbour whose keys must never show
+		keys := []string{
+			"a.txt",
+			"a/1", "a/2", "a/b/3",
+			"a0",
+			"b",
+			"photos/2024/jan.jpg", "photos/2024/feb.jpg", "photos/2025/mar.jpg", "photos/index.html",
+			"photos.txt",
+			"z",
+		}
+		putObjects(t, db, "bkt", keys)
+		putObjects(t, db, "bkt2", []string{"a.txt", "photos/x", "zz"})
 
-	tests := []struct {
-		name      string
-		opts      ListOptions
-		want      []string
-		truncated bool
-	}{
-		{
-			name: "everything",
-			opts: ListOptions{},
-			want: []string{"a.txt", "a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg",
-				"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html", "z"},
-		},
-		{
-			name: "delimiter at the root",
-			opts: ListOptions{Delimiter: "/"},
-			want: []string{"a.txt", "a/ (prefix)", "a0", "b", "photos.txt", "photos/ (prefix)", "z"},
-		},
-		{
-			name: "prefix",
-			opts: ListOptions{Prefix: "photos/"},
-			want: []string{"photos/2024/feb.jpg", "photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html"},
-		},
-		{
-			name: "prefix and delimiter",
-			opts: ListOptions{Prefix: "photos/", Delimiter: "/"},
-			want: []string{"photos/2024/ (prefix)", "photos/2025/ (prefix)", "photos/index.html"},
-		},
-		{
-			name: "prefix that is not a directory",
-			opts: ListOptions{Prefix: "photos", Delimiter: "/"},
-			want: []string{"photos.txt", "photos/ (prefix)"},
-		},
-		{
-			name: "prefix without match",
-			opts: ListOptions{Prefix: "q", Delimiter: "/"},
-		},
-		{
-			name: "multi-byte delimiter",
-			opts: ListOptions{Delimiter: "20"},
-			want: []string{"a.txt", "a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/20 (prefix)",
-				"photos/index.html", "z"},
-		},
-		{
-			name: "after a key",
-			opts: ListOptions{After: "a/2"},
-			want: []string{"a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg", "photos/2024/jan.jpg",
-				"photos/2025/mar.jpg", "photos/index.html", "z"},
-		},
-		{
-			name: "after a key that does not exist",
-			opts: ListOptions{After: "photos/2024/g", Prefix: "photos/"},
-			want: []string{"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html"},
-		},
-		{
-			name: "after a common prefix skips what is under it",
-			opts: ListOptions{After: "a/", Delimiter: "/"},
-			want: []string{"a0", "b", "photos.txt", "photos/ (prefix)", "z"},
-		},
-		{
-			name: "after a nested common prefix",
-			opts: ListOptions{Prefix: "photos/", After: "photos/2024/", Delimiter: "/"},
-			want: []string{"photos/2025/ (prefix)", "photos/index.html"},
-		},
-		{
-			name: "after a common prefix, without a delimiter",
-			opts: ListOptions{After: "a/"},
-			want: []string{"a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg",
-				"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html", "z"},
-		},
-		{
-			name: "after before the prefix",
-			opts: ListOptions{Prefix: "photos/", After: "a", Delimiter: "/"},
-			want: []string{"photos/2024/ (prefix)", "photos/2025/ (prefix)", "photos/index.html"},
-		},
-		{
-			name: "after the last key",
-			opts: ListOptions{After: "z"},
-		},
-		{
-			name:      "max keys counts objects and prefixes",
-			opts:      ListOptions{Delimiter: "/", MaxKeys: 3},
-			want:      []string{"a.txt", "a/ (prefix)", "a0"},
-			truncated: true,
-		},
-		{
-			name:      "max keys ending on a prefix",
-			opts:      ListOptions{Delimiter: "/", MaxKeys: 2},
-			want:      []string{"a.txt", "a/ (prefix)"},
-			truncated: true,
-		},
-		{
-			name: "max keys equal to the count is not truncated",
-			opts: ListOptions{Delimiter: "/", MaxKeys: 7},
-			want: []string{"a.txt", "a/ (prefix)", "a0", "b", "photos.txt", "photos/ (prefix)", "z"},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			page := list(t, db, "bkt", tc.opts)
-			got := entries(page)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("got  %q\nwant %q", got, tc.want)
-			}
-			if page.IsTruncated != tc.truncated {
-				t.Errorf("IsTruncated = %v, want %v", page.IsTruncated, tc.truncated)
-			}
-			if len(got) > 0 {
-				if last := strings.TrimSuffix(got[len(got)-1], " (prefix)"); page.NextAfter != last {
-					t.Errorf("NextAfter = %q, want %q", page.NextAfter, last)
+		tests := []struct {
+			name      string
+			opts      ListOptions
+			want      []string
+			truncated bool
+		}{
+			{
+				name: "everything",
+				opts: ListOptions{},
+				want: []string{"a.txt", "a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg",
+					"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html", "z"},
+			},
+			{
+				name: "delimiter at the root",
+				opts: ListOptions{Delimiter: "/"},
+				want: []string{"a.txt", "a/ (prefix)", "a0", "b", "photos.txt", "photos/ (prefix)", "z"},
+			},
+			{
+				name: "prefix",
+				opts: ListOptions{Prefix: "photos/"},
+				want: []string{"photos/2024/feb.jpg", "photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html"},
+			},
+			{
+				name: "prefix and delimiter",
+				opts: ListOptions{Prefix: "photos/", Delimiter: "/"},
+				want: []string{"photos/2024/ (prefix)", "photos/2025/ (prefix)", "photos/index.html"},
+			},
+			{
+				name: "prefix that is not a directory",
+				opts: ListOptions{Prefix: "photos", Delimiter: "/"},
+				want: []string{"photos.txt", "photos/ (prefix)"},
+			},
+			{
+				name: "prefix without match",
+				opts: ListOptions{Prefix: "q", Delimiter: "/"},
+			},
+			{
+				name: "multi-byte delimiter",
+				opts: ListOptions{Delimiter: "20"},
+				want: []string{"a.txt", "a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/20 (prefix)",
+					"photos/index.html", "z"},
+			},
+			{
+				name: "after a key",
+				opts: ListOptions{After: "a/2"},
+				want: []string{"a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg", "photos/2024/jan.jpg",
+					"photos/2025/mar.jpg", "photos/index.html", "z"},
+			},
+			{
+				name: "after a key that does not exist",
+				opts: ListOptions{After: "photos/2024/g", Prefix: "photos/"},
+				want: []string{"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html"},
+			},
+			{
+				name: "after a common prefix skips what is under it",
+				opts: ListOptions{After: "a/", Delimiter: "/"},
+				want: []string{"a0", "b", "photos.txt", "photos/ (prefix)", "z"},
+			},
+			{
+				name: "after a nested common prefix",
+				opts: ListOptions{Prefix: "photos/", After: "photos/2024/", Delimiter: "/"},
+				want: []string{"photos/2025/ (prefix)", "photos/index.html"},
+			},
+			{
+				name: "after a common prefix, without a delimiter",
+				opts: ListOptions{After: "a/"},
+				want: []string{"a/1", "a/2", "a/b/3", "a0", "b", "photos.txt", "photos/2024/feb.jpg",
+					"photos/2024/jan.jpg", "photos/2025/mar.jpg", "photos/index.html", "z"},
+			},
+			{
+				name: "after before the prefix",
+				opts: ListOptions{Prefix: "photos/", After: "a", Delimiter: "/"},
+				want: []string{"photos/2024/ (prefix)", "photos/2025/ (prefix)", "photos/index.html"},
+			},
+			{
+				name: "after the last key",
+				opts: ListOptions{After: "z"},
+			},
+			{
+				name:      "max keys counts objects and prefixes",
+				opts:      ListOptions{Delimiter: "/", MaxKeys: 3},
+				want:      []string{"a.txt", "a/ (prefix)", "a0"},
+				truncated: true,
+			},
+			{
+				name:      "max keys ending on a prefix",
+				opts:      ListOptions{Delimiter: "/", MaxKeys: 2},
+				want:      []string{"a.txt", "a/ (prefix)"},
+				truncated: true,
+			},
+			{
+				name: "max keys equal to the count is not truncated",
+				opts: ListOptions{Delimiter: "/", MaxKeys: 7},
+				want: []string{"a.txt", "a/ (prefix)", "a0", "b", "photos.txt", "photos/ (prefix)", "z"},
+			},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				page := list(t, db, "bkt", tc.opts)
+				got := entries(page)
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("got  %q\nwant %q", got, tc.want)
 				}
-			}
-			for _, o := range page.Objects {
-				if o.Bucket != "bkt" || o.Size != int64(len(o.Key)) || o.ID.IsZero() {
-					t.Errorf("object record not filled in: %+v", o)
+				if page.IsTruncated != tc.truncated {
+					t.Errorf("IsTruncated = %v, want %v", page.IsTruncated, tc.truncated)
 				}
-			}
-		})
-	}
+				if len(got) > 0 {
+					if last := strings.TrimSuffix(got[len(got)-1], " (prefix)"); page.NextAfter != last {
+						t.Errorf("NextAfter = %q, want %q", page.NextAfter, last)
+					}
+				}
+				for _, o := range page.Objects {
+					if o.Bucket != "bkt" || o.Size != int64(len(o.Key)) || o.ID.IsZero() {
+						t.Errorf("object record not filled in: %+v", o)
+					}
+				}
+			})
+		}
+	})
 }
 
 // Walking a bucket page by page from NextAfter gives the full listing, with
 // and without a delimiter, for every page size.
 func TestListContinuation(t *testing.T) {
-	db := openTest(t)
-	createBucket(t, db, "bkt")
-	var keys []string
-	for d := range 5 {
-		for f := range 7 {
-			keys = append(keys, fmt.Sprintf("dir%d/file%d", d, f))
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "bkt")
+		var keys []string
+		for d := range 5 {
+			for f := range 7 {
+				keys = append(keys, fmt.Sprintf("dir%d/file%d", d, f))
+			}
+			keys = append(keys, fmt.Sprintf("dir%d", d), fmt.Sprintf("dir%d.txt", d))
 		}
-		keys = append(keys, fmt.Sprintf("dir%d", d), fmt.Sprintf("dir%d.txt", d))
-	}
-	keys = append(keys, "dir1/sub/deep", "top")
-	putObjects(t, db, "bkt", keys)
+		keys = append(keys, "dir1/sub/deep", "top")
+		putObjects(t, db, "bkt", keys)
 
-	for _, delim := range []string{"", "/"} {
-		full := entries(list(t, db, "bkt", ListOptions{Delimiter: delim}))
-		if delim == "" && len(full) != len(keys) {
-			t.Fatalf("full listing has %d keys, want %d", len(full), len(keys))
-		}
-		for _, size := range []int{1, 2, 3, 7, 1000} {
-			var walked []string
-			after := ""
-			for pages := 0; ; pages++ {
-				if pages > len(keys)+1 {
-					t.Fatalf("delimiter %q, page size %d: listing does not end", delim, size)
-				}
-				page := list(t, db, "bkt", ListOptions{Delimiter: delim, After: after, MaxKeys: size})
-				walked = append(walked, entries(page)...)
-				if !page.IsTruncated {
-					break
-				}
-				after = page.NextAfter
+		for _, delim := range []string{"", "/"} {
+			full := entries(list(t, db, "bkt", ListOptions{Delimiter: delim}))
+			if delim == "" && len(full) != len(keys) {
+				t.Fatalf("full listing has %d keys, want %d", len(full), len(keys))
 			}
-			if !slices.Equal(walked, full) {
-				t.Errorf("delimiter %q, page size %d:\n walked %q\n full   %q", delim, size, walked, full)
+			for _, size := range []int{1, 2, 3, 7, 1000} {
+				var walked []string
+				after := ""
+				for pages := 0; ; pages++ {
+					if pages > len(keys)+1 {
+						t.Fatalf("delimiter %q, page size %d: listing does not end", delim, size)
+					}
+					page := list(t, db, "bkt", ListOptions{Delimiter: delim, After: after, MaxKeys: size})
+					walked = append(walked, entries(page)...)
+					if !page.IsTruncated {
+						break
+					}
+					after = page.NextAfter
+				}
+				if !slices.Equal(walked, full) {
+					t.Errorf("delimiter %q, page size %d:\n walked %q\n full   %q", delim, size, walked, full)
+				}
 			}
 		}
-	}
+	})
 }
 
 // Keys order by their UTF-8 bytes, which is code point order.
 func TestListUTF8Order(t *testing.T) {
-	db := openTest(t)
-	createBucket(t, db, "bkt")
-	keys := []string{"z", "é", "e", "日本", "Ω", "a/ü", "a/u", "𝄞", "\u00a0", "~"}
-	putObjects(t, db, "bkt", keys)
-	want := slices.Clone(keys)
-	slices.Sort(want) // Go compares strings bytewise
-	got := entries(list(t, db, "bkt", ListOptions{}))
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-	got = entries(list(t, db, "bkt", ListOptions{Delimiter: "本"}))
-	want = []string{"a/u", "a/ü", "e", "z", "~", "\u00a0", "é", "Ω", "日本 (prefix)", "𝄞"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("delimiter 本: got %q, want %q", got, want)
-	}
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "bkt")
+		keys := []string{"z", "é", "e", "日本", "Ω", "a/ü", "a/u", "𝄞", "\u00a0", "~"}
+		putObjects(t, db, "bkt", keys)
+		want := slices.Clone(keys)
+		slices.Sort(want) // Go compares strings bytewise
+		got := entries(list(t, db, "bkt", ListOptions{}))
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		got = entries(list(t, db, "bkt", ListOptions{Delimiter: "本"}))
+		want = []string{"a/u", "a/ü", "e", "z", "~", "\u00a0", "é", "Ω", "日本 (prefix)", "𝄞"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("delimiter 本: got %q, want %q", got, want)
+		}
+	})
 }
 
 // A delimiter listing seeks past every common prefix: listing the root of
 // 20 folders of 1000 files each reads about 20 records, not 20000.
 func TestListSeeksPastCommonPrefixes(t *testing.T) {
-	db := openTest(t)
-	createBucket(t, db, "bkt")
-	var keys []string
-	for d := range 20 {
-		for f := range 1000 {
-			keys = append(keys, fmt.Sprintf("folder%02d/file%04d", d, f))
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "bkt")
+		var keys []string
+		for d := range 20 {
+			for f := range 1000 {
+				keys = append(keys, fmt.Sprintf("folder%02d/file%04d", d, f))
+			}
 		}
-	}
-	keys = append(keys, "readme")
-	putObjects(t, db, "bkt", keys)
+		keys = append(keys, "readme")
+		putObjects(t, db, "bkt", keys)
 
-	view(t, db, func(tx *Txn) error {
-		page, err := tx.List("bkt", ListOptions{Delimiter: "/"})
-		if err != nil {
-			return err
-		}
-		if len(page.CommonPrefixes) != 20 || len(page.Objects) != 1 || page.IsTruncated {
-			t.Errorf("root listing: %d prefixes, %d objects, truncated %v", len(page.CommonPrefixes), len(page.Objects), page.IsTruncated)
-		}
-		if tx.reads > 21 {
-			t.Errorf("root listing read %d records, want at most 21", tx.reads)
-		}
+		view(t, db, func(tx *Txn) error {
+			page, err := tx.List("bkt", ListOptions{Delimiter: "/"})
+			if err != nil {
+				return err
+			}
+			if len(page.CommonPrefixes) != 20 || len(page.Objects) != 1 || page.IsTruncated {
+				t.Errorf("root listing: %d prefixes, %d objects, truncated %v", len(page.CommonPrefixes), len(page.Objects), page.IsTruncated)
+			}
+			if tx.reads > 21 {
+				t.Errorf("root listing read %d records, want at most 21", tx.reads)
+			}
 
-		// One folder, page of 100: reads the page and one more.
-		tx.reads = 0
-		page, err = tx.List("bkt", ListOptions{Prefix: "folder07/", Delimiter: "/", MaxKeys: 100})
-		if err != nil {
-			return err
-		}
-		if len(page.Objects) != 100 || !page.IsTruncated || page.NextAfter != "folder07/file0099" {
-			t.Errorf("folder page: %d objects, truncated %v, next %q", len(page.Objects), page.IsTruncated, page.NextAfter)
-		}
-		if tx.reads > 101 {
-			t.Errorf("folder page read %d records, want at most 101", tx.reads)
-		}
+			// One folder, page of 100: reads the page and one more.
+			tx.reads = 0
+			page, err = tx.List("bkt", ListOptions{Prefix: "folder07/", Delimiter: "/", MaxKeys: 100})
+			if err != nil {
+				return err
+			}
+			if len(page.Objects) != 100 || !page.IsTruncated || page.NextAfter != "folder07/file0099" {
+				t.Errorf("folder page: %d objects, truncated %v, next %q", len(page.Objects), page.IsTruncated, page.NextAfter)
+			}
+			if tx.reads > 101 {
+				t.Errorf("folder page read %d records, want at most 101", tx.reads)
+			}
 
-		// Continuing after a common prefix does not walk it either.
-		tx.reads = 0
-		page, err = tx.List("bkt", ListOptions{Delimiter: "/", After: "folder18/"})
-		if err != nil {
-			return err
-		}
-		if got := entries(page); !slices.Equal(got, []string{"folder19/ (prefix)", "readme"}) {
-			t.Errorf("after folder18/: %q", got)
-		}
-		if tx.reads > 2 {
-			t.Errorf("listing after folder18/ read %d records, want at most 2", tx.reads)
-		}
+			// Continuing after a common prefix does not walk it either.
+			tx.reads = 0
+			page, err = tx.List("bkt", ListOptions{Delimiter: "/", After: "folder18/"})
+			if err != nil {
+				return err
+			}
+			if got := entries(page); !slices.Equal(got, []string{"folder19/ (prefix)", "readme"}) {
+				t.Errorf("after folder18/: %q", got)
+			}
+			if tx.reads > 2 {
+				t.Errorf("listing after folder18/ read %d records, want at most 2", tx.reads)
+			}
 
-		// Without the delimiter, everything is read: the counter counts.
-		tx.reads = 0
-		if _, err := tx.List("bkt", ListOptions{Prefix: "folder03/"}); err != nil {
-			return err
-		}
-		if tx.reads != 1000 {
-			t.Errorf("flat listing of a folder read %d records, want 1000", tx.reads)
-		}
-		return nil
+			// Without the delimiter, everything is read: the counter counts.
+			tx.reads = 0
+			if _, err := tx.List("bkt", ListOptions{Prefix: "folder03/"}); err != nil {
+				return err
+			}
+			if tx.reads != 1000 {
+				t.Errorf("flat listing of a folder read %d records, want 1000", tx.reads)
+			}
+			return nil
+		})
 	})
 }
 
