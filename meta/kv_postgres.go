@@ -23,7 +23,10 @@ package meta
 // Writes (set, delete) are queued and sent in one batch, in order, before
 // the next read or the commit, so a transaction's writes cost one round
 // trip; reads see the transaction's own writes because the batch goes
-// first.
+// first. A key written again before the batch is sent takes the place of
+// its earlier write (a bulk transaction writes a bucket's fence key once
+// per object: PostgreSQL would otherwise walk an ever longer chain of row
+// versions).
 //
 // Durability: a commit that returns is durable as far as the server's
 // settings make it (synchronous_commit on, the default, and fsync on):
@@ -148,7 +151,10 @@ type pgTxn struct {
 	ctx   context.Context
 	tx    pgx.Tx
 	write bool
-	batch pgx.Batch // writes not sent yet
+	// ops are the writes not sent yet, in order; pending indexes them by
+	// key.
+	ops     []pgOp
+	pending map[string]int
 	// err is the first error, after which the server has aborted the
 	// transaction: every later call returns it.
 	err  error
@@ -162,17 +168,44 @@ func (t *pgTxn) fail(op string, err error) error {
 	return t.err
 }
 
+// pgOp is a queued write: a set, or a delete when del.
+type pgOp struct {
+	key, value []byte
+	del        bool
+}
+
+// queue adds a write, replacing a queued write of the same key.
+func (t *pgTxn) queue(op pgOp) {
+	if t.pending == nil {
+		t.pending = make(map[string]int)
+	}
+	if i, ok := t.pending[string(op.key)]; ok {
+		t.ops[i] = op
+		return
+	}
+	t.pending[string(op.key)] = len(t.ops)
+	t.ops = append(t.ops, op)
+}
+
 // flush sends the queued writes.
 func (t *pgTxn) flush() error {
 	if t.err != nil {
 		return t.err
 	}
-	if t.batch.Len() == 0 {
+	if len(t.ops) == 0 {
 		return nil
 	}
-	err := t.tx.SendBatch(t.ctx, &t.batch).Close()
-	t.batch = pgx.Batch{}
-	if err != nil {
+	var b pgx.Batch
+	for _, op := range t.ops {
+		if op.del {
+			b.Queue(pgDelete, op.key)
+		} else {
+			b.Queue(pgSet, op.key, op.value)
+		}
+	}
+	t.ops = t.ops[:0]
+	clear(t.pending)
+	if err := t.tx.SendBatch(t.ctx, &b).Close(); err != nil {
 		return t.fail("write", err)
 	}
 	return nil
@@ -205,7 +238,7 @@ func (t *pgTxn) set(key, value []byte) error {
 	if value == nil {
 		value = []byte{} // nil would be NULL
 	}
-	t.batch.Queue(pgSet, key, value)
+	t.queue(pgOp{key: key, value: value})
 	return nil
 }
 
@@ -216,7 +249,7 @@ func (t *pgTxn) delete(key []byte) error {
 	if !t.write {
 		return fmt.Errorf("meta: postgres delete: %w", ErrReadOnlyTxn)
 	}
-	t.batch.Queue(pgDelete, key)
+	t.queue(pgOp{key: key, del: true})
 	return nil
 }
 
