@@ -153,6 +153,8 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		Logger:   logger,
 		OnCommit: d.repl.OnCommit,
 		OnChange: d.changed,
+
+		SyncInterval: syncInterval(c),
 	})
 	if err != nil {
 		return nil, err

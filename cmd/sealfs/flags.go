@@ -1,7 +1,11 @@
 package main
 
 import (
+	"time"
+
 	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 // Flag groups shared between commands. Every flag has a SEALFS_ environment
@@ -45,6 +49,26 @@ func kmsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kms-root-key-file", EnvVars: []string{"SEALFS_KMS_ROOT_KEY_FILE"}, Category: "Keys",
 			Usage: "file holding the 32-byte KMS root key (raw, hex or base64); SEALFS_KMS_ROOT_KEY may hold it instead; default: generated at DATA/kms/root.key"},
 	}
+}
+
+// syncFlags: how often what the mount committed without fsync is made
+// durable (cryptostore.Config.SyncInterval).
+func syncFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "sync-interval", Value: cryptostore.DefaultSyncInterval, EnvVars: []string{"SEALFS_SYNC_INTERVAL"}, Category: "Mount",
+			Usage: "background sync period: a file closed through the mount without fsync is durable within this time (a power cut loses at most this window); 0 turns it off (durable only on fsync and unmount)"},
+	}
+}
+
+// syncInterval is the store's SyncInterval for the flag's value.
+func syncInterval(c *cli.Context) time.Duration {
+	if !c.IsSet("sync-interval") {
+		return cryptostore.DefaultSyncInterval
+	}
+	if d := c.Duration("sync-interval"); d > 0 {
+		return d
+	}
+	return -1
 }
 
 func concat(groups ...[]cli.Flag) []cli.Flag {

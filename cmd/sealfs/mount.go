@@ -28,8 +28,9 @@ then the mount is removed.
    $ sealfs mount ./mnt
    $ mkdir ./mnt/photos && setfattr -n user.sealfs.default-encryption -v aws:kms ./mnt/photos
    $ cp IMG_0001.jpg ./mnt/photos/ && getfattr -d ./mnt/photos/IMG_0001.jpg
-   $ sealfs mount /srv/sealfs --data /var/lib/sealfs --allow-other --s3 0.0.0.0:9443`,
-		Flags: concat(dataFlags(), mountFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
+   $ sealfs mount /srv/sealfs --data /var/lib/sealfs --allow-other --s3 0.0.0.0:9443
+   $ sealfs mount ./mnt --sync-interval 1s   # files closed without fsync are durable within 1s`,
+		Flags: concat(dataFlags(), mountFlags(), syncFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return exitUsage(errors.New("mount: want one argument, the mount point"))

@@ -82,6 +82,7 @@ var (
 	_ fs.NodeSetattrer = (*node)(nil)
 	_ fs.NodeFsyncer   = (*node)(nil)
 	_ fs.NodeUnlinker  = (*node)(nil)
+	_ fs.NodeLookuper  = (*node)(nil)
 )
 
 func (n *node) backingPath() string {
@@ -167,6 +168,19 @@ func stableAttr(r *fs.LoopbackRoot, p string, sx *syscall.Stat_t) fs.StableAttr 
 	return fs.StableAttr{Mode: sx.Mode, Gen: gen, Ino: (swapped ^ swappedRootDev) ^ sx.Ino}
 }
 
+// Lookup reports the cached size: the kernel applies what a lookup (or a
+// READDIRPLUS entry) says to an inode it has, and a size smaller than what
+// it mapped would cut its mappings short (SIGBUS).
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
+	if errno == 0 {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.fixSize(&out.Attr)
+		}
+	}
+	return ch, errno
+}
+
 // fixSize reports the cached size instead of the backing file's.
 func (n *node) fixSize(a *fuse.Attr) {
 	n.srv.mu.Lock()
@@ -188,8 +202,13 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	}
 	out.FromStat(&sx)
 	n.fixSize(&out.Attr)
+	if debug {
+		fmt.Fprintf(os.Stderr, "lazyfs: getattr %s fh=%v size=%d key=%v\n", n.Path(nil), f != nil, out.Size, n.StableAttr())
+	}
 	return 0
 }
+
+var debug = os.Getenv("LAZYFS_DEBUG") != ""
 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if sz, ok := in.GetSize(); ok {
@@ -466,7 +485,9 @@ func Serve(backing, mnt string, ctl io.Reader, out io.Writer) error {
 			DirectMount:          true,
 			AllowOther:           os.Geteuid() == 0,
 			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+			DisableReadDirPlus:   true,
 			MaxWrite:             1 << 20,
+			Debug:                debug,
 		},
 	}
 	fsrv, err := fs.Mount(mnt, rootNode, opts)
