@@ -1,5 +1,7 @@
 // Package meta is sealfs's metadata store: the records of buckets, objects,
-// multipart uploads and their parts, kept in an embedded Badger database.
+// multipart uploads and their parts, kept in an ordered transactional
+// key-value engine: an embedded Badger database (the default), or a
+// PostgreSQL or etcd server shared by several gateways.
 //
 // # What it owns
 //
@@ -21,12 +23,15 @@
 //     record is written with a MAC over its key and bytes, and every read
 //     checks it (ErrRecordTampered). meta asks for MACs; it never holds the
 //     key. SealRecords seals the records of a store written before.
-//   - Badger's upkeep: its tuning for a small daemon, its log routed to the
-//     slog logger, and the value-log garbage collector.
-//   - Durability failures (db.go): the first failed sync is permanent;
+//   - The engines (kv.go, kv_<name>.go): the interface every engine
+//     implements, the choice of one by URL (Open), and the engines
+//     themselves.
+//   - Badger's upkeep (kv_badger.go): its tuning for a small daemon, its
+//     log routed to the slog logger, and the value-log garbage collector.
+//   - Durability failures (Badger, kv_badger.go): the first failed sync is permanent;
 //     every later write, commit and Sync fails with ErrSyncFailed until
 //     restart, reads go on.
-//   - The free-space reserve (space.go): Badger maps sparse files and dies
+//   - The free-space reserve (Badger, space.go): Badger maps sparse files and dies
 //     of SIGBUS when the disk runs out under them, so writes are refused
 //     with ErrNoSpace below Reserve bytes free (CheckSpace lets the blob
 //     and spool writers keep it too; UseReserve lets deletions use half of
@@ -48,7 +53,71 @@
 //
 // A Txn is only valid inside the callback that received it. An Update
 // callback may run more than once (on a conflict), so it must have no
-// effect outside the transaction. Badger detects conflicts on the keys a
-// transaction read; see keys.go for the write fences that extend that to
-// "the bucket became non-empty" and "the upload gained a part".
+// effect outside the transaction. Every engine detects conflicts on the
+// keys a transaction read; see keys.go for the write fences that extend
+// that to "the bucket became non-empty" and "the upload gained a part".
+//
+// # Engines
+//
+// Open takes a URL and picks the engine by its scheme:
+//
+//	badger://DIR (or a plain path)   embedded Badger in DIR: one gateway
+//	postgres://user@host:port/db?…   PostgreSQL (the URL goes to pgx as it is;
+//	                                 ?search_path=NAME picks a schema)
+//	etcd://host1:2379,host2:2379/prefix
+//
+// meta's key layout (keys.go) and record encoding are one implementation
+// over a small interface (kv.go): transactions with get, set, delete and
+// an ordered iterator over a prefix that can seek (with a keys-only
+// option). An engine is one file that registers a constructor for its URL
+// scheme. What an engine must guarantee:
+//
+//   - Order: keys compare as unsigned bytes (bytes.Compare); an iterator
+//     visits the keys under its prefix in that order, from any key it
+//     seeks to, forward or back.
+//   - Isolation: a read-only transaction reads one consistent snapshot. A
+//     read-write transaction reads its own writes, and its commit is
+//     serializable at least with respect to the keys it read: when a key
+//     it read (by get, or returned by an iterator) was written by a
+//     transaction that committed after its snapshot, and committing both
+//     would not be serializable, it fails with an error wrapping
+//     ErrConflict and nothing of it is applied. Ranges scanned need not be
+//     checked: the write fences of keys.go turn every phantom meta cares
+//     about into a key read. Badger and etcd check the keys read
+//     (optimistically, at commit); PostgreSQL runs SERIALIZABLE, whose
+//     predicate locks cover scanned ranges too.
+//   - Conflict reporting: ErrConflict (at commit, or at any operation
+//     before it) means "not applied, run it again"; Update and UpdateBulk
+//     retry it, engine-neutrally, up to 16 times with jittered backoff.
+//     An error whose outcome is unknown (the connection died during the
+//     commit) must not be ErrConflict and must not be reported as success:
+//     Update returns it, and the caller decides.
+//   - Durability at commit: when Update returns nil the commit survives a
+//     crash of the gateway and of the engine's servers. Badger gets there
+//     through the group commit (sync, after the commit; WithoutSync skips
+//     it, Sync catches up); PostgreSQL (synchronous_commit on, the default)
+//     and etcd (a commit is a raft entry fsynced by a quorum) are durable
+//     when commit returns, so Sync and WithoutSync change nothing there.
+//   - Size: a write that does not fit in a transaction fails with
+//     ErrTxnTooBig, and UpdateBulk splits its work on it (Badger and etcd
+//     have limits; PostgreSQL has none that meta reaches).
+//
+// Badger-only: the disk-space reserve and the read-only mode of a full
+// disk (space.go), the permanent sync failure (ErrSyncFailed), the group
+// commit and the value-log GC. On the server engines CheckSpace returns
+// nil and ReadOnly false.
+//
+// # What is per gateway and what is shared
+//
+// With a server engine several gateways open the same store. Shared (in
+// the engine, under keys.go's layout): every record (buckets, objects,
+// inline data, uploads, parts), the fences, the replication queue and its
+// index, configuration records, and the sequences' counters (a Sequence
+// leases a block of numbers in a transaction, so numbers are unique across
+// gateways, increasing within one gateway's Sequence, not across them).
+// Per gateway (in its process, never relied on by another): the DB handle
+// and its connection pool, the record-authentication key handed to
+// SetRecordAuth, a Sequence's unused lease, and, for Badger, the whole
+// store. Nothing in meta caches records between transactions, so every
+// read sees every gateway's commits.
 package meta
