@@ -558,17 +558,59 @@ type etcdIter struct {
 }
 
 func (it *etcdIter) seek(k []byte) {
-	it.finishWalk()
 	start := string(k)
 	if start < it.prefix {
 		start = it.prefix
 	}
+	if it.seekInPage(start) || it.seekPastPage(start) {
+		return
+	}
+	it.finishWalk()
 	it.from, it.walked = start, true
 	it.li, _ = slices.BinarySearchFunc(it.local, start, func(l etcdLocal, s string) int { return strings.Compare(l.key, s) })
 	it.page, it.pi, it.more, it.nextFrom = nil, 0, true, start
 	it.pageSize = etcdFirstPage
 	it.fill()
 	it.settle()
+}
+
+// seekInPage moves forward to start without a request when the page at
+// hand already holds it (a listing that skips a common prefix usually
+// lands in the same page): the walk goes on, and its range will cover the
+// keys skipped too.
+func (it *etcdIter) seekInPage(start string) bool {
+	if !it.ok || start <= it.curKey || it.fail != nil {
+		return false
+	}
+	p := len(it.t.e.prefix)
+	n := len(it.page)
+	if it.pi >= n || (it.more && start > string(it.page[n-1].Key[p:])) {
+		return false
+	}
+	i, _ := slices.BinarySearchFunc(it.page[it.pi:], start, func(kv *mvccpb.KeyValue, s string) int {
+		return strings.Compare(string(kv.Key[p:]), s)
+	})
+	it.pi += i
+	j, _ := slices.BinarySearchFunc(it.local[it.li:], start, func(l etcdLocal, s string) int { return strings.Compare(l.key, s) })
+	it.li += j
+	it.settle()
+	return true
+}
+
+// seekPastPage moves forward to start, beyond the page at hand, by
+// fetching the next page from start at the walk's current page size: a
+// listing that skips many common prefixes costs a few growing pages, not a
+// small page per prefix. The walk goes on, and its range will cover the
+// keys skipped too.
+func (it *etcdIter) seekPastPage(start string) bool {
+	if !it.ok || start <= it.curKey || it.fail != nil {
+		return false
+	}
+	it.page, it.pi, it.more, it.nextFrom = nil, 0, true, start
+	j, _ := slices.BinarySearchFunc(it.local[it.li:], start, func(l etcdLocal, s string) int { return strings.Compare(l.key, s) })
+	it.li += j
+	it.settle()
+	return true
 }
 
 // finishWalk records the range the walk since the last seek covered: up
