@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -131,7 +130,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.meta, err = meta.Open(filepath.Join(d.dataDir, "meta"), meta.Options{Logger: logger})
+	d.meta, err = meta.Open(metaLocation(c, d.dataDir), meta.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("opening metadata: %w", err)
 	}

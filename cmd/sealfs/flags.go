@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,7 +16,18 @@ func dataFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "data", Value: "./sealfs-data", EnvVars: []string{"SEALFS_DATA"}, Category: "Storage",
 			Usage: "data directory: metadata, blobs, keys, TLS certificate and credentials"},
+		&cli.StringFlag{Name: "meta", EnvVars: []string{"SEALFS_META"}, Category: "Storage",
+			Usage: "metadata engine `URL`: badger://DIR (default: an embedded Badger store in DATA/meta), postgres://user@host:port/db?..., etcd://host1:2379,host2:2379/prefix; gateways given the same URL share one namespace"},
 	}
+}
+
+// metaLocation returns the metadata engine's URL: --meta, or the embedded
+// Badger store in the data directory.
+func metaLocation(c *cli.Context, dataDir string) string {
+	if u := c.String("meta"); u != "" {
+		return u
+	}
+	return "badger://" + filepath.Join(dataDir, "meta")
 }
 
 func logFlags() []cli.Flag {
