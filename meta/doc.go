@@ -64,7 +64,8 @@
 //	badger://DIR (or a plain path)   embedded Badger in DIR: one gateway
 //	postgres://user@host:port/db?…   PostgreSQL (the URL goes to pgx as it is;
 //	                                 ?search_path=NAME picks a schema)
-//	etcd://host1:2379,host2:2379/prefix
+//	etcd://host1:2379,host2:2379/prefix[?…]  etcd 3.4+, keys under the prefix
+//	                                 (options: kv_etcd.go)
 //
 // meta's key layout (keys.go) and record encoding are one implementation
 // over a small interface (kv.go): transactions with get, set, delete and
@@ -83,9 +84,10 @@
 //     would not be serializable, it fails with an error wrapping
 //     ErrConflict and nothing of it is applied. Ranges scanned need not be
 //     checked: the write fences of keys.go turn every phantom meta cares
-//     about into a key read. Badger and etcd check the keys read
-//     (optimistically, at commit); PostgreSQL runs SERIALIZABLE, whose
-//     predicate locks cover scanned ranges too.
+//     about into a key read. Badger checks the keys read (optimistically,
+//     at commit); etcd compares the revisions of the keys read and of the
+//     ranges scanned at commit (kv_etcd.go); PostgreSQL runs SERIALIZABLE,
+//     whose predicate locks cover scanned ranges too.
 //   - Conflict reporting: ErrConflict (at commit, or at any operation
 //     before it) means "not applied, run it again"; Update and UpdateBulk
 //     retry it, engine-neutrally, up to 16 times with jittered backoff.

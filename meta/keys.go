@@ -28,11 +28,11 @@ package meta
 //	c       c \0 s \0 <name>                               u64 BE: the end of the numbers leased so far
 //	                                                      of a named sequence (NewSequence)
 //
-// Write fences. Badger (and etcd) detect conflicts on the keys a transaction
-// read, not on the ranges it scanned, so a scan that found a bucket empty does
-// not conflict with a concurrent transaction that adds the bucket's first
-// object. (PostgreSQL's SERIALIZABLE covers ranges too; the fences are
-// harmless there.)
+// Write fences. Badger detects conflicts on the keys a transaction read, not
+// on the ranges it scanned, so a scan that found a bucket empty does not
+// conflict with a concurrent transaction that adds the bucket's first object.
+// (PostgreSQL's SERIALIZABLE and etcd's range compares cover ranges too; the
+// fences are harmless there, and the engine contract asks only for keys.)
 // To close that gap every PutObject and PutUpload also writes the bucket's
 // fence key (a blind write: writers never read it, so they do not conflict
 // with each other), and DeleteBucket reads it: a DeleteBucket whose snapshot
