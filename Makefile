@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test crash lint bench bench-fs bench-s3 fuzz clean
+.PHONY: all build run test test-engines crash lint bench bench-fs bench-s3 fuzz clean
 
 all: build
 
@@ -29,6 +29,14 @@ run: build
 
 test: build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# The whole metadata engine matrix: every meta test against Badger,
+# PostgreSQL and etcd (make test runs a representative subset on the
+# servers: the write fences, conflicts, scans, restarts). The tests start
+# their own servers on loopback (Debian's postgresql and etcd-server
+# packages); SEALFS_REQUIRE_ENGINES=1 makes a missing one a failure.
+test-engines: build
+	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./internal/pgtest/ ./internal/etcdtest/
 
 # Power cuts, many of them (make test runs a short version): the daemon runs
 # on a data directory served by lazyfs (internal/lazyfs), which loses
