@@ -34,13 +34,12 @@ func ChildMain() {
 type Harness struct {
 	Backing, Mount string
 
-	t     testing.TB
-	cmd   *exec.Cmd
-	ctl   io.WriteCloser
-	out   *bufio.Reader
-	done  chan struct{}
-	cuts  int
-	stats Stats
+	t    testing.TB
+	cmd  *exec.Cmd
+	ctl  io.WriteCloser
+	out  *bufio.Reader
+	done chan struct{}
+	cuts int
 }
 
 // Stats are the child's counters (of the current mount only).

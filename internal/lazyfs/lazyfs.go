@@ -71,8 +71,16 @@ type server struct {
 // node is a loopback node whose file data goes through the server's
 // page cache.
 type node struct {
-	fs.LoopbackNode
+	*fs.LoopbackNode
 	srv *server
+}
+
+// WrapChild makes every node the loopback creates one of ours.
+func (n *node) WrapChild(ctx context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
+	if ln, ok := ops.(*fs.LoopbackNode); ok {
+		return &node{LoopbackNode: ln, srv: n.srv}
+	}
+	return ops
 }
 
 var (
@@ -83,6 +91,8 @@ var (
 	_ fs.NodeFsyncer   = (*node)(nil)
 	_ fs.NodeUnlinker  = (*node)(nil)
 	_ fs.NodeLookuper  = (*node)(nil)
+
+	_ fs.NodeWrapChilder = (*node)(nil)
 )
 
 func (n *node) backingPath() string {
@@ -137,7 +147,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f.Close()
 		return nil, nil, 0, fs.ToErrno(err)
 	}
-	child := &node{LoopbackNode: fs.LoopbackNode{RootData: n.RootData}, srv: n.srv}
+	child := &node{LoopbackNode: &fs.LoopbackNode{RootData: n.RootData}, srv: n.srv}
 	ch := n.NewInode(ctx, child, stableAttr(n.RootData, p, &sx))
 	cn := ch.Operations().(*node)
 	h := &handle{n: cn, f: f}
@@ -470,10 +480,7 @@ func Serve(backing, mnt string, ctl io.Reader, out io.Writer) error {
 	}
 	srv := &server{backing: backing, files: make(map[fs.StableAttr]*fileState)}
 	root := &fs.LoopbackRoot{Path: backing, Dev: sx.Dev}
-	root.NewNode = func(r *fs.LoopbackRoot, parent *fs.Inode, name string, st *syscall.Stat_t) fs.InodeEmbedder {
-		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, srv: srv}
-	}
-	rootNode := root.NewNode(root, nil, "", &sx)
+	rootNode := &node{LoopbackNode: &fs.LoopbackNode{RootData: root}, srv: srv}
 	root.RootNode = rootNode
 	zero := time.Duration(0)
 	opts := &fs.Options{
