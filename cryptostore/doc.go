@@ -26,23 +26,28 @@
 //     transaction; if it changed in between, the staged data is rewritten
 //     under the new setting before the commit is tried again. Request headers
 //     asking for encryption change nothing.
-//   - Blob lifetime: blobs replaced or deleted by a commit are removed after
-//     the commit, or when the last reader lets go of them; blobs left behind
-//     by a crash are found and removed by the orphan collector.
+//   - Blob lifetime: blobs replaced or deleted by a commit are removed once
+//     that commit is durable (at once for a synced commit; after the next
+//     sync for one made WithoutSync, see durable.go), and not before the
+//     last reader lets go of them; blobs left behind by a crash are found
+//     and removed by the orphan collector, which syncs the metadata after
+//     its snapshot and before it removes anything.
 //   - The mount's staging (Spool): a random-access temporary file sealed
 //     under a throwaway key, with a fresh nonce for every chunk write.
 //   - Durability: every commit is synced before it returns unless its
 //     context is marked WithoutSync (the mount, which syncs on fsync with
-//     Sync); blob data is synced before any record points at it either way.
+//     Sync); a background sync (Config.SyncInterval) makes those durable
+//     within its period. Blob data is synced before any record points at it
+//     either way. After a failed sync no blob is removed any more.
 //   - Checking what is stored: Scrub reads objects back and verifies them;
 //     Stats counts objects, bytes and the encrypted share.
 //
 // # Commit order
 //
 // Data is written to a new blob and synced before the metadata transaction
-// that points at it commits; the blob it replaces is removed only afterwards.
-// A crash therefore leaves at worst an orphan blob, never a record pointing at
-// a missing or half-written blob.
+// that points at it commits; the blob it replaces is removed only once that
+// transaction is on disk. A crash or a power cut therefore leaves at worst an
+// orphan blob, never a record pointing at a missing or half-written blob.
 //
 // # Keys
 //
