@@ -2,6 +2,7 @@ package kms
 
 import (
 	"bytes"
+	"context"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -17,9 +18,11 @@ import (
 	"time"
 )
 
-// The keyring file, DIR/keyring, holds every master key. It is small (a few
-// hundred bytes per key) and rewritten whole, atomically, on every change:
-// temporary file, fsync, rename, fsync of the directory. Its mode is 0600.
+// The keyring holds every master key. It is small (a few hundred bytes per
+// key) and rewritten whole on every change. In the file DIR/keyring (the
+// default store) the rewrite is atomic: temporary file, fsync, rename, fsync
+// of the directory; its mode is 0600. A shared keyring (MetaKeyring) holds
+// the same bytes in a metadata record, with "generation" in BODY (below).
 //
 //	{"format":2,"mac":"<hex>","keyring":BODY}
 //
@@ -28,6 +31,10 @@ import (
 //	check   base64(nonce || tag): AES-256-GCM under the sealing key of an
 //	        empty plaintext with associated data "sealfs kms root check v2";
 //	        it tells a wrong root key apart from a damaged or altered file
+//	generation  only in a shared keyring: the store's generation, 1 for
+//	        the first keyring stored, one more on each change; a gateway
+//	        refuses a keyring whose generation is not the store's or is
+//	        older than one it has read (a rollback while it runs)
 //	keys    [{id, description, state, created, deletion_date, versions:
 //	        [{version, created, sealed}]}]
 //
@@ -39,8 +46,10 @@ import (
 //
 // mac is HMAC-SHA256 over "sealfs kms keyring v2" || BODY (the exact bytes in
 // the file). It stops an edit of the file (re-enabling a disabled key, say)
-// by someone who can write the data disk but does not hold the root key. It
-// does not stop a rollback to an older keyring written by sealfs itself.
+// by someone who can write the data disk (or the shared metadata) but does
+// not hold the root key. It does not stop a rollback to an older keyring
+// written by sealfs itself, except that a running gateway refuses a shared
+// keyring older than one it has read.
 //
 // The root key itself is never a cipher key. Both keys are derived from it
 // with HKDF-SHA256 (no salt), each under its own label:
@@ -118,8 +127,11 @@ type keyringEnvelope struct {
 }
 
 type keyringBody struct {
-	Check []byte      `json:"check"`
-	Keys  []keyRecord `json:"keys"`
+	Check []byte `json:"check"`
+	// Generation is set only in a shared keyring (MetaKeyring): the
+	// store's generation, under the MAC. The file never holds it.
+	Generation uint64      `json:"generation,omitempty"`
+	Keys       []keyRecord `json:"keys"`
 }
 
 type keyRecord struct {
@@ -184,20 +196,22 @@ func (k *Local) encodeKeyring(body *keyringBody) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// decodeKeyring verifies and parses the file contents, and returns the
-// scheme of the format it was written in. Errors wrap ErrRootKeyMismatch when
-// the check value does not open under this root key, and errKeyringIntegrity
-// when the rest does not verify.
-func (k *Local) decodeKeyring(data, root []byte) (*keyringBody, *keyringScheme, error) {
+// decodeKeyring verifies and parses a stored keyring (where names it in
+// errors), and returns the scheme of the format it was written in. Errors
+// wrap ErrRootKeyMismatch when the check value does not open under this root
+// key, and errKeyringIntegrity when the rest does not verify. root is needed
+// only for a keyring in the first release's format; without it such a
+// keyring is an error.
+func (k *Local) decodeKeyring(data, root []byte, where string) (*keyringBody, *keyringScheme, error) {
 	var env keyringEnvelope
 	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
+		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", where, err)
 	}
 	sc := k.scheme
 	if env.Format != sc.format {
 		var err error
-		if env.Format != keyringFormatV1 {
-			return nil, nil, fmt.Errorf("kms: keyring %s has format %d, this sealfs reads formats %d and %d", k.path, env.Format, keyringFormatV1, keyringFormat)
+		if env.Format != keyringFormatV1 || root == nil {
+			return nil, nil, fmt.Errorf("kms: keyring %s has format %d, this sealfs reads formats %d and %d", where, env.Format, keyringFormatV1, keyringFormat)
 		}
 		if sc, err = newKeyringScheme(env.Format, root); err != nil {
 			return nil, nil, err
@@ -205,32 +219,33 @@ func (k *Local) decodeKeyring(data, root []byte) (*keyringBody, *keyringScheme, 
 	}
 	var body keyringBody
 	if err := json.Unmarshal(env.Keyring, &body); err != nil {
-		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", k.path, err)
+		return nil, nil, fmt.Errorf("kms: keyring %s is not valid: %w", where, err)
 	}
 	if _, err := openWithRoot(sc.seal, body.Check, []byte(sc.checkAD)); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s was sealed by another root key", ErrRootKeyMismatch, k.path)
+		return nil, nil, fmt.Errorf("%w: %s was sealed by another root key", ErrRootKeyMismatch, where)
 	}
 	mac, err := hex.DecodeString(env.MAC)
 	if err != nil || !hmac.Equal(mac, sc.mac(env.Keyring)) {
-		return nil, nil, fmt.Errorf("%w: %s", errKeyringIntegrity, k.path)
+		return nil, nil, fmt.Errorf("%w: %s", errKeyringIntegrity, where)
 	}
 	return &body, sc, nil
 }
 
 // loadKeys turns verified records into master keys, unsealing every version
-// with sc, the scheme the keyring was written in. Versions are resealed under
-// k.scheme if that is another one, so the next write stores them in the
-// current format.
-func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme) (map[string]*masterKey, error) {
+// with sc, the scheme the keyring was written in. A version prev already
+// holds unsealed (same key, number, sealed bytes and date) is shared, not
+// unsealed again. Versions are resealed under k.scheme if that is another
+// one, so the next write stores them in the current format.
+func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme, prev map[string]*masterKey, where string) (map[string]*masterKey, error) {
 	keys := make(map[string]*masterKey, len(body.Keys))
 	for _, r := range body.Keys {
 		if r.ID == "" || len(r.ID) > maxKeyIDLen || keys[r.ID] != nil || len(r.Versions) == 0 {
-			return nil, fmt.Errorf("%w: %s: bad record for key %q", errKeyringIntegrity, k.path, r.ID)
+			return nil, fmt.Errorf("%w: %s: bad record for key %q", errKeyringIntegrity, where, r.ID)
 		}
 		switch r.State {
 		case KeyEnabled, KeyDisabled, KeyPendingDeletion:
 		default:
-			return nil, fmt.Errorf("%w: %s: key %s has unknown state %q", errKeyringIntegrity, k.path, r.ID, r.State)
+			return nil, fmt.Errorf("%w: %s: key %s has unknown state %q", errKeyringIntegrity, where, r.ID, r.State)
 		}
 		m := &masterKey{
 			id:           r.ID,
@@ -239,13 +254,22 @@ func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme) (map[string]*mast
 			created:      r.Created,
 			deletionDate: r.DeletionDate,
 		}
-		for i, vr := range r.Versions {
+		var had []*keyVersion
+		if p := prev[r.ID]; p != nil {
+			had = p.versions
+		}
+		for i := range r.Versions {
+			vr := &r.Versions[i]
 			if vr.Version != uint32(i+1) {
-				return nil, fmt.Errorf("%w: %s: key %s lists version %d at position %d", errKeyringIntegrity, k.path, r.ID, vr.Version, i+1)
+				return nil, fmt.Errorf("%w: %s: key %s lists version %d at position %d", errKeyringIntegrity, where, r.ID, vr.Version, i+1)
+			}
+			if i < len(had) && sc == k.scheme && sameVersion(had[i], vr) {
+				m.versions = append(m.versions, had[i])
+				continue
 			}
 			material, err := openWithRoot(sc.seal, vr.Sealed, sc.masterSealAD(r.ID, vr.Version))
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: key %s version %d does not unseal", errKeyringIntegrity, k.path, r.ID, vr.Version)
+				return nil, fmt.Errorf("%w: %s: key %s version %d does not unseal", errKeyringIntegrity, where, r.ID, vr.Version)
 			}
 			sealed := vr.Sealed
 			if sc != k.scheme {
@@ -264,11 +288,17 @@ func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme) (map[string]*mast
 	return keys, nil
 }
 
-// persistLocked writes the keyring as k.keys with changes applied (a nil
-// value deletes that key) and, once it is durable, applies changes to
-// k.keys. On error k.keys is unchanged. The caller holds k.mu for writing.
-func (k *Local) persistLocked(changes map[string]*masterKey) error {
+// persistLocked stores the keyring as k.keys with changes applied (a nil
+// value deletes that key), replacing generation k.gen, and, once it is
+// durable, applies changes to k.keys. On error k.keys is unchanged; the
+// error wraps ErrKeyringChanged when another gateway stored a keyring
+// first. The caller holds k.mu for writing.
+func (k *Local) persistLocked(ctx context.Context, changes map[string]*masterKey) error {
+	start := k.mono()
 	body := &keyringBody{Check: k.check, Keys: []keyRecord{}}
+	if k.shared {
+		body.Generation = k.gen + 1
+	}
 	for _, m := range mergedKeys(k.keys, changes) {
 		r := keyRecord{
 			ID:           m.id,
@@ -286,9 +316,11 @@ func (k *Local) persistLocked(changes map[string]*masterKey) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(k.dir, keyringName, keyringTempGlob, data); err != nil {
+	if err := k.store.Store(ctx, data, k.gen); err != nil {
 		return err
 	}
+	k.gen++
+	k.markFresh(start)
 	for id, m := range changes {
 		if m == nil {
 			delete(k.keys, id)

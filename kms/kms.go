@@ -5,16 +5,24 @@
 // data keys (plaintext and wrapped) and unwraps them again, always bound to an
 // encryption context, so a wrapped key copied onto another object fails to
 // unwrap. It never logs key material or plaintext and never stores either
-// unsealed. It never touches object data, blobs or the metadata database: its
-// master keys live in a keyring of their own (see Local).
+// unsealed. It never touches object data or blobs, nor any record of the
+// metadata database but its own keyring records.
 //
-// Local is the built-in engine: master keys in one file under DATA/kms, each
+// Local is the built-in engine: master keys in one keyring, each
 // key version sealed by a key derived from a 32-byte root key (see
 // LoadRootKey and keyring.go; the root key is only ever HKDF input), data
 // keys wrapped under a key of their own per wrap, derived from the master key
 // version (the format is documented in wrap.go), and a bounded cache of
 // unwrapped data keys. Keyrings and wrapped keys written by the first release
 // are still read; a first-release keyring is migrated when it is opened.
+//
+// Where the keyring is kept is a KeyringStore (store.go): the file
+// DATA/kms/keyring for a gateway on the embedded Badger metadata (one process,
+// flock'd), or MetaKeyring, two configuration records in the metadata engine
+// that several gateways share (metastore.go). Changes to a shared keyring are
+// compare-and-swap on its generation and retried on conflict, and every
+// gateway picks up the others' changes within a bound (shared.go; Local says
+// which). A shared store that is empty imports the local keyring file once.
 //
 // The interface is small on purpose: a second engine (an external KMS) is one
 // more implementation of KMS, not a rewrite of its callers. Every call takes a

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,7 +22,28 @@ import (
 // open.
 var ErrRootKeyMismatch = errors.New("kms: the root key does not match this keyring")
 
+// ErrKeyringUnavailable: the keyring is shared (MetaKeyring) and this
+// gateway could not confirm that its copy is current for longer than
+// LocalOptions.MaxStale (the metadata engine is unreachable, or the stored
+// keyring failed its checks). Keys are not used until it can: a key
+// disabled on another gateway must not keep working here.
+var ErrKeyringUnavailable = errors.New("kms: the shared keyring cannot be confirmed current")
+
 var errClosed = errors.New("kms: closed")
+
+// errUnknownVersion: a wrapped key names a version the key does not have
+// here (with a shared keyring: perhaps rotated on another gateway).
+var errUnknownVersion = fmt.Errorf("%w: unknown key version", ErrInvalidCiphertext)
+
+// Defaults for a shared keyring (LocalOptions).
+const (
+	DefaultRefreshInterval = time.Second
+	DefaultMaxStale        = 5 * time.Second
+)
+
+// maxCASAttempts bounds how often a change is tried again after another
+// gateway changed the keyring first.
+const maxCASAttempts = 64
 
 // purgeRetry is how long Local waits before trying again to remove keys past
 // their deletion date from the keyring after a failed write. The keys are
@@ -37,30 +57,77 @@ type LocalOptions struct {
 	Logger    *slog.Logger     // nil discards
 	CacheSize int              // unwrapped data keys kept; 0 means 4096; negative disables the cache
 	Now       func() time.Time // nil means time.Now; tests move it to pass deletion dates
+
+	// Store keeps the keyring. nil means the keyring file in the directory
+	// given to OpenLocal (one process at a time). MetaKeyring shares it
+	// with every gateway over one metadata engine; the directory is then
+	// only where a keyring file is imported from (see OpenLocal), and may
+	// be "". OpenLocal takes ownership: Close closes it.
+	Store KeyringStore
+	// RefreshInterval is how often a shared keyring's generation is read
+	// to pick up other gateways' changes; 0 means DefaultRefreshInterval.
+	RefreshInterval time.Duration
+	// MaxStale: with a shared keyring, a key is not used (the call fails
+	// with ErrKeyringUnavailable) when the keyring has not been confirmed
+	// current for this long and cannot be now; 0 means DefaultMaxStale.
+	MaxStale time.Duration
 }
 
-// Local is the built-in KMS: master keys in a keyring file under one
-// directory, sealed by a root key, used by one process at a time (the
-// directory is locked with flock while open). It is safe for concurrent use.
-// Every state change is durable before the call that made it returns.
+// Local is the built-in KMS: master keys in a keyring sealed by a root key,
+// kept in a KeyringStore: by default the keyring file in one directory,
+// used by one process at a time (the directory is locked with flock while
+// open); or, with MetaKeyring, in the metadata engine shared by several
+// gateways. It is safe for concurrent use. Every state change is durable
+// before the call that made it returns.
+//
+// With a shared keyring every change is a compare-and-swap on the
+// keyring's generation: a change computed on a copy another gateway has
+// replaced is not stored; Local reads the keyring again, applies the change
+// to what it read (which may now refuse it: the key was deleted meanwhile)
+// and tries again. Changes made by other gateways are picked up:
+//
+//   - every RefreshInterval (1 s), by reading the generation (one small
+//     read) and, when it moved, the keyring;
+//   - before a call fails because a key is unknown, disabled, pending
+//     deletion or lacks the version a wrapped key names, and before
+//     DescribeKey, ListKeys and every change;
+//   - and a key is never used on a copy not confirmed current within
+//     MaxStale (5 s): past that the call re-reads the generation itself,
+//     and fails with ErrKeyringUnavailable if it cannot.
+//
+// So a key disabled on one gateway stops working on every other within
+// RefreshInterval plus one metadata read while the engine is reachable,
+// and within MaxStale in any case; cached data keys are evicted when the
+// key's new state is read.
 //
 // A key scheduled for deletion whose DeletionDate has passed is destroyed on
 // the next call (or the next OpenLocal): its material is wiped from memory and
 // removed from the keyring, and the key is ErrKeyNotFound from then on.
 type Local struct {
-	dir       string
-	path      string
+	store     KeyringStore
+	where     string // the store, for logs and errors
+	shared    bool
 	arnPrefix string
 	log       *slog.Logger
 	now       func() time.Time
 	scheme    *keyringScheme // seals master key material, authenticates the keyring
-	lockFile  *os.File
 	cache     *dekCache
 	unwraps   atomic.Uint64 // data keys opened with a master key (cache misses)
+
+	// Freshness of a shared keyring, on the monotonic clock (mono).
+	refreshEvery time.Duration
+	maxStale     time.Duration
+	base         time.Time
+	fresh        atomic.Int64 // mono() when the copy was last confirmed current
+	refreshMu    sync.Mutex   // one generation check at a time; others share it
+	lastCheck    int64        // mono() when the last check started (refreshMu)
+	lastErr      error        // its result (refreshMu)
+	stop, done   chan struct{}
 
 	mu        sync.RWMutex
 	closed    bool
 	check     []byte
+	gen       uint64 // generation of the stored keyring k.keys came from
 	keys      map[string]*masterKey
 	nextPurge time.Time // earliest deletion date to act on; zero when none
 }
@@ -112,22 +179,38 @@ func (m *masterKey) destroy() {
 	}
 }
 
-// OpenLocal opens the keyring in dir (in sealfs, DATA/kms; see Dir), creating
-// dir (mode 0700) and an empty keyring if there is none. root is the 32-byte
-// root key. A keyring sealed by another root key gives an error wrapping
-// ErrRootKeyMismatch; a keyring altered outside sealfs gives an integrity
-// error. Keys past their deletion date are destroyed before OpenLocal
-// returns.
+// OpenLocal opens the keyring: by default the file in dir (in sealfs,
+// DATA/kms; see Dir), creating dir (mode 0700) and an empty keyring if there
+// is none; with opts.Store, the keyring in that store (created empty if
+// there is none). root is the 32-byte root key. A keyring sealed by another
+// root key gives an error wrapping ErrRootKeyMismatch and is never
+// replaced; a keyring altered outside sealfs gives an integrity error. Keys
+// past their deletion date are destroyed before OpenLocal returns.
+//
+// A shared store (MetaKeyring) that holds no keyring yet imports the
+// keyring file in dir, if there is one: the file is verified under root
+// (ErrRootKeyMismatch if another root key sealed it: nothing is written),
+// its keys are stored as the shared keyring's first generation, the import
+// is logged, and the file is renamed keyring.imported, never read again.
+// When the store already holds a keyring, a keyring file in dir is left
+// alone and ignored, with a warning that says how many of its keys the
+// shared keyring lacks. Two gateways importing at once cannot both win:
+// the loser reads the winner's keyring.
 func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 	if len(root) != RootKeySize {
 		return nil, fmt.Errorf("%w: root key must be %d bytes, got %d", ErrInvalidArgument, RootKeySize, len(root))
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("kms: %w", err)
-	}
 	scheme, err := newKeyringScheme(keyringFormat, root)
 	if err != nil {
 		return nil, err
+	}
+	store := opts.Store
+	if store == nil {
+		fst, err := openFileStore(dir)
+		if err != nil {
+			return nil, err
+		}
+		store = fst
 	}
 	region, account := opts.Region, opts.Account
 	if region == "" {
@@ -137,14 +220,19 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 		account = "000000000000"
 	}
 	k := &Local{
-		dir:       dir,
-		path:      filepath.Join(dir, keyringName),
-		arnPrefix: "arn:aws:kms:" + region + ":" + account + ":key/",
-		log:       opts.Logger,
-		now:       opts.Now,
-		scheme:    scheme,
-		cache:     newDEKCache(opts.CacheSize),
-		keys:      make(map[string]*masterKey),
+		store:        store,
+		where:        store.String(),
+		shared:       store.Shared(),
+		arnPrefix:    "arn:aws:kms:" + region + ":" + account + ":key/",
+		log:          opts.Logger,
+		now:          opts.Now,
+		scheme:       scheme,
+		cache:        newDEKCache(opts.CacheSize),
+		keys:         make(map[string]*masterKey),
+		refreshEvery: opts.RefreshInterval,
+		maxStale:     opts.MaxStale,
+		base:         time.Now(),
+		lastCheck:    -1,
 	}
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
@@ -152,59 +240,100 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 	if k.now == nil {
 		k.now = time.Now
 	}
-	if k.lockFile, err = lockDir(dir); err != nil {
+	if k.refreshEvery <= 0 {
+		k.refreshEvery = DefaultRefreshInterval
+	}
+	if k.maxStale <= 0 {
+		k.maxStale = DefaultMaxStale
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	if err := k.open(ctx, root, dir); err != nil {
+		store.Close()
 		return nil, err
 	}
-	if err := k.load(root); err != nil {
-		k.lockFile.Close()
-		return nil, err
+	if k.shared {
+		k.stop, k.done = make(chan struct{}), make(chan struct{})
+		go k.refresher()
 	}
 	return k, nil
 }
 
-// load reads the keyring, or creates an empty one. root is needed only to
-// read a keyring in the first release's format, which load migrates.
-func (k *Local) load(root []byte) error {
-	if err := removeStaleTemps(k.dir); err != nil {
-		return err
-	}
+// openTimeout bounds OpenLocal's reads and writes of a shared keyring.
+const openTimeout = time.Minute
+
+// open reads the keyring, or creates an empty one (a shared store may
+// import a keyring file instead). A keyring in the first release's format
+// is migrated. When another gateway stores a keyring meanwhile, open reads
+// that one.
+func (k *Local) open(ctx context.Context, root []byte, dir string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	data, err := os.ReadFile(k.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if k.check, err = sealWithRoot(k.scheme.seal, nil, []byte(k.scheme.checkAD)); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := k.openOnce(ctx, root, dir)
+		if err == nil {
+			return k.purgeLocked(ctx)
+		}
+		for _, m := range k.keys {
+			m.destroy()
+		}
+		k.keys, k.gen = make(map[string]*masterKey), 0
+		if !errors.Is(err, ErrKeyringChanged) || attempt == maxCASAttempts {
 			return err
 		}
-		if err := k.persistLocked(nil); err != nil {
-			return err
-		}
-		k.log.Info("kms keyring created", "path", k.path)
-		return nil
-	case err != nil:
-		return fmt.Errorf("kms: %w", err)
 	}
-	body, sc, err := k.decodeKeyring(data, root)
+}
+
+func (k *Local) openOnce(ctx context.Context, root []byte, dir string) error {
+	start := k.mono()
+	data, gen, err := k.store.Load(ctx)
 	if err != nil {
 		return err
 	}
-	if k.keys, err = k.loadKeys(body, sc); err != nil {
-		return err
-	}
-	k.check = body.Check
-	if sc != k.scheme {
-		// Written by the first release: seal it again under the derived
-		// keys and replace the file (atomically, as every change is).
+	if data == nil {
+		if k.shared && dir != "" {
+			if imported, err := k.importFile(ctx, dir, root); err != nil || imported {
+				return err
+			}
+		}
 		if k.check, err = sealWithRoot(k.scheme.seal, nil, []byte(k.scheme.checkAD)); err != nil {
 			return err
 		}
-		if err := k.persistLocked(nil); err != nil {
-			return fmt.Errorf("kms: migrating keyring %s to format %d: %w", k.path, k.scheme.format, err)
+		if err := k.persistLocked(ctx, nil); err != nil {
+			return err
 		}
-		k.log.Info("kms keyring migrated", "path", k.path, "from_format", sc.format, "to_format", k.scheme.format, "keys", len(k.keys))
+		k.log.Info("kms keyring created", "keyring", k.where)
+		return nil
 	}
-	k.log.Info("kms keyring opened", "path", k.path, "keys", len(k.keys))
-	return k.purgeLocked()
+	body, sc, err := k.decodeKeyring(data, root, k.where)
+	if err != nil {
+		return err
+	}
+	if err := k.checkBodyGeneration(body, gen); err != nil {
+		return err
+	}
+	if k.keys, err = k.loadKeys(body, sc, nil, k.where); err != nil {
+		k.keys = make(map[string]*masterKey)
+		return err
+	}
+	k.check, k.gen = body.Check, gen
+	k.markFresh(start)
+	if sc != k.scheme {
+		// Written by the first release: seal it again under the derived
+		// keys and replace it (atomically, as every change is).
+		if k.check, err = sealWithRoot(k.scheme.seal, nil, []byte(k.scheme.checkAD)); err != nil {
+			return err
+		}
+		if err := k.persistLocked(ctx, nil); err != nil {
+			return fmt.Errorf("kms: migrating keyring %s to format %d: %w", k.where, k.scheme.format, err)
+		}
+		k.log.Info("kms keyring migrated", "keyring", k.where, "from_format", sc.format, "to_format", k.scheme.format, "keys", len(k.keys))
+	}
+	if k.shared && dir != "" {
+		k.noteIgnoredFile(dir, root)
+	}
+	k.log.Info("kms keyring opened", "keyring", k.where, "keys", len(k.keys), "generation", k.gen)
+	return nil
 }
 
 // lockDir takes an exclusive flock on dir's lock file so that a second
@@ -224,12 +353,13 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// Close wipes key material from memory, empties the cache and releases the
-// directory. Calls after Close fail.
+// Close stops re-reading a shared keyring, wipes key material from memory,
+// empties the cache and releases the store (for the file: the directory
+// lock). Calls after Close fail.
 func (k *Local) Close() error {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.closed {
+		k.mu.Unlock()
 		return nil
 	}
 	k.closed = true
@@ -238,11 +368,13 @@ func (k *Local) Close() error {
 	}
 	k.keys = nil
 	k.cache.clear()
-	k.log.Info("kms keyring closed", "path", k.path)
-	if err := k.lockFile.Close(); err != nil {
-		return fmt.Errorf("kms: %w", err)
+	k.mu.Unlock()
+	if k.stop != nil {
+		close(k.stop)
+		<-k.done
 	}
-	return nil
+	k.log.Info("kms keyring closed", "keyring", k.where)
+	return k.store.Close()
 }
 
 // ARN returns the ARN of keyID: arn:aws:kms:<region>:<account>:key/<keyID>.
@@ -261,7 +393,7 @@ func (k *Local) resolve(name string) (string, bool) {
 
 // rlock takes k.mu for reading, first destroying keys past their deletion
 // date if any are due. On success the caller holds the read lock.
-func (k *Local) rlock() error {
+func (k *Local) rlock(ctx context.Context) error {
 	k.mu.RLock()
 	if k.closed {
 		k.mu.RUnlock()
@@ -271,7 +403,7 @@ func (k *Local) rlock() error {
 		return nil
 	}
 	k.mu.RUnlock()
-	if err := k.lock(); err != nil {
+	if err := k.lock(ctx); err != nil {
 		return err
 	}
 	k.mu.Unlock()
@@ -285,14 +417,14 @@ func (k *Local) rlock() error {
 
 // lock takes k.mu for writing, first destroying keys past their deletion
 // date if any are due. On success the caller holds the write lock.
-func (k *Local) lock() error {
+func (k *Local) lock(ctx context.Context) error {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
 		return errClosed
 	}
 	if k.purgeDueLocked() {
-		if err := k.purgeLocked(); err != nil {
+		if err := k.purgeLocked(ctx); err != nil {
 			k.log.Error("kms: removing keys past their deletion date", "err", err)
 		}
 	}
@@ -304,35 +436,44 @@ func (k *Local) purgeDueLocked() bool {
 }
 
 // purgeLocked destroys every key past its deletion date and sets nextPurge.
-// The caller holds k.mu for writing.
-func (k *Local) purgeLocked() error {
-	now := k.now()
-	changes := make(map[string]*masterKey)
+// With a shared keyring whichever gateway gets there first removes a key;
+// the others find it gone. The caller holds k.mu for writing.
+func (k *Local) purgeLocked(ctx context.Context) error {
 	var victims []*masterKey
-	for id, m := range k.keys {
-		if m.expired(now) {
-			changes[id] = nil
-			victims = append(victims, m)
+	err := k.updateLocked(ctx, func() (map[string]*masterKey, error) {
+		now := k.now()
+		changes := make(map[string]*masterKey)
+		victims = victims[:0]
+		for id, m := range k.keys {
+			if m.expired(now) {
+				changes[id] = nil
+				victims = append(victims, m)
+			}
 		}
+		return changes, nil
+	})
+	if err != nil {
+		k.nextPurge = k.now().Add(purgeRetry)
+		return err
 	}
-	if len(victims) > 0 {
-		if err := k.persistLocked(changes); err != nil {
-			k.nextPurge = now.Add(purgeRetry)
-			return err
-		}
-		for _, m := range victims {
-			m.destroy()
-			k.cache.evictKey(m.id)
-			k.log.Info("kms key deleted", "key_id", m.id, "deletion_date", m.deletionDate)
-		}
+	for _, m := range victims {
+		m.destroy()
+		k.cache.evictKey(m.id)
+		k.log.Info("kms key deleted", "key_id", m.id, "deletion_date", m.deletionDate)
 	}
+	k.schedulePurgeLocked()
+	return nil
+}
+
+// schedulePurgeLocked sets nextPurge to the earliest deletion date of a key
+// pending deletion. The caller holds k.mu for writing.
+func (k *Local) schedulePurgeLocked() {
 	k.nextPurge = time.Time{}
 	for _, m := range k.keys {
 		if m.state == KeyPendingDeletion && (k.nextPurge.IsZero() || m.deletionDate.Before(k.nextPurge)) {
 			k.nextPurge = m.deletionDate
 		}
 	}
-	return nil
 }
 
 // lookupLocked finds a key by id or ARN. A key past its deletion date is not
@@ -415,28 +556,31 @@ func (k *Local) CreateKey(ctx context.Context, req *CreateKeyRequest) (*KeyMetad
 	if req == nil {
 		req = &CreateKeyRequest{}
 	}
-	if err := k.lock(); err != nil {
+	if err := k.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer k.mu.Unlock()
-	id, err := newKeyID()
-	for err == nil && k.keys[id] != nil {
-		id, err = newKeyID()
-	}
+	var m *masterKey
+	err := k.updateLocked(ctx, func() (map[string]*masterKey, error) {
+		id, err := newKeyID()
+		for err == nil && k.keys[id] != nil {
+			id, err = newKeyID()
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := k.now().UTC()
+		v, err := k.newVersion(id, 1, now)
+		if err != nil {
+			return nil, err
+		}
+		m = &masterKey{id: id, description: req.Description, state: KeyEnabled, created: now, versions: []*keyVersion{v}}
+		return map[string]*masterKey{id: m}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := k.now().UTC()
-	v, err := k.newVersion(id, 1, now)
-	if err != nil {
-		return nil, err
-	}
-	m := &masterKey{id: id, description: req.Description, state: KeyEnabled, created: now, versions: []*keyVersion{v}}
-	if err := k.persistLocked(map[string]*masterKey{id: m}); err != nil {
-		m.destroy()
-		return nil, err
-	}
-	k.log.Info("kms key created", "key_id", id)
+	k.log.Info("kms key created", "key_id", m.id)
 	return k.metadata(m), nil
 }
 
@@ -453,7 +597,7 @@ func (k *Local) GenerateDataKey(ctx context.Context, req *GenerateDataKeyRequest
 	if _, err := rand.Read(plaintext); err != nil {
 		return DEK{}, fmt.Errorf("kms: reading random data key: %w", err)
 	}
-	id, ver, ct, err := k.wrapWithCurrent(req.KeyID, req.Context, plaintext)
+	id, ver, ct, err := k.wrapWithCurrent(ctx, req.KeyID, req.Context, plaintext)
 	if err != nil {
 		return DEK{}, err
 	}
@@ -472,28 +616,26 @@ func (k *Local) Encrypt(ctx context.Context, req *EncryptRequest) ([]byte, error
 	if len(req.Plaintext) == 0 || len(req.Plaintext) > maxSecretSize {
 		return nil, fmt.Errorf("%w: plaintext must be 1 to %d bytes, got %d", ErrInvalidArgument, maxSecretSize, len(req.Plaintext))
 	}
-	_, _, ct, err := k.wrapWithCurrent(req.KeyID, req.Context, req.Plaintext)
+	_, _, ct, err := k.wrapWithCurrent(ctx, req.KeyID, req.Context, req.Plaintext)
 	return ct, err
 }
 
-func (k *Local) wrapWithCurrent(name string, c Context, plaintext []byte) (string, uint32, []byte, error) {
-	if err := k.rlock(); err != nil {
-		return "", 0, nil, err
-	}
-	defer k.mu.RUnlock()
-	m, err := k.lookupLocked(name)
+func (k *Local) wrapWithCurrent(ctx context.Context, name string, c Context, plaintext []byte) (string, uint32, []byte, error) {
+	var (
+		id  string
+		ver uint32
+		ct  []byte
+	)
+	err := k.use(ctx, name, true, func(m *masterKey) error {
+		var err error
+		id, ver = m.id, uint32(len(m.versions))
+		ct, err = wrap(m.versions[ver-1].material, m.id, ver, appendContext(nil, c), plaintext)
+		return err
+	})
 	if err != nil {
 		return "", 0, nil, err
 	}
-	if err := usable(m); err != nil {
-		return "", 0, nil, err
-	}
-	ver := uint32(len(m.versions))
-	ct, err := wrap(m.versions[ver-1].material, m.id, ver, appendContext(nil, c), plaintext)
-	if err != nil {
-		return "", 0, nil, err
-	}
-	return m.id, ver, ct, nil
+	return id, ver, ct, nil
 }
 
 // Decrypt unwraps what GenerateDataKey or Encrypt wrapped, given the same
@@ -516,43 +658,41 @@ func (k *Local) Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error
 			return nil, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, req.KeyID)
 		}
 	}
-	if err := k.rlock(); err != nil {
-		return nil, err
-	}
-	defer k.mu.RUnlock()
-	m, err := k.lookupLocked(h.keyID)
-	if err != nil {
-		return nil, err
-	}
-	if err := usable(m); err != nil {
-		return nil, err
-	}
-	if int(h.version) > len(m.versions) {
-		return nil, fmt.Errorf("%w: key %s has no version %d", ErrInvalidCiphertext, h.keyID, h.version)
-	}
 	encCtx := appendContext(nil, req.Context)
 	var ck cacheKey
 	if k.cache != nil {
 		ck = makeCacheKey(req.Ciphertext, encCtx)
-		if pt, ok := k.cache.get(ck); ok {
-			return pt, nil
-		}
 	}
-	pt, err := unwrap(m.versions[h.version-1], req.Ciphertext, h, encCtx)
+	var pt []byte
+	err = k.use(ctx, h.keyID, true, func(m *masterKey) error {
+		if int(h.version) > len(m.versions) {
+			return fmt.Errorf("%w: key %s has no version %d", errUnknownVersion, h.keyID, h.version)
+		}
+		if cached, ok := k.cache.get(ck); ok {
+			pt = cached
+			return nil
+		}
+		var err error
+		if pt, err = unwrap(m.versions[h.version-1], req.Ciphertext, h, encCtx); err != nil {
+			return err
+		}
+		k.unwraps.Add(1)
+		// Only data keys are cached; secrets from Encrypt are rare and
+		// larger. The entry is added under the read lock, so a change of
+		// state waiting for the write lock evicts it afterwards.
+		if len(pt) == dataKeySize {
+			k.cache.put(ck, h.keyID, pt)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	k.unwraps.Add(1)
-	// Only data keys are cached; secrets from Encrypt are rare and larger.
-	// The entry is added under the read lock, so a DisableKey waiting for
-	// the write lock evicts it afterwards.
-	if len(pt) == dataKeySize {
-		k.cache.put(ck, h.keyID, pt)
 	}
 	return pt, nil
 }
 
-// DescribeKey returns a key's metadata, whatever its state.
+// DescribeKey returns a key's metadata, whatever its state. A shared
+// keyring is brought up to date first.
 func (k *Local) DescribeKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -560,23 +700,38 @@ func (k *Local) DescribeKey(ctx context.Context, req *KeyRequest) (*KeyMetadata,
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
 	}
-	if err := k.rlock(); err != nil {
+	if err := k.refreshShared(ctx); err != nil {
 		return nil, err
 	}
-	defer k.mu.RUnlock()
-	m, err := k.lookupLocked(req.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	return k.metadata(m), nil
+	var md *KeyMetadata
+	err := k.use(ctx, req.KeyID, false, func(m *masterKey) error {
+		md = k.metadata(m)
+		return nil
+	})
+	return md, err
 }
 
-// ListKeys returns every key, oldest first.
+// refreshShared brings a shared keyring up to date (one small read).
+func (k *Local) refreshShared(ctx context.Context) error {
+	if !k.shared {
+		return nil
+	}
+	if err := k.refresh(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyringUnavailable, err)
+	}
+	return nil
+}
+
+// ListKeys returns every key, oldest first. A shared keyring is brought up
+// to date first.
 func (k *Local) ListKeys(ctx context.Context) ([]*KeyMetadata, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := k.rlock(); err != nil {
+	if err := k.refreshShared(ctx); err != nil {
+		return nil, err
+	}
+	if err := k.rlock(ctx); err != nil {
 		return nil, err
 	}
 	defer k.mu.RUnlock()
@@ -597,30 +752,41 @@ func (k *Local) ListKeys(ctx context.Context) ([]*KeyMetadata, error) {
 
 // change runs fn on a copy of the named key under the write lock. If fn
 // returns a non-empty message, the copy is persisted, swapped in, and the
-// message is logged at info with the key's id and new state.
+// message is logged at info with the key's id and new state. With a shared
+// keyring fn runs on an up-to-date copy, and again on a fresh one whenever
+// another gateway changed the keyring first.
 func (k *Local) change(ctx context.Context, name string, fn func(c *masterKey, now time.Time) (string, error)) (*masterKey, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := k.lock(); err != nil {
+	if err := k.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer k.mu.Unlock()
-	m, err := k.lookupLocked(name)
+	var (
+		result *masterKey
+		msg    string
+	)
+	err := k.updateLocked(ctx, func() (map[string]*masterKey, error) {
+		m, err := k.lookupLocked(name)
+		if err != nil {
+			return nil, err
+		}
+		c := m.clone()
+		if msg, err = fn(c, k.now().UTC()); err != nil || msg == "" {
+			result = m
+			return nil, err
+		}
+		result = c
+		return map[string]*masterKey{c.id: c}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := m.clone()
-	msg, err := fn(c, k.now().UTC())
-	if err != nil || msg == "" {
-		return m, err
+	if msg == "" {
+		return result, nil
 	}
-	if err := k.persistLocked(map[string]*masterKey{c.id: c}); err != nil {
-		for _, v := range c.versions[len(m.versions):] {
-			clear(v.material)
-		}
-		return nil, err
-	}
+	c := result
 	if c.state != KeyEnabled {
 		k.cache.evictKey(c.id)
 	}
