@@ -125,14 +125,22 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		logger.Warn("generated a KMS root key inside the data directory; production keeps it off the data disk (--kms-root-key-file or SEALFS_KMS_ROOT_KEY)",
 			"file", kms.RootKeyPath(d.dataDir))
 	}
-	d.kms, err = kms.OpenLocal(kms.Dir(d.dataDir), root, kms.LocalOptions{Region: d.region, Logger: logger})
+	metaURL := metaLocation(c, d.dataDir)
+	d.meta, err = meta.Open(metaURL, meta.Options{Logger: logger})
+	if err != nil {
+		clear(root)
+		return nil, fmt.Errorf("opening metadata: %w", err)
+	}
+	kmsOpts := kms.LocalOptions{Region: d.region, Logger: logger}
+	if sharedMeta(metaURL) {
+		// Several gateways share this metadata: the keyring lives in it
+		// (a keyring file in DATA/kms is imported the first time).
+		kmsOpts.Store = kms.MetaKeyring(d.meta)
+	}
+	d.kms, err = kms.OpenLocal(kms.Dir(d.dataDir), root, kmsOpts)
 	clear(root)
 	if err != nil {
 		return nil, err
-	}
-	d.meta, err = meta.Open(metaLocation(c, d.dataDir), meta.Options{Logger: logger})
-	if err != nil {
-		return nil, fmt.Errorf("opening metadata: %w", err)
 	}
 	var storeKMS kms.KMS = d.kms
 	if addr := c.String("metrics"); addr != "" {
@@ -350,8 +358,8 @@ func (d *daemon) banner(w io.Writer, mountpoint string) {
 	io.WriteString(w, b.String())
 }
 
-// close stops replication, closes the store, then the metadata database
-// and the KMS.
+// close stops replication, closes the store, then the KMS (which may
+// read a shared keyring from the metadata) and the metadata database.
 func (d *daemon) close() error {
 	var errs []error
 	if d.repl != nil {
@@ -360,11 +368,19 @@ func (d *daemon) close() error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
-	if d.meta != nil {
-		errs = append(errs, d.meta.Close())
-	}
 	if d.kms != nil {
 		errs = append(errs, d.kms.Close())
 	}
+	if d.meta != nil {
+		errs = append(errs, d.meta.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// sharedMeta reports whether the metadata URL names an engine several
+// gateways share (anything but the embedded Badger: a plain path or
+// badger://).
+func sharedMeta(url string) bool {
+	scheme, _, ok := strings.Cut(url, "://")
+	return ok && !strings.EqualFold(scheme, "badger")
 }
