@@ -322,9 +322,11 @@ func kvKeys(t *testing.T, tx kvTxn, prefix, seek []byte, keysOnly bool) (keys, v
 	for it.seek(seek); it.valid(); it.next() {
 		keys = append(keys, string(it.key()))
 		if !keysOnly {
-			if err := it.value(func(v []byte) error { vals = append(vals, string(v)); return nil }); err != nil {
+			v, err := it.value()
+			if err != nil {
 				t.Fatal(err)
 			}
+			vals = append(vals, string(v))
 		}
 	}
 	if err := it.err(); err != nil {
@@ -432,10 +434,10 @@ func TestEngineOwnWritesAndReadOnly(t *testing.T) {
 			if err := tx.delete(k("b")); err != nil {
 				return err
 			}
-			if ok, err := tx.get(k("a"), nil); !ok || err != nil {
+			if _, ok, err := tx.get(k("a")); !ok || err != nil {
 				t.Errorf("own write a: %v %v", ok, err)
 			}
-			if ok, err := tx.get(k("b"), nil); ok || err != nil {
+			if _, ok, err := tx.get(k("b")); ok || err != nil {
 				t.Errorf("own delete b: %v %v", ok, err)
 			}
 			keys, vals := kvKeys(t, tx, p, p, false)
@@ -479,7 +481,7 @@ func TestEngineConflicts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := t1.get(x, nil); err != nil {
+		if _, _, err := t1.get(x); err != nil {
 			t.Fatal(err)
 		}
 		if err := kvCommit(t, db, func(tx kvTxn) error { return tx.set(x, []byte("t2")) }); err != nil {
@@ -503,7 +505,7 @@ func TestEngineConflicts(t *testing.T) {
 		}
 		defer b.discard()
 		for _, tx := range []kvTxn{a, b} {
-			if _, err := tx.get(x, nil); err != nil {
+			if _, _, err := tx.get(x); err != nil {
 				t.Fatal(err)
 			}
 			kvKeys(t, tx, y, y, false)

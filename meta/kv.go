@@ -74,12 +74,19 @@ type kvEngine interface {
 }
 
 // kvTxn is one transaction of an engine. It is not safe for concurrent use.
-// Slices passed to it may be reused by the caller once the call returns;
-// slices it hands out are valid only as documented.
+// Slices given to set and delete must not be modified afterwards (Badger
+// keeps them until the transaction ends); slices it hands out are valid
+// only as documented, and must not be modified.
+//
+// No method takes a callback: meta's hot path calls these through the
+// interface, and a function passed to an interface method always escapes
+// to the heap (an allocation per call).
 type kvTxn interface {
-	// get calls fn (when fn is not nil) with the value stored under key
-	// and reports whether there is one. v is valid only during fn.
-	get(key []byte, fn func(v []byte) error) (found bool, err error)
+	// get returns the value stored under key and whether there is one.
+	// The value is valid until the next call on the transaction or on one
+	// of its iterators (Badger copies it into a buffer of the
+	// transaction).
+	get(key []byte) (value []byte, found bool, err error)
 	// set stores value under key. An error wrapping ErrTxnTooBig means
 	// the transaction cannot take more writes.
 	set(key, value []byte) error
@@ -116,9 +123,9 @@ type kvIterator interface {
 	// key returns the current key, valid until the next seek, next or
 	// close.
 	key() []byte
-	// value calls fn with the current key's value (not for a keysOnly
-	// iterator), valid only during fn.
-	value(fn func(v []byte) error) error
+	// value returns the current key's value (not for a keysOnly
+	// iterator), valid until the next seek, next or close.
+	value() ([]byte, error)
 	// err returns the error that ended the walk, if any: check it after
 	// valid turns false.
 	err() error

@@ -312,7 +312,9 @@ func (kv *badgerKV) begin(_ context.Context, write bool) (kvTxn, error) {
 		kv.mu.RUnlock()
 		return nil, errNotOpen
 	}
-	return &badgerTxn{kv: kv, btx: kv.bdb.NewTransaction(write)}, nil
+	t := &badgerTxn{kv: kv, btx: kv.bdb.NewTransaction(write)}
+	t.buf = t.small[:0]
+	return t, nil
 }
 
 // badgerTxn is a Badger transaction. Badger keeps the key and value slices
@@ -321,20 +323,29 @@ type badgerTxn struct {
 	kv   *badgerKV
 	btx  *badger.Txn
 	done bool
+	// buf receives the values get returns (Badger hands out a value only
+	// inside a callback); it starts as small, so that reading records
+	// costs no allocation of its own.
+	buf   []byte
+	small [512]byte
 }
 
-func (t *badgerTxn) get(key []byte, fn func(v []byte) error) (bool, error) {
+func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
 	item, err := t.btx.Get(key)
 	if err != nil {
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return false, nil
+			return nil, false, nil
 		}
-		return false, err
+		return nil, false, err
 	}
-	if fn == nil {
-		return true, nil
+	v, err := item.ValueCopy(t.buf[:0])
+	if err != nil {
+		return nil, false, err
 	}
-	return true, item.Value(fn)
+	if cap(v) > cap(t.buf) {
+		t.buf = v[:0]
+	}
+	return v, true, nil
 }
 
 func (t *badgerTxn) set(key, value []byte) error {
@@ -393,6 +404,7 @@ func (t *badgerTxn) iterate(prefix []byte, _ bool) kvIterator {
 type badgerIter struct {
 	prefix []byte
 	it     *badger.Iterator
+	buf    []byte // receives the values value returns
 }
 
 func (i *badgerIter) seek(k []byte) {
@@ -405,7 +417,13 @@ func (i *badgerIter) seek(k []byte) {
 func (i *badgerIter) valid() bool                         { return i.it.Valid() }
 func (i *badgerIter) next()                               { i.it.Next() }
 func (i *badgerIter) key() []byte                         { return i.it.Item().Key() }
-func (i *badgerIter) value(fn func(v []byte) error) error { return i.it.Item().Value(fn) }
+func (i *badgerIter) value() ([]byte, error) {
+	v, err := i.it.Item().ValueCopy(i.buf[:0])
+	if cap(v) > cap(i.buf) {
+		i.buf = v[:0]
+	}
+	return v, err
+}
 func (i *badgerIter) err() error                          { return nil }
 func (i *badgerIter) close()                              { i.it.Close() }
 

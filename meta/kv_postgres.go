@@ -211,21 +211,21 @@ func (t *pgTxn) flush() error {
 	return nil
 }
 
-func (t *pgTxn) get(key []byte, fn func(v []byte) error) (bool, error) {
+func (t *pgTxn) get(key []byte) ([]byte, bool, error) {
 	if err := t.flush(); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	var v []byte
 	if err := t.tx.QueryRow(t.ctx, pgGet, key).Scan(&v); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return false, nil
+			return nil, false, nil
 		}
-		return false, t.fail("get", err)
+		return nil, false, t.fail("get", err)
 	}
-	if fn == nil {
-		return true, nil
+	if v == nil {
+		v = []byte{}
 	}
-	return true, fn(v)
+	return v, true, nil
 }
 
 func (t *pgTxn) set(key, value []byte) error {
@@ -374,12 +374,12 @@ func (i *pgIter) next() {
 
 func (i *pgIter) key() []byte { return i.keys[i.pos] }
 
-func (i *pgIter) value(fn func(v []byte) error) error {
+func (i *pgIter) value() ([]byte, error) {
 	v := i.vals[i.pos]
 	if v == nil {
 		v = []byte{}
 	}
-	return fn(v)
+	return v, nil
 }
 
 func (i *pgIter) err() error { return i.e }

@@ -77,9 +77,10 @@ func (tx *Txn) List(bucket string, opts ListOptions) (*ListPage, error) {
 			break
 		}
 		o := &Object{Bucket: bucket, Key: string(key)}
-		err := it.value(func(v []byte) error {
-			return tx.itemRecord(k, v, func(v []byte) error { return decodeObject(v, o) })
-		})
+		v, err := it.value()
+		if err == nil {
+			err = tx.itemRecord(k, v, func(v []byte) error { return decodeObject(v, o) })
+		}
 		if err != nil {
 			return nil, fmt.Errorf("object %s/%s: %w", bucket, o.Key, err)
 		}

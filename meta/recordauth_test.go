@@ -33,7 +33,8 @@ func rawGet(t *testing.T, db *DB, k []byte) []byte {
 	t.Helper()
 	var v []byte
 	if err := db.View(context.Background(), func(tx *Txn) error {
-		ok, err := tx.kv.get(k, func(b []byte) error { v = bytes.Clone(b); return nil })
+		b, ok, err := tx.kv.get(k)
+		v = bytes.Clone(b)
 		if err == nil && !ok {
 			err = fmt.Errorf("%q: not found", k)
 		}

@@ -37,12 +37,17 @@ func pageSize(n int) int {
 // value calls fn with the value stored under key; ok is false if there is
 // none. fn must not keep the slice.
 func (tx *Txn) value(key []byte, fn func(v []byte) error) (ok bool, err error) {
-	return tx.kv.get(key, fn)
+	v, ok, err := tx.kv.get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, fn(v)
 }
 
 // exists reports whether key is present.
 func (tx *Txn) exists(key []byte) (bool, error) {
-	return tx.kv.get(key, nil)
+	_, ok, err := tx.kv.get(key)
+	return ok, err
 }
 
 // readFence reads a fence key, for its side effect: the read makes this
@@ -62,17 +67,13 @@ func (tx *Txn) scan(prefix, seek []byte, fn func(k, v []byte) (bool, error)) err
 	if seek == nil {
 		seek = prefix
 	}
-	var k []byte
-	more := true
-	// One closure for the whole scan: no allocation per key.
-	vfn := func(v []byte) (err error) {
-		more, err = fn(k, v)
-		return err
-	}
 	for it.seek(seek); it.valid(); it.next() {
 		tx.reads++
-		k = it.key()
-		if err := it.value(vfn); err != nil || !more {
+		v, err := it.value()
+		if err != nil {
+			return err
+		}
+		if more, err := fn(it.key(), v); err != nil || !more {
 			return err
 		}
 	}
@@ -308,21 +309,14 @@ func (tx *Txn) PutInline(id ObjectID, data []byte) error {
 // GetInline returns a copy of an object's inline data, or an error wrapping
 // ErrNoSuchKey.
 func (tx *Txn) GetInline(id ObjectID) ([]byte, error) {
-	var data []byte
-	ok, err := tx.kv.get(inlineKey(id), func(v []byte) error {
-		data = bytes.Clone(v)
-		return nil
-	})
+	v, ok, err := tx.kv.get(inlineKey(id))
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, fmt.Errorf("inline data of object %s: %w", id, ErrNoSuchKey)
 	}
-	if data == nil {
-		data = []byte{}
-	}
-	return data, nil
+	return append([]byte{}, v...), nil
 }
 
 // DeleteInline deletes an object's inline data; deleting absent data is not
