@@ -414,9 +414,9 @@ func (i *badgerIter) seek(k []byte) {
 	i.it.Seek(k)
 }
 
-func (i *badgerIter) valid() bool                         { return i.it.Valid() }
-func (i *badgerIter) next()                               { i.it.Next() }
-func (i *badgerIter) key() []byte                         { return i.it.Item().Key() }
+func (i *badgerIter) valid() bool { return i.it.Valid() }
+func (i *badgerIter) next()       { i.it.Next() }
+func (i *badgerIter) key() []byte { return i.it.Item().Key() }
 func (i *badgerIter) value() ([]byte, error) {
 	v, err := i.it.Item().ValueCopy(i.buf[:0])
 	if cap(v) > cap(i.buf) {
@@ -424,8 +424,8 @@ func (i *badgerIter) value() ([]byte, error) {
 	}
 	return v, err
 }
-func (i *badgerIter) err() error                          { return nil }
-func (i *badgerIter) close()                              { i.it.Close() }
+func (i *badgerIter) err() error { return nil }
+func (i *badgerIter) close()     { i.it.Close() }
 
 // ErrSyncFailed is returned (wrapped, with the failure that caused it) by
 // every write, commit and Sync after a sync of the store has failed once.
