@@ -307,6 +307,9 @@ func (k *Local) openOnce(ctx context.Context, root []byte, dir string) error {
 	}
 	body, sc, err := k.decodeKeyring(data, root, k.where)
 	if err != nil {
+		if k.shared && errors.Is(err, ErrRootKeyMismatch) {
+			return fmt.Errorf("%w: every gateway sharing the metadata must be given the root key the first one used", err)
+		}
 		return err
 	}
 	if err := k.checkBodyGeneration(body, gen); err != nil {
