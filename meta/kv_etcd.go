@@ -175,9 +175,8 @@ func parseEtcdURL(raw string) (cfg clientv3.Config, prefix string, kv etcdKV, er
 	cfg.DialTimeout = kv.timeout
 	cfg.DialKeepAliveTime = 10 * time.Second
 	cfg.DialKeepAliveTimeout = 5 * time.Second
-	// Room for a full transaction and an iterator page of records.
+	// Room for a full transaction (answers are unlimited by default).
 	cfg.MaxCallSendMsgSize = maxReq + 64<<10
-	cfg.MaxCallRecvMsgSize = 64 << 20
 	cfg.Logger = zap.NewNop()
 	return cfg, prefix, kv, nil
 }
@@ -193,18 +192,35 @@ func openEtcd(url string, opts Options) (kvEngine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meta: etcd %s: %w", RedactURL(url), err)
 	}
+	// Ask every endpoint at once: the first answer will do, so a member
+	// that is down does not delay the open.
+	type status struct {
+		version string
+		err     error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), kv.timeout)
+	answers := make(chan status, len(cfg.Endpoints))
+	for _, ep := range cfg.Endpoints {
+		go func() {
+			st, err := cli.Status(ctx, ep)
+			if err != nil {
+				answers <- status{err: fmt.Errorf("%s: %w", ep, err)}
+				return
+			}
+			answers <- status{version: st.Version}
+		}()
+	}
 	var version string
 	var errs []error
-	for _, ep := range cfg.Endpoints {
-		ctx, cancel := context.WithTimeout(context.Background(), kv.timeout)
-		st, err := cli.Status(ctx, ep)
-		cancel()
-		if err == nil {
-			version = st.Version
+	for range cfg.Endpoints {
+		a := <-answers
+		if a.err == nil {
+			version = a.version
 			break
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+		errs = append(errs, a.err)
 	}
+	cancel()
 	if version == "" {
 		cli.Close()
 		return nil, fmt.Errorf("meta: etcd %s: no member answers: %w", RedactURL(url), errors.Join(errs...))
@@ -334,40 +350,30 @@ func (t *etcdTxn) noteGet(k string, mod int64) error {
 	return nil
 }
 
-func (t *etcdTxn) get(key []byte, fn func(v []byte) error) (bool, error) {
+func (t *etcdTxn) get(key []byte) ([]byte, bool, error) {
 	if t.write {
 		if v, ok := t.writes[string(key)]; ok {
 			if v == nil {
-				return false, nil
+				return nil, false, nil
 			}
-			if fn != nil {
-				return true, fn(*v)
-			}
-			return true, nil
+			return *v, true, nil
 		}
 	}
-	var opts []clientv3.OpOption
-	if fn == nil {
-		opts = append(opts, clientv3.WithKeysOnly())
-	}
-	resp, err := t.read(t.e.prefix+string(key), opts...)
+	resp, err := t.read(t.e.prefix + string(key))
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	var mod int64
 	if len(resp.Kvs) > 0 {
 		mod = resp.Kvs[0].ModRevision
 	}
 	if err := t.noteGet(string(key), mod); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if len(resp.Kvs) == 0 {
-		return false, nil
+		return nil, false, nil
 	}
-	if fn != nil {
-		return true, fn(resp.Kvs[0].Value)
-	}
-	return true, nil
+	return resp.Kvs[0].Value, true, nil
 }
 
 // bufferWrite buffers a write of key (v nil: a deletion).
@@ -733,11 +739,11 @@ func (it *etcdIter) next() {
 
 func (it *etcdIter) key() []byte { return []byte(it.curKey) }
 
-func (it *etcdIter) value(fn func(v []byte) error) error {
+func (it *etcdIter) value() ([]byte, error) {
 	if it.keysOnly {
-		return errors.New("meta: etcd: value of a keys-only iterator")
+		return nil, errors.New("meta: etcd: value of a keys-only iterator")
 	}
-	return fn(it.curVal)
+	return it.curVal, nil
 }
 
 func (it *etcdIter) err() error { return it.fail }

@@ -91,9 +91,11 @@ func etcdKeys(t testing.TB, tx kvTxn, prefix, seek string, keysOnly bool) []stri
 	for it.seek([]byte(seek)); it.valid(); it.next() {
 		s := string(it.key())
 		if !keysOnly {
-			if err := it.value(func(v []byte) error { s += "=" + string(v); return nil }); err != nil {
+			v, err := it.value()
+			if err != nil {
 				t.Fatal(err)
 			}
+			s += "=" + string(v)
 		}
 		out = append(out, s)
 	}
@@ -168,7 +170,7 @@ func TestEtcdSnapshotAndOwnWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.discard()
-	if ok, err := tx.get([]byte(key(0)), nil); err != nil || !ok {
+	if _, ok, err := tx.get([]byte(key(0))); err != nil || !ok {
 		t.Fatalf("get = %v, %v", ok, err)
 	}
 	// Another transaction commits after the snapshot was pinned.
@@ -192,14 +194,13 @@ func TestEtcdSnapshotAndOwnWrites(t *testing.T) {
 	if err := tx.set([]byte(key(6)), []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	var got string
-	if ok, err := tx.get([]byte(key(6)), func(v []byte) error { got = string(v); return nil }); err != nil || !ok || got != "new" {
+	if got, ok, err := tx.get([]byte(key(6))); err != nil || !ok || string(got) != "new" {
 		t.Fatalf("get own write = %v %q %v", ok, got, err)
 	}
-	if ok, err := tx.get([]byte(key(4)), nil); err != nil || ok {
+	if _, ok, err := tx.get([]byte(key(4))); err != nil || ok {
 		t.Fatalf("get own deletion = %v %v", ok, err)
 	}
-	if ok, err := tx.get([]byte(key(2)), nil); err != nil || !ok {
+	if _, ok, err := tx.get([]byte(key(2))); err != nil || !ok {
 		t.Fatalf("key deleted after the snapshot: get = %v %v, want it still there", ok, err)
 	}
 
@@ -305,7 +306,7 @@ func TestEtcdConflicts(t *testing.T) {
 }
 
 func getKey(k string) func(kvTxn) error {
-	return func(tx kvTxn) error { _, err := tx.get([]byte(k), nil); return err }
+	return func(tx kvTxn) error { _, _, err := tx.get([]byte(k)); return err }
 }
 
 func setKey(k string) func(kvTxn) error {
