@@ -27,6 +27,12 @@ package meta
 //	                                                      bytes of the named setting
 //	c       c \0 s \0 <name>                               u64 BE: the end of the numbers leased so far
 //	                                                      of a named sequence (NewSequence)
+//	g       g \0 d \0 <blob id: 16 bytes>                 u64 BE: Unix ns after which the blob, no longer
+//	                                                      referenced, may be removed (shared.go)
+//	g       g \0 r \0 <blob id: 16 bytes> \0 <gateway>     u64 BE: Unix ns until which the gateway reads
+//	                                                      the blob (a read pin, shared.go)
+//	g       g \0 l \0 <name>                               lease: u64 BE expiry (Unix ns), then the
+//	                                                      owner's id (shared.go)
 //
 // Write fences. Badger detects conflicts on the keys a transaction read, not
 // on the ranges it scanned, so a scan that found a bucket empty does not
@@ -58,6 +64,14 @@ const (
 	prefixFence       = 'f'
 	prefixReplication = 'q'
 	prefixConfig      = 'c'
+	prefixGateways    = 'g' // coordination of gateways sharing a store
+)
+
+// Gateway coordination kinds: the byte after "g\x00".
+const (
+	gatewayDoomed = 'd'
+	gatewayPin    = 'r'
+	gatewayLease  = 'l'
 )
 
 // Replication queue kinds: the byte after "q\x00".
@@ -270,4 +284,43 @@ func parseConfigKey(k []byte) (string, bool) {
 // sequenceKey is c\0s\0<name>.
 func sequenceKey(name string) []byte {
 	return buildKey(prefixConfig, string(rune(configSequence)), name)
+}
+
+// doomedBlobKey is g\0d\0<blob id>.
+func doomedBlobKey(id BlobID) []byte {
+	return append(doomedBlobsPrefix(), id[:]...)
+}
+
+// doomedBlobsPrefix is g\0d\0.
+func doomedBlobsPrefix() []byte { return []byte{prefixGateways, sep, gatewayDoomed, sep} }
+
+// parseDoomedBlobKey returns the blob id of a doomed-blob key.
+func parseDoomedBlobKey(k []byte) (BlobID, bool) {
+	var id BlobID
+	p := doomedBlobsPrefix()
+	if len(k) != len(p)+len(id) || !bytes.HasPrefix(k, p) {
+		return id, false
+	}
+	copy(id[:], k[len(p):])
+	return id, true
+}
+
+// blobPinsPrefix is g\0r\0<blob id>\0: the prefix of the blob's read pins.
+func blobPinsPrefix(id BlobID) []byte {
+	k := []byte{prefixGateways, sep, gatewayPin, sep}
+	k = append(k, id[:]...)
+	return append(k, sep)
+}
+
+// allBlobPinsPrefix is g\0r\0.
+func allBlobPinsPrefix() []byte { return []byte{prefixGateways, sep, gatewayPin, sep} }
+
+// blobPinKey is g\0r\0<blob id>\0<gateway>.
+func blobPinKey(id BlobID, gateway string) []byte {
+	return append(blobPinsPrefix(id), gateway...)
+}
+
+// leaseKey is g\0l\0<name>.
+func leaseKey(name string) []byte {
+	return buildKey(prefixGateways, string(rune(gatewayLease)), name)
 }
