@@ -186,6 +186,9 @@ func TestPowerCut(t *testing.T) {
 		damaged := pcScrub(t, d)
 		tally.scrubDamaged.Add(int64(damaged))
 		lost, torn, dangling := pcCheck(t, d, c, model, &tally)
+		if damaged+lost+torn+dangling > 0 {
+			pcEmptyBlobs(t, backing)
+		}
 		t.Logf("round %d: cut with %d unsynced bytes in %d files; lost %d, torn %d, dangling %d, scrub damaged %d",
 			round, st.DirtyBytes, st.Files, lost, torn, dangling, damaged)
 	}
@@ -229,6 +232,18 @@ func abortFUSE(t *testing.T, dir string) {
 	if err := os.WriteFile(filepath.Join(ctl, minor, "abort"), []byte("1"), 0); err != nil {
 		t.Logf("aborting the FUSE connection of %s: %v", dir, err)
 	}
+}
+
+// pcEmptyBlobs logs the blob files the cut left empty (a diagnosis aid).
+func pcEmptyBlobs(t *testing.T, backing string) {
+	filepath.WalkDir(filepath.Join(backing, "blobs"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil && fi.Size() < 48 {
+				t.Logf("blob file %s has %d bytes (modified %s)", p, fi.Size(), fi.ModTime().Format(time.StampMicro))
+			}
+		}
+		return nil
+	})
 }
 
 func waitOrFail(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {

@@ -245,12 +245,22 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	return n.Getattr(ctx, f, out)
 }
 
-// Fsync on a directory: its entries are durable already.
+// Fsync without a handle of ours: a directory's entries are durable
+// already; a file's cached data is written through a descriptor of its own.
 func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := f.(*handle); ok {
 		return h.Fsync(ctx, flags)
 	}
-	return 0
+	if n.StableAttr().Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "lazyfs: fsync of %s without a handle\n", n.Path(nil))
+	bf, err := os.OpenFile(n.backingPath(), os.O_RDWR, 0)
+	if err != nil {
+		return fs.ToErrno(err)
+	}
+	defer bf.Close()
+	return (&handle{n: n, f: bf}).Fsync(ctx, flags)
 }
 
 // Unlink drops the cached state of a file whose last name goes (its

@@ -250,3 +250,69 @@ func TestBadgerOnLazyfs(t *testing.T) {
 		t.Fatalf("a key Badger synced is gone after the cut: %v", err)
 	}
 }
+
+func writeSynced(p string, data []byte) error {
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// TestDurableAfterRenameStress: many writers do what a careful program does
+// to store a file (write a temporary file, fsync, rename it into place,
+// fsync the directory; sometimes unlink an older one): after a cut every
+// file that got that far is whole.
+func TestDurableAfterRenameStress(t *testing.T) {
+	h := newHarness(t)
+	os.Mkdir(filepath.Join(h.Mount, "tmp"), 0o700)
+	os.Mkdir(filepath.Join(h.Mount, "final"), 0o700)
+	type done struct {
+		name string
+		data []byte
+	}
+	results := make(chan []done, 4)
+	for w := 0; w < 4; w++ {
+		go func() {
+			var out []done
+			for i := 0; i < 60; i++ {
+				name := filepath.Join("final", string(rune('a'+w))+"-"+string(rune('0'+i%10))+string(rune('0'+i/10)))
+				data := pattern(1000+(i*7919)%300000, byte(w*60+i))
+				tmp := filepath.Join(h.Mount, "tmp", filepath.Base(name))
+				if err := writeSynced(tmp, data); err != nil {
+					t.Error(err)
+					break
+				}
+				if err := os.Rename(tmp, filepath.Join(h.Mount, name)); err != nil {
+					t.Error(err)
+					break
+				}
+				out = append(out, done{name, data})
+				if i%3 == 2 {
+					os.Remove(filepath.Join(h.Mount, out[0].name))
+					out = out[1:]
+				}
+			}
+			results <- out
+		}()
+	}
+	var all []done
+	for w := 0; w < 4; w++ {
+		all = append(all, <-results...)
+	}
+	h.Cut()
+	h.Remount()
+	for _, d := range all {
+		got, err := os.ReadFile(filepath.Join(h.Mount, d.name))
+		if err != nil || !bytes.Equal(got, d.data) {
+			t.Errorf("%s: fsynced and renamed, not whole after the cut (%d of %d bytes): %v", d.name, len(got), len(d.data), err)
+		}
+	}
+}
