@@ -181,17 +181,14 @@ func TestRecordAuth(t *testing.T) {
 func TestSealRecords(t *testing.T) {
 	ctx := context.Background()
 	forEachEngine(t, func(t *testing.T, db *DB) {
-		update(t, db, func(tx *Txn) error {
-			if err := tx.CreateBucket(&Bucket{Name: "bkt"}); err != nil {
-				return err
-			}
-			for i := range 1500 {
-				if err := tx.PutObject(authObject("bkt", string(rune('a'+i%26))+string(rune('A'+i/26)), i%2 == 0)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		createBucket(t, db, "bkt")
+		// In as many transactions as the engine needs (etcd takes 128
+		// writes per transaction).
+		if err := db.UpdateBulk(ctx, 1500, func(tx *Txn, i int) error {
+			return tx.PutObject(authObject("bkt", string(rune('a'+i%26))+string(rune('A'+i/26)), i%2 == 0))
+		}); err != nil {
+			t.Fatal(err)
+		}
 		c, err := db.CensusRecords(ctx)
 		if err != nil || c.Records != 1501 || c.Sealed != 0 || c.NewWraps != 750 {
 			t.Fatalf("census before = %+v, %v", c, err)
