@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/admin"
 )
 
 // adminFlags are the flags of every command that talks to the running
@@ -125,7 +127,7 @@ type adminCallError struct {
 
 func (e *adminCallError) Error() string { return e.Message }
 
-// call sends a request to path (relative to adminPrefix, query included)
+// call sends a request to path (relative to admin.Prefix, query included)
 // with in as its JSON body (nil: none) and decodes the answer into out
 // (nil: ignored).
 func (a *adminClient) call(ctx context.Context, method, path string, in, out any) error {
@@ -136,7 +138,7 @@ func (a *adminClient) call(ctx context.Context, method, path string, in, out any
 			return err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+adminPrefix+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, a.base+admin.Prefix+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/admin"
 )
 
 func bucketCommand() *cli.Command {
@@ -40,7 +42,7 @@ encrypted with a data key of its own; objects already stored keep their state.
 					if err != nil {
 						return err
 					}
-					var bs []BucketInfo
+					var bs []admin.BucketInfo
 					if err := a.call(c.Context, "GET", "buckets", nil, &bs); err != nil {
 						return err
 					}
@@ -76,7 +78,7 @@ encrypted with a data key of its own; objects already stored keep their state.
 					if err != nil {
 						return err
 					}
-					in := createBucketInput{Name: name, Region: c.String("bucket-region"), Encryption: c.Bool("encrypt")}
+					in := admin.CreateBucketInput{Name: name, Region: c.String("bucket-region"), Encryption: c.Bool("encrypt")}
 					if err := a.call(c.Context, "POST", "buckets", in, nil); err != nil {
 						return err
 					}
@@ -136,12 +138,12 @@ func encryptionCommand(name, usage string, to *bool) *cli.Command {
 			if err != nil {
 				return err
 			}
-			var st encryptionSetting
+			var st admin.EncryptionSetting
 			path := "buckets/" + url.PathEscape(bucket) + "/encryption"
 			if to == nil {
 				err = a.call(c.Context, "GET", path, nil, &st)
 			} else {
-				err = a.call(c.Context, "PUT", path, encryptionSetting{Encryption: *to}, &st)
+				err = a.call(c.Context, "PUT", path, admin.EncryptionSetting{Encryption: *to}, &st)
 			}
 			if err != nil {
 				return err

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/sealfs/sealfs/admin"
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
@@ -209,7 +210,8 @@ func (d *daemon) changed(ev cryptostore.ChangeEvent) {
 
 // routes puts the health endpoints and the admin API beside the S3 API.
 func (d *daemon) routes() http.Handler {
-	admin := newAdminAPI(d)
+	adminAPI := admin.New(admin.Config{Store: d.store, Replication: d.repl, Region: d.region, Version: version,
+		Started: d.started, AccessKey: d.creds.AccessKey, SecretKey: d.creds.SecretKey})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
@@ -229,8 +231,8 @@ func (d *daemon) routes() http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, adminPrefix) {
-			admin.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, admin.Prefix) {
+			adminAPI.ServeHTTP(w, r)
 			return
 		}
 		d.handler.ServeHTTP(w, r)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sealfs/sealfs/admin"
 	"github.com/sealfs/sealfs/kms"
 )
 
@@ -62,7 +63,7 @@ adds a key version for new data keys; older versions keep decrypting.
 					if err != nil {
 						return err
 					}
-					var keys []KeyInfo
+					var keys []admin.KeyInfo
 					if err := a.call(c.Context, "GET", "kms/keys", nil, &keys); err != nil {
 						return err
 					}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/admin"
 )
 
 func scrubCommand() *cli.Command {
@@ -38,7 +40,7 @@ blobs no record references are removed. Exit code 3 when damage is found.
 			if err != nil {
 				return err
 			}
-			var st StatusReport
+			var st admin.StatusReport
 			if err := a.call(c.Context, "GET", "status", nil, &st); err != nil {
 				return err
 			}
@@ -48,8 +50,8 @@ blobs no record references are removed. Exit code 3 when damage is found.
 					total += b.Objects
 				}
 			}
-			var job ScrubJob
-			if err := a.call(c.Context, "POST", "scrub", scrubInput{Bucket: bucket, Sample: sample}, &job); err != nil {
+			var job admin.ScrubJob
+			if err := a.call(c.Context, "POST", "scrub", admin.ScrubInput{Bucket: bucket, Sample: sample}, &job); err != nil {
 				return err
 			}
 			bar := newProgress(c.App.ErrWriter, "scrubbing", total)

@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/sealfs/sealfs/admin"
 )
 
 func statusCommand() *cli.Command {
@@ -23,7 +25,7 @@ func statusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var st StatusReport
+			var st admin.StatusReport
 			if err := a.call(c.Context, "GET", "status", nil, &st); err != nil {
 				return err
 			}

@@ -1,56 +1,59 @@
-package main
+package admin
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/replicate"
-	"github.com/sealfs/sealfs/s3"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/sigv4"
 )
 
-// The admin API: what `sealfs replicate ...` (and the other admin commands)
-// ask of the running daemon. It is served beside the S3 API on the same
-// listeners, under adminPrefix, and every request is authenticated like an
-// S3 request: Signature Version 4 with the daemon's credentials (service
-// "s3", any region); anonymous requests are refused with 403, and so are
-// requests over the plain-HTTP listener (bodies carry secrets). Bodies are
-// JSON both ways; an error is
-//
-//	{"error": {"code": "NoSuchTarget", "message": "no such replication target: \"eu-west-1\""}}
-//
-// with the HTTP status that fits (400, 403, 404, 409, 500).
-//
-// Adding a route is one line in newAdminAPI: a method and a path under
-// adminPrefix, and a function from the request and its decoded JSON body
-// to the answer (adminJSON).
-
-// adminPrefix is the root of the admin API.
-const adminPrefix = "/sealfs-admin/v1/"
+// Prefix is the root of the admin API's paths.
+const Prefix = "/sealfs-admin/v1/"
 
 // maxAdminBody bounds an admin request body.
 const maxAdminBody = 1 << 20
 
-type adminAPI struct {
-	d        *daemon
+// Config is what the admin API serves.
+type Config struct {
+	// Store is the store (required): buckets, keys, status and scrub.
+	Store *cryptostore.Store
+	// Replication is cross-region replication (required for the
+	// replication routes).
+	Replication *replicate.Manager
+	// Region is the daemon's region, Version its version and Started the
+	// time it started, for the status routes.
+	Region  string
+	Version string
+	Started time.Time
+	// AccessKey and SecretKey are the credentials requests are signed with.
+	AccessKey, SecretKey string
+}
+
+// API is the admin API: an http.Handler for the paths under Prefix.
+type API struct {
+	store    *cryptostore.Store
+	repl     *replicate.Manager
+	cfg      Config
 	verifier *sigv4.Verifier
 	mux      *http.ServeMux
 	scrubs   scrubJobs
 }
 
-func newAdminAPI(d *daemon) *adminAPI {
-	a := &adminAPI{
-		d:        d,
-		verifier: &sigv4.Verifier{Lookup: s3.StaticCredentials(d.creds.AccessKey, d.creds.SecretKey)},
+// New returns the admin API over cfg.Store and cfg.Replication.
+func New(cfg Config) *API {
+	a := &API{
+		store:    cfg.Store,
+		repl:     cfg.Replication,
+		cfg:      cfg,
+		verifier: &sigv4.Verifier{Lookup: staticCredentials(cfg.AccessKey, cfg.SecretKey)},
 		mux:      http.NewServeMux(),
 	}
 	// Replication.
@@ -68,15 +71,15 @@ func newAdminAPI(d *daemon) *adminAPI {
 	return a
 }
 
-// handle registers h for "METHOD path", path relative to adminPrefix.
-func (a *adminAPI) handle(pattern string, h http.Handler) {
+// handle registers h for "METHOD path", path relative to Prefix.
+func (a *API) handle(pattern string, h http.Handler) {
 	method, path, _ := strings.Cut(pattern, " ")
-	a.mux.Handle(method+" "+adminPrefix+path, h)
+	a.mux.Handle(method+" "+Prefix+path, h)
 }
 
 // ServeHTTP authenticates the request, makes its body the verifying
 // payload reader, and routes it.
-func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		// Bodies carry secrets (a target's secret key): never in clear.
 		writeAdminError(w, adminErr(http.StatusForbidden, "InsecureTransport", "the admin API is served over HTTPS only"))
@@ -199,108 +202,81 @@ type none struct{}
 
 // ---- replication routes
 
-func (a *adminAPI) listTargets(r *http.Request, _ *none) ([]replicate.Target, error) {
-	return a.d.repl.Targets(r.Context())
+func (a *API) listTargets(r *http.Request, _ *none) ([]replicate.Target, error) {
+	return a.repl.Targets(r.Context())
 }
 
-func (a *adminAPI) addTarget(r *http.Request, in *replicate.TargetInput) (*replicate.Target, error) {
-	return a.d.repl.AddTarget(r.Context(), in)
+func (a *API) addTarget(r *http.Request, in *replicate.TargetInput) (*replicate.Target, error) {
+	return a.repl.AddTarget(r.Context(), in)
 }
 
-func (a *adminAPI) removeTarget(r *http.Request, _ *none) (none, error) {
-	return none{}, a.d.repl.RemoveTarget(r.Context(), r.PathValue("region"))
+func (a *API) removeTarget(r *http.Request, _ *none) (none, error) {
+	return none{}, a.repl.RemoveTarget(r.Context(), r.PathValue("region"))
 }
 
-// replicationStatusAnswer is the daemon-wide status.
-type replicationStatusAnswer struct {
+// ReplicationStatus answers GET replication/status: the daemon-wide
+// replication status.
+type ReplicationStatus struct {
 	Region string `json:"region"`
 	*replicate.Stats
-	Buckets []bucketRules `json:"buckets"`
+	Buckets []BucketRules `json:"buckets"`
 }
 
-type bucketRules struct {
+// BucketRules are a bucket's replication rules.
+type BucketRules struct {
 	Bucket string           `json:"bucket"`
 	Rules  []replicate.Rule `json:"rules"`
 }
 
-func (a *adminAPI) replicationStatus(r *http.Request, _ *none) (*replicationStatusAnswer, error) {
-	st, err := a.d.repl.Stats(r.Context())
+func (a *API) replicationStatus(r *http.Request, _ *none) (*ReplicationStatus, error) {
+	st, err := a.repl.Stats(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	ans := &replicationStatusAnswer{Region: a.d.region, Stats: st, Buckets: []bucketRules{}}
-	buckets, err := a.d.store.ListBuckets(r.Context())
+	ans := &ReplicationStatus{Region: a.cfg.Region, Stats: st, Buckets: []BucketRules{}}
+	buckets, err := a.store.ListBuckets(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range buckets {
-		c, err := a.d.repl.Configuration(r.Context(), b.Name)
+		c, err := a.repl.Configuration(r.Context(), b.Name)
 		if errors.Is(err, replicate.ErrNoConfiguration) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		ans.Buckets = append(ans.Buckets, bucketRules{Bucket: b.Name, Rules: c.Rules})
+		ans.Buckets = append(ans.Buckets, BucketRules{Bucket: b.Name, Rules: c.Rules})
 	}
 	return ans, nil
 }
 
-func (a *adminAPI) bucketReplication(r *http.Request, _ *none) (*replicate.BucketStatus, error) {
-	return a.d.repl.BucketStatus(r.Context(), r.PathValue("bucket"))
+func (a *API) bucketReplication(r *http.Request, _ *none) (*replicate.BucketStatus, error) {
+	return a.repl.BucketStatus(r.Context(), r.PathValue("bucket"))
 }
 
-func (a *adminAPI) enableReplication(r *http.Request, in *replicate.EnableInput) (*replicate.Configuration, error) {
-	return a.d.repl.Enable(r.Context(), r.PathValue("bucket"), in)
+func (a *API) enableReplication(r *http.Request, in *replicate.EnableInput) (*replicate.Configuration, error) {
+	return a.repl.Enable(r.Context(), r.PathValue("bucket"), in)
 }
 
-func (a *adminAPI) disableReplication(r *http.Request, _ *none) (none, error) {
-	return none{}, a.d.repl.Disable(r.Context(), r.PathValue("bucket"))
+func (a *API) disableReplication(r *http.Request, _ *none) (none, error) {
+	return none{}, a.repl.Disable(r.Context(), r.PathValue("bucket"))
 }
 
-func (a *adminAPI) startResync(r *http.Request, _ *none) (*replicate.ResyncProgress, error) {
-	return a.d.repl.StartResync(r.Context(), r.PathValue("bucket"))
+func (a *API) startResync(r *http.Request, _ *none) (*replicate.ResyncProgress, error) {
+	return a.repl.StartResync(r.Context(), r.PathValue("bucket"))
 }
 
-func (a *adminAPI) resyncStatus(r *http.Request, _ *none) (*replicate.ResyncProgress, error) {
-	return a.d.repl.ResyncStatus(r.PathValue("id"))
+func (a *API) resyncStatus(r *http.Request, _ *none) (*replicate.ResyncProgress, error) {
+	return a.repl.ResyncStatus(r.PathValue("id"))
 }
 
-// ---- the endpoint file
-
-// endpointFile is where the daemon writes the URL of its HTTPS listener,
-// so that admin commands find it from --data alone.
-func endpointFile(dataDir string) string { return filepath.Join(dataDir, "endpoint") }
-
-// writeEndpoint records the bound HTTPS address in DATA/endpoint. A
-// wildcard address is written as the loopback address of its family, which
-// the generated certificate is valid for.
-func (d *daemon) writeEndpoint() error {
-	if d.s3Addr == "" {
-		return nil
-	}
-	host, port, err := net.SplitHostPort(d.s3Addr)
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-		if ip.To4() == nil {
-			host = "::1"
+// staticCredentials looks up the one access key the daemon has.
+func staticCredentials(accessKey, secret string) func(string) (string, bool) {
+	return func(ak string) (string, bool) {
+		if ak != "" && ak == accessKey {
+			return secret, true
 		}
+		return "", false
 	}
-	url := "https://" + net.JoinHostPort(host, port) + "\n"
-	if err := writeFileAtomic(endpointFile(d.dataDir), []byte(url), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", endpointFile(d.dataDir), err)
-	}
-	return nil
-}
-
-// readEndpoint reads DATA/endpoint.
-func readEndpoint(dataDir string) (string, error) {
-	data, err := os.ReadFile(endpointFile(dataDir))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(data)), nil
 }

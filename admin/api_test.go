@@ -1,63 +1,16 @@
-package main
+package admin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/kms"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/replicate"
 )
-
-// adminTestDaemon is the part of a daemon the admin API uses, on real
-// parts, served over HTTPS (and plain HTTP) by httptest.
-func adminTestDaemon(t *testing.T) (*daemon, *httptest.Server, *httptest.Server) {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kms.OpenLocal(filepath.Join(dir, "kms"), bytes.Repeat([]byte{3}, 32), kms.LocalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	repl, err := replicate.New(replicate.Config{Meta: db, KMS: k, Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := cryptostore.Open(context.Background(), cryptostore.Config{Dir: dir, Meta: db, KMS: k, CollectInterval: -1, OnCommit: repl.OnCommit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	repl.Start(store)
-	d := &daemon{dataDir: dir, region: "us-east-1", meta: db, kms: k, store: store, repl: repl,
-		creds: credentials{AccessKey: "ADMINTESTKEY", SecretKey: "admin-test-secret"}}
-	api := newAdminAPI(d)
-	tlsSrv := httptest.NewTLSServer(api)
-	plainSrv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		tlsSrv.Close()
-		plainSrv.Close()
-		d.close()
-	})
-	return d, tlsSrv, plainSrv
-}
-
-func adminTestClient(srv *httptest.Server, ak, sk string) *adminClient {
-	return &adminClient{base: srv.URL, http: srv.Client(), creds: aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, region: "us-east-1", signer: v4.NewSigner()}
-}
 
 func TestAdminAPI(t *testing.T) {
 	d, srv, plain := adminTestDaemon(t)
@@ -83,7 +36,7 @@ func TestAdminAPI(t *testing.T) {
 	if len(cfg.Rules) != 1 || cfg.Rules[0].Bucket != "backup" || !cfg.Rules[0].Deletes {
 		t.Fatalf("enable: %+v", cfg)
 	}
-	var st statusAnswer
+	var st ReplicationStatus
 	if err := a.call(ctx, "GET", "replication/status", nil, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +74,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// Anonymous requests, and any over plain HTTP, are refused.
-	resp, err := srv.Client().Get(srv.URL + adminPrefix + "replication/targets")
+	resp, err := srv.Client().Get(srv.URL + Prefix + "replication/targets")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,25 +107,5 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if !pr.Done || pr.Total != 1 || pr.Scanned != 1 {
 		t.Fatalf("resync: %+v", pr)
-	}
-}
-
-func TestWriteEndpoint(t *testing.T) {
-	for _, tc := range []struct {
-		addr, want string
-	}{
-		{addr: "127.0.0.1:9443", want: "https://127.0.0.1:9443"},
-		{addr: "0.0.0.0:9443", want: "https://127.0.0.1:9443"},
-		{addr: "[::]:9443", want: "https://[::1]:9443"},
-		{addr: "[::1]:1234", want: "https://[::1]:1234"},
-	} {
-		d := &daemon{dataDir: t.TempDir(), s3Addr: tc.addr}
-		if err := d.writeEndpoint(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := readEndpoint(d.dataDir)
-		if err != nil || got != tc.want {
-			t.Fatalf("%s: endpoint %q, %v; want %q", tc.addr, got, err, tc.want)
-		}
 	}
 }

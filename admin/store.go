@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/replicate"
 )
 
 // Admin routes for buckets, keys, status and scrub (the commands in
 // bucket.go, kms.go, status.go and scrub.go).
 
-func (a *adminAPI) storeRoutes() {
+func (a *API) storeRoutes() {
 	a.handle("GET buckets", adminJSON(a.listBuckets))
 	a.handle("POST buckets", adminJSON(a.createBucket))
 	a.handle("DELETE buckets/{bucket}", adminJSON(a.deleteBucket))
@@ -38,8 +37,8 @@ type BucketInfo struct {
 	KeyID      string    `json:"key_id,omitempty"`
 }
 
-func (a *adminAPI) listBuckets(r *http.Request, _ *none) ([]BucketInfo, error) {
-	bs, err := a.d.store.ListBuckets(r.Context())
+func (a *API) listBuckets(r *http.Request, _ *none) ([]BucketInfo, error) {
+	bs, err := a.store.ListBuckets(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -50,51 +49,54 @@ func (a *adminAPI) listBuckets(r *http.Request, _ *none) ([]BucketInfo, error) {
 	return out, nil
 }
 
-type createBucketInput struct {
+// CreateBucketInput is the body of POST buckets.
+type CreateBucketInput struct {
 	Name       string `json:"name"`
 	Region     string `json:"region"`
 	Encryption bool   `json:"default_encryption"`
 }
 
-func (a *adminAPI) createBucket(r *http.Request, in *createBucketInput) (*none, error) {
-	if err := a.d.store.CreateBucket(r.Context(), in.Name, in.Region); err != nil {
+func (a *API) createBucket(r *http.Request, in *CreateBucketInput) (*none, error) {
+	if err := a.store.CreateBucket(r.Context(), in.Name, in.Region); err != nil {
 		return nil, storeAdminErr(err)
 	}
 	if in.Encryption {
-		if err := a.d.store.SetBucketEncryption(r.Context(), in.Name, true); err != nil {
+		if err := a.store.SetBucketEncryption(r.Context(), in.Name, true); err != nil {
 			return nil, storeAdminErr(err)
 		}
 	}
 	return &none{}, nil
 }
 
-func (a *adminAPI) deleteBucket(r *http.Request, _ *none) (*none, error) {
-	return &none{}, storeAdminErr(a.d.store.DeleteBucket(r.Context(), r.PathValue("bucket")))
+func (a *API) deleteBucket(r *http.Request, _ *none) (*none, error) {
+	return &none{}, storeAdminErr(a.store.DeleteBucket(r.Context(), r.PathValue("bucket")))
 }
 
-type encryptionSetting struct {
+// EncryptionSetting is a bucket's default encryption (GET and PUT
+// buckets/{bucket}/encryption).
+type EncryptionSetting struct {
 	Encryption bool   `json:"default_encryption"`
 	Algorithm  string `json:"algorithm,omitempty"`
 	KeyARN     string `json:"key_arn,omitempty"`
 }
 
-func (a *adminAPI) getEncryption(r *http.Request, _ *none) (*encryptionSetting, error) {
-	b, err := a.d.store.GetBucket(r.Context(), r.PathValue("bucket"))
+func (a *API) getEncryption(r *http.Request, _ *none) (*EncryptionSetting, error) {
+	b, err := a.store.GetBucket(r.Context(), r.PathValue("bucket"))
 	if err != nil {
 		return nil, storeAdminErr(err)
 	}
-	out := &encryptionSetting{Encryption: b.EncryptionOn}
+	out := &EncryptionSetting{Encryption: b.EncryptionOn}
 	if b.EncryptionOn {
 		out.Algorithm = cryptostore.Algorithm
 		if b.MasterKeyID != "" {
-			out.KeyARN = a.d.store.KeyARN(b.MasterKeyID)
+			out.KeyARN = a.store.KeyARN(b.MasterKeyID)
 		}
 	}
 	return out, nil
 }
 
-func (a *adminAPI) setEncryption(r *http.Request, in *encryptionSetting) (*encryptionSetting, error) {
-	if err := a.d.store.SetBucketEncryption(r.Context(), r.PathValue("bucket"), in.Encryption); err != nil {
+func (a *API) setEncryption(r *http.Request, in *EncryptionSetting) (*EncryptionSetting, error) {
+	if err := a.store.SetBucketEncryption(r.Context(), r.PathValue("bucket"), in.Encryption); err != nil {
 		return nil, storeAdminErr(err)
 	}
 	return a.getEncryption(r, nil)
@@ -102,16 +104,16 @@ func (a *adminAPI) setEncryption(r *http.Request, in *encryptionSetting) (*encry
 
 // KeyInfo is a master key and the buckets using it.
 type KeyInfo struct {
-	kms.KeyMetadata
+	cryptostore.KeyMetadata
 	Buckets []string `json:"buckets,omitempty"`
 }
 
-func (a *adminAPI) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
-	keys, err := a.d.kms.ListKeys(r.Context())
+func (a *API) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
+	keys, err := a.store.Keys(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	bs, err := a.d.store.ListBuckets(r.Context())
+	bs, err := a.store.ListBuckets(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -129,53 +131,32 @@ func (a *adminAPI) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
 }
 
 // keyAction disables, enables or rotates a key; the key may be named by id,
-// ARN, or the name of a bucket using it.
-func (a *adminAPI) keyAction(r *http.Request, _ *none) (*kms.KeyMetadata, error) {
+// ARN, or the name of a bucket using it. The store refuses to disable its
+// system key, which authenticates the metadata (SystemKey, 409).
+func (a *API) keyAction(r *http.Request, _ *none) (*cryptostore.KeyMetadata, error) {
 	ctx := r.Context()
 	id := r.PathValue("key")
-	if b, err := a.d.store.GetBucket(ctx, id); err == nil {
+	if b, err := a.store.GetBucket(ctx, id); err == nil {
 		if b.MasterKeyID == "" {
 			return nil, adminErr(http.StatusNotFound, "NoSuchKey", fmt.Sprintf("bucket %s has no master key yet (one is made when its first object is encrypted)", id))
 		}
 		id = b.MasterKeyID
 	}
-	req := &kms.KeyRequest{KeyID: id}
 	var err error
 	switch r.PathValue("action") {
 	case "disable":
-		if err := a.refuseSystemKey(r, req); err != nil {
-			return nil, err
-		}
-		err = a.d.kms.DisableKey(ctx, req)
+		err = a.store.DisableKey(ctx, id)
 	case "enable":
-		err = a.d.kms.EnableKey(ctx, req)
+		err = a.store.EnableKey(ctx, id)
 	case "rotate":
-		_, err = a.d.kms.RotateKey(ctx, req)
+		_, err = a.store.RotateKey(ctx, id)
 	default:
 		return nil, adminErr(http.StatusNotFound, "NoSuchRoute", "key actions are disable, enable and rotate")
 	}
 	if err != nil {
 		return nil, kmsAdminErr(err)
 	}
-	return a.d.kms.DescribeKey(ctx, req)
-}
-
-// refuseSystemKey refuses an action on the store's system key: with it
-// disabled the store could not unwrap its record-authentication key and
-// would not open again.
-func (a *adminAPI) refuseSystemKey(r *http.Request, req *kms.KeyRequest) error {
-	sys, err := a.d.store.SystemKeyID(r.Context())
-	if err != nil || sys == "" {
-		return err
-	}
-	md, err := a.d.kms.DescribeKey(r.Context(), req)
-	if err != nil {
-		return kmsAdminErr(err)
-	}
-	if md.KeyID == sys {
-		return adminErr(http.StatusConflict, "SystemKey", fmt.Sprintf("key %s is sealfs's system key (it authenticates the metadata); it cannot be disabled", sys))
-	}
-	return nil
+	return a.store.DescribeKey(ctx, id)
 }
 
 // StatusReport answers `sealfs status`.
@@ -188,20 +169,20 @@ type StatusReport struct {
 	Replication *replicate.Stats          `json:"replication,omitempty"`
 }
 
-func (a *adminAPI) status(r *http.Request, _ *none) (*StatusReport, error) {
-	st, err := a.d.store.Stats(r.Context())
+func (a *API) status(r *http.Request, _ *none) (*StatusReport, error) {
+	st, err := a.store.Stats(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	rep := &StatusReport{
-		Version: version,
-		Region:  a.d.region,
-		Started: a.d.started,
-		Uptime:  time.Since(a.d.started).Round(time.Second).String(),
+		Version: a.cfg.Version,
+		Region:  a.cfg.Region,
+		Started: a.cfg.Started,
+		Uptime:  time.Since(a.cfg.Started).Round(time.Second).String(),
 		Buckets: st,
 	}
-	if a.d.repl != nil {
-		if rep.Replication, err = a.d.repl.Stats(r.Context()); err != nil {
+	if a.repl != nil {
+		if rep.Replication, err = a.repl.Stats(r.Context()); err != nil {
 			return nil, err
 		}
 	}
@@ -210,7 +191,8 @@ func (a *adminAPI) status(r *http.Request, _ *none) (*StatusReport, error) {
 
 // Scrubs run in the daemon; the CLI starts one and polls it.
 
-type scrubInput struct {
+// ScrubInput is the body of POST scrub.
+type ScrubInput struct {
 	Bucket string  `json:"bucket"`
 	Sample float64 `json:"sample"`
 }
@@ -229,12 +211,12 @@ type scrubJobs struct {
 	jobs map[string]*ScrubJob
 }
 
-func (a *adminAPI) startScrub(r *http.Request, in *scrubInput) (*ScrubJob, error) {
+func (a *API) startScrub(r *http.Request, in *ScrubInput) (*ScrubJob, error) {
 	if in.Sample < 0 || in.Sample > 1 {
 		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", "sample must be between 0 and 1")
 	}
 	if in.Bucket != "" {
-		if _, err := a.d.store.GetBucket(r.Context(), in.Bucket); err != nil {
+		if _, err := a.store.GetBucket(r.Context(), in.Bucket); err != nil {
 			return nil, storeAdminErr(err)
 		}
 	}
@@ -248,7 +230,7 @@ func (a *adminAPI) startScrub(r *http.Request, in *scrubInput) (*ScrubJob, error
 	s.jobs[job.ID] = job
 	s.mu.Unlock()
 	go func() {
-		rep, err := a.d.store.Scrub(context.Background(), cryptostore.ScrubOptions{
+		rep, err := a.store.Scrub(context.Background(), cryptostore.ScrubOptions{
 			Bucket: in.Bucket,
 			Sample: in.Sample,
 			Progress: func(p cryptostore.ScrubReport) {
@@ -270,11 +252,11 @@ func (a *adminAPI) startScrub(r *http.Request, in *scrubInput) (*ScrubJob, error
 	return a.scrubSnapshot(job.ID)
 }
 
-func (a *adminAPI) scrubStatus(r *http.Request, _ *none) (*ScrubJob, error) {
+func (a *API) scrubStatus(r *http.Request, _ *none) (*ScrubJob, error) {
 	return a.scrubSnapshot(r.PathValue("id"))
 }
 
-func (a *adminAPI) scrubSnapshot(id string) (*ScrubJob, error) {
+func (a *API) scrubSnapshot(id string) (*ScrubJob, error) {
 	s := &a.scrubs
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,9 +286,11 @@ func storeAdminErr(err error) error {
 
 func kmsAdminErr(err error) error {
 	switch {
-	case errors.Is(err, kms.ErrKeyNotFound):
+	case errors.Is(err, cryptostore.ErrSystemKey):
+		return adminErr(http.StatusConflict, "SystemKey", err.Error())
+	case errors.Is(err, cryptostore.ErrKMSKeyNotFound):
 		return adminErr(http.StatusNotFound, "NoSuchKey", err.Error())
-	case errors.Is(err, kms.ErrKeyPendingDeletion), errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrInvalidArgument):
+	case errors.Is(err, cryptostore.ErrKMSKeyPendingDeletion), errors.Is(err, cryptostore.ErrKMSKeyDisabled), errors.Is(err, cryptostore.ErrKMSInvalidArgument):
 		return adminErr(http.StatusBadRequest, "InvalidKeyState", err.Error())
 	}
 	return err

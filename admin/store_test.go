@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"bytes"
@@ -27,22 +27,22 @@ func TestAdminStoreRoutes(t *testing.T) {
 		}
 	}
 
-	if err := a.call(ctx, "POST", "buckets", createBucketInput{Name: "photos", Encryption: true}, nil); err != nil {
+	if err := a.call(ctx, "POST", "buckets", CreateBucketInput{Name: "photos", Encryption: true}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.call(ctx, "POST", "buckets", createBucketInput{Name: "docs"}, nil); err != nil {
+	if err := a.call(ctx, "POST", "buckets", CreateBucketInput{Name: "docs"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(a.call(ctx, "POST", "buckets", createBucketInput{Name: "Bad_Name"}, nil), "InvalidBucketName")
-	wantCode(a.call(ctx, "POST", "buckets", createBucketInput{Name: "docs"}, nil), "BucketAlreadyExists")
+	wantCode(a.call(ctx, "POST", "buckets", CreateBucketInput{Name: "Bad_Name"}, nil), "InvalidBucketName")
+	wantCode(a.call(ctx, "POST", "buckets", CreateBucketInput{Name: "docs"}, nil), "BucketAlreadyExists")
 	var bs []BucketInfo
 	if err := a.call(ctx, "GET", "buckets", nil, &bs); err != nil || len(bs) != 2 || bs[0].Name != "docs" || !bs[1].Encryption {
 		t.Fatalf("list: %+v, %v", bs, err)
 	}
 
 	// Encryption on for docs too; an object in photos makes its key.
-	var enc encryptionSetting
-	if err := a.call(ctx, "PUT", "buckets/docs/encryption", encryptionSetting{Encryption: true}, &enc); err != nil || !enc.Encryption || enc.Algorithm != "aws:kms" {
+	var enc EncryptionSetting
+	if err := a.call(ctx, "PUT", "buckets/docs/encryption", EncryptionSetting{Encryption: true}, &enc); err != nil || !enc.Encryption || enc.Algorithm != "aws:kms" {
 		t.Fatalf("set: %+v, %v", enc, err)
 	}
 	data := bytes.Repeat([]byte("x"), 1000)
@@ -97,7 +97,7 @@ func TestAdminStoreRoutes(t *testing.T) {
 	b[1000] ^= 1
 	os.WriteFile(blob, b, 0o600)
 	var job ScrubJob
-	if err := a.call(ctx, "POST", "scrub", scrubInput{}, &job); err != nil {
+	if err := a.call(ctx, "POST", "scrub", ScrubInput{}, &job); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -110,7 +110,7 @@ func TestAdminStoreRoutes(t *testing.T) {
 	if !job.Done || job.Report.Objects != 2 || len(job.Report.Damaged) != 1 || job.Report.Damaged[0].Key != "big" {
 		t.Fatalf("scrub: %+v", job)
 	}
-	wantCode(a.call(ctx, "POST", "scrub", scrubInput{Sample: 2}, nil), "InvalidArgument")
+	wantCode(a.call(ctx, "POST", "scrub", ScrubInput{Sample: 2}, nil), "InvalidArgument")
 	wantCode(a.call(ctx, "GET", "scrub/nonesuch", nil, nil), "NoSuchJob")
 
 	wantCode(a.call(ctx, "DELETE", "buckets/photos", nil, nil), "BucketNotEmpty")
