@@ -647,3 +647,87 @@ func BenchmarkEngineList1000(b *testing.B) {
 		})
 	}
 }
+
+// completeUpload does what cryptostore's CompleteMultipart commits: read
+// the upload and every part, delete the upload with its parts, put the
+// object.
+func completeUpload(ctx context.Context, db *DB, u *Upload, parts int) error {
+	return db.Update(ctx, func(tx *Txn) error {
+		if _, err := tx.GetUpload(u.Bucket, u.Key, u.ID); err != nil {
+			return err
+		}
+		for n := int32(1); n <= int32(parts); n++ {
+			if _, err := tx.GetPart(u.ID, n); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteUpload(u.Bucket, u.Key, u.ID); err != nil {
+			return err
+		}
+		return tx.PutObject(&Object{Bucket: u.Bucket, Key: u.Key, ID: NewObjectID()})
+	})
+}
+
+// TestEtcdLargeUploadNeedsMaxTxnOps shows the limit etcd's default
+// --max-txn-ops (128) puts on one transaction: completing an upload of 200
+// parts (200 keys read, 200 deleted) is refused with ErrTxnTooBig, cleanly
+// (nothing of it applied). On a cluster started with a larger
+// --max-txn-ops, named in the URL (?max-txn-ops=), it commits.
+func TestEtcdLargeUploadNeedsMaxTxnOps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx := context.Background()
+	const parts = 200
+	prepare := func(t *testing.T, db *DB) *Upload {
+		createBucket(t, db, "bkt")
+		u := &Upload{Bucket: "bkt", Key: "big", ID: NewUploadID()}
+		update(t, db, func(tx *Txn) error { return tx.PutUpload(u) })
+		if err := db.UpdateBulk(ctx, parts, func(tx *Txn, i int) error {
+			return tx.PutPart(u.ID, &Part{Number: int32(i + 1), Size: 5 << 20})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	t.Run("default limits", func(t *testing.T) {
+		db := openEtcdTest(t)
+		u := prepare(t, db)
+		if err := completeUpload(ctx, db, u, parts); !errors.Is(err, ErrTxnTooBig) {
+			t.Fatalf("complete of %d parts = %v, want ErrTxnTooBig", parts, err)
+		}
+		view(t, db, func(tx *Txn) error {
+			if _, err := tx.GetUpload(u.Bucket, u.Key, u.ID); err != nil {
+				t.Errorf("upload after the refused completion: %v", err)
+			}
+			if _, err := tx.GetObject(u.Bucket, u.Key); !errors.Is(err, ErrNoSuchKey) {
+				t.Errorf("object after the refused completion: %v", err)
+			}
+			return nil
+		})
+	})
+	t.Run("max-txn-ops=1024", func(t *testing.T) {
+		if !etcdtest.Available() {
+			missingEngine(t, "etcd: %s not installed", etcdtest.Bin)
+		}
+		c := etcdtest.Start(t, 3, "--max-txn-ops=1024")
+		db, err := Open(c.URL("big")+"?max-txn-ops=1024", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		u := prepare(t, db)
+		if err := completeUpload(ctx, db, u, parts); err != nil {
+			t.Fatalf("complete of %d parts: %v", parts, err)
+		}
+		view(t, db, func(tx *Txn) error {
+			if _, err := tx.GetObject(u.Bucket, u.Key); err != nil {
+				t.Errorf("object: %v", err)
+			}
+			if ps, _, err := tx.ListParts(u.ID, 0, 0); err != nil || len(ps) != 0 {
+				t.Errorf("%d parts left (%v)", len(ps), err)
+			}
+			return nil
+		})
+	})
+}

@@ -46,6 +46,7 @@ type Cluster struct {
 	dir     string
 	bin     string
 	token   string
+	flags   []string // extra etcd flags of every member
 	members []*Member
 
 	mu      sync.Mutex
@@ -98,12 +99,13 @@ func Require(t testing.TB) {
 	}
 }
 
-// Start starts an n-member cluster for t and stops it in t.Cleanup. It
+// Start starts an n-member cluster for t and stops it in t.Cleanup; flags
+// are extra etcd flags for every member (--max-txn-ops=1024, ...). It
 // skips or fails t as Require does when etcd is missing.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
 	Require(t)
-	c, err := New(n)
+	c, err := New(n, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +146,9 @@ func StopShared() {
 	}
 }
 
-// New starts an n-member cluster and waits until every member is healthy.
-// The caller must call Stop.
-func New(n int) (*Cluster, error) {
+// New starts an n-member cluster and waits until every member is healthy;
+// flags are extra etcd flags for every member. The caller must call Stop.
+func New(n int, flags ...string) (*Cluster, error) {
 	bin, err := binary()
 	if err != nil {
 		return nil, err
@@ -155,7 +157,7 @@ func New(n int) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin, token: filepath.Base(dir)}
+	c := &Cluster{dir: dir, bin: bin, token: filepath.Base(dir), flags: flags}
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -220,7 +222,7 @@ func (c *Cluster) start(m *Member, initial, state string) error {
 	if err != nil {
 		return fmt.Errorf("etcdtest: %w", err)
 	}
-	cmd := exec.Command(c.bin,
+	args := []string{
 		"--name", m.Name,
 		"--data-dir", m.dataDir,
 		"--listen-client-urls", m.ClientURL,
@@ -231,7 +233,8 @@ func (c *Cluster) start(m *Member, initial, state string) error {
 		"--initial-cluster-token", c.token,
 		"--initial-cluster-state", state,
 		"--logger", "zap",
-	)
+	}
+	cmd := exec.Command(c.bin, append(args, c.flags...)...)
 	cmd.Stdout = log
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
