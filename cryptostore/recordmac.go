@@ -169,21 +169,43 @@ func (s *Store) openRecordAuth(ctx context.Context) error {
 	}
 	st := recordAuthState{Format: 1, KeyID: keyID, Wrapped: wrapped}
 	mac := newRecordMAC(key)
-	if census.Records == 0 {
-		if err := s.putRecordAuth(ctx, &st); err != nil {
+	if census.Records > 0 {
+		// A store the first release wrote: mark the upgrade, seal every
+		// record, clear the mark. A crash in between resumes on the next
+		// open.
+		st.Upgrading = upgradingToken(key)
+	}
+	// Gateways sharing the metadata may get here at once: the first to
+	// store its key wins, the others use that one.
+	if stored, err := s.putRecordAuthIfAbsent(ctx, &st); err != nil || !stored {
+		if err != nil {
 			return err
 		}
+		return s.openRecordAuth(ctx)
+	}
+	if census.Records == 0 {
 		s.meta.SetRecordAuth(mac, meta.AuthRequired)
 		return nil
 	}
-	// A store the first release wrote: mark the upgrade, seal every record,
-	// clear the mark. A crash in between resumes on the next open.
 	s.logger.Info("sealing metadata records written by an earlier sealfs (once)", "records", census.Records)
-	st.Upgrading = upgradingToken(key)
-	if err := s.putRecordAuth(ctx, &st); err != nil {
-		return err
-	}
 	return s.sealRecords(ctx, mac, &st)
+}
+
+// putRecordAuthIfAbsent stores st unless a record-authentication key is
+// already stored, and reports whether it stored it.
+func (s *Store) putRecordAuthIfAbsent(ctx context.Context, st *recordAuthState) (stored bool, err error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return false, fmt.Errorf("cryptostore: encoding the record-authentication key: %w", err)
+	}
+	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+		_, err := tx.GetConfig(recordAuthConfig)
+		if stored = errors.Is(err, meta.ErrNoSuchConfig); !stored {
+			return err
+		}
+		return tx.PutConfig(recordAuthConfig, raw)
+	})
+	return stored, err
 }
 
 // sealRecords seals the records that have no MAC yet, then requires MACs.
@@ -233,8 +255,28 @@ func (s *Store) systemKey(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cryptostore: creating the system key: %w", err)
 	}
-	if err := s.meta.Update(ctx, func(tx *meta.Txn) error { return tx.PutConfig(systemKeyConfig, []byte(md.KeyID)) }); err != nil {
+	// Another gateway sharing the metadata may have stored one meanwhile:
+	// the first stored wins, and a key that lost is scheduled for deletion.
+	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+		v, err := tx.GetConfig(systemKeyConfig)
+		if err == nil {
+			id = string(v)
+			return nil
+		}
+		if !errors.Is(err, meta.ErrNoSuchConfig) {
+			return err
+		}
+		id = md.KeyID
+		return tx.PutConfig(systemKeyConfig, []byte(md.KeyID))
+	})
+	if err != nil {
 		return "", err
+	}
+	if id != md.KeyID {
+		if _, err := s.kms.ScheduleKeyDeletion(ctx, &kms.ScheduleDeletionRequest{KeyID: md.KeyID, PendingDays: 7}); err != nil {
+			s.logger.Warn("cannot schedule the deletion of an unused system key", "key", md.KeyID, "err", err)
+		}
+		return id, nil
 	}
 	s.logger.Info("created the KMS system key", "key", md.KeyID)
 	return md.KeyID, nil
