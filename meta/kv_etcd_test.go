@@ -550,10 +550,16 @@ func TestEtcdMemberKilledUnderLoad(t *testing.T) {
 	}
 }
 
-// benchEngines runs fn as a sub-benchmark per engine of the matrix (each
-// skips when its server is missing), on a fresh store.
+// benchEngines runs fn as a sub-benchmark per engine that
+// SEALFS_TEST_ENGINES selects (Badger alone by default, so that make bench
+// stays as it was), on a fresh store. The comparison:
+//
+//	SEALFS_TEST_ENGINES=all go test -run '^$' -bench BenchmarkEngine ./meta
 func benchEngines(b *testing.B, fn func(b *testing.B, db *DB)) {
 	for _, e := range testEngines {
+		if !engineSelected(e.name) {
+			continue
+		}
 		b.Run(e.name, func(b *testing.B) {
 			db, err := Open(e.url(b), Options{})
 			if err != nil {
