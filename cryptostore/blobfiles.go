@@ -48,6 +48,10 @@ type blobFiles struct {
 	epoch      uint64
 	pending    []pendingRemoval
 	syncFailed bool
+
+	// keep, when set (a shared store, shared.go), removes from the
+	// collector's candidates the files it must keep anyway.
+	keep func(ctx context.Context, files map[meta.BlobID]string) error
 }
 
 type pendingRemoval struct {
@@ -56,9 +60,15 @@ type pendingRemoval struct {
 }
 
 func openBlobFiles(dataDir string, logger *slog.Logger) (*blobFiles, error) {
+	return openBlobFilesAt(filepath.Join(dataDir, "blobs"), filepath.Join(dataDir, "tmp"), logger)
+}
+
+// openBlobFilesAt opens blobs in dir with temporary files in tmp (on the
+// same file system).
+func openBlobFilesAt(dir, tmp string, logger *slog.Logger) (*blobFiles, error) {
 	b := &blobFiles{
-		dir:      filepath.Join(dataDir, "blobs"),
-		tmp:      filepath.Join(dataDir, "tmp"),
+		dir:      dir,
+		tmp:      tmp,
 		logger:   logger,
 		inflight: make(map[meta.BlobID]struct{}),
 		refs:     make(map[meta.BlobID]int),
@@ -338,6 +348,9 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 			return err
 		}
 		if d.IsDir() {
+			if p != b.dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir // a shared directory's temporary files
+			}
 			return ctx.Err()
 		}
 		id, perr := meta.ParseBlobID(d.Name())
@@ -360,6 +373,11 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 	})
 	if err != nil {
 		return st, fmt.Errorf("reading blob references: %w", err)
+	}
+	if b.keep != nil && len(files) > 0 {
+		if err := b.keep(ctx, files); err != nil {
+			return st, fmt.Errorf("orphan collection: %w", err)
+		}
 	}
 	if len(files) > 0 {
 		if err := sync(); err != nil {

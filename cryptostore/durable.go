@@ -86,6 +86,10 @@ func (s *Store) removeAfterCommit(ctx context.Context, refs []meta.BlobRef) {
 	if len(refs) == 0 {
 		return
 	}
+	if s.sh != nil {
+		s.doom(ctx, refs) // other gateways may be reading them (shared.go)
+		return
+	}
 	if noSync(ctx) {
 		s.blobs.deferRemove(refs)
 		return

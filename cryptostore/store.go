@@ -83,6 +83,21 @@ type Config struct {
 	// kernel caches with it). It must not block.
 	OnChange func(ev ChangeEvent)
 
+	// BlobDir, when set, is the blob directory, shared by the gateways of
+	// a shared metadata store (shared.go); "" → Dir/blobs.
+	BlobDir string
+	// GatewayID names this gateway in the records gateways of a shared
+	// store keep (read pins, leases); "" → the id kept in Dir/gateway-id,
+	// made the first time.
+	GatewayID string
+	// SharedGrace: on a shared store, a replaced blob is removed no sooner
+	// than this after the commit that replaced it, and not while a
+	// gateway's read pin names it (shared.go). 0 → DefaultSharedGrace.
+	SharedGrace time.Duration
+	// testShared makes the store behave as shared over any engine (tests:
+	// two stores on one Badger).
+	testShared bool
+
 	// testHookBeforeCommit, if set, runs after the data is durable and before
 	// the metadata commit (crash tests).
 	testHookBeforeCommit func()
@@ -132,6 +147,8 @@ type Store struct {
 
 	keyMu sync.Mutex // serialises master key creation
 
+	sh *sharedState // nil unless the metadata is shared (shared.go)
+
 	dirty atomic.Bool // committed since the background sync last looked
 
 	pieceBufs sync.Pool // pipeline buffers of pieceBytes
@@ -172,7 +189,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	blobs, err := openBlobFiles(cfg.Dir, cfg.Logger)
+	shared := cfg.Meta.Shared() || cfg.testShared
+	if cfg.GatewayID == "" && shared {
+		id, err := gatewayID(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.GatewayID = id
+	}
+	blobs, err := openBlobStore(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +213,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.openRecordAuth(ctx); err != nil {
 		s.cancel()
 		return nil, err
+	}
+	if shared {
+		if err := s.startShared(ctx); err != nil {
+			s.cancel()
+			s.wg.Wait()
+			return nil, err
+		}
 	}
 	st, err := s.Collect(ctx)
 	if err != nil {
@@ -256,6 +288,9 @@ func (s *Store) collectLoop(every time.Duration) {
 
 func (s *Store) changed(kind ChangeKind, bucket, key string) {
 	s.dirty.Store(true)
+	if s.sh != nil {
+		s.sh.echo.expect(echoKey(kind, bucket, key))
+	}
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange(ChangeEvent{Kind: kind, Bucket: bucket, Key: key})
 	}

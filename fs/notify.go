@@ -116,6 +116,10 @@ func (v *invalidator) loop() {
 // deletion, the directories that vanished with it.
 func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 	root := f.root.EmbeddedInode()
+	if ev.Kind == cryptostore.ChangeAll {
+		f.invalidateAll(root)
+		return
+	}
 	if ev.Kind == cryptostore.ChangeBucket {
 		root.NotifyEntry(ev.Bucket)
 		if b := root.GetChild(ev.Bucket); b != nil {
@@ -176,6 +180,30 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 			if name, p := dirs[i].Parent(); p != nil {
 				p.NotifyEntry(name)
 			}
+		}
+	}
+}
+
+// invalidateAll drops everything the kernel caches under n: after a gap in
+// a shared store's change feed (cryptostore.ChangeAll) anything may have
+// changed. Files only this mount knows (created, not yet committed) keep
+// their nodes.
+func (f *FS) invalidateAll(n *gofs.Inode) {
+	for name, child := range n.Children() {
+		if fn, ok := child.Operations().(*fileNode); ok {
+			if fn.isPending() {
+				continue
+			}
+			fn.stale.Store(true)
+			fn.forget()
+		} else {
+			f.invalidateAll(child)
+		}
+		n.NotifyEntry(name)
+		if _, ok := child.Operations().(*fileNode); ok {
+			child.NotifyContent(0, 0)
+		} else {
+			child.NotifyContent(-1, 0)
 		}
 	}
 }

@@ -1,0 +1,287 @@
+package cryptostore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealfs/sealfs/internal/pgtest"
+	"github.com/sealfs/sealfs/kms"
+	"github.com/sealfs/sealfs/meta"
+)
+
+// gateway is one of two stores sharing metadata and a blob directory.
+type gateway struct {
+	store *Store
+	mu    sync.Mutex
+	seen  []ChangeEvent
+}
+
+func (g *gateway) onChange(ev ChangeEvent) {
+	g.mu.Lock()
+	g.seen = append(g.seen, ev)
+	g.mu.Unlock()
+}
+
+func (g *gateway) events() []ChangeEvent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]ChangeEvent(nil), g.seen...)
+}
+
+// twoGateways opens two stores (each its own Dir) over the metadata at
+// urls[0] and urls[1] (the same store) and one shared blob directory, with
+// a short grace. One KMS serves both (the keyring is shared in
+// production too).
+func twoGateways(t *testing.T, urls [2]string, forceShared bool) (a, b *gateway, blobDir string) {
+	t.Helper()
+	root := make([]byte, 32)
+	rand.Read(root)
+	base := t.TempDir()
+	k, err := kms.OpenLocal(filepath.Join(base, "kms"), root, kms.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	blobDir = filepath.Join(base, "shared-blobs")
+	var gs [2]*gateway
+	var db *meta.DB
+	for i := range gs {
+		if i == 0 || !forceShared { // Badger: one DB, used by both
+			var err error
+			if db, err = meta.Open(urls[i], meta.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			d := db
+			t.Cleanup(func() { d.Close() })
+		}
+		g := &gateway{}
+		s, err := Open(context.Background(), Config{
+			Dir: filepath.Join(base, "gw"+string(rune('a'+i))), BlobDir: blobDir,
+			Meta: db, KMS: k, OnChange: g.onChange,
+			SharedGrace: 400 * time.Millisecond, CollectInterval: -1,
+			testShared: forceShared,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		g.store = s
+		gs[i] = g
+	}
+	return gs[0], gs[1], blobDir
+}
+
+// openSharedBadger opens one Badger store that both gateways use (one
+// process), forced into the shared mode.
+func sharedBadgerURLs(t *testing.T) [2]string {
+	u := "badger://" + t.TempDir()
+	return [2]string{u, u}
+}
+
+var testPG struct {
+	once sync.Once
+	srv  *pgtest.Server
+	err  error
+}
+
+// sharedPostgresURLs starts a PostgreSQL server (once per test binary) and
+// returns a fresh store's URL twice.
+func sharedPostgresURLs(t *testing.T) [2]string {
+	t.Helper()
+	testPG.once.Do(func() { testPG.srv, testPG.err = pgtest.Start() })
+	if errors.Is(testPG.err, pgtest.ErrNotInstalled) {
+		if os.Getenv("SEALFS_REQUIRE_ENGINES") == "1" {
+			t.Fatalf("SEALFS_REQUIRE_ENGINES=1: %v", testPG.err)
+		}
+		t.Skipf("SKIPPING ENGINE TEST: %v (set SEALFS_REQUIRE_ENGINES=1 to make this a failure)", testPG.err)
+	}
+	if testPG.err != nil {
+		t.Fatal(testPG.err)
+	}
+	u, err := testPG.srv.NewSchema(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [2]string{u, u}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testPG.srv != nil {
+		testPG.srv.Stop()
+	}
+	os.Exit(code)
+}
+
+// forEachSharedSetup runs fn over two gateways on one Badger store (one
+// process, forced shared) and on PostgreSQL (two connections, the real
+// change feed).
+func forEachSharedSetup(t *testing.T, fn func(t *testing.T, a, b *gateway, blobDir string)) {
+	t.Run("badger", func(t *testing.T) {
+		a, b, dir := twoGateways(t, sharedBadgerURLs(t), true)
+		fn(t, a, b, dir)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		a, b, dir := twoGateways(t, sharedPostgresURLs(t), false)
+		fn(t, a, b, dir)
+	})
+}
+
+// A blob replaced on gateway A while gateway B has the old version open
+// stays until B lets go: B reads the old version whole, long after the
+// grace period; once B closes it, the old blob goes.
+func TestSharedReplacedBlobOutlivesOtherGatewaysReader(t *testing.T) {
+	forEachSharedSetup(t, func(t *testing.T, a, b *gateway, blobDir string) {
+		if err := a.store.CreateBucket(ctx, "bkt", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.store.SetBucketEncryption(ctx, "bkt", true); err != nil {
+			t.Fatal(err)
+		}
+		old, new := randBytes(1<<20), randBytes(1<<20)
+		put := func(g *gateway, data []byte) {
+			if _, err := g.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(a, old)
+		h, err := b.store.Open(ctx, "bkt", "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(a, new) // replaces the blob B has open (not yet read)
+		time.Sleep(5 * 400 * time.Millisecond)
+		got, err := io.ReadAll(h.Reader(0, h.Size()))
+		if err != nil {
+			t.Fatalf("B reading the replaced version: %v", err)
+		}
+		if !bytes.Equal(got, old) {
+			t.Fatal("B read something else than the version it opened")
+		}
+		h.Close()
+		if got := getAll(t, b.store, "bkt", "k"); !bytes.Equal(got, new) {
+			t.Fatal("B does not read the new version")
+		}
+		// The old blob goes once B's pin is dropped or expired.
+		deadline := time.Now().Add(10 * time.Second)
+		for n := countBlobs(t, blobDir); n != 1; n = countBlobs(t, blobDir) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d blobs left, want 1 (the replaced one was not removed)", n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func getAll(t *testing.T, s *Store, bucket, key string) []byte {
+	t.Helper()
+	h, err := s.Open(ctx, bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	b, err := io.ReadAll(h.Reader(0, h.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func countBlobs(t *testing.T, dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == ".tmp" {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// The orphan collector of one gateway leaves alone the blob another
+// gateway has written and not committed yet (staged), and a doomed blob
+// still in its grace period.
+func TestSharedCollectorKeepsOtherGatewaysBlobs(t *testing.T) {
+	a, b, blobDir := twoGateways(t, sharedBadgerURLs(t), true)
+	if err := a.store.CreateBucket(ctx, "bkt", ""); err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(256 << 10)
+	st, err := a.store.Stage(ctx, &PutInput{Bucket: "bkt", Key: "staged", Body: bytes.NewReader(data), Size: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countBlobs(t, blobDir); n != 1 {
+		t.Fatalf("%d blobs after staging, want 1", n)
+	}
+	if _, err := b.store.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countBlobs(t, blobDir); n != 1 {
+		t.Fatal("B's collector removed A's staged blob")
+	}
+	if _, err := st.Commit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := getAll(t, b.store, "bkt", "staged"); !bytes.Equal(got, data) {
+		t.Fatal("B reads something else")
+	}
+}
+
+// On PostgreSQL the change feed brings A's commits to B's OnChange, at
+// once, and A's own commits are not echoed back to A.
+func TestSharedChangeFeed(t *testing.T) {
+	a, b, _ := twoGateways(t, sharedPostgresURLs(t), false)
+	if !a.store.Shared() {
+		t.Fatal("a store over PostgreSQL is not shared")
+	}
+	if err := a.store.CreateBucket(ctx, "bkt", ""); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	data := []byte("hello")
+	if _, err := a.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "d/k", Body: bytes.NewReader(data), Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	want := ChangeEvent{Kind: ChangePut, Bucket: "bkt", Key: "d/k"}
+	for {
+		if slicesContains(b.events(), want) {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("B's events after 1s: %v, want %v", b.events(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("A's put reached B's OnChange after %v", time.Since(start))
+	time.Sleep(300 * time.Millisecond) // room for an echo to arrive
+	n := 0
+	for _, ev := range a.events() {
+		if ev == want {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("A saw its own put %d times, want once (no echo): %v", n, a.events())
+	}
+}
+
+func slicesContains(evs []ChangeEvent, want ChangeEvent) bool {
+	for _, ev := range evs {
+		if ev == want {
+			return true
+		}
+	}
+	return false
+}
