@@ -312,10 +312,12 @@ func (kv *badgerKV) begin(_ context.Context, write bool) (kvTxn, error) {
 		kv.mu.RUnlock()
 		return nil, errNotOpen
 	}
-	t := &badgerTxn{kv: kv, btx: kv.bdb.NewTransaction(write)}
-	t.buf = t.small[:0]
-	return t, nil
+	return &badgerTxn{kv: kv, btx: kv.bdb.NewTransaction(write)}, nil
 }
+
+// valueBufs holds the buffers that transactions copy values into, so that
+// reads allocate nothing once the pool is warm.
+var valueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // badgerTxn is a Badger transaction. Badger keeps the key and value slices
 // given to set until the transaction ends (no copy is made).
@@ -324,10 +326,9 @@ type badgerTxn struct {
 	btx  *badger.Txn
 	done bool
 	// buf receives the values get returns (Badger hands out a value only
-	// inside a callback); it starts as small, so that reading records
-	// costs no allocation of its own.
-	buf   []byte
-	small [512]byte
+	// inside a callback); taken from valueBufs at the first get, given
+	// back at discard.
+	buf *[]byte
 }
 
 func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
@@ -338,12 +339,15 @@ func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
 		}
 		return nil, false, err
 	}
-	v, err := item.ValueCopy(t.buf[:0])
+	if t.buf == nil {
+		t.buf = valueBufs.Get().(*[]byte)
+	}
+	v, err := item.ValueCopy((*t.buf)[:0])
 	if err != nil {
 		return nil, false, err
 	}
-	if cap(v) > cap(t.buf) {
-		t.buf = v[:0]
+	if cap(v) > cap(*t.buf) && cap(v) <= maxPooledBuf {
+		*t.buf = v[:0]
 	}
 	return v, true, nil
 }
@@ -392,7 +396,15 @@ func (t *badgerTxn) discard() {
 	t.done = true
 	t.btx.Discard()
 	t.kv.mu.RUnlock()
+	if t.buf != nil {
+		valueBufs.Put(t.buf)
+		t.buf = nil
+	}
 }
+
+// maxPooledBuf bounds the buffers kept in valueBufs (inline data can be
+// large).
+const maxPooledBuf = 64 << 10
 
 func (t *badgerTxn) iterate(prefix []byte, _ bool) kvIterator {
 	// Values are never prefetched: they are read (from the LSM tree for
