@@ -14,7 +14,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // dirNode is a bucket's directory (isBucket, key "") or a directory inside
@@ -27,10 +26,10 @@ type dirNode struct {
 	isBucket bool
 
 	markerMu   sync.Mutex
-	lastMarker *meta.Object // the marker seen last (nil: none), for when it is gone
+	lastMarker *cryptostore.Object // the marker seen last (nil: none), for when it is gone
 }
 
-func (d *dirNode) seenMarker(m *meta.Object) {
+func (d *dirNode) seenMarker(m *cryptostore.Object) {
 	d.markerMu.Lock()
 	d.lastMarker = m
 	d.markerMu.Unlock()
@@ -43,13 +42,13 @@ func (d *dirNode) childKey(name string) (bucket, key string, errno syscall.Errno
 		return "", "", syscall.ENOENT
 	}
 	key = prefix + name
-	if len(key)+1 > meta.MaxKeyLen { // +1: room for a directory's "/"
+	if len(key)+1 > cryptostore.MaxKeyLen { // +1: room for a directory's "/"
 		return "", "", syscall.ENAMETOOLONG
 	}
 	return bucket, key, 0
 }
 
-func (d *dirNode) bucketAttr(out *fuse.Attr, b *meta.Bucket) {
+func (d *dirNode) bucketAttr(out *fuse.Attr, b *cryptostore.Bucket) {
 	d.fs.fillAttr(out, d.ino, kindDir, posix{mode: d.fs.opts.BucketMode, uid: d.fs.uid, gid: d.fs.gid, mtime: b.Created}, 0)
 }
 
@@ -75,12 +74,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // object key.
 func (d *dirNode) lookupKey(ctx context.Context, name, bucket, key string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	prefix := key + "/"
-	page, err := d.fs.store.List(keep(ctx), bucket, meta.ListOptions{Prefix: prefix, MaxKeys: 1})
+	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, key)
 	}
 	if len(page.Objects) > 0 {
-		var marker *meta.Object
+		var marker *cryptostore.Object
 		if page.Objects[0].Key == prefix {
 			marker = page.Objects[0]
 		}
@@ -95,7 +94,7 @@ func (d *dirNode) lookupKey(ctx context.Context, name, bucket, key string, out *
 
 // dirChild returns the node of the subdirectory name, reusing the one the
 // kernel knows.
-func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, marker *meta.Object, out *fuse.EntryOut) *gofs.Inode {
+func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, marker *cryptostore.Object, out *fuse.EntryOut) *gofs.Inode {
 	if ch := d.GetChild(name); ch != nil {
 		if c, ok := ch.Operations().(*dirNode); ok {
 			c.seenMarker(marker)
@@ -112,7 +111,7 @@ func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, mar
 // objectChild returns the node of the file or symlink obj: the one the
 // kernel knows, unless the object changed outside the mount since (then a
 // new generation).
-func (d *dirNode) objectChild(ctx context.Context, name string, obj *meta.Object, out *fuse.EntryOut) *gofs.Inode {
+func (d *dirNode) objectChild(ctx context.Context, name string, obj *cryptostore.Object, out *fuse.EntryOut) *gofs.Inode {
 	kind := kindOf(obj)
 	var gen uint64
 	if ch := d.GetChild(name); ch != nil {
@@ -168,8 +167,8 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 
 // marker returns the directory's marker object (nil if it has none) and
 // whether the directory exists in the store at all.
-func (d *dirNode) marker(ctx context.Context, bucket, prefix string) (*meta.Object, bool, syscall.Errno) {
-	page, err := d.fs.store.List(keep(ctx), bucket, meta.ListOptions{Prefix: prefix, MaxKeys: 1})
+func (d *dirNode) marker(ctx context.Context, bucket, prefix string) (*cryptostore.Object, bool, syscall.Errno) {
+	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
 	if err != nil {
 		return nil, false, d.fs.errno(err, bucket, prefix)
 	}
@@ -199,8 +198,8 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
-	var obj *meta.Object
-	errno := d.updateMarker(ctx, bucket, prefix, func(m *meta.ObjectMeta, cur posix) {
+	var obj *cryptostore.Object
+	errno := d.updateMarker(ctx, bucket, prefix, func(m *cryptostore.ObjectMeta, cur posix) {
 		applySetattr(m, cur, in)
 	}, &obj)
 	if errno != 0 {
@@ -212,15 +211,15 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 
 // updateMarker changes the directory marker's metadata, creating the marker
 // (with the defaults an implicit directory shows) if there is none.
-func (d *dirNode) updateMarker(ctx context.Context, bucket, prefix string, fn func(m *meta.ObjectMeta, cur posix), out **meta.Object) syscall.Errno {
+func (d *dirNode) updateMarker(ctx context.Context, bucket, prefix string, fn func(m *cryptostore.ObjectMeta, cur posix), out **cryptostore.Object) syscall.Errno {
 	done := d.fs.ownOp(bucket, prefix)
 	defer done()
-	obj, err := d.fs.store.UpdateMeta(keep(ctx), bucket, prefix, func(m *meta.ObjectMeta) error {
+	obj, err := d.fs.store.UpdateMeta(keep(ctx), bucket, prefix, func(m *cryptostore.ObjectMeta) error {
 		fn(m, d.fs.posixOf(m, 0o755, time.Now()))
 		return nil
 	})
 	if errors.Is(err, cryptostore.ErrNoSuchKey) {
-		var m meta.ObjectMeta
+		var m cryptostore.ObjectMeta
 		m.SetPOSIX(syscall.S_IFDIR|0o755, d.fs.uid, d.fs.gid, d.fs.started)
 		fn(&m, d.fs.posixOf(&m, 0o755, d.fs.started))
 		obj, err = d.fs.store.Put(keep(ctx), &cryptostore.PutInput{Bucket: bucket, Key: prefix, Body: bytes.NewReader(nil), Size: 0, Meta: m})
@@ -460,7 +459,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if len(d.fs.dirtyUnder(bucket, prefix)) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	page, err := d.fs.store.List(keep(ctx), bucket, meta.ListOptions{Prefix: prefix, MaxKeys: 2})
+	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 2})
 	if err != nil {
 		return d.fs.errno(err, bucket, prefix)
 	}
@@ -500,7 +499,7 @@ func (d *dirNode) keepAlive(ctx context.Context) {
 	if has, err := d.fs.store.HasPrefix(keep(ctx), bucket, prefix); err != nil || has {
 		return
 	}
-	d.updateMarker(ctx, bucket, prefix, func(*meta.ObjectMeta, posix) {}, nil)
+	d.updateMarker(ctx, bucket, prefix, func(*cryptostore.ObjectMeta, posix) {}, nil)
 }
 
 // ---- renaming
@@ -634,7 +633,7 @@ func (d *dirNode) renameDir(ctx context.Context, src *dirNode, victim *gofs.Inod
 		return syscall.ENOTDIR
 	}
 	// The destination, if it exists, must be an empty directory.
-	page, err := d.fs.store.List(keep(ctx), bucket, meta.ListOptions{Prefix: dstPrefix, MaxKeys: 2})
+	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: dstPrefix, MaxKeys: 2})
 	if err != nil {
 		return d.fs.errno(err, bucket, dstPrefix)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // listPage is how many keys one directory read asks the store for.
@@ -43,8 +42,8 @@ type dirEntry struct {
 	name   string
 	kind   byte
 	ino    uint64
-	obj    *meta.Object // a file's or symlink's record
-	bucket *meta.Bucket // a bucket's record (root entries)
+	obj    *cryptostore.Object // a file's or symlink's record
+	bucket *cryptostore.Bucket // a bucket's record (root entries)
 	// local: "." and "..", and files not yet committed, which the store
 	// does not know.
 	local bool
@@ -168,7 +167,7 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 		h.more = false
 		return 0
 	}
-	page, err := h.fs.store.List(keep(ctx), bucket, meta.ListOptions{Prefix: prefix, Delimiter: "/", After: h.after, MaxKeys: listPage})
+	page, err := h.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, Delimiter: "/", After: h.after, MaxKeys: listPage})
 	if err != nil {
 		return h.fs.errno(err, bucket, prefix)
 	}
@@ -181,7 +180,7 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 		i := sort.SearchStrings(h.pending, name)
 		return i < len(h.pending) && h.pending[i] == name
 	}
-	add := func(name string, kind byte, key string, obj *meta.Object) {
+	add := func(name string, kind byte, key string, obj *cryptostore.Object) {
 		ino := h.fs.inodes.peek(identity(kind, bucket, key))
 		if ch := h.dir.GetChild(name); ch != nil && ch.StableAttr().Mode == fileType(kind) {
 			ino = ch.StableAttr().Ino

@@ -4,7 +4,9 @@
 // POSIX attributes and extended attributes, the staging of writes until
 // they are committed, and what the kernel is allowed to cache.
 //
-// It reaches data only through package cryptostore: it never opens a blob,
+// It reaches data only through package cryptostore (it imports neither
+// meta nor kms; the records it handles are the store's view of them,
+// cryptostore.Object and cryptostore.ObjectMeta): it never opens a blob,
 // a data key or the metadata database, never decides whether something is
 // encrypted (the bucket does, at commit), and never writes plaintext to
 // disk: writes waiting for their commit are in memory or in a

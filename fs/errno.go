@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // toErrno is the one place where store errors become errnos. go-fuse's own
@@ -22,7 +21,7 @@ func toErrno(err error) syscall.Errno {
 	case err == nil:
 		return 0
 	case errors.Is(err, cryptostore.ErrCorruptBlob), errors.Is(err, cryptostore.ErrUnsupportedFormat),
-		errors.Is(err, meta.ErrCorruptRecord), errors.Is(err, cryptostore.ErrRecordTampered):
+		errors.Is(err, cryptostore.ErrCorruptRecord), errors.Is(err, cryptostore.ErrRecordTampered):
 		// Before "not found": a listed object whose blob file is missing
 		// wraps both, and is damage (EIO), not absence (ENOENT).
 		return syscall.EIO
@@ -43,7 +42,7 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, cryptostore.ErrCrossBucket):
 		return syscall.EXDEV
-	case errors.Is(err, meta.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, cryptostore.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
 		return syscall.ENOSPC // the data disk is full (below the reserve)
 	case errors.Is(err, errGone):
 		return syscall.ESTALE // its streamed writes were dropped with it

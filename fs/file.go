@@ -12,7 +12,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // fileNode is an object seen as a regular file, or as a symlink when its
@@ -45,10 +44,10 @@ type fileNode struct {
 	// committed through it. Zero: none (a new file, or the kernel's cache
 	// holds something no version has, after a failed commit). vh pins it
 	// while handles are open; handles that use the page cache read it.
-	kver   meta.ObjectID
+	kver   cryptostore.ObjectID
 	vh     *pinned
-	last   *meta.Object // the record seen last
-	target string       // a symlink's target, once read
+	last   *cryptostore.Object // the record seen last
+	target string              // a symlink's target, once read
 }
 
 // pinned is a version held open for a node's handles, counted: the node
@@ -110,7 +109,7 @@ func (n *fileNode) arrived(off int64) bool {
 }
 
 // seen records the latest record found by a lookup.
-func (n *fileNode) seen(obj *meta.Object) {
+func (n *fileNode) seen(obj *cryptostore.Object) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.last != nil && n.last.ID != obj.ID {
@@ -195,7 +194,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			// Deleted but open: nothing to store it in.
 		default:
 			done := n.fs.ownOp(bucket, key)
-			obj, err := n.fs.store.UpdateMeta(keep(ctx), bucket, key, func(m *meta.ObjectMeta) error {
+			obj, err := n.fs.store.UpdateMeta(keep(ctx), bucket, key, func(m *cryptostore.ObjectMeta) error {
 				dfl := uint32(0o644)
 				if n.kind == kindLink {
 					dfl = 0o777 | syscall.S_IFLNK
@@ -239,7 +238,7 @@ func (n *fileNode) stageLocked(ctx context.Context) syscall.Errno {
 	}
 	bucket, key, ok := n.loc()
 	var b base
-	var m meta.ObjectMeta
+	var m cryptostore.ObjectMeta
 	consistent := true
 	if ok {
 		h, err := n.fs.store.Open(keep(ctx), bucket, key)
@@ -375,7 +374,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		}
 		// The kernel's pages hold what failed to commit: no version has
 		// that content.
-		n.kver = meta.ObjectID{}
+		n.kver = cryptostore.ObjectID{}
 		return err
 	}
 	st.close()
@@ -398,7 +397,7 @@ func (n *fileNode) committedLocked(h *cryptostore.Handle, consistent bool) {
 		n.vh = nil
 	}
 	if h == nil || !consistent {
-		n.kver = meta.ObjectID{}
+		n.kver = cryptostore.ObjectID{}
 		n.stale.Store(true)
 		if bucket, key, ok := n.loc(); ok {
 			n.fs.inval.post(cryptostore.ChangeEvent{Kind: cryptostore.ChangePut, Bucket: bucket, Key: key})

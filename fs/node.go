@@ -12,7 +12,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // node is what files and directories below the root share: where they are
@@ -85,7 +84,7 @@ type posix struct {
 // posixOf reads the POSIX attributes from an object's metadata; what is not
 // stored comes from the defaults: the mount's owner, dflMode, and the
 // object's last-modified time.
-func (f *FS) posixOf(m *meta.ObjectMeta, dflMode uint32, lastModified time.Time) posix {
+func (f *FS) posixOf(m *cryptostore.ObjectMeta, dflMode uint32, lastModified time.Time) posix {
 	p := posix{mode: dflMode, uid: f.uid, gid: f.gid, mtime: lastModified}
 	if v, ok := m.Mode(); ok {
 		p.mode = v
@@ -96,14 +95,14 @@ func (f *FS) posixOf(m *meta.ObjectMeta, dflMode uint32, lastModified time.Time)
 	if v, ok := m.GID(); ok {
 		p.gid = v
 	}
-	if v, ok := parseMtime(m.User[meta.MetaMtime]); ok {
+	if v, ok := parseMtime(m.User[cryptostore.MetaMtime]); ok {
 		p.mtime = v
 	}
 	return p
 }
 
 // parseMtime reads a stored mtime, "seconds[.fraction]", to the nanosecond
-// (meta.ObjectMeta.Mtime goes through a float64, which keeps only about a
+// (cryptostore.ObjectMeta.Mtime goes through a float64, which keeps only about a
 // tenth of a microsecond at today's dates).
 func parseMtime(s string) (time.Time, bool) {
 	if s == "" {
@@ -133,7 +132,7 @@ func parseMtime(s string) (time.Time, bool) {
 
 // kindOf tells a symlink from a file: a symlink is an object whose stored
 // mode has S_IFLNK (the convention other S3 file systems use).
-func kindOf(obj *meta.Object) byte {
+func kindOf(obj *cryptostore.Object) byte {
 	if m, ok := obj.Meta.Mode(); ok && m&syscall.S_IFMT == syscall.S_IFLNK {
 		return kindLink
 	}
@@ -163,7 +162,7 @@ func (f *FS) fillAttr(out *fuse.Attr, ino uint64, kind byte, p posix, size int64
 }
 
 // objectAttr fills out from an object record.
-func (f *FS) objectAttr(out *fuse.Attr, ino uint64, obj *meta.Object) {
+func (f *FS) objectAttr(out *fuse.Attr, ino uint64, obj *cryptostore.Object) {
 	kind := kindOf(obj)
 	dfl := uint32(0o644)
 	if kind == kindLink {
@@ -174,7 +173,7 @@ func (f *FS) objectAttr(out *fuse.Attr, ino uint64, obj *meta.Object) {
 
 // dirAttr fills out for a directory; marker is its "dir/" object, nil for a
 // directory that exists only because keys run through it.
-func (f *FS) dirAttr(out *fuse.Attr, ino uint64, marker *meta.Object) {
+func (f *FS) dirAttr(out *fuse.Attr, ino uint64, marker *cryptostore.Object) {
 	p := posix{mode: 0o755, uid: f.uid, gid: f.gid, mtime: f.started}
 	if marker != nil {
 		p = f.posixOf(&marker.Meta, 0o755, marker.LastModified)
@@ -183,7 +182,7 @@ func (f *FS) dirAttr(out *fuse.Attr, ino uint64, marker *meta.Object) {
 }
 
 // setPOSIXField stores one POSIX attribute in metadata.
-func setPOSIXField(m *meta.ObjectMeta, name string, v uint32) {
+func setPOSIXField(m *cryptostore.ObjectMeta, name string, v uint32) {
 	if m.User == nil {
 		m.User = make(map[string]string, 4)
 	}
@@ -193,23 +192,23 @@ func setPOSIXField(m *meta.ObjectMeta, name string, v uint32) {
 // applySetattr applies the mode, owner and mtime changes of a SETATTR to
 // metadata whose current attributes are cur. It reports whether anything
 // changed.
-func applySetattr(m *meta.ObjectMeta, cur posix, in *fuse.SetAttrIn) bool {
+func applySetattr(m *cryptostore.ObjectMeta, cur posix, in *fuse.SetAttrIn) bool {
 	changed := false
 	mode, hasMode := in.GetMode()
 	if hasMode {
-		setPOSIXField(m, meta.MetaMode, cur.mode&syscall.S_IFMT|mode&0o7777)
+		setPOSIXField(m, cryptostore.MetaMode, cur.mode&syscall.S_IFMT|mode&0o7777)
 		changed = true
 	}
 	if uid, ok := in.GetUID(); ok {
-		setPOSIXField(m, meta.MetaUID, uid)
+		setPOSIXField(m, cryptostore.MetaUID, uid)
 		changed = true
 	}
 	if gid, ok := in.GetGID(); ok {
-		setPOSIXField(m, meta.MetaGID, gid)
+		setPOSIXField(m, cryptostore.MetaGID, gid)
 		changed = true
 	}
 	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && !hasMode && cur.mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
-		setPOSIXField(m, meta.MetaMode, cur.mode&^(syscall.S_ISUID|syscall.S_ISGID))
+		setPOSIXField(m, cryptostore.MetaMode, cur.mode&^(syscall.S_ISUID|syscall.S_ISGID))
 		changed = true
 	}
 	if t, ok := in.GetMTime(); ok {
@@ -234,9 +233,9 @@ func (f *FS) caller(ctx context.Context) (uid, gid uint32) {
 }
 
 // newMeta returns the metadata of a new object created by the caller.
-func (f *FS) newMeta(ctx context.Context, mode uint32) meta.ObjectMeta {
+func (f *FS) newMeta(ctx context.Context, mode uint32) cryptostore.ObjectMeta {
 	uid, gid := f.caller(ctx)
-	var m meta.ObjectMeta
+	var m cryptostore.ObjectMeta
 	m.SetPOSIX(mode, uid, gid, time.Now())
 	return m
 }

@@ -7,7 +7,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 // rootNode is the mount's top directory: one subdirectory per bucket.
@@ -61,7 +61,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 // bucketChild returns the node of a bucket's directory.
-func (r *rootNode) bucketChild(ctx context.Context, b *meta.Bucket, out *fuse.EntryOut) *gofs.Inode {
+func (r *rootNode) bucketChild(ctx context.Context, b *cryptostore.Bucket, out *fuse.EntryOut) *gofs.Inode {
 	if ch := r.GetChild(b.Name); ch != nil {
 		if d, ok := ch.Operations().(*dirNode); ok {
 			d.bucketAttr(&out.Attr, b)

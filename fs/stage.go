@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // staging is a file's content while it is written: the version it started
@@ -52,9 +51,9 @@ type staging struct {
 	// leaves them valid. See "Kernel caching" in the package doc.
 	consistent bool
 
-	meta     meta.ObjectMeta // committed with the data
-	mtimeSet bool            // meta's mtime was set since the last write
-	wrote    bool            // the data changed (a commit sets mtime, clears set-id bits)
+	meta     cryptostore.ObjectMeta // committed with the data
+	mtimeSet bool                   // meta's mtime was set since the last write
+	wrote    bool                   // the data changed (a commit sets mtime, clears set-id bits)
 
 	win *window    // stream mode
 	put *streamPut // the running Stage, once the window first filled
@@ -110,7 +109,7 @@ func (b stagedBase) release() { b.Discard() }
 
 // newStaging starts staging over b (nil: empty), which it owns from now on;
 // consistent says whether the kernel's cache holds b.
-func newStaging(n *fileNode, b base, m meta.ObjectMeta, consistent bool) *staging {
+func newStaging(n *fileNode, b base, m cryptostore.ObjectMeta, consistent bool) *staging {
 	st := &staging{n: n, store: n.fs.store, base: b, meta: m, skipped: -1, consistent: consistent}
 	if b != nil {
 		st.baseLen = b.Size()
@@ -569,13 +568,13 @@ func readBase(h io.ReaderAt, p []byte, off int64) error {
 // finalMeta is the metadata committed with the data: the mtime of the last
 // write unless one was set since, and set-id bits cleared by a write (the
 // kernel leaves that to us: handle_killpriv_v2).
-func (st *staging) finalMeta() meta.ObjectMeta {
+func (st *staging) finalMeta() cryptostore.ObjectMeta {
 	m := st.meta.Clone()
 	if st.wrote && !st.mtimeSet {
 		m.SetMtime(time.Now())
 	}
 	if mode, ok := m.Mode(); ok && st.wrote && mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
-		setPOSIXField(&m, meta.MetaMode, mode&^(syscall.S_ISUID|syscall.S_ISGID))
+		setPOSIXField(&m, cryptostore.MetaMode, mode&^(syscall.S_ISUID|syscall.S_ISGID))
 	}
 	return m
 }

@@ -84,7 +84,7 @@ func TestStagingModel(t *testing.T) {
 		var model []byte
 		rng := mrand.New(mrand.NewPCG(seed, 7))
 		n.mu.Lock()
-		n.st = newStaging(n, nil, meta.ObjectMeta{}, true)
+		n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
 		for step := range 100 {
 			if n.st == nil {
 				if errno := n.stageLocked(ctx); errno != 0 {
@@ -161,7 +161,7 @@ func TestStagingModes(t *testing.T) {
 	n := newFileNode(f, kindFile, "bkt", "modes")
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.st = newStaging(n, nil, meta.ObjectMeta{}, true)
+	n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
 	st := n.st
 	if err := st.write(fill(100, 1), 0); err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestStagingModes(t *testing.T) {
 		t.Fatalf("an 8 MiB file written in order: streaming=%t spool=%t, want a stream", st.put != nil, st.spool != nil)
 	}
 	// A chmod while the data streams is committed with it.
-	setPOSIXField(&st.meta, meta.MetaMode, 0o100640)
+	setPOSIXField(&st.meta, cryptostore.MetaMode, 0o100640)
 	if len(st.win.buf) > 2<<20 {
 		t.Fatalf("the window holds %d bytes of an in-order stream", len(st.win.buf))
 	}

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // Extended attributes: each metadata header H of an object is the xattr
@@ -42,7 +41,7 @@ const (
 // contentHeaders are the standard headers, in the order listed.
 var contentHeaders = []string{"content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"}
 
-func contentHeader(m *meta.ObjectMeta, h string) string {
+func contentHeader(m *cryptostore.ObjectMeta, h string) string {
 	switch h {
 	case "content-type":
 		return m.ContentType
@@ -61,7 +60,7 @@ func contentHeader(m *meta.ObjectMeta, h string) string {
 }
 
 func isPOSIXName(k string) bool {
-	return k == meta.MetaMode || k == meta.MetaUID || k == meta.MetaGID || k == meta.MetaMtime
+	return k == cryptostore.MetaMode || k == cryptostore.MetaUID || k == cryptostore.MetaGID || k == cryptostore.MetaMtime
 }
 
 // readOnlyName reports whether name is one of the read-only attributes.
@@ -86,7 +85,7 @@ type xattr struct{ name, value string }
 // objectXattrs lists an object's attributes: obj is its committed record
 // (nil for a file not committed yet), m its metadata (the pending one for a
 // file being written).
-func (f *FS) objectXattrs(obj *meta.Object, m *meta.ObjectMeta) []xattr {
+func (f *FS) objectXattrs(obj *cryptostore.Object, m *cryptostore.ObjectMeta) []xattr {
 	var out []xattr
 	if obj != nil && obj.Encryption != nil {
 		out = append(out,
@@ -108,7 +107,7 @@ func (f *FS) objectXattrs(obj *meta.Object, m *meta.ObjectMeta) []xattr {
 	return out
 }
 
-func userMetaXattrs(m *meta.ObjectMeta) []xattr {
+func userMetaXattrs(m *cryptostore.ObjectMeta) []xattr {
 	names := make([]string, 0, len(m.User))
 	for k := range m.User {
 		names = append(names, k)
@@ -152,7 +151,7 @@ func validMetaValue(v string) bool {
 	return true
 }
 
-func userMetaSize(m *meta.ObjectMeta) int {
+func userMetaSize(m *cryptostore.ObjectMeta) int {
 	n := 0
 	for k, v := range m.User {
 		n += len(k) + len(v)
@@ -241,7 +240,7 @@ func removexattr(ctx context.Context, t xattrTarget, name string) syscall.Errno 
 // metadata can be changed.
 type metaEditor interface {
 	xattrTarget
-	editMeta(ctx context.Context, fn func(m *meta.ObjectMeta) error) syscall.Errno
+	editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno
 	// settle commits pending writes, so that read-only values (ETag,
 	// encryption) are final.
 	settle(ctx context.Context) syscall.Errno
@@ -277,7 +276,7 @@ func setObjectXattr(ctx context.Context, t metaEditor, name, value string, flags
 	if !validMetaName(k) || !validMetaValue(value) {
 		return syscall.EINVAL
 	}
-	return t.editMeta(ctx, func(m *meta.ObjectMeta) error {
+	return t.editMeta(ctx, func(m *cryptostore.ObjectMeta) error {
 		_, exists := m.User[k]
 		switch {
 		case flags&xattrCreate != 0 && exists:
@@ -314,7 +313,7 @@ func removeObjectXattr(ctx context.Context, t metaEditor, name string) syscall.E
 		return syscall.ENODATA
 	}
 	k = strings.ToLower(k)
-	return t.editMeta(ctx, func(m *meta.ObjectMeta) error {
+	return t.editMeta(ctx, func(m *cryptostore.ObjectMeta) error {
 		if _, exists := m.User[k]; !exists {
 			return errXattrMissing
 		}
@@ -332,7 +331,7 @@ func (t fileXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.st != nil {
-		var obj *meta.Object
+		var obj *cryptostore.Object
 		if !n.isPending() {
 			obj = n.last
 		}
@@ -351,7 +350,7 @@ func (t fileXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
 	return n.fs.objectXattrs(n.last, &n.last.Meta), 0
 }
 
-func (t fileXattrs) editMeta(ctx context.Context, fn func(m *meta.ObjectMeta) error) syscall.Errno {
+func (t fileXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno {
 	n := t.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -416,13 +415,13 @@ func (t dirXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
 	return userMetaXattrs(&marker.Meta), 0
 }
 
-func (t dirXattrs) editMeta(ctx context.Context, fn func(m *meta.ObjectMeta) error) syscall.Errno {
+func (t dirXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno {
 	bucket, prefix, ok := t.d.loc()
 	if !ok {
 		return syscall.ENOENT
 	}
 	var ferr error
-	errno := t.d.updateMarker(ctx, bucket, prefix, func(m *meta.ObjectMeta, _ posix) {
+	errno := t.d.updateMarker(ctx, bucket, prefix, func(m *cryptostore.ObjectMeta, _ posix) {
 		// updateMarker's edit cannot fail: apply to a copy, keep it only
 		// if fn accepts it.
 		c := m.Clone()

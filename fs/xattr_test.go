@@ -4,7 +4,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 func TestXattrNames(t *testing.T) {
@@ -52,7 +52,7 @@ func TestCopyOut(t *testing.T) {
 
 func TestObjectXattrs(t *testing.T) {
 	f := newFS(Options{})
-	obj := &meta.Object{ETag: "abc", ReplicationStatus: "COMPLETED", Meta: meta.ObjectMeta{
+	obj := &cryptostore.Object{ETag: "abc", ReplicationStatus: "COMPLETED", Meta: cryptostore.ObjectMeta{
 		ContentType: "text/plain",
 		User:        map[string]string{"b": "2", "a": "1"},
 	}}
