@@ -54,6 +54,14 @@ package meta
 // the request timed out) may or may not have happened: the client does not
 // resend it, and commit reports the error as it is, never as ErrConflict.
 // Reads are resent to another member by the client.
+//
+// Operating the cluster: etcd keeps every revision until it is compacted,
+// and Debian's etcd does not compact by itself: run it with
+// --auto-compaction-mode=periodic --auto-compaction-retention=1h (or
+// shorter) and defragment now and then, or its database grows to
+// --quota-backend-bytes and the cluster refuses writes. A transaction whose
+// snapshot revision was compacted away fails with ErrConflict and runs
+// again on a fresh one.
 
 import (
 	"context"

@@ -737,3 +737,40 @@ func TestEtcdLargeUploadNeedsMaxTxnOps(t *testing.T) {
 		})
 	})
 }
+
+// TestEtcdCompactedSnapshotConflicts checks that a transaction whose
+// snapshot revision the cluster compacted away fails with ErrConflict (so
+// Update runs it again on a fresh snapshot), not with a hard error.
+func TestEtcdCompactedSnapshotConflicts(t *testing.T) {
+	db := openEtcdTest(t)
+	if err := etcdUpdate(db, setKey("a")); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.kv.begin(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.discard()
+	if _, _, err := tx.get([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdUpdate(db, setKey("a")); err != nil {
+		t.Fatal(err)
+	}
+	e := db.kv.(*etcdKV)
+	resp, err := e.cli.Get(context.Background(), e.prefix+"a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cli.Compact(context.Background(), resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tx.get([]byte("b")); !errors.Is(err, ErrConflict) {
+		t.Fatalf("read at a compacted revision = %v, want ErrConflict", err)
+	}
+	// Update retries it on a fresh snapshot.
+	ctx := context.Background()
+	if err := db.Update(ctx, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "after-compaction"}) }); err != nil {
+		t.Fatal(err)
+	}
+}
