@@ -36,7 +36,7 @@ test: build
 # their own servers on loopback (Debian's postgresql and etcd-server
 # packages); SEALFS_REQUIRE_ENGINES=1 makes a missing one a failure.
 test-engines: build
-	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./internal/pgtest/ ./internal/etcdtest/
+	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./kms/ ./internal/pgtest/ ./internal/etcdtest/
 
 # Power cuts, many of them (make test runs a short version): the daemon runs
 # on a data directory served by lazyfs (internal/lazyfs), which loses

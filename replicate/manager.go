@@ -69,6 +69,10 @@ type Manager struct {
 
 	wake chan struct{} // 1-buffered: something may be ready
 
+	// lease takes the leases of a store shared by several gateways
+	// (lease.go); nil for one gateway.
+	lease *leaser
+
 	mu       sync.Mutex
 	clients  map[string]*targetClient // region → client
 	inflight map[string]bool          // bucket\0key → being sent
@@ -139,6 +143,9 @@ func New(cfg Config) (*Manager, error) {
 func (m *Manager) Start(store *cryptostore.Store) {
 	m.startOnce.Do(func() {
 		m.store.Store(store)
+		if store.Shared() {
+			m.lease = &leaser{db: m.cfg.Meta, owner: store.GatewayID(), ttl: DefaultLeaseTTL}
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		m.cancel = cancel
 		g, ctx := errgroup.WithContext(ctx)

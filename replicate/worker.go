@@ -100,8 +100,17 @@ func (m *Manager) ready(ctx context.Context, n int) ([]*meta.QueueItem, time.Tim
 			m.mu.Lock()
 			busy := m.inflight[k]
 			m.mu.Unlock()
+			var leased time.Time
+			if m.lease != nil && !busy && !seen[k] {
+				var err error
+				if leased, err = m.lease.heldByOther(tx, it, now); err != nil {
+					return false, err
+				}
+			}
 			switch {
 			case busy || seen[k]:
+			case !leased.IsZero(): // another gateway works it (lease.go)
+				note(leased)
 			case it.NextAttempt.After(now):
 				note(it.NextAttempt)
 			case !held[it.Target].IsZero():
@@ -182,6 +191,16 @@ func (m *Manager) process(ctx context.Context, it *meta.QueueItem) {
 		return
 	}
 	it = cur
+	if m.lease != nil {
+		ok, release, err := m.lease.claim(ctx, it)
+		if err != nil || !ok {
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("taking a replication lease", "bucket", it.Bucket, "key", it.Key, "err", err)
+			}
+			return // another gateway has it
+		}
+		defer release()
+	}
 	a := m.try(ctx, store, it)
 	if ctx.Err() != nil {
 		return // shutting down: the item stays queued
