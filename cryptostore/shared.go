@@ -150,7 +150,26 @@ func (s *Store) startShared(ctx context.Context) error {
 // feedLoop passes the changes of other gateways to OnChange.
 func (s *Store) feedLoop(feed <-chan meta.Change) {
 	defer s.wg.Done()
-	for c := range feed {
+	type stamped struct {
+		c  meta.Change
+		at time.Time
+	}
+	in := make(chan stamped, 4096)
+	go func() {
+		defer close(in)
+		for c := range feed {
+			in <- stamped{c, time.Now()}
+		}
+	}()
+	for sc := range in {
+		c := sc.c
+		// Give the commit of ours that this may echo the moment it needs
+		// to return and say what it wrote (changed).
+		if d := time.Until(sc.at.Add(echoDelay)); d > 0 && !sleepCtx(s.bg, d) {
+			for range in {
+			}
+			return
+		}
 		var ev ChangeEvent
 		switch {
 		case c.Reset:
@@ -318,6 +337,22 @@ type echoWant struct {
 }
 
 const echoExpiry = 5 * time.Second
+
+// echoDelay is how long an event of the feed waits before it is looked at:
+// the time for the commit that it may echo to return to its caller.
+const echoDelay = 50 * time.Millisecond
+
+// sleepCtx waits d, or less if ctx ends first (returning false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // echoSeenWindow: an event of a key this recent may have been the echo of
 // the commit whose changed call comes now.
