@@ -153,6 +153,22 @@ func New(n int, flags ...string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A free port can be taken by another process between freePorts and
+	// etcd's bind: a member that exits at once is tried again on new
+	// ports.
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(bin, n, flags)
+		if err == nil || !errors.Is(err, errExited) || attempt == 3 {
+			return c, err
+		}
+	}
+}
+
+// errExited is wrapped by the error of a member that exited before it
+// served.
+var errExited = errors.New("exited before serving")
+
+func newCluster(bin string, n int, flags []string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "sealfs-etcd-")
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: %w", err)
@@ -359,7 +375,7 @@ func (m *Member) waitHealthy(ctx context.Context) error {
 	var last error
 	for {
 		if !m.running() {
-			return fmt.Errorf("etcdtest: %s exited before serving; log:\n%s", m.Name, m.LogTail(4096))
+			return fmt.Errorf("etcdtest: %s %w; log:\n%s", m.Name, errExited, m.LogTail(4096))
 		}
 		last = m.health(ctx, client)
 		if last == nil {

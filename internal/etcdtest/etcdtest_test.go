@@ -2,8 +2,11 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,5 +63,25 @@ func TestClusterKillRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir()); !os.IsNotExist(err) {
 		t.Errorf("cluster directory survived Stop: %v", err)
+	}
+}
+
+// TestMemberThatCannotStart checks that a member that exits at once (here
+// on a flag etcd does not know) is reported with its log, after the
+// retries, and that nothing is left behind.
+func TestMemberThatCannotStart(t *testing.T) {
+	Require(t)
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "sealfs-etcd-*"))
+	c, err := New(1, "--no-such-flag")
+	if err == nil {
+		c.Stop()
+		t.Fatal("a member with an unknown flag started")
+	}
+	if !errors.Is(err, errExited) || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Fatalf("error %v: want errExited and the log naming the flag", err)
+	}
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "sealfs-etcd-*"))
+	if len(after) > len(before) {
+		t.Fatalf("temporary directories left: %v (before: %v)", after, before)
 	}
 }
