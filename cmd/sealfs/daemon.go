@@ -153,8 +153,13 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if d.repl, err = replicate.New(rc); err != nil {
 		return nil, err
 	}
+	blobDir, err := blobLocation(c)
+	if err != nil {
+		return nil, exitUsage(err)
+	}
 	d.store, err = cryptostore.Open(c.Context, cryptostore.Config{
 		Dir:      d.dataDir,
+		BlobDir:  blobDir,
 		Meta:     d.meta,
 		KMS:      storeKMS,
 		Region:   d.region,

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,7 +20,26 @@ func dataFlags() []cli.Flag {
 			Usage: "data directory: metadata, blobs, keys, TLS certificate and credentials"},
 		&cli.StringFlag{Name: "meta", EnvVars: []string{"SEALFS_META"}, Category: "Storage",
 			Usage: "metadata engine `URL`: badger://DIR (default: an embedded Badger store in DATA/meta), postgres://user@host:port/db?..., etcd://host1:2379,host2:2379/prefix; gateways given the same URL share one namespace"},
+		&cli.StringFlag{Name: "blobs", EnvVars: []string{"SEALFS_BLOBS"}, Category: "Storage",
+			Usage: "blob store `URL`: file://DIR (default: DATA/blobs); gateways sharing a --meta share it too"},
 	}
+}
+
+// blobLocation returns the blob directory of --blobs (file://DIR or a
+// path), or "" for the default, DATA/blobs.
+func blobLocation(c *cli.Context) (string, error) {
+	u := c.String("blobs")
+	if u == "" {
+		return "", nil
+	}
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u, nil
+	}
+	if !strings.EqualFold(scheme, "file") || rest == "" {
+		return "", fmt.Errorf("--blobs %q: want file://DIR", u)
+	}
+	return rest, nil
 }
 
 // metaLocation returns the metadata engine's URL: --meta, or the embedded
