@@ -52,7 +52,8 @@ func RootKeyPath(dataDir string) string {
 //   - RootKeyPath(dataDir): reused if it exists (source RootKeyStored),
 //     otherwise generated there as hex, mode 0600 in directories created
 //     0700 (source RootKeyGenerated). It is not generated when DATA/kms
-//     already holds a keyring: a new root key could not open it.
+//     already holds a keyring, or one imported into shared metadata
+//     (keyring.imported): a new root key could not open it.
 //
 // A key file that group or others may read or write is refused (chmod 600
 // fixes it). Errors never contain key bytes.
@@ -79,8 +80,10 @@ func LoadRootKey(file, envValue, dataDir string) (key []byte, source string, err
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, "", err
 	}
-	if _, err := os.Stat(filepath.Join(Dir(dataDir), keyringName)); err == nil {
-		return nil, "", fmt.Errorf("kms: %s holds a keyring but no root key was given and %s does not exist: give the root key that sealed it (a key file or %s)", Dir(dataDir), path, RootKeyEnv)
+	for _, name := range []string{keyringName, keyringName + importedSuffix} {
+		if _, err := os.Stat(filepath.Join(Dir(dataDir), name)); err == nil {
+			return nil, "", fmt.Errorf("kms: %s holds a keyring (%s) but no root key was given and %s does not exist: give the root key that sealed it (a key file or %s)", Dir(dataDir), name, path, RootKeyEnv)
+		}
 	}
 	key, err = generateRootKey(path)
 	if errors.Is(err, fs.ErrExist) {

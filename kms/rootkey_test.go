@@ -154,3 +154,22 @@ func TestLoadRootKeyWillNotOrphanKeyring(t *testing.T) {
 		t.Fatal("a root key was generated beside a keyring it cannot open")
 	}
 }
+
+// A keyring file imported into shared metadata (keyring.imported) still
+// says a root key exists somewhere: none is generated beside it.
+func TestLoadRootKeyWillNotOrphanImportedKeyring(t *testing.T) {
+	data := t.TempDir()
+	k := openTest(t, Dir(data), randomRoot(t), LocalOptions{})
+	k.Close()
+	path := filepath.Join(Dir(data), keyringName)
+	if err := os.Rename(path, path+importedSuffix); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := LoadRootKey("", "", data)
+	if err == nil || !strings.Contains(err.Error(), "holds a keyring") {
+		t.Fatalf("imported keyring without root.key: %v, want a refusal to generate", err)
+	}
+	if _, err := os.Stat(RootKeyPath(data)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a root key was generated beside an imported keyring")
+	}
+}
