@@ -20,9 +20,11 @@
 //     attributes, and marks the source COMPLETED, or FAILED on a permanent
 //     error or once retries are exhausted. Transient errors are retried with
 //     capped exponential backoff, per item and per target.
-//   - The target side (replica.go): the headers a replica carries and the
-//     condition under which a target stores it, so that a replica older
-//     than what the target holds is never stored over it.
+//   - The target side is not here: the headers a replica carries are
+//     package s3replica's (shared by this sender and the s3 receiver), and
+//     the condition under which a target stores it, so that a replica
+//     older than what the target holds is never stored over it, is the
+//     store's (cryptostore.Replica).
 //   - Resync (resync.go) and the status figures (stats.go).
 //
 // # Wire form

@@ -22,6 +22,7 @@ import (
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
+	"github.com/sealfs/sealfs/s3/s3replica"
 	"github.com/sealfs/sealfs/s3/sigv4"
 )
 
@@ -212,7 +213,7 @@ func (tg *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	rep, isReplica, err := ParseReplica(r.Header, auth.SignedHeaders)
+	rep, isReplica, err := s3replica.Parse(r.Header, auth.SignedHeaders)
 	if err != nil {
 		s3err.WriteXML(w, r, s3err.ErrAccessDenied.WithMessage(err.Error()), "test")
 		return
@@ -258,8 +259,8 @@ func (tg *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_, err = tg.r.store.Put(r.Context(), in)
 		switch {
-		case errors.Is(err, ErrStaleReplica):
-			w.Header().Set(HeaderSkipped, "stale")
+		case errors.Is(err, cryptostore.ErrStaleReplica):
+			w.Header().Set(s3replica.HeaderSkipped, "stale")
 		case errors.Is(err, cryptostore.ErrNoSuchBucket):
 			s3err.WriteXML(w, r, s3err.ErrNoSuchBucket, "test")
 			return

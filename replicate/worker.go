@@ -15,6 +15,7 @@ import (
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/s3/s3replica"
 )
 
 // dispatch hands ready queue items to the workers, oldest first, until ctx
@@ -266,8 +267,8 @@ func (m *Manager) try(ctx context.Context, store *cryptostore.Store, it *meta.Qu
 func (m *Manager) headers(sourceTime time.Time) func(*s3.Options) {
 	return func(o *s3.Options) {
 		o.APIOptions = append(o.APIOptions,
-			smithyhttp.SetHeaderValue(HeaderSourceMtime, FormatSourceTime(sourceTime)),
-			smithyhttp.SetHeaderValue(HeaderSourceRegion, m.cfg.Region),
+			smithyhttp.SetHeaderValue(s3replica.HeaderSourceMtime, s3replica.FormatSourceTime(sourceTime)),
+			smithyhttp.SetHeaderValue(s3replica.HeaderSourceRegion, m.cfg.Region),
 		)
 	}
 }
@@ -361,7 +362,7 @@ func (m *Manager) tryDelete(ctx context.Context, store *cryptostore.Store, it *m
 // newer version.
 func skippedByTarget(md middleware.Metadata) bool {
 	resp, ok := awsmw.GetRawResponse(md).(*smithyhttp.Response)
-	return ok && resp != nil && resp.Header.Get(HeaderSkipped) != ""
+	return ok && resp != nil && resp.Header.Get(s3replica.HeaderSkipped) != ""
 }
 
 // checkHeaderValues refuses metadata that cannot travel as HTTP header

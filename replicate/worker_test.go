@@ -310,14 +310,14 @@ func TestStaleReplicaRefused(t *testing.T) {
 	t0 := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	put := func(data string, at time.Time) error {
 		in := &cryptostore.PutInput{Bucket: "dst", Key: "k", Body: strings.NewReader(data), Size: int64(len(data))}
-		Replica{SourceTime: at, SourceRegion: "us-east-1"}.Apply(in)
+		cryptostore.Replica{SourceTime: at, SourceRegion: "us-east-1"}.Apply(in)
 		_, err := dst.store.Put(ctx, in)
 		return err
 	}
 	if err := put("newer", t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := put("older", t0); err != ErrStaleReplica {
+	if err := put("older", t0); err != cryptostore.ErrStaleReplica {
 		t.Fatalf("older replica: want ErrStaleReplica, have %v", err)
 	}
 	if got, _ := dst.read(t, "dst", "k"); string(got) != "newer" {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
 	"github.com/sealfs/sealfs/s3/sigv4"
@@ -117,7 +116,7 @@ func listBuckets(q *request) error {
 // ---- buckets
 
 func createBucket(q *request) error {
-	if err := meta.ValidBucketName(q.bucket); err != nil {
+	if err := cryptostore.ValidBucketName(q.bucket); err != nil {
 		return s3err.ErrInvalidBucketName.Wrap(err)
 	}
 	if route, ok := cryptostore.ReservedBucketName(q.bucket); ok {

@@ -3,6 +3,13 @@
 // each S3 request into calls on the store (package cryptostore) and each
 // result or error into the response S3 clients expect.
 //
+// It is a front door: it reaches metadata, blobs and keys only through the
+// store, and imports neither meta nor kms (the records, key ARNs and KMS
+// errors it shows come through cryptostore), nor replicate: the bucket
+// replication configuration is served by the Config.Replication it is
+// given, and replica writes arriving from another region are read with
+// package s3replica and committed as cryptostore.Replica writes.
+//
 // # What it owns
 //
 //   - Addressing: path style (/BUCKET/KEY) always; virtual-host style

@@ -6,8 +6,6 @@ import (
 	"syscall"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/kms"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 )
 
@@ -46,13 +44,13 @@ func (h *Handler) toS3(q *request, err error) *s3err.Error {
 		return s3err.ErrEntityTooSmall.Wrap(err)
 	case errors.Is(err, cryptostore.ErrInvalidPart):
 		return s3err.ErrInvalidPart.Wrap(err)
-	case errors.Is(err, cryptostore.ErrInvalidPartNumber), errors.Is(err, meta.ErrInvalidPartNumber):
+	case errors.Is(err, cryptostore.ErrInvalidPartNumber), errors.Is(err, cryptostore.ErrInvalidPartRecord):
 		return errPartNumber
 	case errors.Is(err, cryptostore.ErrIncompleteBody), errors.Is(err, cryptostore.ErrBodyTooLong):
 		return s3err.ErrIncompleteBody.Wrap(err)
 	case errors.Is(err, cryptostore.ErrKeyDisabled):
 		return h.kmsError(q, err)
-	case errors.Is(err, meta.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case errors.Is(err, cryptostore.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		// A write refused below the reserve, or a blob write that hit
 		// the end of the disk.
 		return s3err.ErrInsufficientStorage.Wrap(err)
@@ -70,7 +68,7 @@ var errPartNumber = s3err.ErrInvalidArgument.WithMessage("Part number must be an
 
 // keyError explains why key is not a valid object key.
 func keyError(key string) *s3err.Error {
-	if len(key) > meta.MaxKeyLen {
+	if len(key) > cryptostore.MaxKeyLen {
 		return s3err.ErrKeyTooLong
 	}
 	return s3err.ErrInvalidArgument.WithMessage("Object keys must be non-empty UTF-8 without NUL bytes.")
@@ -78,7 +76,7 @@ func keyError(key string) *s3err.Error {
 
 // checkKey checks an object key before anything else is done with it.
 func checkKey(key string) error {
-	if err := meta.ValidKey(key); err != nil {
+	if err := cryptostore.ValidKey(key); err != nil {
 		return keyError(key)
 	}
 	return nil
@@ -90,9 +88,9 @@ func (h *Handler) kmsError(q *request, err error) *s3err.Error {
 	base := s3err.ErrKMSDisabled
 	what := " is disabled."
 	switch {
-	case errors.Is(err, kms.ErrKeyPendingDeletion):
+	case errors.Is(err, cryptostore.ErrKMSKeyPendingDeletion):
 		base, what = s3err.ErrKMSInvalidState, " is pending deletion."
-	case errors.Is(err, kms.ErrKeyNotFound):
+	case errors.Is(err, cryptostore.ErrKMSKeyNotFound):
 		base, what = s3err.ErrKMSNotFound, " does not exist."
 	}
 	keyID := ""

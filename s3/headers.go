@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/sigv4"
 )
@@ -23,8 +22,8 @@ const defaultContentType = "binary/octet-stream"
 
 // objectMeta reads the content headers and user metadata of a PUT, a
 // CopyObject with REPLACE, or a CreateMultipartUpload.
-func objectMeta(hd http.Header) (meta.ObjectMeta, error) {
-	m := meta.ObjectMeta{
+func objectMeta(hd http.Header) (cryptostore.ObjectMeta, error) {
+	m := cryptostore.ObjectMeta{
 		ContentType:        hd.Get("Content-Type"),
 		ContentEncoding:    sigv4.StripAWSChunked(strings.Join(hd.Values("Content-Encoding"), ",")),
 		ContentDisposition: hd.Get("Content-Disposition"),
@@ -56,7 +55,7 @@ func objectMeta(hd http.Header) (meta.ObjectMeta, error) {
 // HEAD response (not Content-Length, which depends on the range). Checksums
 // (asked for with x-amz-checksum-mode: ENABLED) are sent only for the whole
 // object.
-func (q *request) setObjectHeaders(obj *meta.Object, whole bool) {
+func (q *request) setObjectHeaders(obj *cryptostore.Object, whole bool) {
 	hd := q.w.Header()
 	m := &obj.Meta
 	ct := m.ContentType
@@ -103,7 +102,7 @@ func (q *request) setObjectHeaders(obj *meta.Object, whole bool) {
 }
 
 // setSSE sets the encryption headers of an encrypted object (design rule 5).
-func (q *request) setSSE(enc *meta.Encryption) {
+func (q *request) setSSE(enc *cryptostore.Encryption) {
 	if enc == nil {
 		return
 	}
@@ -114,7 +113,7 @@ func (q *request) setSSE(enc *meta.Encryption) {
 
 // setChecksum sets x-amz-checksum-<alg> and x-amz-checksum-type for the
 // object's primary checksum (see primaryChecksum).
-func setChecksum(hd http.Header, sums []meta.Checksum) {
+func setChecksum(hd http.Header, sums []cryptostore.Checksum) {
 	c, ok := primaryChecksum(sums)
 	if !ok {
 		return
@@ -200,12 +199,12 @@ func checkConditions(hd http.Header, c conditionHeaders, etag string, modified t
 // putCondition builds the store condition of a conditional write
 // (If-None-Match: * or If-Match on PutObject, CopyObject and
 // CompleteMultipartUpload).
-func putCondition(hd http.Header) func(*meta.Object) error {
+func putCondition(hd http.Header) func(*cryptostore.Object) error {
 	match, noneMatch := hd.Get("If-Match"), hd.Get("If-None-Match")
 	if match == "" && noneMatch == "" {
 		return nil
 	}
-	return func(cur *meta.Object) error {
+	return func(cur *cryptostore.Object) error {
 		if match != "" {
 			if cur == nil {
 				return s3err.ErrNoSuchKey

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
 )
@@ -25,12 +24,12 @@ func maxKeysParam(q *request) (int, error) {
 }
 
 // list reads one page. A page of zero keys only checks the bucket.
-func (q *request) list(opts meta.ListOptions) (*meta.ListPage, error) {
+func (q *request) list(opts cryptostore.ListOptions) (*cryptostore.ListPage, error) {
 	if opts.MaxKeys == 0 {
 		if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
 			return nil, err
 		}
-		return &meta.ListPage{}, nil
+		return &cryptostore.ListPage{}, nil
 	}
 	return q.h.store.List(q.ctx, q.bucket, opts)
 }
@@ -39,7 +38,7 @@ func (q *request) list(opts meta.ListOptions) (*meta.ListPage, error) {
 // one the client sent or asked for, else the one every object has (ok is
 // false for an object with none). sealfs keeps both; S3 keeps one, and a
 // client validating a GET uses the one it is given.
-func primaryChecksum(sums []meta.Checksum) (c meta.Checksum, ok bool) {
+func primaryChecksum(sums []cryptostore.Checksum) (c cryptostore.Checksum, ok bool) {
 	for _, s := range sums {
 		if !ok || (c.Algorithm == cryptostore.DefaultChecksum && s.Algorithm != c.Algorithm) {
 			c, ok = s, true
@@ -50,7 +49,7 @@ func primaryChecksum(sums []meta.Checksum) (c meta.Checksum, ok bool) {
 
 // checksumType is FULL_OBJECT, or COMPOSITE for a multipart upload's
 // checksum of checksums ("value-N").
-func checksumType(c meta.Checksum) string {
+func checksumType(c cryptostore.Checksum) string {
 	if strings.Contains(c.Value, "-") {
 		return "COMPOSITE"
 	}
@@ -58,14 +57,14 @@ func checksumType(c meta.Checksum) string {
 }
 
 // checksumOf names the checksum a listing shows for an object.
-func checksumOf(o *meta.Object) (alg, typ string) {
+func checksumOf(o *cryptostore.Object) (alg, typ string) {
 	if c, ok := primaryChecksum(o.Checksums); ok {
 		return c.Algorithm, checksumType(c)
 	}
 	return "", ""
 }
 
-func (q *request) listEntry(o *meta.Object, owner bool) s3xml.Object {
+func (q *request) listEntry(o *cryptostore.Object, owner bool) s3xml.Object {
 	alg, typ := checksumOf(o)
 	e := s3xml.Object{
 		Key:               o.Key,
@@ -114,7 +113,7 @@ func listObjectsV1(q *request) error {
 		MaxKeys:   n,
 		Delimiter: q.query.Get("delimiter"),
 	}
-	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.Marker, MaxKeys: n})
+	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.Marker, MaxKeys: n})
 	if err != nil {
 		return err
 	}
@@ -155,7 +154,7 @@ func listObjectsV2(q *request) error {
 		}
 		after = string(raw)
 	}
-	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: after, MaxKeys: n})
+	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: after, MaxKeys: n})
 	if err != nil {
 		return err
 	}
@@ -192,7 +191,7 @@ func listVersions(q *request) error {
 		MaxKeys:         n,
 		Delimiter:       q.query.Get("delimiter"),
 	}
-	page, err := q.list(meta.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.KeyMarker, MaxKeys: n})
+	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.KeyMarker, MaxKeys: n})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
 	"github.com/sealfs/sealfs/s3/sigv4"
@@ -58,7 +57,7 @@ func (q *request) partNumber() (int32, error) {
 }
 
 // upload returns the upload a request names (?uploadId).
-func (q *request) upload() (*meta.Upload, error) {
+func (q *request) upload() (*cryptostore.Upload, error) {
 	if err := checkKey(q.key); err != nil {
 		return nil, err
 	}
@@ -225,8 +224,8 @@ func completeUpload(q *request) error {
 // checkPartChecksums compares the checksums a Complete request gives for
 // its parts with those the parts were stored with: a mismatch is
 // InvalidPart, as in S3.
-func (q *request) checkPartChecksums(u *meta.Upload, want []s3xml.CompletePart) error {
-	stored := make(map[int32][]meta.Checksum)
+func (q *request) checkPartChecksums(u *cryptostore.Upload, want []s3xml.CompletePart) error {
+	stored := make(map[int32][]cryptostore.Checksum)
 	var after int32
 	for {
 		ps, more, err := q.h.store.ListParts(q.ctx, q.bucket, q.key, u.ID, after, 1000)
@@ -279,7 +278,7 @@ func escapeKey(key string) string {
 
 // fillChecksums puts stored checksums into their XML fields. With only set,
 // only that algorithm's.
-func fillChecksums(c *s3xml.Checksums, sums []meta.Checksum, only string) {
+func fillChecksums(c *s3xml.Checksums, sums []cryptostore.Checksum, only string) {
 	for _, s := range sums {
 		if only != "" && s.Algorithm != only {
 			continue
@@ -383,7 +382,7 @@ func listUploads(q *request) error {
 			return err
 		}
 	} else {
-		page, err := q.h.store.ListUploads(q.ctx, q.bucket, meta.UploadListOptions{
+		page, err := q.h.store.ListUploads(q.ctx, q.bucket, cryptostore.UploadListOptions{
 			Prefix:         prefix,
 			KeyMarker:      res.KeyMarker,
 			UploadIDMarker: res.UploadIDMarker,

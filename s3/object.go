@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/httprange"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
@@ -93,13 +92,13 @@ func (q *request) setClientChecksum(p *sigv4.Payload) {
 
 // newObjectMeta checks what every request creating an object carries — its
 // key, its metadata, any KMS key header — and returns the metadata.
-func (q *request) newObjectMeta() (meta.ObjectMeta, error) {
+func (q *request) newObjectMeta() (cryptostore.ObjectMeta, error) {
 	if err := checkKey(q.key); err != nil {
-		return meta.ObjectMeta{}, err
+		return cryptostore.ObjectMeta{}, err
 	}
 	m, err := objectMeta(q.r.Header)
 	if err != nil {
-		return meta.ObjectMeta{}, err
+		return cryptostore.ObjectMeta{}, err
 	}
 	return m, q.checkKMSKeyHeader(q.bucket)
 }
@@ -144,7 +143,7 @@ func (q *request) serveObject(withBody bool) error {
 	if v := q.query.Get("versionId"); v != "" && v != "null" {
 		return s3err.ErrNoSuchVersion
 	}
-	var obj *meta.Object
+	var obj *cryptostore.Object
 	var hdl *cryptostore.Handle
 	var err error
 	if withBody {
@@ -316,7 +315,7 @@ func dataError(err error) error {
 // partRange returns the byte range of part pn of obj (GetObject and
 // HeadObject with ?partNumber) and how many parts obj has. An object
 // written in one piece has one part.
-func partRange(obj *meta.Object, pn string) (start, length int64, count int, err error) {
+func partRange(obj *cryptostore.Object, pn string) (start, length int64, count int, err error) {
 	n, perr := strconv.Atoi(pn)
 	if perr != nil || n < 1 || n > s3xml.MaxPartNumber {
 		return 0, 0, 0, errPartNumber
@@ -428,7 +427,7 @@ func copyObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	var m *meta.ObjectMeta
+	var m *cryptostore.ObjectMeta
 	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
 	case "", "COPY":
 		if srcBucket == q.bucket && srcKey == q.key && q.r.Header.Get("X-Amz-Server-Side-Encryption") == "" && q.r.Header.Get("X-Amz-Storage-Class") == "" {
@@ -452,7 +451,7 @@ func copyObject(q *request) error {
 		DstBucket: q.bucket,
 		DstKey:    q.key,
 		Meta:      m,
-		SrcCondition: func(src *meta.Object) error {
+		SrcCondition: func(src *cryptostore.Object) error {
 			if src.Size > maxCopySize {
 				return errCopyTooLarge
 			}

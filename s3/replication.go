@@ -4,7 +4,7 @@ package s3
 // configuration (Put/Get/DeleteBucketReplication, served by
 // Config.Replication), and, on a target, the replica writes another sealfs
 // region sends: a PutObject or DeleteObject carrying the sealfs replica
-// headers (package replicate documents them). A replica is committed
+// headers (package s3replica; package replicate documents them). A replica is committed
 // through the same store call as any PutObject, so the target bucket's own
 // default encryption decides whether it is encrypted; it is stored with
 // status REPLICA and refused, answered as success with
@@ -18,13 +18,14 @@ import (
 	"net/http"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/replicate"
 	"github.com/sealfs/sealfs/s3/s3err"
+	"github.com/sealfs/sealfs/s3/s3replica"
 	"github.com/sealfs/sealfs/s3/s3xml"
 )
 
 // Replication serves a bucket's replication configuration
-// (*replicate.Manager implements it). Errors are *s3err.Error values where
+// (*replicate.Manager implements it; the daemon hands it over, package s3
+// does not import replicate). Errors are *s3err.Error values where
 // S3 has a code for them.
 type Replication interface {
 	PutBucketReplication(ctx context.Context, bucket string, body io.Reader) error
@@ -52,9 +53,7 @@ func replicationOp(q *request) (operation, bool) {
 		}
 		return operation{}, false
 	}
-	_, mtime := q.r.Header[http.CanonicalHeaderKey(replicate.HeaderSourceMtime)]
-	_, region := q.r.Header[http.CanonicalHeaderKey(replicate.HeaderSourceRegion)]
-	if !mtime && !region {
+	if !s3replica.Has(q.r.Header) {
 		return operation{}, false
 	}
 	subresource := false
@@ -103,9 +102,9 @@ func deleteBucketReplication(q *request) error {
 
 // replica reads the replica headers of the (authenticated) request. They
 // count only when the request's signature covers them.
-func (q *request) replica() (replicate.Replica, error) {
-	rep, _, err := replicate.ParseReplica(q.r.Header, q.auth.SignedHeaders)
-	if errors.Is(err, replicate.ErrBadReplicaHeaders) {
+func (q *request) replica() (cryptostore.Replica, error) {
+	rep, _, err := s3replica.Parse(q.r.Header, q.auth.SignedHeaders)
+	if errors.Is(err, s3replica.ErrBadHeaders) {
 		return rep, s3err.ErrAccessDenied.WithMessage("sealfs replica headers must be well-formed and signed.").Wrap(err)
 	}
 	return rep, err
@@ -139,8 +138,8 @@ func putReplica(q *request) error {
 	}
 	rep.Apply(in)
 	obj, err := q.h.store.Put(q.ctx, in)
-	if errors.Is(err, replicate.ErrStaleReplica) {
-		q.w.Header()[http.CanonicalHeaderKey(replicate.HeaderSkipped)] = []string{"stale"}
+	if errors.Is(err, cryptostore.ErrStaleReplica) {
+		q.w.Header()[http.CanonicalHeaderKey(s3replica.HeaderSkipped)] = []string{"stale"}
 		return q.ok()
 	}
 	if err != nil {

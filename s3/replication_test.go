@@ -27,6 +27,7 @@ import (
 	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/replicate"
 	"github.com/sealfs/sealfs/s3"
+	"github.com/sealfs/sealfs/s3/s3replica"
 )
 
 // replEnv is the S3 handler with replication wired as the daemon wires it:
@@ -164,8 +165,8 @@ func TestBucketReplicationConfiguration(t *testing.T) {
 func replicaHeaders(at time.Time) func(*awss3.Options) {
 	return func(o *awss3.Options) {
 		o.APIOptions = append(o.APIOptions,
-			smithyhttp.SetHeaderValue(replicate.HeaderSourceMtime, replicate.FormatSourceTime(at)),
-			smithyhttp.SetHeaderValue(replicate.HeaderSourceRegion, "ap-south-1"))
+			smithyhttp.SetHeaderValue(s3replica.HeaderSourceMtime, s3replica.FormatSourceTime(at)),
+			smithyhttp.SetHeaderValue(s3replica.HeaderSourceRegion, "ap-south-1"))
 	}
 }
 
@@ -247,8 +248,8 @@ func TestReplicaHeadersMustBeSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(replicate.HeaderSourceMtime, replicate.FormatSourceTime(time.Now()))
-	req.Header.Set(replicate.HeaderSourceRegion, "ap-south-1")
+	req.Header.Set(s3replica.HeaderSourceMtime, s3replica.FormatSourceTime(time.Now()))
+	req.Header.Set(s3replica.HeaderSourceRegion, "ap-south-1")
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
