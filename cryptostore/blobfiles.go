@@ -10,15 +10,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sealfs/sealfs/meta"
+	"golang.org/x/sys/unix"
 )
 
-// blobFiles manages the blob files under the data directory and decides when
-// one may be removed.
+// blobFiles keeps the books of a store's blobs, whatever BlobStore holds
+// them (blobstore.go), and decides when one may be removed.
 //
-// Layout: DIR/blobs/<first two hex digits>/<32 hex digits> for committed
-// blobs, DIR/tmp/<32 hex digits>.tmp while one is being written.
+// The file store (fileBlobs, below; file://DIR, the default) lays them out
+// as DIR/blobs/<first two hex digits>/<32 hex digits> for committed blobs,
+// DIR/tmp/<32 hex digits>.tmp while one is being written.
 //
 // A blob is removable when no committed record points at it, no write that
 // will commit it is in flight, and no reader holds it. Only this process owns
@@ -28,9 +31,17 @@ import (
 // after a metadata sync that started after that commit (see durable.go):
 // until then it waits in pending.
 type blobFiles struct {
-	dir    string // DIR/blobs
-	tmp    string // DIR/tmp
+	be     BlobStore
+	local  *fileBlobs // be, when it is the file store; nil for a remote one
+	tmp    string     // local temporary files (spools); DIR/tmp
 	logger *slog.Logger
+	// grace: the collector keeps unreferenced blobs written less than this
+	// long ago (a remote store: DefaultBlobGrace); 0 → no age rule.
+	grace time.Duration
+	// removing: blobs of a remote store decided removed, whose deletion is
+	// under way outside mu (unlinkLocked); they count as gone.
+	removing map[meta.BlobID]struct{}
+	toRemove []meta.BlobID
 
 	mu       sync.Mutex
 	inflight map[meta.BlobID]struct{} // being written, not yet committed or abandoned
@@ -51,7 +62,7 @@ type blobFiles struct {
 
 	// keep, when set (a shared store, shared.go), removes from the
 	// collector's candidates the files it must keep anyway.
-	keep func(ctx context.Context, files map[meta.BlobID]string) error
+	keep func(ctx context.Context, files map[meta.BlobID]time.Time) error
 }
 
 type pendingRemoval struct {
@@ -63,97 +74,137 @@ func openBlobFiles(dataDir string, logger *slog.Logger) (*blobFiles, error) {
 	return openBlobFilesAt(filepath.Join(dataDir, "blobs"), filepath.Join(dataDir, "tmp"), logger)
 }
 
-// openBlobFilesAt opens blobs in dir with temporary files in tmp (on the
-// same file system).
+// openBlobFilesAt opens the file store of blobs in dir with temporary files
+// in tmp (on the same file system).
 func openBlobFilesAt(dir, tmp string, logger *slog.Logger) (*blobFiles, error) {
-	b := &blobFiles{
-		dir:      dir,
+	fb, err := openFileBlobs(dir, tmp, logger)
+	if err != nil {
+		return nil, err
+	}
+	b := newBlobBooks(fb, tmp, logger)
+	b.local = fb
+	return b, nil
+}
+
+// openRemoteBlobs keeps the books of blobs in a remote store, with local
+// temporary files (spools) in tmp.
+func openRemoteBlobs(be BlobStore, tmp string, grace time.Duration, logger *slog.Logger) (*blobFiles, error) {
+	if err := cleanTmp(tmp, logger); err != nil {
+		return nil, err
+	}
+	b := newBlobBooks(be, tmp, logger)
+	b.grace = grace
+	return b, nil
+}
+
+func newBlobBooks(be BlobStore, tmp string, logger *slog.Logger) *blobFiles {
+	return &blobFiles{
+		be:       be,
 		tmp:      tmp,
 		logger:   logger,
 		inflight: make(map[meta.BlobID]struct{}),
 		refs:     make(map[meta.BlobID]int),
 		doomed:   make(map[meta.BlobID]struct{}),
+		removing: make(map[meta.BlobID]struct{}),
 	}
-	for _, d := range []string{b.dir, b.tmp} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", d, err)
-		}
+}
+
+// cleanTmp makes tmp and empties it. Nothing is in flight at start:
+// temporary files are leftovers of a crash. They hold sealed data only, but
+// there is no reason to keep them.
+func cleanTmp(tmp string, logger *slog.Logger) error {
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", tmp, err)
 	}
-	// Nothing is in flight at start: temporary files are leftovers of a
-	// crash. They hold sealed data only, but there is no reason to keep them.
-	entries, err := os.ReadDir(b.tmp)
+	entries, err := os.ReadDir(tmp)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", b.tmp, err)
+		return fmt.Errorf("reading %s: %w", tmp, err)
 	}
 	for _, e := range entries {
-		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil {
+		if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
 			logger.Warn("removing leftover temporary file", "file", e.Name(), "err", err)
 		}
 	}
-	return b, nil
-}
-
-func (b *blobFiles) path(id meta.BlobID) string {
-	s := id.String()
-	return filepath.Join(b.dir, s[:2], s)
-}
-
-func (b *blobFiles) tmpPath(id meta.BlobID) string {
-	return filepath.Join(b.tmp, id.String()+".tmp")
+	return nil
 }
 
 // create starts a new blob: it is in flight until committed or abandoned.
-func (b *blobFiles) create() (meta.BlobID, *os.File, error) {
+func (b *blobFiles) create(ctx context.Context) (meta.BlobID, BlobUpload, error) {
 	id := meta.NewBlobID()
 	b.mu.Lock()
 	b.inflight[id] = struct{}{}
 	b.mu.Unlock()
-	f, err := os.OpenFile(b.tmpPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	w, err := b.be.Create(ctx, id)
 	if err != nil {
 		b.settle(id)
 		return id, nil, fmt.Errorf("creating blob: %w", err)
 	}
-	return id, f, nil
+	return id, w, nil
 }
 
-// finish makes a written blob durable under its final name: fsync, rename,
-// fsync the directory. It closes f. On error the blob is abandoned.
-func (b *blobFiles) finish(id meta.BlobID, f *os.File) error {
-	err := f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(b.tmpPath(id), b.path(id))
-		if errors.Is(err, fs.ErrNotExist) {
-			// The shard directory is made on its first blob; its entry
-			// in the parent is synced with it.
-			if err = os.Mkdir(filepath.Dir(b.path(id)), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
-				if err = syncDir(b.dir); err == nil {
-					err = os.Rename(b.tmpPath(id), b.path(id))
-				}
-			}
-		}
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(b.path(id)))
-	}
-	if err != nil {
+// finish makes a written blob complete and durable in the store (the file
+// store: fsync, rename, fsync the directory). On error the blob is
+// abandoned.
+func (b *blobFiles) finish(id meta.BlobID, w BlobUpload) error {
+	if err := w.Commit(); err != nil {
 		b.abandon(id)
 		return fmt.Errorf("writing blob: %w", err)
 	}
 	return nil
 }
 
-// abandon removes a blob that will never be committed.
+// abandon removes a blob that will never be committed (its writer, if
+// still open, is aborted by the caller).
 func (b *blobFiles) abandon(ids ...meta.BlobID) {
 	for _, id := range ids {
-		for _, p := range []string{b.tmpPath(id), b.path(id)} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				b.logger.Warn("removing abandoned blob", "blob", id.String(), "err", err)
-			}
+		if b.local != nil {
+			b.local.abandon(id)
+		} else if err := b.removeRemote(id); err != nil {
+			b.logger.Warn("removing abandoned blob", "blob", id.String(), "err", err)
 		}
 		b.settle(id)
+	}
+}
+
+// exists reports whether a blob is still there (Store.Open's check after
+// acquire).
+func (b *blobFiles) exists(ctx context.Context, id meta.BlobID) (bool, error) {
+	b.mu.Lock()
+	_, gone := b.removing[id]
+	b.mu.Unlock()
+	if gone {
+		return false, nil
+	}
+	return b.be.Exists(ctx, id)
+}
+
+// remoteTimeout bounds one deletion in a remote store.
+const remoteTimeout = time.Minute
+
+func (b *blobFiles) removeRemote(id meta.BlobID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+	defer cancel()
+	return b.be.Remove(ctx, id)
+}
+
+// flushRemovals deletes, outside mu, the blobs of a remote store that
+// unlinkLocked queued. Called after every unlock that may have queued some.
+func (b *blobFiles) flushRemovals() {
+	if b.local != nil {
+		return
+	}
+	b.mu.Lock()
+	ids := b.toRemove
+	b.toRemove = nil
+	b.mu.Unlock()
+	for _, id := range ids {
+		if err := b.removeRemote(id); err != nil {
+			// Left for the orphan collector.
+			b.logger.Warn("removing blob", "blob", id.String(), "store", b.be.String(), "err", err)
+		}
+		b.mu.Lock()
+		delete(b.removing, id)
+		b.mu.Unlock()
 	}
 }
 
@@ -184,6 +235,7 @@ func (b *blobFiles) acquire(refs []meta.BlobRef) {
 // release lets go of blobs taken by acquire, removing doomed ones nobody
 // holds any more.
 func (b *blobFiles) release(refs []meta.BlobRef) {
+	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
@@ -207,6 +259,7 @@ func (b *blobFiles) release(refs []meta.BlobRef) {
 // relies on it (a reader that acquired an object's blobs and then finds the
 // first one present knows none of them is removed until it releases them).
 func (b *blobFiles) remove(refs []meta.BlobRef) {
+	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
@@ -242,6 +295,7 @@ func (b *blobFiles) syncMark() uint64 {
 // drain runs the pending removals of epochs up to mark, after a sync that
 // syncMark returned mark for succeeded.
 func (b *blobFiles) drain(mark uint64) {
+	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.syncFailed {
@@ -287,8 +341,16 @@ func (b *blobFiles) hasPending() bool {
 	return len(b.pending) > 0
 }
 
+// unlinkLocked removes a blob: a file at once; in a remote store it is
+// marked removing (exists says no from now on) and deleted by
+// flushRemovals, after mu is released.
 func (b *blobFiles) unlinkLocked(id meta.BlobID) {
-	if err := os.Remove(b.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if b.local == nil {
+		b.removing[id] = struct{}{}
+		b.toRemove = append(b.toRemove, id)
+		return
+	}
+	if err := os.Remove(b.local.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.logger.Warn("removing blob", "blob", id.String(), "err", err)
 	}
 }
@@ -312,8 +374,9 @@ type CollectStats struct {
 	Bytes   int64 // bytes removed
 }
 
-// collect removes blob files that no record references. It lists the blob
-// files first, then reads every reference from one metadata snapshot, then
+// collect removes blobs that no record references. It lists the store's
+// blobs first (a remote store: keeping those younger than the grace
+// window, see DefaultBlobGrace), then reads every reference from one metadata snapshot, then
 // syncs the metadata (sync), then removes what is unreferenced and not busy.
 // A blob committed after the snapshot was in flight when the scan began, so
 // it is in the in-flight or settled set and is kept. The sync starts after
@@ -342,31 +405,21 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 		b.mu.Unlock()
 	}()
 
-	files := make(map[meta.BlobID]string)
-	err := filepath.WalkDir(b.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	files := make(map[meta.BlobID]time.Time)
+	sizes := make(map[meta.BlobID]int64)
+	cutoff := time.Now().Add(-b.grace)
+	err := b.be.List(ctx, func(bi BlobInfo) error {
+		st.Blobs++
+		if b.grace > 0 && bi.ModTime.After(cutoff) {
+			return nil // perhaps about to be committed (DefaultBlobGrace)
 		}
-		if d.IsDir() {
-			if p != b.dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir // a shared directory's temporary files
-			}
-			return ctx.Err()
-		}
-		id, perr := meta.ParseBlobID(d.Name())
-		if perr != nil {
-			if !strings.HasPrefix(d.Name(), ".") {
-				b.logger.Warn("unexpected file in blob directory", "file", p)
-			}
-			return nil
-		}
-		files[id] = p
+		files[bi.ID] = bi.ModTime
+		sizes[bi.ID] = bi.Size
 		return nil
 	})
 	if err != nil {
 		return st, fmt.Errorf("listing blobs: %w", err)
 	}
-	st.Blobs = len(files)
 	err = db.ForEachBlobRef(ctx, func(id meta.BlobID) error {
 		delete(files, id)
 		return nil
@@ -384,21 +437,30 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 			return st, fmt.Errorf("orphan collection: %w", err)
 		}
 	}
-	for id, p := range files {
+	for id := range files {
 		// The check and the unlink happen under one lock so that no reader
-		// can take the blob in between.
+		// can take the blob in between (a remote store: the blob is marked
+		// removing under it, and deleted after).
 		b.mu.Lock()
 		if !b.busyLocked(id) {
-			if fi, err := os.Stat(p); err == nil {
-				if err := os.Remove(p); err != nil {
-					b.logger.Warn("removing orphan blob", "blob", id.String(), "err", err)
-				} else {
-					st.Orphans++
-					st.Bytes += fi.Size()
+			if b.local == nil {
+				b.unlinkLocked(id)
+				st.Orphans++
+				st.Bytes += sizes[id]
+			} else {
+				p := b.local.path(id)
+				if fi, err := os.Stat(p); err == nil {
+					if err := os.Remove(p); err != nil {
+						b.logger.Warn("removing orphan blob", "blob", id.String(), "err", err)
+					} else {
+						st.Orphans++
+						st.Bytes += fi.Size()
+					}
 				}
 			}
 		}
 		b.mu.Unlock()
+		b.flushRemovals()
 	}
 	return st, nil
 }
@@ -413,4 +475,172 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// fileBlobs is the file store of blobs (file://DIR): DIR/<2 hex>/<32 hex>,
+// written as DIR/../tmp/<32 hex>.tmp (tmp on the same file system), made
+// durable by fsync, rename and fsync of the directory.
+type fileBlobs struct {
+	dir    string
+	tmp    string
+	logger *slog.Logger
+}
+
+func openFileBlobs(dir, tmp string, logger *slog.Logger) (*fileBlobs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := cleanTmp(tmp, logger); err != nil {
+		return nil, err
+	}
+	return &fileBlobs{dir: dir, tmp: tmp, logger: logger}, nil
+}
+
+func (fb *fileBlobs) String() string { return "file://" + fb.dir }
+
+func (fb *fileBlobs) path(id meta.BlobID) string {
+	s := id.String()
+	return filepath.Join(fb.dir, s[:2], s)
+}
+
+func (fb *fileBlobs) tmpPath(id meta.BlobID) string {
+	return filepath.Join(fb.tmp, id.String()+".tmp")
+}
+
+// Create opens the blob's temporary file.
+func (fb *fileBlobs) Create(_ context.Context, id meta.BlobID) (BlobUpload, error) {
+	f, err := os.OpenFile(fb.tmpPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &fileWriter{fb: fb, id: id, f: f}, nil
+}
+
+// Open opens a committed blob file.
+func (fb *fileBlobs) Open(_ context.Context, id meta.BlobID) (BlobObject, error) {
+	return os.Open(fb.path(id))
+}
+
+// Exists reports whether the blob file is there.
+func (fb *fileBlobs) Exists(_ context.Context, id meta.BlobID) (bool, error) {
+	_, err := os.Stat(fb.path(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// Remove unlinks a blob file.
+func (fb *fileBlobs) Remove(_ context.Context, id meta.BlobID) error {
+	if err := os.Remove(fb.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// abandon removes a blob's temporary and final files.
+func (fb *fileBlobs) abandon(id meta.BlobID) {
+	for _, p := range []string{fb.tmpPath(id), fb.path(id)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fb.logger.Warn("removing abandoned blob", "blob", id.String(), "err", err)
+		}
+	}
+}
+
+// List walks the blob directory. Directories whose names start with a dot
+// (a shared directory's temporary files) are skipped.
+func (fb *fileBlobs) List(ctx context.Context, fn func(BlobInfo) error) error {
+	return filepath.WalkDir(fb.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != fb.dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return ctx.Err()
+		}
+		id, perr := meta.ParseBlobID(d.Name())
+		if perr != nil {
+			if !strings.HasPrefix(d.Name(), ".") {
+				fb.logger.Warn("unexpected file in blob directory", "file", p)
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		return fn(BlobInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+}
+
+// touch refreshes a committed blob file's modification time (shared
+// stores: blobfiles_shared.go).
+func (fb *fileBlobs) touch(id meta.BlobID, t time.Time) {
+	os.Chtimes(fb.path(id), t, t) // absent: still a temporary file
+}
+
+// fileWriter writes a blob's temporary file, starting writeback every few
+// MiB so that the fsync before the commit has little left to do.
+type fileWriter struct {
+	fb      *fileBlobs
+	id      meta.BlobID
+	f       *os.File
+	end     int64 // bytes written so far
+	flushed int64 // bytes whose writeback has started
+	closed  bool
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.end += int64(n)
+	if w.end-w.flushed >= writebackBytes {
+		// Best effort, no wait.
+		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.end-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.end
+	}
+	return n, err
+}
+
+// Commit makes the blob durable under its final name: fsync, rename, fsync
+// the directory. The caller abandons the blob on error.
+func (w *fileWriter) Commit() error {
+	fb, id := w.fb, w.id
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.closed = true
+	if err == nil {
+		err = os.Rename(fb.tmpPath(id), fb.path(id))
+		if errors.Is(err, fs.ErrNotExist) {
+			// The shard directory is made on its first blob; its entry
+			// in the parent is synced with it.
+			if err = os.Mkdir(filepath.Dir(fb.path(id)), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+				if err = syncDir(fb.dir); err == nil {
+					err = os.Rename(fb.tmpPath(id), fb.path(id))
+				}
+			}
+		}
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(fb.path(id)))
+	}
+	return err
+}
+
+// Abort closes the temporary file; the caller's abandon removes it.
+func (w *fileWriter) Abort() {
+	if !w.closed {
+		w.closed = true
+		w.f.Close()
+	}
 }

@@ -1,7 +1,6 @@
 package cryptostore
 
 import (
-	"os"
 	"time"
 
 	"github.com/sealfs/sealfs/meta"
@@ -37,8 +36,11 @@ func (b *blobFiles) touchInflight() {
 		ids = append(ids, id)
 	}
 	b.mu.Unlock()
+	if b.local == nil {
+		return // a remote store: the collector's age rule is by upload time (DefaultBlobGrace)
+	}
 	now := time.Now()
 	for _, id := range ids {
-		os.Chtimes(b.path(id), now, now) // absent: still a temporary file
+		b.local.touch(id, now)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -35,7 +33,7 @@ type Handle struct {
 }
 
 type openBlob struct {
-	f       *os.File
+	f       BlobObject
 	r       *BlobReader
 	users   int  // ReadAt calls reading through it now
 	evicted bool // dropped from the cache: close when users reaches 0
@@ -73,7 +71,12 @@ func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
 			// them, all are and stay until release. If it is gone, the
 			// object was replaced after our snapshot: look again.
 			s.blobs.acquire(obj.Blobs)
-			if _, err := os.Stat(s.blobs.path(obj.Blobs[0].ID)); errors.Is(err, fs.ErrNotExist) {
+			ok, err := s.blobs.exists(ctx, obj.Blobs[0].ID)
+			if err != nil {
+				s.blobs.release(obj.Blobs)
+				return nil, fmt.Errorf("opening %s/%s: %w", bucket, key, err)
+			}
+			if !ok {
 				s.blobs.release(obj.Blobs)
 				if obj.ID == missing {
 					// Still current after a second look: the record
@@ -195,7 +198,7 @@ func (h *Handle) blob(i int) (*openBlob, error) {
 		return ob, nil
 	}
 	ref := h.obj.Blobs[i]
-	f, err := os.Open(h.s.blobs.path(ref.ID))
+	f, err := h.s.blobs.be.Open(context.Background(), ref.ID)
 	if err != nil {
 		return nil, h.corrupt(fmt.Errorf("blob %s: %w", ref.ID, err))
 	}

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sealfs/sealfs/meta"
 )
@@ -396,20 +393,20 @@ func (s *Store) stageWith(ctx context.Context, st *staged, body io.Reader, size 
 	if err := s.meta.CheckSpace(); err != nil {
 		return err
 	}
-	id, f, err := s.blobs.create()
+	id, w, err := s.blobs.create(ctx)
 	if err != nil {
 		return err
 	}
-	n, err := s.pipe(ctx, sealer, f, io.MultiReader(bytes.NewReader(head), body), h)
+	n, err := s.pipe(ctx, sealer, w, io.MultiReader(bytes.NewReader(head), body), h)
 	if err == nil {
 		err = checkSize(n, size)
 	}
 	if err != nil {
-		f.Close()
+		w.Abort()
 		s.blobs.abandon(id)
 		return err
 	}
-	if err := s.blobs.finish(id, f); err != nil {
+	if err := s.blobs.finish(id, w); err != nil {
 		return err
 	}
 	st.size = n
@@ -473,7 +470,7 @@ type piece struct {
 
 // pipe seals everything r yields into f (header first), hashing it on the
 // way, and returns the plaintext length.
-func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h *hasher) (int64, error) {
+func (s *Store) pipe(ctx context.Context, sl *Sealer, f io.Writer, r io.Reader, h *hasher) (int64, error) {
 	if _, err := f.Write(sl.Header()); err != nil {
 		return 0, err
 	}
@@ -523,8 +520,6 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h
 	go func() {
 		defer wg.Done()
 		out := make([]byte, 0, pieceLen+(pieceLen/cs)*sl.Overhead())
-		end := int64(len(sl.Header())) // bytes written so far
-		var flushed int64              // bytes whose writeback has started
 		for p := range sealCh {
 			if werr == nil {
 				out = out[:0]
@@ -541,14 +536,9 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f *os.File, r io.Reader, h
 					}
 				}
 				if werr = s.meta.CheckSpace(); werr == nil {
+					// The file store starts writeback every few MiB
+					// (fileWriter).
 					_, werr = f.Write(out)
-				}
-				end += int64(len(out))
-				// Start writeback every few MiB, so the fsync before the
-				// commit has little left to do (best effort, no wait).
-				if end-flushed >= writebackBytes {
-					unix.SyncFileRange(int(f.Fd()), flushed, end-flushed, unix.SYNC_FILE_RANGE_WRITE)
-					flushed = end
 				}
 			}
 			done(p)

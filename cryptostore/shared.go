@@ -116,6 +116,13 @@ func gatewayID(dir string) (string, error) {
 // in Dir/tmp), or a shared BlobDir (temporary files in
 // BlobDir/.tmp/<gateway id>).
 func openBlobStore(cfg *Config) (*blobFiles, error) {
+	if cfg.Blobs != nil {
+		grace := cfg.BlobGrace
+		if grace == 0 {
+			grace = DefaultBlobGrace
+		}
+		return openRemoteBlobs(cfg.Blobs, filepath.Join(cfg.Dir, "tmp"), grace, cfg.Logger)
+	}
 	if cfg.BlobDir == "" {
 		return openBlobFiles(cfg.Dir, cfg.Logger)
 	}
@@ -296,7 +303,7 @@ func (s *Store) doom(ctx context.Context, refs []meta.BlobRef) {
 // keepShared is the orphan collector's extra rule on a shared store: of
 // the unreferenced blob files found, keep the doomed ones (the sweeper's)
 // and those younger than four grace periods (another gateway's in flight).
-func (s *Store) keepShared(ctx context.Context, files map[meta.BlobID]string) error {
+func (s *Store) keepShared(ctx context.Context, files map[meta.BlobID]time.Time) error {
 	err := s.meta.ForEachDoomedBlob(ctx, func(id meta.BlobID, _ time.Time) error {
 		delete(files, id)
 		return nil
@@ -305,8 +312,8 @@ func (s *Store) keepShared(ctx context.Context, files map[meta.BlobID]string) er
 		return err
 	}
 	cutoff := time.Now().Add(-4 * s.cfg.SharedGrace)
-	for id, p := range files {
-		if fi, err := os.Stat(p); err != nil || fi.ModTime().After(cutoff) {
+	for id, mt := range files {
+		if mt.After(cutoff) {
 			delete(files, id)
 		}
 	}

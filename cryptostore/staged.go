@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"sync"
 
 	"github.com/sealfs/sealfs/meta"
@@ -157,8 +155,14 @@ func (s *Store) openRecord(ctx context.Context, obj *meta.Object) (*Handle, erro
 	}
 	s.blobs.acquire(obj.Blobs)
 	if len(obj.Blobs) > 0 {
-		if _, err := os.Stat(s.blobs.path(obj.Blobs[0].ID)); errors.Is(err, fs.ErrNotExist) {
+		ok, err := s.blobs.exists(ctx, obj.Blobs[0].ID)
+		if err != nil || !ok {
 			s.blobs.release(obj.Blobs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening %s/%s: %w", obj.Bucket, obj.Key, err)
+		}
+		if !ok {
 			return nil, fmt.Errorf("%w: %s/%s", ErrVersionGone, obj.Bucket, obj.Key)
 		}
 	}

@@ -83,6 +83,12 @@ type Config struct {
 	// kernel caches with it). It must not block.
 	OnChange func(ev ChangeEvent)
 
+	// Blobs, when set, is a remote blob store (OpenS3Blobs) holding the
+	// blobs instead of the file store in BlobDir or Dir/blobs.
+	Blobs BlobStore
+	// BlobGrace: the orphan collector of a remote blob store keeps
+	// unreferenced blobs younger than this; 0 → DefaultBlobGrace.
+	BlobGrace time.Duration
 	// BlobDir, when set, is the blob directory, shared by the gateways of
 	// a shared metadata store (shared.go); "" → Dir/blobs.
 	BlobDir string
