@@ -249,6 +249,9 @@ func OpenLocal(dir string, root []byte, opts LocalOptions) (*Local, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
 	if err := k.open(ctx, root, dir); err != nil {
+		for _, m := range k.keys {
+			m.destroy()
+		}
 		store.Close()
 		return nil, err
 	}
