@@ -32,11 +32,15 @@ test: build
 
 # The whole metadata engine matrix: every meta test against Badger,
 # PostgreSQL and etcd (make test runs a representative subset on the
-# servers: the write fences, conflicts, scans, restarts). The tests start
+# servers: the write fences, conflicts, scans, restarts, the change feed,
+# two gateways end to end). Then the gateway tests: two stores over one
+# shared metadata (cryptostore), replication leases, and two daemons with
+# mounts over PostgreSQL and etcd (integration). The tests start
 # their own servers on loopback (Debian's postgresql and etcd-server
 # packages); SEALFS_REQUIRE_ENGINES=1 makes a missing one a failure.
 test-engines: build
 	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./kms/ ./internal/pgtest/ ./internal/etcdtest/
+	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Shared|Lease|TwoGateways' ./cryptostore/ ./replicate/ ./integration/
 
 # Power cuts, many of them (make test runs a short version): the daemon runs
 # on a data directory served by lazyfs (internal/lazyfs), which loses
