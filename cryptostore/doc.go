@@ -42,6 +42,36 @@
 //   - Checking what is stored: Scrub reads objects back and verifies them;
 //     Stats counts objects, bytes and the encrypted share.
 //
+// # Several gateways
+//
+// Over a shared metadata engine (meta.DB.Shared: PostgreSQL, etcd) several
+// gateways — sealfs processes, each with its own Dir for TLS, credentials,
+// spool and temporary files — serve one namespace, with their blobs in one
+// shared BlobDir (shared.go has the details). Shared, in the metadata: the
+// records, the bucket settings the commit reads (so the encryption decision
+// is the committing gateway's, whichever it is), the replication queue and
+// its leases, the doomed blobs and the read pins. Per gateway, in memory,
+// and made safe for the others as follows:
+//
+//   - Change events: a gateway's own commits reach its OnChange at once;
+//     the others' arrive from the engine's change feed (within a second;
+//     milliseconds in practice), and a gap in the feed becomes ChangeAll.
+//   - Reader pins (blobFiles.refs) and pending removals: a replaced blob is
+//     not removed by the committer but doomed in the metadata with a grace
+//     period (Config.SharedGrace); any gateway removes it after that, unless
+//     a read pin recorded in the metadata names it. Gateways record pins
+//     for the blobs they hold every quarter of the grace period, so a read
+//     longer than that is covered before the grace runs out.
+//   - Blobs in flight: written to the gateway's own temporary directory and
+//     kept young (their mtime refreshed) until committed; a shared store's
+//     orphan collector removes only unreferenced blobs older than four grace
+//     periods and not doomed.
+//   - The group commit and the background sync are Badger's: the server
+//     engines' commits are durable when they return.
+//   - The mount's inode table (package fs) is per gateway: inode numbers
+//     are hashes of bucket and key in each mount, and mean nothing to
+//     another gateway.
+//
 // # Commit order
 //
 // Data is written to a new blob and synced before the metadata transaction
