@@ -114,3 +114,25 @@ func forEachEngineCore(t *testing.T, fn func(t *testing.T, db *DB)) {
 		t.Run(e.name, func(t *testing.T) { fn(t, openEngineTest(t, e)) })
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{in: "badger:///srv/meta", want: "badger:///srv/meta"},
+		{in: "/srv/meta", want: "/srv/meta"},
+		{in: "postgres://u@h:5432/db", want: "postgres://u@h:5432/db"},
+		{in: "postgres://u:s3cret@h:5432/db?sslmode=disable", want: "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
+		{in: "postgres://u@h/db?password=s3cret&sslmode=disable", want: "postgres://u@h/db?password=xxxxx&sslmode=disable"},
+		{in: "etcd://h1:2379,h2:2379/sealfs", want: "etcd://h1:2379,h2:2379/sealfs"},
+	} {
+		if got := RedactURL(c.in); got != c.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestOpenUnknownEngine(t *testing.T) {
+	_, err := Open("nosuch://x", Options{})
+	if err == nil || !strings.Contains(err.Error(), "badger") {
+		t.Fatalf("Open of an unknown scheme = %v, want an error listing the engines", err)
+	}
+}

@@ -9,13 +9,15 @@ package meta
 //
 //   - Keys are byte strings ordered by unsigned byte-wise comparison
 //     (bytes.Compare); values are byte strings (an empty value is a value).
-//   - A read-write transaction is serializable with respect to every other
-//     transaction, and at least the keys it read (get, or seen by an
-//     iterator) are checked at commit: if another transaction committed a
-//     write to one of them after this transaction's snapshot, the commit
-//     (or an earlier operation) fails with an error wrapping ErrConflict.
-//     Engines may detect more (PostgreSQL covers scanned ranges); the
-//     write fences of keys.go make meta correct with only what was read.
+//   - A read-write transaction is serializable at least with respect to
+//     the keys it read (get, or seen by an iterator): when another
+//     transaction committed a write to one of them after this
+//     transaction's snapshot, and committing both would not be
+//     serializable, the commit (or an earlier operation) fails with an
+//     error wrapping ErrConflict. Badger and etcd fail it whenever such a
+//     key was written; PostgreSQL (SERIALIZABLE) only when the outcome
+//     would not be serializable, and covers scanned ranges too. The write
+//     fences of keys.go make meta correct with key-level checks alone.
 //   - A transaction reads its own writes, from get and from iterators.
 //   - commit returns nil only once the transaction is committed; an error
 //     that leaves the outcome unknown (the connection died during commit)
@@ -174,8 +176,17 @@ func openEngine(url string, opts Options) (kvEngine, error) {
 	return open(url, opts)
 }
 
-// RedactURL returns url with any password replaced by "xxxxx", for logs.
+// RedactURL returns url with any password (user:password@, or a
+// password= parameter) replaced by "xxxxx", for logs.
 func RedactURL(url string) string {
+	if i := strings.Index(url, "password="); i >= 0 {
+		end := strings.IndexAny(url[i:], "& ")
+		rest := ""
+		if end >= 0 {
+			rest = url[i+end:]
+		}
+		url = url[:i] + "password=xxxxx" + rest
+	}
 	scheme, rest, ok := strings.Cut(url, "://")
 	if !ok {
 		return url
