@@ -46,7 +46,8 @@ var ErrTxnTooBig = errors.New("transaction too big")
 var ErrReadOnlyTxn = errors.New("write in a read-only transaction")
 
 // kvEngine is an ordered transactional key-value store. It is safe for
-// concurrent use.
+// concurrent use. Engines that several gateways share also implement
+// kvWatcher (watch.go), their change feed.
 type kvEngine interface {
 	// begin starts a transaction: read-write when write is true, else a
 	// read-only one on a consistent snapshot. ctx bounds the
