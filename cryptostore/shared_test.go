@@ -115,6 +115,7 @@ func sharedPostgresURLs(t *testing.T) [2]string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopTestS3()
 	if testPG.srv != nil {
 		testPG.srv.Stop()
 	}

@@ -130,7 +130,11 @@ func blobFilesIn(t testing.TB, dir string) []string {
 }
 
 func TestRoundTripSizes(t *testing.T) {
-	e := newEnv(t, nil)
+	forEachBlobBackend(t, testRoundTripSizes)
+}
+
+func testRoundTripSizes(t *testing.T, bk *testBackend) {
+	e := newEnv(t, bk.config(t))
 	e.bucket(t, "plain", false)
 	e.bucket(t, "sealed", true)
 	cs := DefaultChunkSize
@@ -241,22 +245,33 @@ func TestSizeMismatch(t *testing.T) {
 // TestTamperBlob flips every byte of a blob, swaps and duplicates chunks and
 // truncates it: every read must fail, none may return wrong bytes.
 func TestTamperBlob(t *testing.T) {
+	forEachBlobBackend(t, testTamperBlob)
+}
+
+func testTamperBlob(t *testing.T, bk *testBackend) {
 	for _, encrypt := range []bool{true, false} {
 		t.Run(fmt.Sprintf("encrypted=%v", encrypt), func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.ChunkSize = 1024; c.InlineMax = -1 })
+			e := newEnv(t, func(c *Config) {
+				c.ChunkSize = 1024
+				c.InlineMax = -1
+				if f := bk.config(t); f != nil {
+					f(c)
+				}
+			})
 			e.bucket(t, "bkt", encrypt)
 			data := randBytes(3*1024 + 500)
 			o := e.put(t, "bkt", "k", data)
-			path := e.store.blobs.path(o.Blobs[0].ID)
-			orig, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+			id := o.Blobs[0].ID
+			orig := e.readBlob(t, id)
+			// Every byte of the file store; a sample of a remote one (a
+			// request each).
+			stride := 1
+			if bk.srv != nil {
+				stride = 7
 			}
 			expectFail := func(what string, blob []byte) {
 				t.Helper()
-				if err := os.WriteFile(path, blob, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				e.writeBlob(t, id, blob)
 				got, err := e.get(t, "bkt", "k")
 				if err == nil {
 					t.Fatalf("%s: read succeeded (same bytes: %v)", what, bytes.Equal(got, data))
@@ -265,7 +280,7 @@ func TestTamperBlob(t *testing.T) {
 					t.Fatalf("%s: want a corruption error, have %v", what, err)
 				}
 			}
-			for i := range orig {
+			for i := 0; i < len(orig); i += stride {
 				b := bytes.Clone(orig)
 				b[i] ^= 0x01 << (i % 8)
 				expectFail(fmt.Sprintf("flip byte %d", i), b)
@@ -288,9 +303,7 @@ func TestTamperBlob(t *testing.T) {
 			}
 			expectFail("append a byte", append(bytes.Clone(orig), 0))
 			// Put it back: the object reads again.
-			if err := os.WriteFile(path, orig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			e.writeBlob(t, id, orig)
 			if got := e.mustGet(t, "bkt", "k"); !bytes.Equal(got, data) {
 				t.Fatal("restored blob reads wrong")
 			}
@@ -394,11 +407,20 @@ func markerData(marker []byte, n int) []byte {
 // no file under the data directory. The same writes into a plain bucket
 // must be found, or the scan proves nothing.
 func TestNoPlaintextAtRest(t *testing.T) {
+	forEachBlobBackend(t, testNoPlaintextAtRest)
+}
+
+func testNoPlaintextAtRest(t *testing.T, bk *testBackend) {
 	for _, encrypt := range []bool{true, false} {
 		t.Run(fmt.Sprintf("encrypted=%v", encrypt), func(t *testing.T) {
 			root := randBytes(32)
 			dir := t.TempDir()
-			e := openEnv(t, dir, root, func(c *Config) { c.MinPartSize = 1 << 10 })
+			e := openEnv(t, dir, root, func(c *Config) {
+				c.MinPartSize = 1 << 10
+				if f := bk.config(t); f != nil {
+					f(c)
+				}
+			})
 			marker := []byte("SEALFS-MARKER-" + hex.EncodeToString(randBytes(8)))
 			e.bucket(t, "src", false)
 			e.bucket(t, "bkt", encrypt)
@@ -441,8 +463,23 @@ func TestNoPlaintextAtRest(t *testing.T) {
 				t.Fatal("renamed object lost its content")
 			}
 			hitsOpen := scanFor(t, dir, marker)
+			if bk.srv != nil {
+				// The backend's objects, fetched raw.
+				for k, b := range bk.rawObjects(t, dir) {
+					if bytes.Contains(b, marker) {
+						hitsOpen = append(hitsOpen, "s3:"+k)
+					}
+				}
+			}
 			e.close()
 			hitsClosed := scanFor(t, dir, marker)
+			if bk.srv != nil {
+				for k, b := range bk.rawObjects(t, dir) {
+					if bytes.Contains(b, marker) {
+						hitsClosed = append(hitsClosed, "s3:"+k)
+					}
+				}
+			}
 			if encrypt {
 				if len(hitsOpen)+len(hitsClosed) > 0 {
 					t.Fatalf("plaintext marker found at rest: open %v, closed %v", hitsOpen, hitsClosed)
