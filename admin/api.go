@@ -124,13 +124,14 @@ func adminStatus(err error) *adminError {
 	}
 	e := &adminError{Status: http.StatusInternalServerError, Code: "InternalError", Message: err.Error()}
 	var se *s3err.Error
+	var re *cryptostore.ReplicationRuleError
 	switch {
 	case errors.Is(err, replicate.ErrInvalidRule), errors.Is(err, replicate.ErrInvalidTarget):
 		e.Status, e.Code = http.StatusBadRequest, "InvalidArgument"
-		if errors.As(err, &se) {
-			e.Message = se.Message
+		if errors.As(err, &re) {
+			e.Message = re.Message
 		}
-	case errors.As(err, &se):
+	case errors.As(err, &se): // sigv4's refusals
 		e.Status, e.Code, e.Message = se.HTTPStatus, se.Code, se.Message
 	case errors.Is(err, replicate.ErrNoSuchTarget):
 		e.Status, e.Code = http.StatusNotFound, "NoSuchTarget"

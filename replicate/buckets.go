@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/s3/s3err"
-	"github.com/sealfs/sealfs/s3/s3xml"
 )
 
 // ErrNoConfiguration: the bucket has no replication configuration.
-var ErrNoConfiguration = errors.New("no replication configuration")
+var ErrNoConfiguration = cryptostore.ErrNoReplication
 
 // Configuration returns a bucket's replication configuration, or an error
 // wrapping ErrNoConfiguration (or cryptostore.ErrNoSuchBucket).
@@ -95,7 +92,7 @@ func (m *Manager) Enable(ctx context.Context, bucket string, in *EnableInput) (*
 	if !strings.HasPrefix(dest, "arn:") {
 		region, b, ok := strings.Cut(dest, "/")
 		if !ok {
-			return nil, invalid(s3err.ErrInvalidArgument, "--to %q: want REGION/BUCKET.", in.To)
+			return nil, invalid(cryptostore.RuleBadArgument, "--to %q: want REGION/BUCKET.", in.To)
 		}
 		dest = DestinationARN(region, b)
 	}
@@ -155,49 +152,28 @@ func (m *Manager) Disable(ctx context.Context, bucket string) error {
 	return m.SetConfiguration(ctx, bucket, nil)
 }
 
-// s3Error maps an error of this package to the S3 error that answers it.
-func s3Error(err error) error {
-	var e *s3err.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &e):
-		return err
-	case errors.Is(err, cryptostore.ErrNoSuchBucket):
-		return s3err.ErrNoSuchBucket.Wrap(err)
-	case errors.Is(err, ErrNoConfiguration):
-		return s3err.ErrReplicationConfigurationNotFound.Wrap(err)
-	}
-	return err
-}
-
-// PutBucketReplication is the S3 operation: body is the
-// ReplicationConfiguration document. Errors are *s3err.Error values where S3
-// has a code for them (NoSuchBucket, MalformedXML, InvalidArgument,
-// InvalidRequest for an unknown target region, ...).
-func (m *Manager) PutBucketReplication(ctx context.Context, bucket string, body io.Reader) error {
+// PutBucketReplication is the S3 operation, for a configuration the S3
+// layer has read from the request's XML (rules naming their destination in
+// Rule.Dest). Errors: cryptostore.ErrNoSuchBucket,
+// *cryptostore.ReplicationRuleError for rules sealfs cannot apply.
+func (m *Manager) PutBucketReplication(ctx context.Context, bucket string, c *Configuration) error {
 	if _, err := m.Configuration(ctx, bucket); err != nil && !errors.Is(err, ErrNoConfiguration) {
-		return s3Error(err)
+		return err
 	}
 	regions, err := m.regions(ctx)
 	if err != nil {
 		return err
 	}
-	c, err := ParseXML(body, regions)
-	if err != nil {
+	if err := Resolve(c, regions); err != nil {
 		return err
 	}
-	return s3Error(m.SetConfiguration(ctx, bucket, c))
+	return m.SetConfiguration(ctx, bucket, c)
 }
 
 // GetBucketReplication is the S3 operation; a bucket without a
-// configuration is ReplicationConfigurationNotFoundError (404).
-func (m *Manager) GetBucketReplication(ctx context.Context, bucket string) (*s3xml.ReplicationConfiguration, error) {
-	c, err := m.Configuration(ctx, bucket)
-	if err != nil {
-		return nil, s3Error(err)
-	}
-	return c.XML(), nil
+// configuration is ErrNoConfiguration.
+func (m *Manager) GetBucketReplication(ctx context.Context, bucket string) (*Configuration, error) {
+	return m.Configuration(ctx, bucket)
 }
 
 // DeleteBucketReplication is the S3 operation; deleting what is not there
@@ -207,5 +183,5 @@ func (m *Manager) DeleteBucketReplication(ctx context.Context, bucket string) er
 	if errors.Is(err, ErrNoConfiguration) {
 		return nil
 	}
-	return s3Error(err)
+	return err
 }

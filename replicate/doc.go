@@ -4,9 +4,13 @@
 //
 // # What it owns
 //
-//   - Rules: a bucket's replication configuration (rules.go), parsed from
-//     and written back to S3's ReplicationConfiguration XML, and kept in the
-//     bucket record (meta.Bucket.Replication) as versioned JSON.
+//   - Rules: a bucket's replication configuration (rules.go): resolving
+//     the destinations rules name and checking them against the registered
+//     targets; kept in the bucket record as versioned JSON. The types are
+//     the store's (cryptostore.ReplicationConfig), so that front doors hand
+//     rules over without importing this package; S3's XML form is the s3
+//     package's, and a refused rule is a plain error with a kind
+//     (*cryptostore.ReplicationRuleError), never an S3 error.
 //   - Targets: the remote daemons, one per region (targets.go), registered
 //     with an endpoint, an access key and a secret key that is stored only
 //     sealed by the KMS, under a master key kept for system secrets.
@@ -57,6 +61,16 @@
 // arn:aws:s3:::BUCKET, or a bare bucket name, is accepted when exactly one
 // target is registered, and then means that target. GetBucketReplication
 // always answers with the REGION form.
+//
+// # Layering
+//
+// The package reaches objects through cryptostore and speaks to other
+// regions with the AWS SDK, adding the replica headers of package
+// s3replica; it neither parses S3 XML nor makes S3 errors. Not yet as the
+// design wants it: the queue, the target records and the sequence are
+// still worked through meta transactions directly (the commit hook
+// receives a *meta.Txn), and target secrets are sealed with the KMS
+// directly; internal/archtest lists those imports as debts.
 //
 // # What it must never do
 //

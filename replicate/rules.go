@@ -3,83 +3,34 @@ package replicate
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/sealfs/sealfs/meta"
-	"github.com/sealfs/sealfs/s3/s3err"
-	"github.com/sealfs/sealfs/s3/s3xml"
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 // ErrInvalidRule: a replication rule breaks the schema or names something
-// sealfs cannot replicate to. Errors from ParseXML and Validate wrap it and
-// are *s3err.Error values (400).
-var ErrInvalidRule = errors.New("invalid replication rule")
+// sealfs cannot replicate to. Errors from Resolve and Validate wrap it and
+// are *cryptostore.ReplicationRuleError values, whose Kind says what is
+// wrong (a front door answers in its own terms: the S3 API with
+// InvalidArgument, InvalidRequest or MalformedXML).
+var ErrInvalidRule = cryptostore.ErrInvalidReplicationRule
 
 // maxRuleIDLen is S3's limit on a rule id.
 const maxRuleIDLen = 255
 
-// Rule is one replication rule, in the form sealfs keeps it.
-type Rule struct {
-	ID       string `json:"id"`
-	Enabled  bool   `json:"enabled"`
-	Priority int    `json:"priority,omitempty"`
-	// Prefix selects the keys the rule applies to ("" is every key).
-	Prefix string `json:"prefix,omitempty"`
-	// Legacy records that the rule came in S3's older schema (a top-level
-	// Prefix rather than a Filter), so that it is written back that way.
-	Legacy bool `json:"legacy,omitempty"`
-	// Deletes: deletes of matching keys replicate too
-	// (DeleteMarkerReplication Enabled).
-	Deletes bool `json:"deletes,omitempty"`
-	// Region and Bucket name the destination: a registered target and a
-	// bucket there.
-	Region string `json:"region"`
-	Bucket string `json:"bucket"`
-}
-
-// Matches reports whether the rule is enabled and applies to key.
-func (r *Rule) Matches(key string) bool {
-	return r.Enabled && strings.HasPrefix(key, r.Prefix)
-}
-
-// Destination is the rule's destination in sealfs's ARN form.
-func (r *Rule) Destination() string { return DestinationARN(r.Region, r.Bucket) }
+// Rule is one replication rule, in the form sealfs keeps it (the type is
+// the store's, so that front doors can hand rules over without importing
+// this package).
+type Rule = cryptostore.ReplicationRule
 
 // Configuration is a bucket's replication configuration.
-type Configuration struct {
-	// Version of this encoding; configVersion when written.
-	Version int    `json:"v"`
-	Role    string `json:"role,omitempty"`
-	Rules   []Rule `json:"rules"`
-}
+type Configuration = cryptostore.ReplicationConfig
 
-// configVersion is the version of the JSON kept in meta.Bucket.Replication.
-const configVersion = 1
-
-// Match returns the rule that decides for key: among the enabled rules
-// whose prefix matches, the one with the highest priority (the first of
-// equals). nil when no rule applies.
-func (c *Configuration) Match(key string) *Rule {
-	var best *Rule
-	for i := range c.Rules {
-		r := &c.Rules[i]
-		if r.Matches(key) && (best == nil || r.Priority > best.Priority) {
-			best = r
-		}
-	}
-	return best
-}
-
-// Encode returns the form kept in the bucket record.
-func (c *Configuration) Encode() ([]byte, error) {
-	c.Version = configVersion
-	return json.Marshal(c)
-}
+// configVersion is the version of the JSON kept in the bucket record.
+const configVersion = cryptostore.ReplicationConfigVersion
 
 // DecodeConfiguration reads what Encode wrote. Empty data is no
 // configuration: (nil, nil).
@@ -100,9 +51,7 @@ func DecodeConfiguration(data []byte) (*Configuration, error) {
 }
 
 // DestinationARN is sealfs's ARN of a bucket in a region.
-func DestinationARN(region, bucket string) string {
-	return "arn:aws:s3:" + region + "::" + bucket
-}
+func DestinationARN(region, bucket string) string { return cryptostore.DestinationARN(region, bucket) }
 
 // Regions says which regions rules may name.
 type Regions struct {
@@ -112,9 +61,8 @@ type Regions struct {
 	Targets []string
 }
 
-func invalid(code *s3err.Error, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return code.WithMessage(msg).Wrap(fmt.Errorf("%w: %s", ErrInvalidRule, msg))
+func invalid(kind cryptostore.RuleErrorKind, format string, args ...any) error {
+	return &cryptostore.ReplicationRuleError{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }
 
 // ParseDestination reads a Destination Bucket: arn:PARTITION:s3:REGION::BUCKET,
@@ -125,29 +73,29 @@ func ParseDestination(dest string, regions Regions) (region, bucket string, err 
 	if strings.HasPrefix(dest, "arn:") {
 		parts := strings.SplitN(dest, ":", 6)
 		if len(parts) != 6 || parts[1] == "" || parts[2] != "s3" || parts[4] != "" || parts[5] == "" || strings.Contains(parts[5], "/") {
-			return "", "", invalid(s3err.ErrInvalidArgument,
+			return "", "", invalid(cryptostore.RuleBadArgument,
 				"Destination Bucket %q is not a bucket ARN: sealfs names a target as arn:aws:s3:REGION::BUCKET.", dest)
 		}
 		region, bucket = parts[3], parts[5]
 	}
-	if err := meta.ValidBucketName(bucket); err != nil {
-		return "", "", invalid(s3err.ErrInvalidArgument, "Destination Bucket %q: %q is not a valid bucket name.", dest, bucket)
+	if err := cryptostore.ValidBucketName(bucket); err != nil {
+		return "", "", invalid(cryptostore.RuleBadArgument, "Destination Bucket %q: %q is not a valid bucket name.", dest, bucket)
 	}
 	if region == "" {
 		switch len(regions.Targets) {
 		case 1:
 			region = regions.Targets[0]
 		case 0:
-			return "", "", invalid(s3err.ErrInvalidRequest,
+			return "", "", invalid(cryptostore.RuleBadRequest,
 				"Destination Bucket %q: no replication target is registered; register one with `sealfs replicate target add REGION --endpoint URL ...`.", dest)
 		default:
-			return "", "", invalid(s3err.ErrInvalidRequest,
+			return "", "", invalid(cryptostore.RuleBadRequest,
 				"Destination Bucket %q does not name a region and %d targets are registered (%s): use arn:aws:s3:REGION::%s.",
 				dest, len(regions.Targets), strings.Join(regions.Targets, ", "), bucket)
 		}
 	}
 	if region == regions.Self {
-		return "", "", invalid(s3err.ErrInvalidRequest,
+		return "", "", invalid(cryptostore.RuleBadRequest,
 			"Destination Bucket %q is in this daemon's own region %q: replication goes to another region.", dest, region)
 	}
 	if !slices.Contains(regions.Targets, region) {
@@ -155,69 +103,34 @@ func ParseDestination(dest string, regions Regions) (region, bucket string, err 
 		if len(regions.Targets) > 0 {
 			known = "registered: " + strings.Join(regions.Targets, ", ")
 		}
-		return "", "", invalid(s3err.ErrInvalidRequest,
+		return "", "", invalid(cryptostore.RuleBadRequest,
 			"Destination region %q is not a registered replication target (%s); register it with `sealfs replicate target add %s --endpoint URL ...`.",
 			region, known, region)
 	}
 	return region, bucket, nil
 }
 
-// ParseXML reads a PutBucketReplication body and checks it (Validate).
-// Errors are *s3err.Error: MalformedXML for a document that does not parse
-// or breaks S3's schema, InvalidArgument or InvalidRequest (wrapping
-// ErrInvalidRule) for a rule sealfs cannot apply.
-func ParseXML(body io.Reader, regions Regions) (*Configuration, error) {
-	var doc s3xml.ReplicationConfiguration
-	if err := s3xml.Decode(body, 0, &doc); err != nil {
-		return nil, err
-	}
-	c := &Configuration{Version: configVersion, Role: doc.Role}
-	for i, xr := range doc.Rules {
-		r := Rule{ID: xr.ID, Enabled: xr.Status == "Enabled"}
+// Resolve fills in each rule's Region and Bucket from the destination a
+// request named (Rule.Dest: a bucket ARN, or a bucket name when exactly one
+// target is registered), gives rules without an id one ("rule-N"), and
+// checks the whole (Validate). Errors are *cryptostore.ReplicationRuleError.
+func Resolve(c *Configuration, regions Regions) error {
+	c.Version = configVersion
+	for i := range c.Rules {
+		r := &c.Rules[i]
 		if r.ID == "" {
 			r.ID = "rule-" + strconv.Itoa(i+1)
 		}
-		if xr.Priority != nil {
-			r.Priority = *xr.Priority
+		if r.Dest == "" {
+			continue
 		}
-		switch {
-		case xr.Prefix != nil:
-			r.Prefix, r.Legacy = *xr.Prefix, true
-		case xr.Filter != nil:
-			f := xr.Filter
-			if f.Tag != nil || (f.And != nil && len(f.And.Tags) > 0) {
-				return nil, invalid(s3err.ErrInvalidRequest, "Rule %q: sealfs has no object tags, so replication rules cannot filter by tag; filter by Prefix.", r.ID)
-			}
-			r.Prefix = xr.EffectivePrefix()
-		}
-		if dm := xr.DeleteMarkerReplication; dm != nil {
-			switch dm.Status {
-			case "Enabled":
-				r.Deletes = true
-			case "Disabled", "":
-			default:
-				return nil, invalid(s3err.ErrMalformedXML, "Rule %q: DeleteMarkerReplication Status must be Enabled or Disabled, not %q.", r.ID, dm.Status)
-			}
-		}
-		d := xr.Destination
-		if d.EncryptionConfiguration != nil && d.EncryptionConfiguration.ReplicaKmsKeyID != "" {
-			return nil, invalid(s3err.ErrInvalidRequest,
-				"Rule %q: sealfs does not take a ReplicaKmsKeyID: a replica is encrypted when, and as, the destination bucket's default encryption says.", r.ID)
-		}
-		if d.StorageClass != "" && d.StorageClass != "STANDARD" {
-			return nil, invalid(s3err.ErrInvalidStorageClass, "Rule %q: sealfs stores every object as STANDARD, not %q.", r.ID, d.StorageClass)
-		}
-		region, bucket, err := ParseDestination(d.Bucket, regions)
+		region, bucket, err := ParseDestination(r.Dest, regions)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r.Region, r.Bucket = region, bucket
-		c.Rules = append(c.Rules, r)
+		r.Region, r.Bucket, r.Dest = region, bucket, ""
 	}
-	if err := Validate(c, regions); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return Validate(c, regions)
 }
 
 // Validate checks a configuration as a whole: one to 1000 rules, unique ids
@@ -226,21 +139,21 @@ func ParseXML(body io.Reader, regions Regions) (*Configuration, error) {
 // prefixes overlap at the same priority (which of them decides would be
 // arbitrary).
 func Validate(c *Configuration, regions Regions) error {
-	if len(c.Rules) == 0 || len(c.Rules) > s3xml.MaxReplicationRules {
-		return invalid(s3err.ErrMalformedXML, "A replication configuration has 1 to %d rules, not %d.", s3xml.MaxReplicationRules, len(c.Rules))
+	if len(c.Rules) == 0 || len(c.Rules) > cryptostore.MaxReplicationRules {
+		return invalid(cryptostore.RuleBadSchema, "A replication configuration has 1 to %d rules, not %d.", cryptostore.MaxReplicationRules, len(c.Rules))
 	}
 	ids := make(map[string]bool, len(c.Rules))
 	for i := range c.Rules {
 		r := &c.Rules[i]
 		if r.ID == "" || len(r.ID) > maxRuleIDLen {
-			return invalid(s3err.ErrInvalidArgument, "Rule id %q: want 1 to %d characters.", r.ID, maxRuleIDLen)
+			return invalid(cryptostore.RuleBadArgument, "Rule id %q: want 1 to %d characters.", r.ID, maxRuleIDLen)
 		}
 		if ids[r.ID] {
-			return invalid(s3err.ErrInvalidArgument, "Rule id %q is used twice: rule ids must be unique.", r.ID)
+			return invalid(cryptostore.RuleBadArgument, "Rule id %q is used twice: rule ids must be unique.", r.ID)
 		}
 		ids[r.ID] = true
 		if r.Legacy != c.Rules[0].Legacy {
-			return invalid(s3err.ErrInvalidRequest, "Rules %q and %q mix the Filter and the Prefix schema: use one for every rule.", c.Rules[0].ID, r.ID)
+			return invalid(cryptostore.RuleBadRequest, "Rules %q and %q mix the Filter and the Prefix schema: use one for every rule.", c.Rules[0].ID, r.ID)
 		}
 		if _, _, err := ParseDestination(r.Destination(), regions); err != nil {
 			return err
@@ -254,41 +167,11 @@ func Validate(c *Configuration, regions Regions) error {
 				continue
 			}
 			if strings.HasPrefix(a.Prefix, b.Prefix) || strings.HasPrefix(b.Prefix, a.Prefix) {
-				return invalid(s3err.ErrInvalidRequest,
+				return invalid(cryptostore.RuleBadRequest,
 					"Rules %q and %q apply to overlapping prefixes (%q, %q) with the same priority %d: give them different Priority values.",
 					a.ID, b.ID, a.Prefix, b.Prefix, a.Priority)
 			}
 		}
 	}
 	return nil
-}
-
-// XML returns the configuration as GetBucketReplication answers it.
-func (c *Configuration) XML() *s3xml.ReplicationConfiguration {
-	doc := &s3xml.ReplicationConfiguration{Role: c.Role}
-	for _, r := range c.Rules {
-		xr := s3xml.ReplicationRule{
-			ID:          r.ID,
-			Status:      "Disabled",
-			Destination: s3xml.ReplicationDestination{Bucket: r.Destination()},
-		}
-		if r.Enabled {
-			xr.Status = "Enabled"
-		}
-		prefix := r.Prefix
-		if r.Legacy {
-			xr.Prefix = &prefix
-		} else {
-			p := r.Priority
-			xr.Priority = &p
-			xr.Filter = &s3xml.ReplicationFilter{Prefix: &prefix}
-			status := "Disabled"
-			if r.Deletes {
-				status = "Enabled"
-			}
-			xr.DeleteMarkerReplication = &s3xml.DeleteMarkerReplication{Status: status}
-		}
-		doc.Rules = append(doc.Rules, xr)
-	}
-	return doc
 }

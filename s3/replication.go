@@ -14,8 +14,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/s3/s3err"
@@ -25,11 +27,13 @@ import (
 
 // Replication serves a bucket's replication configuration
 // (*replicate.Manager implements it; the daemon hands it over, package s3
-// does not import replicate). Errors are *s3err.Error values where
-// S3 has a code for them.
+// does not import replicate). It speaks the store's types: this package
+// reads and writes S3's XML, the replication engine checks the rules.
+// Errors: cryptostore.ErrNoSuchBucket, cryptostore.ErrNoReplication, and
+// *cryptostore.ReplicationRuleError for rules it cannot apply.
 type Replication interface {
-	PutBucketReplication(ctx context.Context, bucket string, body io.Reader) error
-	GetBucketReplication(ctx context.Context, bucket string) (*s3xml.ReplicationConfiguration, error)
+	PutBucketReplication(ctx context.Context, bucket string, c *cryptostore.ReplicationConfig) error
+	GetBucketReplication(ctx context.Context, bucket string) (*cryptostore.ReplicationConfig, error)
 	DeleteBucketReplication(ctx context.Context, bucket string) error
 }
 
@@ -75,11 +79,11 @@ func replicationOp(q *request) (operation, bool) {
 }
 
 func getBucketReplication(q *request) error {
-	doc, err := q.h.repl.GetBucketReplication(q.ctx, q.bucket)
+	c, err := q.h.repl.GetBucketReplication(q.ctx, q.bucket)
 	if err != nil {
-		return err
+		return replicationError(err)
 	}
-	return q.writeXML(doc)
+	return q.writeXML(replicationXML(c))
 }
 
 func putBucketReplication(q *request) error {
@@ -87,17 +91,129 @@ func putBucketReplication(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := q.h.repl.PutBucketReplication(q.ctx, q.bucket, bytes.NewReader(data)); err != nil {
+	c, err := parseReplicationXML(bytes.NewReader(data))
+	if err != nil {
 		return err
+	}
+	if err := q.h.repl.PutBucketReplication(q.ctx, q.bucket, c); err != nil {
+		return replicationError(err)
 	}
 	return q.ok()
 }
 
 func deleteBucketReplication(q *request) error {
 	if err := q.h.repl.DeleteBucketReplication(q.ctx, q.bucket); err != nil {
-		return err
+		return replicationError(err)
 	}
 	return q.noContent()
+}
+
+// replicationError gives the replication engine's errors their S3 answers.
+func replicationError(err error) error {
+	var re *cryptostore.ReplicationRuleError
+	switch {
+	case errors.As(err, &re):
+		code := s3err.ErrInvalidRequest
+		switch re.Kind {
+		case cryptostore.RuleBadArgument:
+			code = s3err.ErrInvalidArgument
+		case cryptostore.RuleBadSchema:
+			code = s3err.ErrMalformedXML
+		}
+		return code.WithMessage(re.Message).Wrap(err)
+	case errors.Is(err, cryptostore.ErrNoReplication):
+		return s3err.ErrReplicationConfigurationNotFound.Wrap(err)
+	}
+	return err
+}
+
+// parseReplicationXML reads a PutBucketReplication body into the store's
+// form, refusing what S3's schema forbids (MalformedXML) and what sealfs
+// cannot do (InvalidRequest: tag filters, a ReplicaKmsKeyID;
+// InvalidStorageClass). Destinations stay as named (Rule.Dest): the
+// replication engine resolves and checks them.
+func parseReplicationXML(body io.Reader) (*cryptostore.ReplicationConfig, error) {
+	var doc s3xml.ReplicationConfiguration
+	if err := s3xml.Decode(body, 0, &doc); err != nil {
+		return nil, err
+	}
+	c := &cryptostore.ReplicationConfig{Version: cryptostore.ReplicationConfigVersion, Role: doc.Role}
+	for i, xr := range doc.Rules {
+		r := cryptostore.ReplicationRule{ID: xr.ID, Enabled: xr.Status == "Enabled"}
+		if r.ID == "" {
+			r.ID = "rule-" + strconv.Itoa(i+1)
+		}
+		if xr.Priority != nil {
+			r.Priority = *xr.Priority
+		}
+		switch {
+		case xr.Prefix != nil:
+			r.Prefix, r.Legacy = *xr.Prefix, true
+		case xr.Filter != nil:
+			f := xr.Filter
+			if f.Tag != nil || (f.And != nil && len(f.And.Tags) > 0) {
+				return nil, invalidRule(s3err.ErrInvalidRequest, "Rule %q: sealfs has no object tags, so replication rules cannot filter by tag; filter by Prefix.", r.ID)
+			}
+			r.Prefix = xr.EffectivePrefix()
+		}
+		if dm := xr.DeleteMarkerReplication; dm != nil {
+			switch dm.Status {
+			case "Enabled":
+				r.Deletes = true
+			case "Disabled", "":
+			default:
+				return nil, invalidRule(s3err.ErrMalformedXML, "Rule %q: DeleteMarkerReplication Status must be Enabled or Disabled, not %q.", r.ID, dm.Status)
+			}
+		}
+		d := xr.Destination
+		if d.EncryptionConfiguration != nil && d.EncryptionConfiguration.ReplicaKmsKeyID != "" {
+			return nil, invalidRule(s3err.ErrInvalidRequest,
+				"Rule %q: sealfs does not take a ReplicaKmsKeyID: a replica is encrypted when, and as, the destination bucket's default encryption says.", r.ID)
+		}
+		if d.StorageClass != "" && d.StorageClass != "STANDARD" {
+			return nil, invalidRule(s3err.ErrInvalidStorageClass, "Rule %q: sealfs stores every object as STANDARD, not %q.", r.ID, d.StorageClass)
+		}
+		r.Dest = d.Bucket
+		c.Rules = append(c.Rules, r)
+	}
+	return c, nil
+}
+
+// invalidRule is an S3 error for a rule refused while reading the XML; it
+// matches cryptostore.ErrInvalidReplicationRule too.
+func invalidRule(code *s3err.Error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	return code.WithMessage(msg).Wrap(fmt.Errorf("%w: %s", cryptostore.ErrInvalidReplicationRule, msg))
+}
+
+// replicationXML is a configuration as GetBucketReplication answers it.
+func replicationXML(c *cryptostore.ReplicationConfig) *s3xml.ReplicationConfiguration {
+	doc := &s3xml.ReplicationConfiguration{Role: c.Role}
+	for _, r := range c.Rules {
+		xr := s3xml.ReplicationRule{
+			ID:          r.ID,
+			Status:      "Disabled",
+			Destination: s3xml.ReplicationDestination{Bucket: r.Destination()},
+		}
+		if r.Enabled {
+			xr.Status = "Enabled"
+		}
+		prefix := r.Prefix
+		if r.Legacy {
+			xr.Prefix = &prefix
+		} else {
+			p := r.Priority
+			xr.Priority = &p
+			xr.Filter = &s3xml.ReplicationFilter{Prefix: &prefix}
+			status := "Disabled"
+			if r.Deletes {
+				status = "Enabled"
+			}
+			xr.DeleteMarkerReplication = &s3xml.DeleteMarkerReplication{Status: status}
+		}
+		doc.Rules = append(doc.Rules, xr)
+	}
+	return doc
 }
 
 // replica reads the replica headers of the (authenticated) request. They
