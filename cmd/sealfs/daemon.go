@@ -157,6 +157,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if err != nil {
 		return nil, exitUsage(err)
 	}
+	if blobDir == "" && sharedMeta(metaURL) {
+		logger.Warn("shared metadata with blobs in this gateway's data directory: other gateways cannot read what this one writes; give every gateway the same --blobs")
+	}
 	d.store, err = cryptostore.Open(c.Context, cryptostore.Config{
 		Dir:      d.dataDir,
 		BlobDir:  blobDir,
