@@ -1,7 +1,23 @@
 // Package cryptostore is the only code in sealfs that writes or reads object
-// data. Both front doors — the FUSE mount (package fs) and the S3 listener
-// (package s3) — and the replication worker call it; none of them touches a
-// blob, a data key or the metadata database directly.
+// data. The front doors — the FUSE mount (package fs), the S3 listener
+// (package s3) and the admin API (package admin) — and the replication
+// worker call it; none of them touches a blob, a data key or the metadata
+// database directly.
+//
+// # The front doors' contract
+//
+// A front door imports neither meta nor kms (internal/archtest checks it).
+// What it needs to name is named here (frontdoor.go): the records the store
+// takes and returns (Object, ObjectMeta, Bucket, ListPage, Upload, ...,
+// aliases of meta's: the store hands out decoded values, not access), the
+// names of the POSIX metadata keys, ValidKey and ValidBucketName, the
+// errors of the layers below; key management (Keys, DescribeKey,
+// EnableKey, DisableKey — which refuses the system key — and RotateKey);
+// replica writes (replica.go: Replica, ErrStaleReplica); and a bucket's
+// replication rules in a form both the S3 layer and package replicate
+// speak (replconfig.go). Below the store, meta's engines (Badger, etcd,
+// PostgreSQL behind meta's key-value interface) and the blob store are
+// chosen by the daemon and never seen by a front door.
 //
 // # What it owns
 //
