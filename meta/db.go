@@ -28,8 +28,11 @@ const maxAttempts = 16
 
 // DB is the metadata store. It is safe for concurrent use.
 type DB struct {
-	kv  kvEngine
-	log *slog.Logger
+	kv kvEngine
+	// fences: the engine needs keys.go's write fences (it detects conflicts
+	// on keys read, not on ranges scanned).
+	fences bool
+	log    *slog.Logger
 
 	// auth seals and checks records (recordauth.go); nil until
 	// SetRecordAuth.
@@ -56,7 +59,8 @@ func Open(url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{kv: kv, log: log}, nil
+	rc, ok := kv.(rangeConflicter)
+	return &DB{kv: kv, log: log, fences: !ok || !rc.detectsRangeConflicts()}, nil
 }
 
 // ReadOnly reports whether the store is open read-only because the disk
@@ -118,7 +122,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 			return err
 		}
 		defer ktx.discard()
-		if err := fn(&Txn{kv: ktx, auth: db.auth.Load()}); err != nil {
+		if err := fn(&Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}); err != nil {
 			return err
 		}
 		return ktx.commit()
@@ -165,7 +169,7 @@ func (db *DB) View(ctx context.Context, fn func(tx *Txn) error) error {
 		return err
 	}
 	defer ktx.discard()
-	return fn(&Txn{kv: ktx, auth: db.auth.Load()})
+	return fn(&Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences})
 }
 
 // UpdateBulk applies fn(tx, i) for every i in [0, n), as many items per
@@ -189,7 +193,7 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 				if err != nil {
 					return err
 				}
-				tx := &Txn{kv: ktx, auth: db.auth.Load()}
+				tx := &Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}
 				i := start
 				for ; i < end; i++ {
 					if (i-start)%256 == 255 {

@@ -37,8 +37,10 @@ package meta
 // Write fences. Badger detects conflicts on the keys a transaction read, not
 // on the ranges it scanned, so a scan that found a bucket empty does not
 // conflict with a concurrent transaction that adds the bucket's first object.
-// (PostgreSQL's SERIALIZABLE and etcd's range compares cover ranges too; the
-// fences are harmless there, and the engine contract asks only for keys.)
+// (PostgreSQL's SERIALIZABLE covers ranges too, and there the fences are
+// off: its row locks would make concurrent blind writes of one fence
+// conflict. etcd's range compares cover ranges as well; blind writes do not
+// conflict there, so the fences stay. The engine contract asks only for keys.)
 // To close that gap every PutObject and PutUpload also writes the bucket's
 // fence key (a blind write: writers never read it, so they do not conflict
 // with each other), and DeleteBucket reads it: a DeleteBucket whose snapshot

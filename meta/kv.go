@@ -76,6 +76,14 @@ type kvEngine interface {
 	close() error
 }
 
+// rangeConflicter is implemented by engines that also detect conflicts on
+// the key ranges a transaction scanned (a key inserted into or removed from
+// a range another transaction read). meta then neither writes nor reads
+// the write fences of keys.go on them.
+type rangeConflicter interface {
+	detectsRangeConflicts() bool
+}
+
 // kvTxn is one transaction of an engine. It is not safe for concurrent use.
 // Slices given to set and delete must not be modified afterwards (Badger
 // keeps them until the transaction ends); slices it hands out are valid

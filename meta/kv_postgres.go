@@ -12,8 +12,9 @@ package meta
 // Read-write transactions run at SERIALIZABLE isolation: PostgreSQL's
 // serializable snapshot isolation takes predicate locks on what a
 // transaction read, index ranges scanned included, so it detects more than
-// the contract asks (keys.go's write fences are not needed here, and do no
-// harm). A serialization failure (SQLSTATE 40001) or a deadlock (40P01),
+// the contract asks, so meta does not use keys.go's write fences here
+// (detectsRangeConflicts): concurrent blind writes of one fence row would
+// conflict with each other (40001) and serialize every writer of a bucket. A serialization failure (SQLSTATE 40001) or a deadlock (40P01),
 // at any statement or at commit, becomes an error wrapping ErrConflict: the
 // transaction did not commit, and Update runs it again. After such an
 // error the transaction is dead; every later call returns the same error.
@@ -74,6 +75,9 @@ const (
 )
 
 // pgKV is the PostgreSQL engine.
+// detectsRangeConflicts: SERIALIZABLE's predicate locks cover scanned ranges.
+func (*pgKV) detectsRangeConflicts() bool { return true }
+
 type pgKV struct {
 	pool *pgxpool.Pool
 }
