@@ -244,8 +244,10 @@ func (b *s3Blobs) Open(_ context.Context, id meta.BlobID) (BlobObject, error) {
 	return &s3Object{b: b, key: b.key(id), size: -1, next: -1, ahead: readAheadMin}, nil
 }
 
-// s3Object reads a blob by ranged GETs, keeping the last one's bytes: a
-// read sequential to the one before fetches a read-ahead more.
+// s3Object reads a blob by ranged GETs, keeping the last one's bytes. A
+// read fetches the bytes asked for (BlobReader asks for the chunks it
+// needs), except in a sequential run: from the third read in a row that
+// starts where the one before ended, a read-ahead more.
 type s3Object struct {
 	b   *s3Blobs
 	key string
@@ -255,6 +257,7 @@ type s3Object struct {
 	buf    []byte
 	bufOff int64
 	next   int64 // where the last read ended
+	run    int   // reads in a row that started where the last ended
 	ahead  int
 }
 
@@ -274,12 +277,15 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 		return n, nil
 	}
 	want := len(p)
-	seq := off == o.next
-	if seq {
+	if off == o.next {
+		o.run++
+	} else {
+		o.run, o.ahead = 0, readAheadMin
+	}
+	if o.run >= 2 {
+		// The third read in a row that starts where the last ended.
 		want += o.ahead
 		o.ahead = min(2*o.ahead, readAheadMax)
-	} else {
-		o.ahead = readAheadMin
 	}
 	if o.size >= 0 {
 		want = int(min(int64(want), o.size-off))

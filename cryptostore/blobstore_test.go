@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -375,6 +377,283 @@ func (srv *testS3Server) stop() {
 	}
 }
 
-// ---- tests of the backends
+// ---- tests of the S3 backend
 
-var _ = bytes.Equal
+func newS3Env(t *testing.T, bk *testBackend, tweak func(*Config)) *testEnv {
+	t.Helper()
+	return newEnv(t, func(c *Config) {
+		bk.config(t)(c)
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+}
+
+// rawSizes lists the backend bucket with a plain client: key → size.
+func (bk *testBackend) rawSizes(t testing.TB) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	p := s3.NewListObjectsV2Paginator(bk.srv.client, &s3.ListObjectsV2Input{Bucket: aws.String(bk.bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+		}
+	}
+	return out
+}
+
+// TestS3BlobsCommitOrder: the record commits only after the backend has
+// the whole blob (a multipart upload completed); a backend that refuses
+// the upload leaves no record; a replaced blob goes only after the
+// replacing commit.
+func TestS3BlobsCommitOrder(t *testing.T) {
+	bk := &testBackend{name: "s3", srv: s3Server(t)}
+	var hookSeen map[string]int64
+	var afterSeen map[string]int64
+	e := newS3Env(t, bk, func(c *Config) {
+		c.testHookBeforeCommit = func() { hookSeen = bk.rawSizes(t) }
+		c.testHookAfterCommit = func() { afterSeen = bk.rawSizes(t) }
+	})
+	e.bucket(t, "bkt", true)
+
+	// Refused uploads: no record, nothing in the bucket.
+	bk.failPut.Store(true)
+	for _, n := range []int{1 << 20, 20 << 20} {
+		_, err := e.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "refused", Body: bytes.NewReader(randBytes(n)), Size: int64(n)})
+		if err == nil {
+			t.Fatalf("put of %d bytes succeeded with the backend refusing uploads", n)
+		}
+		if _, err := e.store.Head(ctx, "bkt", "refused"); !errors.Is(err, ErrNoSuchKey) {
+			t.Fatalf("a put whose upload failed left a record: %v", err)
+		}
+	}
+	bk.failPut.Store(false)
+	if got := bk.rawSizes(t); len(got) != 0 {
+		t.Fatalf("failed uploads left objects: %v", got)
+	}
+
+	// A 20 MiB blob (a multipart upload): complete in the bucket before
+	// the commit.
+	hookSeen = nil
+	writes := bk.counter.writes.Load()
+	o := e.put(t, "bkt", "big", randBytes(20<<20))
+	if w := bk.counter.writes.Load() - writes; w < 4 {
+		t.Errorf("a 20 MiB blob went up in %d requests, want a multipart upload (create, parts, complete)", w)
+	}
+	key := "blobs/" + o.Blobs[0].ID.String()
+	final := bk.rawSizes(t)[key]
+	if final == 0 || hookSeen[key] != final {
+		t.Fatalf("before the commit the bucket held %v, want %s complete (%d bytes)", hookSeen, key, final)
+	}
+
+	// Replaced: the old blob is there after the commit, gone after.
+	afterSeen = nil
+	o2 := e.put(t, "bkt", "big", randBytes(1<<20))
+	if _, ok := afterSeen[key]; !ok {
+		t.Fatalf("the replaced blob was removed before the replacing commit returned: %v", afterSeen)
+	}
+	if err := e.store.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := bk.rawSizes(t)
+	if _, ok := got[key]; ok || len(got) != 1 || got["blobs/"+o2.Blobs[0].ID.String()] == 0 {
+		t.Fatalf("after the replacement the bucket holds %v, want only the new blob", got)
+	}
+}
+
+// TestS3BlobsRangedReads: a read fetches the chunks it touches, no more;
+// a sequential read fetches each byte about once, in few requests.
+func TestS3BlobsRangedReads(t *testing.T) {
+	bk := &testBackend{name: "s3", srv: s3Server(t)}
+	e := newS3Env(t, bk, nil)
+	e.bucket(t, "bkt", true)
+	const size = 20 << 20
+	data := randBytes(size)
+	e.put(t, "bkt", "big", data)
+	chunk := int64(DefaultChunkSize + 16)
+
+	bk.counter.got.Store(0)
+	bk.counter.gets.Store(0)
+	h, err := e.store.Open(ctx, "bkt", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	off := int64(10<<20 + 5)
+	if _, err := h.ReadAt(buf, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, data[off:off+100]) {
+		t.Fatal("ranged read differs")
+	}
+	// One more, across a chunk boundary: two chunks.
+	off2 := int64(15<<20 - 50)
+	if _, err := h.ReadAt(buf, off2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, data[off2:off2+100]) {
+		t.Fatal("ranged read across chunks differs")
+	}
+	h.Close()
+	served := bk.counter.got.Load()
+	if limit := int64(HeaderSize) + 3*chunk; served > limit {
+		t.Fatalf("reading 3 chunks fetched %d bytes from the backend, want at most %d", served, limit)
+	}
+	t.Logf("two ranged reads (3 chunks): %d bytes in %d GETs", served, bk.counter.gets.Load())
+
+	bk.counter.got.Store(0)
+	bk.counter.gets.Store(0)
+	if got := e.mustGet(t, "bkt", "big"); !bytes.Equal(got, data) {
+		t.Fatal("sequential read differs")
+	}
+	storedSize := int64(HeaderSize) + int64(size/DefaultChunkSize)*chunk
+	served, gets := bk.counter.got.Load(), bk.counter.gets.Load()
+	if served < storedSize || served > storedSize+storedSize/10 {
+		t.Fatalf("a sequential read of %d stored bytes fetched %d", storedSize, served)
+	}
+	if gets > 40 {
+		t.Fatalf("a sequential read of %d chunks took %d GETs: no read-ahead", size/DefaultChunkSize, gets)
+	}
+	t.Logf("sequential read: %d bytes in %d GETs", served, gets)
+}
+
+// TestS3BlobsCollect: the orphan collector works on the bucket listing and
+// keeps blobs younger than the grace window.
+func TestS3BlobsCollect(t *testing.T) {
+	bk := &testBackend{name: "s3", srv: s3Server(t)}
+	e := newS3Env(t, bk, func(c *Config) { c.CollectInterval = -1 })
+	e.bucket(t, "bkt", true)
+	kept := e.put(t, "bkt", "kept", randBytes(300<<10))
+	orphan := meta.NewBlobID()
+	for _, k := range []string{"blobs/" + orphan.String(), "blobs/not-a-blob"} {
+		if _, err := bk.srv.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bk.bucket), Key: aws.String(k), Body: bytes.NewReader(randBytes(1000))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := e.store.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Orphans != 0 || st.Blobs != 2 {
+		t.Fatalf("collect within the grace window: %+v, want 2 blobs seen, none removed", st)
+	}
+	time.Sleep(20 * time.Millisecond)
+	e.store.blobs.mu.Lock()
+	e.store.blobs.grace = 10 * time.Millisecond
+	e.store.blobs.mu.Unlock()
+	st, err = e.store.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Orphans != 1 || st.Bytes != 1000 {
+		t.Fatalf("collect after the grace window: %+v, want the orphan removed", st)
+	}
+	got := bk.rawSizes(t)
+	if _, ok := got["blobs/"+orphan.String()]; ok {
+		t.Fatal("the orphan is still in the bucket")
+	}
+	if _, ok := got["blobs/"+kept.Blobs[0].ID.String()]; !ok {
+		t.Fatal("the collector removed a referenced blob")
+	}
+	if _, ok := got["blobs/not-a-blob"]; !ok {
+		t.Fatal("the collector removed an object that is not a blob")
+	}
+	e.mustGet(t, "bkt", "kept")
+}
+
+// TestS3BlobsMultipartNoCopy: completing a multipart upload references the
+// parts' blobs; nothing is uploaded again.
+func TestS3BlobsMultipartNoCopy(t *testing.T) {
+	bk := &testBackend{name: "s3", srv: s3Server(t)}
+	e := newS3Env(t, bk, func(c *Config) { c.MinPartSize = 100 << 10 })
+	e.bucket(t, "bkt", true)
+	u, err := e.store.CreateMultipart(ctx, "bkt", "m", meta.ObjectMeta{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	var parts []CompletePart
+	for i, n := range []int{150 << 10, 100 << 10, 7} {
+		data := randBytes(n)
+		p, err := e.store.UploadPart(ctx, &PartInput{Bucket: "bkt", Key: "m", UploadID: u.ID, Number: int32(i + 1), Body: bytes.NewReader(data), Size: int64(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, data...)
+		parts = append(parts, CompletePart{Number: int32(i + 1), ETag: p.ETag})
+	}
+	before := bk.rawSizes(t)
+	writes := bk.counter.writes.Load()
+	o, err := e.store.CompleteMultipart(ctx, "bkt", "m", u.ID, parts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := bk.counter.writes.Load() - writes; w != 0 {
+		t.Fatalf("complete uploaded %d times, want none", w)
+	}
+	if len(o.Blobs) != 3 || len(before) != 3 {
+		t.Fatalf("object has %d blobs, bucket had %d; want the 3 parts'", len(o.Blobs), len(before))
+	}
+	for _, b := range o.Blobs {
+		if _, ok := before["blobs/"+b.ID.String()]; !ok {
+			t.Fatalf("blob %s is not a part's", b.ID)
+		}
+	}
+	if got := e.mustGet(t, "bkt", "m"); !bytes.Equal(got, all) {
+		t.Fatal("multipart object reads wrong")
+	}
+	checkRanges(t, e, "bkt", "m", all, mrand.New(mrand.NewPCG(5, 6)), 40)
+}
+
+// TestS3BlobsBackendDown: with the backend gone, reads and writes fail
+// with an error in bounded time, and a failed write leaves no record.
+func TestS3BlobsBackendDown(t *testing.T) {
+	if _, err := sealfsBinary(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startS3Server(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	bk := &testBackend{name: "s3", srv: srv, timeout: 2 * time.Second}
+	e := newS3Env(t, bk, nil)
+	e.bucket(t, "bkt", true)
+	e.put(t, "bkt", "there", randBytes(1<<20))
+	srv.stop()
+
+	bounded := func(what string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("%s succeeded with the backend down", what)
+			}
+			t.Logf("%s: %v after %v", what, err, time.Since(start).Round(time.Millisecond))
+		case <-time.After(90 * time.Second):
+			t.Fatalf("%s hangs with the backend down", what)
+		}
+	}
+	bounded("get", func() error { _, err := e.get(t, "bkt", "there"); return err })
+	bounded("put", func() error {
+		_, err := e.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "new", Body: bytes.NewReader(randBytes(1 << 20)), Size: 1 << 20})
+		return err
+	})
+	if _, err := e.store.Head(ctx, "bkt", "new"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("a put that failed left a record: %v", err)
+	}
+	// Inline objects do not need the backend.
+	e.put(t, "bkt", "small", randBytes(100))
+	// Opening a store over a backend that is down fails at once.
+	bounded("open", func() error {
+		_, err := OpenS3Blobs(ctx, S3BlobConfig{Bucket: bk.bucket, Endpoint: "https://" + srv.addr, AccessKey: testS3Access, SecretKey: testS3Secret, CAFile: srv.ca, Timeout: 2 * time.Second})
+		return err
+	})
+}
