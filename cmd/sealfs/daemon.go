@@ -153,9 +153,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if d.repl, err = replicate.New(rc); err != nil {
 		return nil, err
 	}
-	blobDir, err := blobLocation(c)
+	blobDir, blobs, err := openBlobs(c, logger)
 	if err != nil {
-		return nil, exitUsage(err)
+		return nil, err
 	}
 	if blobDir == "" && sharedMeta(metaURL) {
 		logger.Warn("shared metadata with blobs in this gateway's data directory: other gateways cannot read what this one writes; give every gateway the same --blobs")
@@ -163,6 +163,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	d.store, err = cryptostore.Open(c.Context, cryptostore.Config{
 		Dir:      d.dataDir,
 		BlobDir:  blobDir,
+		Blobs:    blobs,
 		Meta:     d.meta,
 		KMS:      storeKMS,
 		Region:   d.region,

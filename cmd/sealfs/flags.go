@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -21,25 +19,8 @@ func dataFlags() []cli.Flag {
 		&cli.StringFlag{Name: "meta", EnvVars: []string{"SEALFS_META"}, Category: "Storage",
 			Usage: "metadata engine `URL`: badger://DIR (default: an embedded Badger store in DATA/meta), postgres://user@host:port/db?..., etcd://host1:2379,host2:2379/prefix; gateways given the same URL share one namespace"},
 		&cli.StringFlag{Name: "blobs", EnvVars: []string{"SEALFS_BLOBS"}, Category: "Storage",
-			Usage: "blob store `URL`: file://DIR (default: DATA/blobs); gateways sharing a --meta share it too"},
+			Usage: "blob store `URL`: file://DIR (default: DATA/blobs) or s3://BUCKET/PREFIX (see --blobs-endpoint); gateways sharing a --meta share it too"},
 	}
-}
-
-// blobLocation returns the blob directory of --blobs (file://DIR or a
-// path), or "" for the default, DATA/blobs.
-func blobLocation(c *cli.Context) (string, error) {
-	u := c.String("blobs")
-	if u == "" {
-		return "", nil
-	}
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u, nil
-	}
-	if !strings.EqualFold(scheme, "file") || rest == "" {
-		return "", fmt.Errorf("--blobs %q: want file://DIR", u)
-	}
-	return rest, nil
 }
 
 // metaLocation returns the metadata engine's URL: --meta, or the embedded

@@ -30,7 +30,7 @@ then the mount is removed.
    $ cp IMG_0001.jpg ./mnt/photos/ && getfattr -d ./mnt/photos/IMG_0001.jpg
    $ sealfs mount /srv/sealfs --data /var/lib/sealfs --allow-other --s3 0.0.0.0:9443
    $ sealfs mount ./mnt --sync-interval 1s   # files closed without fsync are durable within 1s`,
-		Flags: concat(dataFlags(), mountFlags(), syncFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
+		Flags: concat(dataFlags(), blobS3Flags(), mountFlags(), syncFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return exitUsage(errors.New("mount: want one argument, the mount point"))

@@ -21,7 +21,7 @@ and a self-signed TLS certificate on first start) and serves it over HTTPS.
    $ sealfs serve
    $ sealfs serve --data /var/lib/sealfs --s3 0.0.0.0:9443 --region eu-west-1
    $ SEALFS_KMS_ROOT_KEY_FILE=/run/keys/sealfs.key sealfs serve --data /srv/sealfs`,
-		Flags: concat(dataFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
+		Flags: concat(dataFlags(), blobS3Flags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return exitUsage(errUnexpectedArgs(c))
