@@ -27,8 +27,10 @@ run: build
 	fi
 	./$(BIN) mount ./mnt
 
+# The tests that run a sealfs daemon (integration, and cryptostore's S3
+# blob store backend) use the binary just built.
 test: build
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # The whole metadata engine matrix: every meta test against Badger,
 # PostgreSQL and etcd (make test runs a representative subset on the

@@ -48,6 +48,15 @@
 //     last reader lets go of them; blobs left behind by a crash are found
 //     and removed by the orphan collector, which syncs the metadata after
 //     its snapshot and before it removes anything.
+//   - Where blobs live: a BlobStore (blobstore.go). The file store
+//     (blobfiles.go, the default: DATA/blobs or a shared directory) or an
+//     S3 bucket (blobstore_s3.go: PutObject or a streamed multipart
+//     upload, ranged GETs of the chunks a read touches, ListObjectsV2 for
+//     the orphan collector, which keeps unreferenced blobs younger than
+//     Config.BlobGrace). Either holds the same sealed bytes; which blob
+//     may go, and when, is decided by the same bookkeeping (blobFiles:
+//     in-flight writes, reader pins, removals waiting for a sync) whatever
+//     the store.
 //   - The mount's staging (Spool): a random-access temporary file sealed
 //     under a throwaway key, with a fresh nonce for every chunk write.
 //   - Durability: every commit is synced before it returns unless its
