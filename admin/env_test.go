@@ -46,7 +46,11 @@ func adminTestDaemon(t *testing.T) (*testDaemon, *httptest.Server, *httptest.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	repl, err := replicate.New(replicate.Config{Meta: db, KMS: k, Region: "us-east-1"})
+	replq, err := cryptostore.NewReplicationQueue(db, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl, err := replicate.New(replicate.Config{Queue: replq, Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

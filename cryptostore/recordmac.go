@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"sync"
 
 	"github.com/sealfs/sealfs/kms"
@@ -235,10 +236,16 @@ func (s *Store) putRecordAuth(ctx context.Context, st *recordAuthState) error {
 }
 
 // systemKey returns the id of the system master key, creating it the first
-// time (the replication target manager finds it under the same record).
+// time (the replication queue seals target secrets under the same key).
 func (s *Store) systemKey(ctx context.Context) (string, error) {
+	return ensureSystemKey(ctx, s.meta, s.kms, s.logger)
+}
+
+// ensureSystemKey returns the id of the system master key, creating it the
+// first time.
+func ensureSystemKey(ctx context.Context, db *meta.DB, k kms.KMS, logger *slog.Logger) (string, error) {
 	var id string
-	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+	err := db.View(ctx, func(tx *meta.Txn) error {
 		v, err := tx.GetConfig(systemKeyConfig)
 		if err == nil {
 			id = string(v)
@@ -251,13 +258,13 @@ func (s *Store) systemKey(ctx context.Context) (string, error) {
 	if err != nil || id != "" {
 		return id, err
 	}
-	md, err := s.kms.CreateKey(ctx, &kms.CreateKeyRequest{Description: systemKeyDescription})
+	md, err := k.CreateKey(ctx, &kms.CreateKeyRequest{Description: systemKeyDescription})
 	if err != nil {
 		return "", fmt.Errorf("cryptostore: creating the system key: %w", err)
 	}
 	// Another gateway sharing the metadata may have stored one meanwhile:
 	// the first stored wins, and a key that lost is scheduled for deletion.
-	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
+	err = db.Update(ctx, func(tx *meta.Txn) error {
 		v, err := tx.GetConfig(systemKeyConfig)
 		if err == nil {
 			id = string(v)
@@ -273,12 +280,12 @@ func (s *Store) systemKey(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if id != md.KeyID {
-		if _, err := s.kms.ScheduleKeyDeletion(ctx, &kms.ScheduleDeletionRequest{KeyID: md.KeyID, PendingDays: 7}); err != nil {
-			s.logger.Warn("cannot schedule the deletion of an unused system key", "key", md.KeyID, "err", err)
+		if _, err := k.ScheduleKeyDeletion(ctx, &kms.ScheduleDeletionRequest{KeyID: md.KeyID, PendingDays: 7}); err != nil {
+			logger.Warn("cannot schedule the deletion of an unused system key", "key", md.KeyID, "err", err)
 		}
 		return id, nil
 	}
-	s.logger.Info("created the KMS system key", "key", md.KeyID)
+	logger.Info("created the KMS system key", "key", md.KeyID)
 	return md.KeyID, nil
 }
 

@@ -43,7 +43,7 @@ type StatusUpdate struct {
 	// set. Whatever it writes through tx commits with the change, or alone
 	// when the status is not set (replication removes its queue item
 	// there). It may run more than once (conflict retries).
-	InTxn func(tx *meta.Txn, cur *meta.Object) (bool, error)
+	InTxn func(tx QueueTxn, cur *Object) (bool, error)
 }
 
 // SetReplicationStatus sets an object's replication status in one metadata

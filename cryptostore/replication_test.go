@@ -22,7 +22,7 @@ func TestSetReplicationStatus(t *testing.T) {
 			changes = append(changes, ev)
 			mu.Unlock()
 		}
-		c.OnCommit = func(tx *meta.Txn, ev *CommitEvent) error {
+		c.OnCommit = func(q CommitQueue, ev *CommitEvent) error {
 			commits++
 			return nil
 		}
@@ -74,15 +74,16 @@ func TestSetReplicationStatus(t *testing.T) {
 	// InTxn runs in the transaction and can veto; its writes commit.
 	sawCur := false
 	set, err = e.store.SetReplicationStatus(ctx, &StatusUpdate{Bucket: "bkt", Key: "k", ID: v2.ID, Status: ReplicationCompleted,
-		InTxn: func(tx *meta.Txn, cur *meta.Object) (bool, error) {
+		InTxn: func(tx QueueTxn, cur *Object) (bool, error) {
 			sawCur = cur != nil && cur.ID == v2.ID
-			return false, tx.PutConfig("probe", []byte("written"))
+			_, err := tx.Enqueue(&QueueItem{Seq: 7, Bucket: "bkt", Key: "probe", Op: QueuePut})
+			return false, err
 		}})
 	if err != nil || set || !sawCur {
 		t.Fatalf("vetoed set: %v, %v (saw cur %v)", set, err, sawCur)
 	}
 	if err := e.db.View(ctx, func(tx *meta.Txn) error {
-		_, err := tx.GetConfig("probe")
+		_, err := tx.QueuedItem("bkt", "probe")
 		return err
 	}); err != nil {
 		t.Fatalf("InTxn's write: %v", err)
@@ -90,7 +91,7 @@ func TestSetReplicationStatus(t *testing.T) {
 	// An InTxn error aborts everything.
 	boom := errors.New("boom")
 	_, err = e.store.SetReplicationStatus(ctx, &StatusUpdate{Bucket: "bkt", Key: "k", ID: v2.ID, Status: ReplicationCompleted,
-		InTxn: func(tx *meta.Txn, cur *meta.Object) (bool, error) { return true, boom }})
+		InTxn: func(tx QueueTxn, cur *Object) (bool, error) { return true, boom }})
 	if !errors.Is(err, boom) {
 		t.Fatalf("InTxn error: %v", err)
 	}

@@ -77,8 +77,9 @@ type Config struct {
 	// record is written (replication queues its work there, so no
 	// acknowledged write can miss it, and may set ev.New's replication
 	// status). An error aborts the commit. It may run more than once per
-	// commit (conflict retries), so it must only write through tx.
-	OnCommit func(tx *meta.Txn, ev *CommitEvent) error
+	// commit (conflict retries), so it must only write through q, the
+	// commit's transaction narrowed to the replication queue (replqueue.go).
+	OnCommit func(q CommitQueue, ev *CommitEvent) error
 	// OnChange is called after a change is committed (the mount invalidates
 	// kernel caches with it). It must not block.
 	OnChange func(ev ChangeEvent)

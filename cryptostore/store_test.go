@@ -989,7 +989,7 @@ func TestOnCommit(t *testing.T) {
 	fail := false
 	var events []string
 	e := newEnv(t, func(c *Config) {
-		c.OnCommit = func(tx *meta.Txn, ev *CommitEvent) error {
+		c.OnCommit = func(q CommitQueue, ev *CommitEvent) error {
 			if fail {
 				return errors.New("refused")
 			}

@@ -46,7 +46,7 @@
 // The target commits it through the one write path (cryptostore.Put), so
 // the target bucket's own default-encryption setting alone decides whether
 // the replica is encrypted. The replica's status is REPLICA and it records
-// the source time (meta.Object.ReplicaSourceModified). A replica whose
+// the source time (cryptostore.Object.ReplicaSourceModified). A replica whose
 // source time is older than the version the target holds is not stored:
 // the target answers 200 with x-sealfs-replica-skipped: stale, and the
 // source counts it as done. Deletes are applied only to an older version.
@@ -66,11 +66,15 @@
 //
 // The package reaches objects through cryptostore and speaks to other
 // regions with the AWS SDK, adding the replica headers of package
-// s3replica; it neither parses S3 XML nor makes S3 errors. Not yet as the
-// design wants it: the queue, the target records and the sequence are
-// still worked through meta transactions directly (the commit hook
-// receives a *meta.Txn), and target secrets are sealed with the KMS
-// directly; internal/archtest lists those imports as debts.
+// s3replica; it neither parses S3 XML nor makes S3 errors. It imports
+// neither meta nor kms (internal/archtest holds it to that): its durable
+// state — the queue, its sequence, the target records and the leases of a
+// shared store — and the sealing of target secrets under the system key
+// are reached through one cryptostore.ReplicationQueue (Config.Queue). The
+// commit hook gets a cryptostore.CommitQueue, the commit's transaction
+// narrowed to Enqueue; the workers read and settle items in
+// cryptostore.QueueTxn transactions, which reach the queue, the leases and
+// a bucket's record and nothing else.
 //
 // # What it must never do
 //

@@ -52,7 +52,11 @@ func newRegion(t testing.TB, name string, tweak func(*Config)) *region {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Meta: db, KMS: k, Region: name, Workers: 2, RetryBase: 10 * time.Millisecond, RetryMaxDelay: 100 * time.Millisecond, PollInterval: time.Second}
+	q, err := cryptostore.NewReplicationQueue(db, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Queue: q, Region: name, Workers: 2, RetryBase: 10 * time.Millisecond, RetryMaxDelay: 100 * time.Millisecond, PollInterval: time.Second}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -72,6 +76,7 @@ func newRegion(t testing.TB, name string, tweak func(*Config)) *region {
 	t.Cleanup(func() {
 		mgr.Close()
 		store.Close()
+		q.Close()
 		k.Close()
 		db.Close()
 	})

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // OnCommit is the store's commit hook (cryptostore.Config.OnCommit). It runs
@@ -19,11 +18,11 @@ import (
 //     time travels with it.
 //   - A rename is a delete of the old key and a put of the new one.
 //
-// A newer change of a key replaces its queued item (meta.Txn.Enqueue), so a
+// A newer change of a key replaces its queued item (cryptostore.CommitQueue.Enqueue), so a
 // burst of writes to one key sends it once, in its latest state. The hook
 // only writes through tx, so a commit retried on a conflict runs it again
 // harmlessly.
-func (m *Manager) OnCommit(tx *meta.Txn, ev *cryptostore.CommitEvent) error {
+func (m *Manager) OnCommit(tx cryptostore.CommitQueue, ev *cryptostore.CommitEvent) error {
 	if ev.Bucket == nil || len(ev.Bucket.Replication) == 0 {
 		return nil
 	}
@@ -40,7 +39,7 @@ func (m *Manager) OnCommit(tx *meta.Txn, ev *cryptostore.CommitEvent) error {
 		return nil
 	}
 	now := time.Now().UTC()
-	it := &meta.QueueItem{
+	it := &cryptostore.QueueItem{
 		Bucket:   ev.Bucket.Name,
 		Key:      ev.Key,
 		Target:   rule.Region,
@@ -51,7 +50,7 @@ func (m *Manager) OnCommit(tx *meta.Txn, ev *cryptostore.CommitEvent) error {
 		if ev.New.ReplicationStatus == cryptostore.ReplicationReplica {
 			return nil
 		}
-		it.Op = meta.QueuePut
+		it.Op = cryptostore.QueuePut
 		it.ObjectID = ev.New.ID
 		it.VersionTime = ev.New.VersionTime()
 	case ev.Old != nil && ev.Old.ReplicationStatus == cryptostore.ReplicationReplica:
@@ -59,10 +58,10 @@ func (m *Manager) OnCommit(tx *meta.Txn, ev *cryptostore.CommitEvent) error {
 	case !rule.Deletes:
 		return nil
 	default:
-		it.Op = meta.QueueDelete
+		it.Op = cryptostore.QueueDelete
 		it.VersionTime = now
 	}
-	if it.Seq, err = m.seq.Next(); err != nil {
+	if it.Seq, err = m.cfg.Queue.NextSeq(); err != nil {
 		return err
 	}
 	if _, err := tx.Enqueue(it); err != nil {

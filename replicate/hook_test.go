@@ -169,11 +169,11 @@ func TestHookSameTransaction(t *testing.T) {
 	// replication's has queued.
 	boom := errors.New("refused after the hook")
 	failing, err := cryptostore.Open(ctx, cryptostore.Config{Dir: r.dir, Meta: r.db, KMS: r.kms, Region: r.name, CollectInterval: -1,
-		OnCommit: func(tx *meta.Txn, ev *cryptostore.CommitEvent) error {
-			if err := r.mgr.OnCommit(tx, ev); err != nil {
+		OnCommit: func(q cryptostore.CommitQueue, ev *cryptostore.CommitEvent) error {
+			if err := r.mgr.OnCommit(q, ev); err != nil {
 				return err
 			}
-			if len(r.queueIn(t, tx)) == 0 {
+			if len(r.queueIn(t, q.(cryptostore.QueueTxn))) == 0 {
 				t.Error("the hook queued nothing inside the transaction")
 			}
 			return boom
@@ -205,7 +205,7 @@ func TestHookSameTransaction(t *testing.T) {
 	}
 }
 
-func (r *region) queueIn(t *testing.T, tx *meta.Txn) []*meta.QueueItem {
+func (r *region) queueIn(t *testing.T, tx cryptostore.QueueTxn) []*meta.QueueItem {
 	var out []*meta.QueueItem
 	if err := tx.ScanQueue(0, func(it *meta.QueueItem) (bool, error) {
 		out = append(out, it)

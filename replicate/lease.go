@@ -2,8 +2,8 @@ package replicate
 
 // Leases: on a store shared by several gateways (cryptostore.Store.Shared)
 // every gateway runs replication workers over the one queue. A worker
-// takes a lease on the key of the item it works (meta.Txn.TakeLease, in a
-// transaction: two gateways taking it at once conflict, one wins), renews
+// takes a lease on the key of the item it works
+// (cryptostore.ReplicationQueue.TakeLease, in a transaction: two gateways taking it at once conflict, one wins), renews
 // it every third of its duration while it sends, and releases it when the
 // item is settled. Another gateway's scan skips keys leased by someone
 // else; a gateway killed mid-item stops renewing, and once its lease
@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 // DefaultLeaseTTL is how long a replication lease lasts without renewal.
@@ -24,7 +24,7 @@ const DefaultLeaseTTL = 30 * time.Second
 
 // leaser takes and renews replication leases for one gateway.
 type leaser struct {
-	db    *meta.DB
+	q     *cryptostore.ReplicationQueue
 	owner string
 	ttl   time.Duration
 }
@@ -35,7 +35,7 @@ func leaseName(bucket, key string) string { return "replicate/" + bucket + "\x00
 // heldByOther returns, when the item's key is leased by another gateway
 // now, when that lease expires; zero otherwise. It reads in tx (the
 // dispatcher's scan).
-func (l *leaser) heldByOther(tx *meta.Txn, it *meta.QueueItem, now time.Time) (time.Time, error) {
+func (l *leaser) heldByOther(tx cryptostore.QueueTxn, it *cryptostore.QueueItem, now time.Time) (time.Time, error) {
 	ls, err := tx.GetLease(leaseName(it.Bucket, it.Key))
 	if err != nil || ls == nil || ls.Owner == l.owner || !ls.Expires.After(now) {
 		return time.Time{}, err
@@ -46,16 +46,10 @@ func (l *leaser) heldByOther(tx *meta.Txn, it *meta.QueueItem, now time.Time) (t
 // claim takes the lease on the item's key. When it is held by another
 // gateway it returns false. Else the lease is renewed in the background
 // until release is called, which also deletes it.
-func (l *leaser) claim(ctx context.Context, it *meta.QueueItem) (ok bool, release func(), err error) {
+func (l *leaser) claim(ctx context.Context, it *cryptostore.QueueItem) (ok bool, release func(), err error) {
 	name := leaseName(it.Bucket, it.Key)
 	take := func(ctx context.Context) (bool, error) {
-		var ok bool
-		err := l.db.Update(meta.WithoutSync(ctx), func(tx *meta.Txn) error {
-			var err error
-			ok, err = tx.TakeLease(name, l.owner, time.Now(), l.ttl)
-			return err
-		})
-		return ok, err
+		return l.q.TakeLease(ctx, name, l.owner, l.ttl)
 	}
 	if ok, err := take(ctx); err != nil || !ok {
 		return false, nil, err
@@ -81,9 +75,7 @@ func (l *leaser) claim(ctx context.Context, it *meta.QueueItem) (ok bool, releas
 		once.Do(func() {
 			cancel()
 			wg.Wait()
-			l.db.Update(meta.WithoutSync(context.Background()), func(tx *meta.Txn) error {
-				return tx.ReleaseLease(name, l.owner)
-			})
+			l.q.ReleaseLease(context.Background(), name, l.owner)
 		})
 	}, nil
 }

@@ -2,11 +2,14 @@ package replicate
 
 import (
 	"context"
+	"crypto/rand"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
 )
 
@@ -20,10 +23,22 @@ func TestLeaseOneWorkerPerItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	root := make([]byte, 32)
+	rand.Read(root)
+	k, err := kms.OpenLocal(filepath.Join(t.TempDir(), "kms"), root, kms.LocalOptions{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	q, err := cryptostore.NewReplicationQueue(db, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
 	ctx := context.Background()
 	ttl := 600 * time.Millisecond
-	a := &leaser{db: db, owner: "gw-a", ttl: ttl}
-	b := &leaser{db: db, owner: "gw-b", ttl: ttl}
+	a := &leaser{q: q, owner: "gw-a", ttl: ttl}
+	b := &leaser{q: q, owner: "gw-b", ttl: ttl}
 
 	const n = 30
 	items := make([]*meta.QueueItem, n)

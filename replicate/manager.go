@@ -12,8 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/kms"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // ErrNotStarted: the Manager has no store yet (Start was not called).
@@ -29,14 +27,13 @@ const (
 	DefaultPollInterval    = 5 * time.Second
 )
 
-// queueSequence names the meta sequence queue items are numbered from.
-const queueSequence = "replicate/queue"
-
 // Config wires a Manager.
 type Config struct {
-	Meta   *meta.DB // required
-	KMS    kms.KMS  // required: seals the targets' secret keys
-	Region string   // this daemon's region; required
+	// Queue is replication's durable state in the store's metadata (the
+	// queue, target records, leases) and the sealing of target secrets;
+	// required (cryptostore.NewReplicationQueue).
+	Queue  *cryptostore.ReplicationQueue
+	Region string // this daemon's region; required
 	Logger *slog.Logger
 
 	// Workers is how many objects are sent at once; 0 → DefaultWorkers.
@@ -62,7 +59,6 @@ type Config struct {
 type Manager struct {
 	cfg     Config
 	log     *slog.Logger
-	seq     *meta.Sequence
 	backoff backoff
 
 	store atomic.Pointer[cryptostore.Store]
@@ -80,8 +76,6 @@ type Manager struct {
 	jobs     map[string]*resyncJob
 	jobSeq   int
 
-	sysKeyMu sync.Mutex
-
 	// Counters since start.
 	completed, failed, retried, skipped atomic.Uint64
 
@@ -94,8 +88,8 @@ type Manager struct {
 // New returns a Manager. Its commit hook works at once; nothing is sent
 // until Start.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Meta == nil || cfg.KMS == nil || cfg.Region == "" {
-		return nil, errors.New("replicate: Meta, KMS and Region are required")
+	if cfg.Queue == nil || cfg.Region == "" {
+		return nil, errors.New("replicate: Queue and Region are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -121,14 +115,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
-	seq, err := cfg.Meta.NewSequence(queueSequence, 1000)
-	if err != nil {
-		return nil, err
-	}
 	return &Manager{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "replicate"),
-		seq:      seq,
 		backoff:  backoff{base: cfg.RetryBase, max: cfg.RetryMaxDelay},
 		wake:     make(chan struct{}, 1),
 		clients:  make(map[string]*targetClient),
@@ -144,12 +133,12 @@ func (m *Manager) Start(store *cryptostore.Store) {
 	m.startOnce.Do(func() {
 		m.store.Store(store)
 		if store.Shared() {
-			m.lease = &leaser{db: m.cfg.Meta, owner: store.GatewayID(), ttl: DefaultLeaseTTL}
+			m.lease = &leaser{q: m.cfg.Queue, owner: store.GatewayID(), ttl: DefaultLeaseTTL}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		m.cancel = cancel
 		g, ctx := errgroup.WithContext(ctx)
-		work := make(chan *meta.QueueItem)
+		work := make(chan *cryptostore.QueueItem)
 		g.Go(func() error { return m.dispatch(ctx, work) })
 		for range m.cfg.Workers {
 			g.Go(func() error { return m.work(ctx, work) })

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // ErrNoSuchJob: no resync job has that id.
@@ -90,12 +89,8 @@ func (m *Manager) StartResync(ctx context.Context, bucket string) (*ResyncProgre
 	if _, err := m.Configuration(ctx, bucket); err != nil {
 		return nil, err
 	}
-	var total int64
-	if err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		var err error
-		total, _, err = tx.CountObjects(bucket)
-		return err
-	}); err != nil {
+	total, err := store.CountObjects(ctx, bucket)
+	if err != nil {
 		return nil, err
 	}
 	jctx, cancel := context.WithCancel(context.Background())
@@ -161,7 +156,7 @@ func (m *Manager) ResyncStatus(id string) (*ResyncProgress, error) {
 const resyncParallel = 8
 
 func (m *Manager) resync(ctx context.Context, store *cryptostore.Store, j *resyncJob) error {
-	opts := meta.ListOptions{MaxKeys: 1000}
+	opts := cryptostore.ListOptions{MaxKeys: 1000}
 	for {
 		page, err := store.List(ctx, j.bucket, opts)
 		if err != nil {
@@ -207,10 +202,10 @@ func (m *Manager) resync(ctx context.Context, store *cryptostore.Store, j *resyn
 // requeue queues a put of o and marks it PENDING, in one transaction, if o
 // is still the current version, is FAILED, has no status, or is PENDING
 // with nothing queued, and an enabled rule applies to it.
-func (m *Manager) requeue(ctx context.Context, store *cryptostore.Store, o *meta.Object) (bool, error) {
+func (m *Manager) requeue(ctx context.Context, store *cryptostore.Store, o *cryptostore.Object) (bool, error) {
 	return store.SetReplicationStatus(ctx, &cryptostore.StatusUpdate{
 		Bucket: o.Bucket, Key: o.Key, ID: o.ID, Status: cryptostore.ReplicationPending,
-		InTxn: func(tx *meta.Txn, cur *meta.Object) (bool, error) {
+		InTxn: func(tx cryptostore.QueueTxn, cur *cryptostore.Object) (bool, error) {
 			if cur == nil || cur.ID != o.ID {
 				return false, nil
 			}
@@ -219,7 +214,7 @@ func (m *Manager) requeue(ctx context.Context, store *cryptostore.Store, o *meta
 			case cryptostore.ReplicationPending:
 				if _, err := tx.QueuedItem(o.Bucket, o.Key); err == nil {
 					return false, nil // queued already
-				} else if !errors.Is(err, meta.ErrNoSuchKey) {
+				} else if !errors.Is(err, cryptostore.ErrNoSuchKey) {
 					return false, err
 				}
 			default:
@@ -237,15 +232,15 @@ func (m *Manager) requeue(ctx context.Context, store *cryptostore.Store, o *meta
 			if rule == nil {
 				return false, nil
 			}
-			seq, err := m.seq.Next()
+			seq, err := m.cfg.Queue.NextSeq()
 			if err != nil {
 				return false, err
 			}
-			_, err = tx.Enqueue(&meta.QueueItem{
+			_, err = tx.Enqueue(&cryptostore.QueueItem{
 				Seq:         seq,
 				Bucket:      o.Bucket,
 				Key:         o.Key,
-				Op:          meta.QueuePut,
+				Op:          cryptostore.QueuePut,
 				ObjectID:    cur.ID,
 				VersionTime: cur.VersionTime(),
 				Target:      rule.Region,

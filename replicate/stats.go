@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // Stats are the replication figures of the daemon: what `sealfs replicate
@@ -61,8 +60,8 @@ func (m *Manager) Stats(ctx context.Context) (*Stats, error) {
 		BucketBacklog: make(map[string]int),
 	}
 	perTarget := make(map[string]int)
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		return tx.ScanQueue(0, func(it *meta.QueueItem) (bool, error) {
+	err := m.cfg.Queue.View(ctx, func(tx cryptostore.QueueTxn) error {
+		return tx.ScanQueue(0, func(it *cryptostore.QueueItem) (bool, error) {
 			st.Backlog++
 			if it.Attempts > 0 {
 				st.Retrying++
@@ -145,7 +144,7 @@ func (m *Manager) BucketStatus(ctx context.Context, bucket string) (*BucketStatu
 	case !errors.Is(err, ErrNoConfiguration):
 		return nil, err
 	}
-	opts := meta.ListOptions{MaxKeys: 1000}
+	opts := cryptostore.ListOptions{MaxKeys: 1000}
 	for {
 		page, err := store.List(ctx, bucket, opts)
 		if err != nil {
@@ -166,8 +165,8 @@ func (m *Manager) BucketStatus(ctx context.Context, bucket string) (*BucketStatu
 		}
 		opts.After = page.NextAfter
 	}
-	err = m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		return tx.ScanQueue(0, func(it *meta.QueueItem) (bool, error) {
+	err = m.cfg.Queue.View(ctx, func(tx cryptostore.QueueTxn) error {
+		return tx.ScanQueue(0, func(it *cryptostore.QueueItem) (bool, error) {
 			if it.Bucket == bucket {
 				bs.Backlog++
 			}

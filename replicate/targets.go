@@ -19,8 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/sealfs/sealfs/kms"
-	"github.com/sealfs/sealfs/meta"
+	"github.com/sealfs/sealfs/cryptostore"
 )
 
 // Errors about targets. Callers test them with errors.Is.
@@ -33,13 +32,9 @@ var (
 	ErrTargetInUse = errors.New("replication target in use")
 )
 
-// Configuration record names (meta config.go).
-const (
-	targetRecordPrefix = "replicate/target/"
-	// systemKeyRecord holds the id of the KMS master key that seals system
-	// secrets (replication targets' secret keys), created on first use.
-	systemKeyRecord = "system/secrets-key"
-)
+// targetRecordPrefix names the targets' records among replication's
+// records (cryptostore.ReplicationQueue.Record).
+const targetRecordPrefix = "target/"
 
 // Target is a remote sealfs daemon replication sends to: the region it
 // serves, its S3 endpoint and the access key to sign with. Its secret key
@@ -64,7 +59,9 @@ type TargetInput struct {
 }
 
 // targetRecord is what the configuration record holds: the target and its
-// secret key sealed by the KMS.
+// secret key sealed under the store's system key
+// (cryptostore.ReplicationQueue.SealSecret): the KMS's ciphertext and the
+// key's id, the format every sealfs so far has stored.
 type targetRecord struct {
 	Target
 	SecretKeyID  string `json:"secretKeyId"`
@@ -108,13 +105,12 @@ func certPool(ca string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func secretContext(region string) kms.Context {
-	return kms.Context{"sealfs": "replication-target-secret", "region": region}
+func secretContext(region string) map[string]string {
+	return map[string]string{"sealfs": "replication-target-secret", "region": region}
 }
 
 // AddTarget registers (or replaces) the target of a region. Its secret key
-// is sealed by the KMS under the system-secrets master key before it is
-// stored.
+// is sealed under the store's system key before it is stored.
 func (m *Manager) AddTarget(ctx context.Context, in *TargetInput) (*Target, error) {
 	if err := validRegion(in.Region); err != nil {
 		return nil, err
@@ -132,11 +128,7 @@ func (m *Manager) AddTarget(ctx context.Context, in *TargetInput) (*Target, erro
 	if _, err := certPool(in.CA); err != nil {
 		return nil, err
 	}
-	keyID, err := m.systemKey(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := m.cfg.KMS.Encrypt(ctx, &kms.EncryptRequest{KeyID: keyID, Plaintext: []byte(in.SecretKey), Context: secretContext(in.Region)})
+	keyID, sealed, err := m.cfg.Queue.SealSecret(ctx, secretContext(in.Region), []byte(in.SecretKey))
 	if err != nil {
 		return nil, fmt.Errorf("sealing the secret key: %w", err)
 	}
@@ -155,9 +147,7 @@ func (m *Manager) AddTarget(ctx context.Context, in *TargetInput) (*Target, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := m.cfg.Meta.Update(ctx, func(tx *meta.Txn) error {
-		return tx.PutConfig(targetRecordPrefix+in.Region, data)
-	}); err != nil {
+	if err := m.cfg.Queue.PutRecord(ctx, targetRecordPrefix+in.Region, data); err != nil {
 		return nil, err
 	}
 	m.dropClient(in.Region)
@@ -182,16 +172,13 @@ func (m *Manager) Targets(ctx context.Context) ([]Target, error) {
 
 func (m *Manager) targetRecords(ctx context.Context) ([]targetRecord, error) {
 	var out []targetRecord
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		out = out[:0]
-		return tx.ScanConfig(targetRecordPrefix, func(name string, value []byte) error {
-			var r targetRecord
-			if err := json.Unmarshal(value, &r); err != nil {
-				return fmt.Errorf("replication target record %q: %w", name, err)
-			}
-			out = append(out, r)
-			return nil
-		})
+	err := m.cfg.Queue.ScanRecords(ctx, targetRecordPrefix, func(name string, value []byte) error {
+		var r targetRecord
+		if err := json.Unmarshal(value, &r); err != nil {
+			return fmt.Errorf("replication target record %q: %w", name, err)
+		}
+		out = append(out, r)
+		return nil
 	})
 	return out, err
 }
@@ -232,10 +219,8 @@ func (m *Manager) RemoveTarget(ctx context.Context, region string) error {
 			}
 		}
 	}
-	err = m.cfg.Meta.Update(ctx, func(tx *meta.Txn) error {
-		return tx.DeleteConfig(targetRecordPrefix + region)
-	})
-	if errors.Is(err, meta.ErrNoSuchConfig) || errors.Is(err, meta.ErrInvalidConfigName) {
+	err = m.cfg.Queue.DeleteRecord(ctx, targetRecordPrefix+region)
+	if errors.Is(err, cryptostore.ErrNoSuchRecord) {
 		return fmt.Errorf("%w: %q", ErrNoSuchTarget, region)
 	}
 	if err != nil {
@@ -244,38 +229,6 @@ func (m *Manager) RemoveTarget(ctx context.Context, region string) error {
 	m.dropClient(region)
 	m.log.Info("replication target removed", "region", region)
 	return nil
-}
-
-// systemKey returns the id of the KMS master key that seals system
-// secrets, creating it the first time.
-func (m *Manager) systemKey(ctx context.Context) (string, error) {
-	m.sysKeyMu.Lock()
-	defer m.sysKeyMu.Unlock()
-	var id string
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		v, err := tx.GetConfig(systemKeyRecord)
-		if err == nil {
-			id = string(v)
-		}
-		if errors.Is(err, meta.ErrNoSuchConfig) {
-			err = nil
-		}
-		return err
-	})
-	if err != nil || id != "" {
-		return id, err
-	}
-	km, err := m.cfg.KMS.CreateKey(ctx, &kms.CreateKeyRequest{Description: "sealfs system secrets (replication target keys)"})
-	if err != nil {
-		return "", fmt.Errorf("creating the system-secrets key: %w", err)
-	}
-	if err := m.cfg.Meta.Update(ctx, func(tx *meta.Txn) error {
-		return tx.PutConfig(systemKeyRecord, []byte(km.KeyID))
-	}); err != nil {
-		return "", err
-	}
-	m.log.Info("created the KMS key for system secrets", "key", km.KeyID)
-	return km.KeyID, nil
 }
 
 // targetClient is a target's S3 client and its health, shared by the
@@ -338,20 +291,17 @@ func (m *Manager) client(ctx context.Context, region string) (*targetClient, err
 		return tc, nil
 	}
 	var rec targetRecord
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		v, err := tx.GetConfig(targetRecordPrefix + region)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(v, &rec)
-	})
-	if errors.Is(err, meta.ErrNoSuchConfig) || errors.Is(err, meta.ErrInvalidConfigName) {
+	v, err := m.cfg.Queue.Record(ctx, targetRecordPrefix+region)
+	if errors.Is(err, cryptostore.ErrNoSuchRecord) {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchTarget, region)
 	}
 	if err != nil {
 		return nil, err
 	}
-	secret, err := m.cfg.KMS.Decrypt(ctx, &kms.DecryptRequest{KeyID: rec.SecretKeyID, Ciphertext: rec.SealedSecret, Context: secretContext(region)})
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("replication target record %q: %w", region, err)
+	}
+	secret, err := m.cfg.Queue.OpenSecret(ctx, rec.SecretKeyID, rec.SealedSecret, secretContext(region))
 	if err != nil {
 		return nil, fmt.Errorf("unsealing the secret key of target %s: %w", region, err)
 	}

@@ -2,11 +2,13 @@ package replicate
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
@@ -29,10 +31,10 @@ func TestTargetSecretSealed(t *testing.T) {
 	var keyID string
 	if err := r.db.View(ctx, func(tx *meta.Txn) error {
 		var err error
-		if rec, err = tx.GetConfig(targetRecordPrefix + "eu-west-1"); err != nil {
+		if rec, err = tx.GetConfig("replicate/target/eu-west-1"); err != nil {
 			return err
 		}
-		k, err := tx.GetConfig(systemKeyRecord)
+		k, err := tx.GetConfig("system/secrets-key")
 		keyID = string(k)
 		return err
 	}); err != nil {
@@ -125,5 +127,78 @@ func TestTargetChecks(t *testing.T) {
 	}
 	if _, err := r.mgr.Enable(ctx, "src", &EnableInput{To: "eu-west-1/dst"}); !errors.Is(err, ErrInvalidRule) {
 		t.Fatalf("enabling towards a removed target: %v", err)
+	}
+}
+
+// TestTargetRecordFormatKept: a target record as sealfs wrote it before
+// the queue moved behind cryptostore (the JSON record under
+// replicate/target/REGION, its secret the KMS's ciphertext under the key
+// in system/secrets-key with the target-secret context) still opens, and a
+// record written now is that same format.
+func TestTargetRecordFormatKept(t *testing.T) {
+	r := newRegion(t, "us-east-1", nil)
+	r.mgr.store.Store(r.store)
+	var keyID string
+	if err := r.db.View(ctx, func(tx *meta.Txn) error {
+		k, err := tx.GetConfig("system/secrets-key")
+		keyID = string(k)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	encCtx := kms.Context{"sealfs": "replication-target-secret", "region": "eu-west-1"}
+	sealed, err := r.kms.Encrypt(ctx, &kms.EncryptRequest{KeyID: keyID, Plaintext: []byte("old-secret"), Context: encCtx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := json.Marshal(map[string]any{
+		"region": "eu-west-1", "endpoint": "https://old.example:9443", "accessKey": "OLDAK",
+		"added": time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "secretKeyId": keyID, "sealedSecret": sealed,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.Update(ctx, func(tx *meta.Txn) error { return tx.PutConfig("replicate/target/eu-west-1", old) }); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := r.mgr.Targets(ctx)
+	if err != nil || len(ts) != 1 || ts[0].AccessKey != "OLDAK" || ts[0].Endpoint != "https://old.example:9443" {
+		t.Fatalf("Targets over an old record: %+v, %v", ts, err)
+	}
+	tc, err := r.mgr.client(ctx, "eu-west-1")
+	if err != nil {
+		t.Fatalf("an old record does not open: %v", err)
+	}
+	creds, err := tc.s3.Options().Credentials.Retrieve(ctx)
+	if err != nil || creds.SecretAccessKey != "old-secret" {
+		t.Fatalf("old record's secret: %q, %v", creds.SecretAccessKey, err)
+	}
+
+	// A record written now opens with the KMS alone, as before.
+	if _, err := r.mgr.AddTarget(ctx, &TargetInput{Region: "ap-south-1", Endpoint: "https://new.example", AccessKey: "NEWAK", SecretKey: "new-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := r.db.View(ctx, func(tx *meta.Txn) error {
+		var err error
+		raw, err = tx.GetConfig("replicate/target/ap-south-1")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		SecretKeyID  string `json:"secretKeyId"`
+		SealedSecret []byte `json:"sealedSecret"`
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.SecretKeyID != keyID {
+		t.Fatalf("new record sealed under %q, want the system key %q", rec.SecretKeyID, keyID)
+	}
+	pt, err := r.kms.Decrypt(ctx, &kms.DecryptRequest{KeyID: rec.SecretKeyID, Ciphertext: rec.SealedSecret,
+		Context: kms.Context{"sealfs": "replication-target-secret", "region": "ap-south-1"}})
+	if err != nil || string(pt) != "new-secret" {
+		t.Fatalf("new record with the KMS alone: %q, %v", pt, err)
 	}
 }

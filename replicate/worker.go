@@ -14,7 +14,6 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/s3/s3replica"
 )
 
@@ -25,7 +24,7 @@ import (
 // next retry time or the poll interval, and is spaced from the next by ten
 // times its own duration, so a long backlog waiting on a target that is
 // down costs little.
-func (m *Manager) dispatch(ctx context.Context, work chan<- *meta.QueueItem) error {
+func (m *Manager) dispatch(ctx context.Context, work chan<- *cryptostore.QueueItem) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -79,7 +78,7 @@ func (m *Manager) dispatch(ctx context.Context, work chan<- *meta.QueueItem) err
 
 // ready returns up to n ready items, marked in flight, and the earliest
 // time an item not ready now may become ready (zero if none).
-func (m *Manager) ready(ctx context.Context, n int) ([]*meta.QueueItem, time.Time, error) {
+func (m *Manager) ready(ctx context.Context, n int) ([]*cryptostore.QueueItem, time.Time, error) {
 	now := time.Now()
 	held := make(map[string]time.Time)
 	for _, tc := range m.knownClients() {
@@ -93,10 +92,10 @@ func (m *Manager) ready(ctx context.Context, n int) ([]*meta.QueueItem, time.Tim
 			due = t
 		}
 	}
-	var batch []*meta.QueueItem
+	var batch []*cryptostore.QueueItem
 	seen := make(map[string]bool)
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
-		return tx.ScanQueue(0, func(it *meta.QueueItem) (bool, error) {
+	err := m.cfg.Queue.View(ctx, func(tx cryptostore.QueueTxn) error {
+		return tx.ScanQueue(0, func(it *cryptostore.QueueItem) (bool, error) {
 			k := inflightKey(it.Bucket, it.Key)
 			m.mu.Lock()
 			busy := m.inflight[k]
@@ -134,14 +133,14 @@ func (m *Manager) ready(ctx context.Context, n int) ([]*meta.QueueItem, time.Tim
 	return batch, due, nil
 }
 
-func (m *Manager) release(it *meta.QueueItem) {
+func (m *Manager) release(it *cryptostore.QueueItem) {
 	m.mu.Lock()
 	delete(m.inflight, inflightKey(it.Bucket, it.Key))
 	m.mu.Unlock()
 }
 
 // work sends the items it is handed until ctx ends.
-func (m *Manager) work(ctx context.Context, work <-chan *meta.QueueItem) error {
+func (m *Manager) work(ctx context.Context, work <-chan *cryptostore.QueueItem) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,7 +170,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type attempt struct {
 	// id is the source version that was sent (or tried); zero when there
 	// was nothing to send (a delete, or the object is gone).
-	id meta.ObjectID
+	id cryptostore.ObjectID
 	// tc is the target tried, if it was reached for.
 	tc *targetClient
 	// skipped: the target already held a newer version.
@@ -180,7 +179,7 @@ type attempt struct {
 }
 
 // process tries an item once and records the outcome.
-func (m *Manager) process(ctx context.Context, it *meta.QueueItem) {
+func (m *Manager) process(ctx context.Context, it *cryptostore.QueueItem) {
 	store := m.store.Load()
 	// Since it was picked the item may have been replaced by a newer one or
 	// finished: work from what is queued now.
@@ -212,12 +211,12 @@ func (m *Manager) process(ctx context.Context, it *meta.QueueItem) {
 	}
 }
 
-func (m *Manager) queued(ctx context.Context, seq uint64) (*meta.QueueItem, error) {
-	var it *meta.QueueItem
-	err := m.cfg.Meta.View(ctx, func(tx *meta.Txn) error {
+func (m *Manager) queued(ctx context.Context, seq uint64) (*cryptostore.QueueItem, error) {
+	var it *cryptostore.QueueItem
+	err := m.cfg.Queue.View(ctx, func(tx cryptostore.QueueTxn) error {
 		var err error
 		it, err = tx.QueueItem(seq)
-		if errors.Is(err, meta.ErrNoSuchKey) {
+		if errors.Is(err, cryptostore.ErrNoSuchKey) {
 			it, err = nil, nil
 		}
 		return err
@@ -232,7 +231,7 @@ var (
 )
 
 // try sends an item's work to its target once.
-func (m *Manager) try(ctx context.Context, store *cryptostore.Store, it *meta.QueueItem) attempt {
+func (m *Manager) try(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem) attempt {
 	b, err := store.GetBucket(ctx, it.Bucket)
 	if errors.Is(err, cryptostore.ErrNoSuchBucket) {
 		return attempt{} // the bucket went with its objects: nothing to do
@@ -249,12 +248,12 @@ func (m *Manager) try(ctx context.Context, store *cryptostore.Store, it *meta.Qu
 		rule = cfg.Match(it.Key)
 	}
 	switch it.Op {
-	case meta.QueuePut:
+	case cryptostore.QueuePut:
 		if rule == nil {
 			return attempt{id: it.ObjectID, err: errNoRule}
 		}
 		return m.tryPut(ctx, store, it, rule)
-	case meta.QueueDelete:
+	case cryptostore.QueueDelete:
 		if rule == nil || !rule.Deletes {
 			return attempt{} // deletes are no longer asked for
 		}
@@ -273,7 +272,7 @@ func (m *Manager) headers(sourceTime time.Time) func(*s3.Options) {
 	}
 }
 
-func (m *Manager) tryPut(ctx context.Context, store *cryptostore.Store, it *meta.QueueItem, rule *Rule) attempt {
+func (m *Manager) tryPut(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem, rule *Rule) attempt {
 	h, err := store.Open(ctx, it.Bucket, it.Key)
 	if errors.Is(err, cryptostore.ErrNoSuchKey) || errors.Is(err, cryptostore.ErrNoSuchBucket) {
 		return attempt{} // deleted since: a delete, if asked for, is queued
@@ -337,7 +336,7 @@ func (m *Manager) tryPut(ctx context.Context, store *cryptostore.Store, it *meta
 	return a
 }
 
-func (m *Manager) tryDelete(ctx context.Context, store *cryptostore.Store, it *meta.QueueItem, rule *Rule) attempt {
+func (m *Manager) tryDelete(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem, rule *Rule) attempt {
 	if _, err := store.Head(ctx, it.Bucket, it.Key); err == nil {
 		return attempt{} // the key was written again since: that write is what counts
 	} else if !errors.Is(err, cryptostore.ErrNoSuchKey) {
@@ -367,7 +366,7 @@ func skippedByTarget(md middleware.Metadata) bool {
 
 // checkHeaderValues refuses metadata that cannot travel as HTTP header
 // values (control characters, which the mount's xattrs may hold).
-func checkHeaderValues(m *meta.ObjectMeta) error {
+func checkHeaderValues(m *cryptostore.ObjectMeta) error {
 	check := func(name, v string) error {
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
@@ -417,7 +416,7 @@ func validHeaderName(s string) bool {
 // A status is set only if the item is still the key's queued one and the
 // object is still the version that was sent: a newer write has queued its
 // own item and its own PENDING.
-func (m *Manager) settle(ctx context.Context, store *cryptostore.Store, it *meta.QueueItem, a attempt) error {
+func (m *Manager) settle(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem, a attempt) error {
 	now := time.Now().UTC()
 	log := m.log.With("bucket", it.Bucket, "key", it.Key, "op", it.Op.String(), "target", it.Target)
 	if a.err == nil {
@@ -464,9 +463,9 @@ func (m *Manager) settle(ctx context.Context, store *cryptostore.Store, it *meta
 	next.NextAttempt = now.Add(m.backoff.delay(int(next.Attempts)))
 	next.LastError = truncate(describe(a.err), 512)
 	log.Info("replication will be retried", "attempts", next.Attempts, "next", next.NextAttempt, "err", next.LastError)
-	err := m.cfg.Meta.Update(ctx, func(tx *meta.Txn) error {
+	err := m.cfg.Queue.Update(ctx, func(tx cryptostore.QueueTxn) error {
 		err := tx.UpdateQueueItem(&next)
-		if errors.Is(err, meta.ErrNoSuchKey) {
+		if errors.Is(err, cryptostore.ErrNoSuchKey) {
 			return nil // replaced meanwhile by a newer item
 		}
 		return err
@@ -476,10 +475,10 @@ func (m *Manager) settle(ctx context.Context, store *cryptostore.Store, it *meta
 
 // finish takes the item off the queue and, for a put, sets the status of
 // the version id if the item was still the key's queued one.
-func (m *Manager) finish(ctx context.Context, store *cryptostore.Store, it *meta.QueueItem, id meta.ObjectID, status string) error {
-	dequeue := func(tx *meta.Txn, _ *meta.Object) (bool, error) { return tx.Dequeue(it.Seq) }
-	if it.Op != meta.QueuePut || id.IsZero() {
-		return m.cfg.Meta.Update(ctx, func(tx *meta.Txn) error {
+func (m *Manager) finish(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem, id cryptostore.ObjectID, status string) error {
+	dequeue := func(tx cryptostore.QueueTxn, _ *cryptostore.Object) (bool, error) { return tx.Dequeue(it.Seq) }
+	if it.Op != cryptostore.QueuePut || id.IsZero() {
+		return m.cfg.Queue.Update(ctx, func(tx cryptostore.QueueTxn) error {
 			_, err := dequeue(tx, nil)
 			return err
 		})

@@ -50,7 +50,11 @@ func newReplEnv(t *testing.T) *replEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := replicate.New(replicate.Config{Meta: db, KMS: k, Region: testRegion})
+	replq, err := cryptostore.NewReplicationQueue(db, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := replicate.New(replicate.Config{Queue: replq, Region: testRegion})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,9 @@ type daemon struct {
 	// repl is cross-region replication: the store's commit hook and the
 	// workers that send to other regions.
 	repl *replicate.Manager
+	// replq is replication's queue, records and sealed secrets in the
+	// store's metadata (the Manager's only way to them).
+	replq *cryptostore.ReplicationQueue
 
 	creds    credentials
 	cert     tls.Certificate
@@ -148,8 +151,11 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		d.metrics, d.metricsAddr = newMetrics(), addr
 		storeKMS = &countingKMS{KMS: d.kms, arn: d.kms.ARN, ops: d.metrics.kmsOps}
 	}
+	if d.replq, err = cryptostore.NewReplicationQueue(d.meta, d.kms, logger); err != nil {
+		return nil, err
+	}
 	rc := replicationConfig(c)
-	rc.Meta, rc.KMS, rc.Region, rc.Logger = d.meta, d.kms, d.region, logger
+	rc.Queue, rc.Region, rc.Logger = d.replq, d.region, logger
 	if d.repl, err = replicate.New(rc); err != nil {
 		return nil, err
 	}
@@ -378,6 +384,9 @@ func (d *daemon) close() error {
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
+	}
+	if d.replq != nil {
+		errs = append(errs, d.replq.Close())
 	}
 	if d.kms != nil {
 		errs = append(errs, d.kms.Close())
