@@ -92,15 +92,20 @@ func TestS3PlainHTTPRule6(t *testing.T) {
 	if b := readAll(t, g.Body); string(b) != "plain data" {
 		t.Fatalf("plain object over plain HTTP: %q", b)
 	}
-	// Anonymous (no Signature Version 4) over HTTPS: the SigV4 message.
-	resp, err = d.httpClient().Get("https://" + d.S3Addr + "/sealed/obj")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xml.NewDecoder(resp.Body).Decode(&doc)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(doc.Message, "require AWS Signature Version 4") {
-		t.Fatalf("anonymous GET of an encrypted object: %d %+v", resp.StatusCode, doc)
+	// Anonymous over HTTPS: 403 before anything about the bucket or key
+	// is looked at, so an existing encrypted object, a missing key and a
+	// missing bucket answer alike.
+	for _, path := range []string{"/sealed/obj", "/sealed/missing", "/no-such-bucket/obj"} {
+		resp, err = d.httpClient().Get("https://" + d.S3Addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc = struct{ Code, Message string }{}
+		xml.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || doc.Code != "AccessDenied" {
+			t.Fatalf("anonymous GET %s: %d %+v", path, resp.StatusCode, doc)
+		}
 	}
 }
 
