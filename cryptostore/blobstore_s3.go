@@ -63,6 +63,7 @@ type S3BlobConfig struct {
 type s3Blobs struct {
 	cfg      S3BlobConfig
 	client   *s3.Client
+	//lint:ignore SA1019 the uploader in go.mod; transfermanager is not
 	uploader *manager.Uploader
 	logger   *slog.Logger
 }
@@ -71,7 +72,7 @@ type s3Blobs struct {
 // the bytes asked for and doubles with every sequential read up to
 // readAheadMax. A read elsewhere fetches the bytes asked for only.
 const (
-	readAheadMin = 256 << 10
+	readAheadMin = 1 << 20
 	readAheadMax = 8 << 20
 	// getTimeout bounds one ranged GET, body included.
 	getTimeout = 5 * time.Minute
@@ -156,6 +157,7 @@ func OpenS3Blobs(ctx context.Context, cfg S3BlobConfig) (BlobStore, error) {
 	b := &s3Blobs{
 		cfg:    cfg,
 		client: client,
+		//lint:ignore SA1019 see s3Blobs.uploader
 		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
 			u.PartSize = cfg.PartSize
 			u.Concurrency = cfg.Concurrency
@@ -189,6 +191,7 @@ func (b *s3Blobs) Create(ctx context.Context, id meta.BlobID) (BlobUpload, error
 	pr, pw := io.Pipe()
 	u := &s3Upload{pw: pw, cancel: cancel, done: make(chan error, 1)}
 	go func() {
+		//lint:ignore SA1019 see s3Blobs.uploader
 		_, err := b.uploader.Upload(uctx, &s3.PutObjectInput{
 			Bucket:      aws.String(b.cfg.Bucket),
 			Key:         aws.String(b.key(id)),
