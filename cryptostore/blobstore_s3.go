@@ -61,8 +61,8 @@ type S3BlobConfig struct {
 // s3Blobs is a BlobStore in an S3 bucket: blob id → object PREFIX<32 hex>,
 // holding exactly the bytes the file store would (sealed, FORMAT.md).
 type s3Blobs struct {
-	cfg      S3BlobConfig
-	client   *s3.Client
+	cfg    S3BlobConfig
+	client *s3.Client
 	//lint:ignore SA1019 the uploader in go.mod; transfermanager is not
 	uploader *manager.Uploader
 	logger   *slog.Logger
