@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -120,16 +121,6 @@ func (bk *testBackend) rawObjects(t testing.TB, dir string) map[string][]byte {
 		}
 	}
 	return out
-}
-
-// blobCount counts the blobs in the store's backend.
-func (e *testEnv) blobCount(t testing.TB) int {
-	t.Helper()
-	n := 0
-	if err := e.store.blobs.be.List(ctx, func(BlobInfo) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // readBlob reads a blob as stored, through the backend.
@@ -654,6 +645,32 @@ func TestS3BlobsBackendDown(t *testing.T) {
 	// Opening a store over a backend that is down fails at once.
 	bounded("open", func() error {
 		_, err := OpenS3Blobs(ctx, S3BlobConfig{Bucket: bk.bucket, Endpoint: "https://" + srv.addr, AccessKey: testS3Access, SecretKey: testS3Secret, CAFile: srv.ca, Timeout: 2 * time.Second})
+		return err
+	})
+	// A backend that accepts connections and never answers: the timeouts
+	// end the wait.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	bounded("open on a hung backend", func() error {
+		_, err := OpenS3Blobs(ctx, S3BlobConfig{Bucket: "b", Endpoint: "https://" + ln.Addr().String(), AccessKey: testS3Access, SecretKey: testS3Secret, Timeout: time.Second})
 		return err
 	})
 }
