@@ -47,6 +47,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +62,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
+	"github.com/jackc/pgx/v5"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sealfs/sealfs/internal/etcdtest"
 	"github.com/sealfs/sealfs/internal/pgtest"
@@ -87,6 +91,9 @@ type cfg struct {
 	label    string // "" → derived
 }
 
+// put4kClients is -clients4k.
+var put4kClients = 16
+
 func (c cfg) name() string {
 	if c.label != "" {
 		return c.label
@@ -99,6 +106,21 @@ type result struct {
 	put4k, put1m, list float64 // ops/s, MB/s, pages/s
 	untar              time.Duration
 	err                error
+
+	// Where the cost goes: the metadata engine's write transactions
+	// (PostgreSQL: transaction ids; etcd: revisions) per 4 KiB PUT and per
+	// untarred file, and the mount's FUSE operations during the untar.
+	txnPut, txnFile float64
+	txnKnown        bool
+	fuse            []fuseOp
+}
+
+// fuseOp is one kind of FUSE operation during the untar: how many, and
+// their summed latency.
+type fuseOp struct {
+	op    string
+	count float64
+	secs  float64
 }
 
 func main() {
@@ -108,6 +130,7 @@ func main() {
 	only := flag.String("only", "", "run only configurations whose name contains this (the Badger+file reference always runs)")
 	encrypt := flag.Bool("encrypt", true, "turn the bucket's default encryption (SSE-KMS) on")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.IntVar(&put4kClients, "clients4k", 16, "clients of the 4 KiB PUT workload")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("enginebench: ")
@@ -133,6 +156,7 @@ type env struct {
 	etcd    *etcdtest.Cluster
 	blobs   *daemon // the S3 blob backend
 	dur     time.Duration
+	files   int
 	encrypt bool
 	seq     int
 }
@@ -158,7 +182,7 @@ func run(bin string, dur time.Duration, files int, only string, encrypt, keep bo
 	}
 	root := make([]byte, 32)
 	rand.Read(root)
-	e := &env{bin: bin, dir: dir, rootKey: hex.EncodeToString(root), dur: dur, encrypt: encrypt}
+	e := &env{bin: bin, dir: dir, rootKey: hex.EncodeToString(root), dur: dur, files: files, encrypt: encrypt}
 	e.tarball = filepath.Join(dir, "tree.tar")
 	treeBytes, err := writeTree(e.tarball, files)
 	if err != nil {
@@ -255,7 +279,7 @@ func run(bin string, dur time.Duration, files int, only string, encrypt, keep bo
 	fmt.Printf("S3 clients: aws-sdk-go-v2 over HTTPS, split evenly between the gateways; ×ref = figure / Badger+file's (for untar: time / Badger+file's)\n\n")
 	ref := results[0]
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "configuration\tPUT 4KiB x16 ops/s\t×ref\tPUT 1MiB x4 MB/s\t×ref\tLIST x2 pages/s\t×ref\tuntar s\t×ref\t")
+	fmt.Fprintf(tw, "configuration\tPUT 4KiB x%d ops/s\t×ref\tPUT 1MiB x4 MB/s\t×ref\tLIST x2 pages/s\t×ref\tuntar s\t×ref\t\n", put4kClients)
 	for _, i := range ran {
 		r := results[i]
 		if r.err != nil {
@@ -265,6 +289,31 @@ func run(bin string, dur time.Duration, files int, only string, encrypt, keep bo
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.1f\t%s\t%.1f\t%s\t%.2f\t%s\t\n", configs[i].name(),
 			r.put4k, ratio(r.put4k, ref.put4k), r.put1m, ratio(r.put1m, ref.put1m),
 			r.list, ratio(r.list, ref.list), r.untar.Seconds(), ratio(r.untar.Seconds(), ref.untar.Seconds()))
+	}
+	tw.Flush()
+
+	fmt.Printf("\nwhere the cost goes: the metadata engine's write transactions (PostgreSQL: transaction ids, committed or not; etcd: revisions,\n" +
+		"committed) per 4 KiB PUT and per untarred file, and gateway 1's FUSE operations during the untar (count × mean latency, share of the summed latency)\n\n")
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "configuration\twrite txns/PUT\twrite txns/file\tuntar: FUSE ops by summed latency")
+	for _, i := range ran {
+		r := results[i]
+		if r.err != nil {
+			continue
+		}
+		txp, txf := "-", "-"
+		if r.txnKnown {
+			txp, txf = fmt.Sprintf("%.2f", r.txnPut), fmt.Sprintf("%.2f", r.txnFile)
+		}
+		var total float64
+		for _, f := range r.fuse {
+			total += f.secs
+		}
+		var ops []string
+		for _, f := range r.fuse[:min(4, len(r.fuse))] {
+			ops = append(ops, fmt.Sprintf("%s %.0f×%.2fms %.0f%%", f.op, f.count, 1000*f.secs/f.count, 100*f.secs/total))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", configs[i].name(), txp, txf, strings.Join(ops, ", "))
 	}
 	tw.Flush()
 	for _, i := range ran {
@@ -320,6 +369,13 @@ func (e *env) measure(c cfg) (res result) {
 	for g := 0; g < c.gateways; g++ {
 		mnt := filepath.Join(base, fmt.Sprintf("mnt%d", g+1))
 		a := append([]string{"mount", mnt, "--data", filepath.Join(base, fmt.Sprintf("gw%d", g+1))}, args...)
+		if g == 0 {
+			port, err := freePort()
+			if err != nil {
+				return result{err: err}
+			}
+			a = append(a, "--metrics", fmt.Sprintf("127.0.0.1:%d", port))
+		}
 		d, err := startDaemon(e.bin, a, envv)
 		if err != nil {
 			return result{err: fmt.Errorf("gateway %d: %w", g+1, err)}
@@ -346,15 +402,20 @@ func (e *env) measure(c cfg) (res result) {
 	// client i's gateway: half each with two.
 	pick := func(i int) *awss3.Client { return clients[i%len(clients)] }
 
+	counts := e.txnCounter(c)
+	res.txnKnown = counts != nil
+	c0 := counts.read()
 	var err error
-	if res.put4k, err = measure(16, e.dur, func(cl, i int) (int64, error) {
+	var n4k int64
+	if res.put4k, n4k, err = measureOps(put4kClients, e.dur, func(cl, i int) (int64, error) {
 		_, err := pick(cl).PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("p4k/c%02d/%d", cl, i%4)),
 			Body: newPattern(4 << 10), ContentLength: aws.Int64(4 << 10)})
 		return 4 << 10, err
 	}); err != nil {
 		return result{err: fmt.Errorf("PUT 4 KiB: %w", err)}
 	}
-	log.Printf("   PUT 4 KiB x16: %.0f ops/s", res.put4k)
+	res.txnPut = float64(counts.read()-c0) / float64(n4k)
+	log.Printf("   PUT 4 KiB x%d: %.0f ops/s, %.2f write txns each", put4kClients, res.put4k, res.txnPut)
 	var bytes float64
 	if bytes, err = measure(4, e.dur, func(cl, i int) (int64, error) {
 		_, err := pick(cl).PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("p1m/c%02d/%d", cl, i%4)),
@@ -394,11 +455,22 @@ func (e *env) measure(c cfg) (res result) {
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		return result{err: err}
 	}
+	f0 := scrapeFUSE(gws[0].metrics)
+	c0 = counts.read()
 	start := time.Now()
 	if out, err := exec.Command("tar", "xf", e.tarball, "-C", tree).CombinedOutput(); err != nil {
 		return result{err: fmt.Errorf("untar: %w: %s", err, out)}
 	}
 	res.untar = time.Since(start)
+	res.txnFile = float64(counts.read()-c0) / float64(e.files)
+	f1 := scrapeFUSE(gws[0].metrics)
+	for op, v := range f1 {
+		d := fuseOp{op: op, count: v.count - f0[op].count, secs: v.secs - f0[op].secs}
+		if d.count > 0 {
+			res.fuse = append(res.fuse, d)
+		}
+	}
+	sort.Slice(res.fuse, func(i, j int) bool { return res.fuse[i].secs > res.fuse[j].secs })
 	log.Printf("   untar: %.2f s", res.untar.Seconds())
 	return res
 }
@@ -409,6 +481,12 @@ func listKey(i int) string { return fmt.Sprintf("list/g%05d", i) }
 // least once each) and returns MB/s when an op moved more than 64 KiB, else
 // ops/s.
 func measure(clients int, dur time.Duration, op func(client, i int) (int64, error)) (float64, error) {
+	v, _, err := measureOps(clients, dur, op)
+	return v, err
+}
+
+// measureOps is measure, returning the number of operations too.
+func measureOps(clients int, dur time.Duration, op func(client, i int) (int64, error)) (float64, int64, error) {
 	var ops, moved atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -436,13 +514,13 @@ func measure(clients int, dur time.Duration, op func(client, i int) (int64, erro
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return 0, firstErr
+		return 0, 0, firstErr
 	}
 	secs := time.Since(start).Seconds()
 	if big.Load() {
-		return float64(moved.Load()) / secs / 1e6, nil
+		return float64(moved.Load()) / secs / 1e6, ops.Load(), nil
 	}
-	return float64(ops.Load()) / secs, nil
+	return float64(ops.Load()) / secs, ops.Load(), nil
 }
 
 // parallel runs fn(0..n-1) on workers goroutines.
@@ -541,12 +619,13 @@ func s3Client(d *daemon, ak, sk string) (*awss3.Client, error) {
 // ---- daemons
 
 type daemon struct {
-	cmd  *exec.Cmd
-	addr string // S3 listener host:port
-	ca   string // its certificate
-	mnt  string // "" unless mounted
-	log  string
-	done chan struct{}
+	cmd     *exec.Cmd
+	addr    string // S3 listener host:port
+	ca      string // its certificate
+	mnt     string // "" unless mounted
+	metrics string // its /metrics URL, "" unless --metrics
+	log     string
+	done    chan struct{}
 }
 
 // startDaemon runs `sealfs ARGS --s3 127.0.0.1:0` and waits for its banner
@@ -590,6 +669,9 @@ func startDaemon(bin string, args, envv []string) (*daemon, error) {
 			line := strings.TrimSpace(sc.Text())
 			if v, ok := strings.CutPrefix(line, "S3 endpoint: https://"); ok {
 				d.addr = v
+			}
+			if v, ok := strings.CutPrefix(line, "metrics:"); ok {
+				d.metrics = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(line, "CA cert:"); ok {
 				d.ca = strings.TrimSpace(v)
@@ -704,4 +786,115 @@ func writeTree(path string, n int) (int64, error) {
 		return 0, err
 	}
 	return total, f.Close()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// scrapeFUSE reads the count and summed seconds of
+// sealfs_fuse_operation_duration_seconds by op from a /metrics URL.
+func scrapeFUSE(url string) map[string]fuseOp {
+	out := map[string]fuseOp{}
+	if url == "" {
+		return out
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		log.Printf("metrics: %v", err)
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	const name = "sealfs_fuse_operation_duration_seconds_"
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok {
+			continue
+		}
+		kind, rest, ok := strings.Cut(rest, `{op="`)
+		if !ok || (kind != "sum" && kind != "count") {
+			continue
+		}
+		op, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		f := out[op]
+		f.op = op
+		if kind == "sum" {
+			f.secs = v
+		} else {
+			f.count = v
+		}
+		out[op] = f
+	}
+	return out
+}
+
+// txnCounter counts the write transactions of c's metadata engine, or is
+// nil (Badger: not counted).
+type txnCounter struct {
+	pg     string   // PostgreSQL URL
+	etcd   []string // etcd endpoints
+	probes int64    // transaction ids read's probes took
+}
+
+func (e *env) txnCounter(c cfg) *txnCounter {
+	switch c.meta {
+	case "postgres":
+		return &txnCounter{pg: e.pg.URL("postgres")}
+	case "etcd":
+		return &txnCounter{etcd: e.etcd.Endpoints()}
+	}
+	return nil
+}
+
+// read returns a counter of write transactions: PostgreSQL's next
+// transaction id (one per transaction that wrote, committed or not; the
+// probe's own is taken off), or etcd's revision (one per committed write
+// transaction).
+func (t *txnCounter) read() int64 {
+	if t == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if t.pg != "" {
+		conn, err := pgx.Connect(ctx, t.pg)
+		if err != nil {
+			log.Printf("pg_current_xact_id: %v", err)
+			return 0
+		}
+		defer conn.Close(ctx)
+		var xid int64
+		if err := conn.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&xid); err != nil {
+			log.Printf("pg_current_xact_id: %v", err)
+		}
+		t.probes++
+		return xid - t.probes
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: t.etcd, DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Printf("etcd revision: %v", err)
+		return 0
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "enginebench-revision-probe")
+	if err != nil {
+		log.Printf("etcd revision: %v", err)
+		return 0
+	}
+	return resp.Header.Revision
 }
