@@ -111,8 +111,10 @@ bench-fs: build
 # (a second sealfs is the S3 backend), one gateway and (shared engines) two.
 # Prints 4 KiB PUT ops/s, 1 MiB PUT MB/s, LIST pages/s and the untar time of
 # 2000 small files through gateway 1's mount, each with its ratio to
-# Badger+file (measured first and again last, to show the drift). Needs
-# root; starts its own servers on loopback. Takes ~5 minutes.
+# Badger+file (measured first and again last, to show the drift); then
+# where the cost goes: the engine's write transactions per PUT and per file,
+# and the mount's FUSE operations during the untar. Needs root; starts its
+# own servers on loopback. Takes ~10 minutes.
 # BENCHENGINES_FLAGS adds flags, e.g. BENCHENGINES_FLAGS="-only etcd -d 5s".
 BENCHENGINES_FLAGS ?=
 bench-engines: build
