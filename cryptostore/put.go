@@ -118,6 +118,17 @@ func (st *staged) etag() (string, error) {
 
 // Put writes an object through the one write path and returns its record.
 func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
+	st, err := s.stageInput(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return s.commitStaged(ctx, st, newRecord(in, st), in.Condition, nil)
+}
+
+// stageInput stages in's body under a fresh object id, encrypted if the
+// bucket's setting is on now (commitStaged checks it again), and runs
+// in.Verify: what Put and Stage do before their commit.
+func (s *Store) stageInput(ctx context.Context, in *PutInput) (*staged, error) {
 	if err := meta.ValidKey(in.Key); err != nil {
 		return nil, err
 	}
@@ -132,8 +143,7 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 	if in.MD5 {
 		h.withMD5()
 	}
-	id := meta.NewObjectID()
-	st, err := s.stage(ctx, in.Bucket, id, 0, b.EncryptionOn, in.Body, in.Size, h, s.cfg.InlineMax)
+	st, err := s.stage(ctx, in.Bucket, meta.NewObjectID(), 0, b.EncryptionOn, in.Body, in.Size, h, s.cfg.InlineMax)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +153,7 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 			return nil, err
 		}
 	}
-	return s.commitStaged(ctx, st, newRecord(in, st), in.Condition, nil)
+	return st, nil
 }
 
 // newRecord is the record Put (and Staged.Commit) commits for in's data,

@@ -41,29 +41,9 @@ var ErrStagedDone = errors.New("staged version already committed or discarded")
 // commit. in.Verify is called as by Put; in.Condition and in.Meta are used
 // by Commit.
 func (s *Store) Stage(ctx context.Context, in *PutInput) (*Staged, error) {
-	if err := meta.ValidKey(in.Key); err != nil {
-		return nil, err
-	}
-	b, err := s.GetBucket(ctx, in.Bucket)
+	st, err := s.stageInput(ctx, in)
 	if err != nil {
 		return nil, err
-	}
-	hs, err := newHasher(in.Checksums)
-	if err != nil {
-		return nil, err
-	}
-	if in.MD5 {
-		hs.withMD5()
-	}
-	st, err := s.stage(ctx, in.Bucket, meta.NewObjectID(), 0, b.EncryptionOn, in.Body, in.Size, hs, s.cfg.InlineMax)
-	if err != nil {
-		return nil, err
-	}
-	if in.Verify != nil {
-		if err := in.Verify(&st.sums); err != nil {
-			s.discard(st)
-			return nil, err
-		}
 	}
 	obj := &meta.Object{Bucket: in.Bucket, Key: in.Key, ID: st.id, Size: st.size,
 		Encryption: st.enc, Blobs: st.blobs, Inline: st.inline != nil}
