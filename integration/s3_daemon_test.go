@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -59,21 +60,30 @@ func (d *s3Daemon) startAgain() {
 }
 
 // findHTTPAddr reads the plain-HTTP listener's address from the daemon's
-// "serving" log line.
+// "serving" log line. The daemon may answer on its listeners a moment
+// before that line is written, so the log is polled, with a deadline.
 func (d *s3Daemon) findHTTPAddr() {
 	d.t.Helper()
 	d.httpAddr = ""
-	for _, line := range strings.Split(d.Logs(), "\n") {
-		var rec struct {
-			Msg    string `json:"msg"`
-			S3HTTP string `json:"s3_http"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
-			d.httpAddr = rec.S3HTTP
-		}
+	if !strings.Contains(strings.Join(d.opts.Args, " "), "--s3-http") {
+		return
 	}
-	if strings.Contains(strings.Join(d.opts.Args, " "), "--s3-http") && d.httpAddr == "" {
-		d.t.Fatalf("no plain-HTTP listener in the daemon's log:\n%s", d.Logs())
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(d.Logs(), "\n") {
+			var rec struct {
+				Msg    string `json:"msg"`
+				S3HTTP string `json:"s3_http"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+				d.httpAddr = rec.S3HTTP
+			}
+		}
+		if d.httpAddr != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no plain-HTTP listener in the daemon's log:\n%s", d.Logs())
+		}
 	}
 }
 

@@ -300,7 +300,7 @@ type Sequence struct {
 }
 
 // NewSequence opens the named sequence, leasing bandwidth numbers at a
-// time.
+// time (the first lease when Next is first called).
 func (db *DB) NewSequence(name string, bandwidth uint64) (*Sequence, error) {
 	if err := validConfigName(name); err != nil {
 		return nil, err
@@ -308,16 +308,9 @@ func (db *DB) NewSequence(name string, bandwidth uint64) (*Sequence, error) {
 	if bandwidth == 0 {
 		bandwidth = 1000
 	}
-	s := &Sequence{db: db, name: name, bandwidth: bandwidth}
-	if db.ReadOnly() {
-		return s, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.leaseLocked(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	// The first lease is taken by the first Next, not here: a daemon
+	// opening on a full disk (writes refused) must still start.
+	return &Sequence{db: db, name: name, bandwidth: bandwidth}, nil
 }
 
 // leaseLocked leases the next bandwidth numbers. Called with s.mu held.
