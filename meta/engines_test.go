@@ -21,9 +21,12 @@ package meta
 // message, or fails them when SEALFS_REQUIRE_ENGINES=1 (CI).
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -134,5 +137,60 @@ func TestOpenUnknownEngine(t *testing.T) {
 	_, err := Open("nosuch://x", Options{})
 	if err == nil || !strings.Contains(err.Error(), "badger") {
 		t.Fatalf("Open of an unknown scheme = %v, want an error listing the engines", err)
+	}
+}
+
+// checkTwoGateways checks two handles on one shared store (two gateways):
+// a commit on one is seen by the next read on the other, and
+// read-modify-write transactions from both, racing, lose no update
+// (conflicts are retried).
+func checkTwoGateways(t *testing.T, dbs [2]*DB) {
+	t.Helper()
+	ctx := context.Background()
+	update(t, dbs[0], func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "ctr", Region: "0"}) })
+	for i := range 20 {
+		w, r := dbs[i%2], dbs[1-i%2]
+		key := fmt.Sprintf("seen-%d", i)
+		update(t, w, func(tx *Txn) error { return tx.PutObject(&Object{Bucket: "ctr", Key: key, ID: NewObjectID()}) })
+		view(t, r, func(tx *Txn) error {
+			if _, err := tx.GetObject("ctr", key); err != nil {
+				t.Errorf("commit on gateway %d not seen by the next read on the other: %v", i%2, err)
+			}
+			return nil
+		})
+	}
+	const each = 25
+	var wg sync.WaitGroup
+	for _, db := range dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				err := db.Update(ctx, func(tx *Txn) error {
+					b, err := tx.GetBucket("ctr")
+					if err != nil {
+						return err
+					}
+					var n int
+					fmt.Sscan(b.Region, &n)
+					b.Region = fmt.Sprint(n + 1)
+					return tx.PutBucket(b)
+				})
+				if err != nil {
+					t.Errorf("increment: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		view(t, db, func(tx *Txn) error {
+			b, err := tx.GetBucket("ctr")
+			if err == nil && b.Region != fmt.Sprint(2*each) {
+				t.Errorf("gateway %d reads %s increments, want %d", i, b.Region, 2*each)
+			}
+			return err
+		})
 	}
 }

@@ -208,42 +208,5 @@ func TestPostgresTwoGateways(t *testing.T) {
 		defer db.Close()
 		dbs[i] = db
 	}
-	update(t, dbs[0], func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "ctr", Region: "0"}) })
-	const each = 25
-	var wg sync.WaitGroup
-	for _, db := range dbs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				err := db.Update(context.Background(), func(tx *Txn) error {
-					b, err := tx.GetBucket("ctr")
-					if err != nil {
-						return err
-					}
-					var n int
-					fmt.Sscan(b.Region, &n)
-					b.Region = fmt.Sprint(n + 1)
-					return tx.PutBucket(b)
-				})
-				if err != nil {
-					t.Errorf("increment: %v", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for i, db := range dbs {
-		view(t, db, func(tx *Txn) error {
-			b, err := tx.GetBucket("ctr")
-			if err != nil {
-				return err
-			}
-			if b.Region != fmt.Sprint(2*each) {
-				t.Errorf("gateway %d reads %s increments, want %d", i, b.Region, 2*each)
-			}
-			return nil
-		})
-	}
+	checkTwoGateways(t, dbs)
 }
