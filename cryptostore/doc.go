@@ -15,7 +15,10 @@
 // EnableKey, DisableKey — which refuses the system key — and RotateKey);
 // replica writes (replica.go: Replica, ErrStaleReplica); and a bucket's
 // replication rules in a form both the S3 layer and package replicate
-// speak (replconfig.go). Below the store, meta's engines (Badger, etcd,
+// speak (replconfig.go). Package replicate reaches its durable queue,
+// leases, target records and sealed target secrets only through
+// ReplicationQueue (replqueue.go), and the commit hook enqueues through
+// the narrow CommitQueue it is handed. Below the store, meta's engines (Badger, etcd,
 // PostgreSQL behind meta's key-value interface) and the blob store are
 // chosen by the daemon and never seen by a front door.
 //
