@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -38,7 +40,7 @@ func errUnexpectedArgs(c *cli.Context) error {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "sealfs",
 		Usage:   "an encrypted object store served as a FUSE mount and over S3",
 		Version: version,
@@ -48,6 +50,7 @@ func newApp() *cli.App {
    $ sealfs mount ./mnt                # the same, plus the store mounted at ./mnt`,
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
+			versionCommand(),
 			serveCommand(),
 			mountCommand(),
 			replicateCommand(),
@@ -57,33 +60,123 @@ func newApp() *cli.App {
 			scrubCommand(),
 			completionCommand(),
 		},
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return exitUsage(err)
-		},
 	}
+	usageErrors(app)
+	cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) }
+	return app
 }
 
 func main() {
+	// A write to a closed pipe (`sealfs mount ./mnt 2>&1 | tee log` after
+	// Ctrl-C killed tee) fails with EPIPE instead of killing the process:
+	// the daemon still commits open files and unmounts. Notify, not
+	// Ignore, so that child processes start with SIGPIPE at its default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	app := newApp()
 	err := app.Run(reorderArgs(app, os.Args))
 	os.Exit(exitCode(err))
+}
+
+// usageErrors makes every kind of wrong usage an error main turns into
+// exit code 2, for every command: an unknown flag or a bad flag value, a
+// missing required flag, an unknown command (urfave/cli would exit 3) and
+// a missing subcommand. Exit codes are main's alone: the library never
+// calls os.Exit.
+func usageErrors(app *cli.App) {
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	onUsage := func(c *cli.Context, err error, isSubcommand bool) error { return exitUsage(err) }
+	app.OnUsageError = onUsage
+	app.Action = groupAction("")
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			name := strings.TrimSpace(path + " " + cmd.Name)
+			cmd.OnUsageError = onUsage
+			if cmd.Action == nil && len(cmd.Subcommands) > 0 {
+				cmd.Action = groupAction(name)
+			}
+			var required []string
+			for _, f := range cmd.Flags {
+				if sf, ok := f.(*cli.StringFlag); ok && sf.Required {
+					sf.Required = false
+					sf.Usage += " (required)"
+					required = append(required, sf.Name)
+				}
+			}
+			if len(required) > 0 && cmd.Action != nil {
+				action := cmd.Action
+				cmd.Action = func(c *cli.Context) error {
+					var missing []string
+					for _, n := range required {
+						if !c.IsSet(n) {
+							missing = append(missing, "--"+n)
+						}
+					}
+					if len(missing) > 0 {
+						return exitUsage(fmt.Errorf("%s: missing %s", name, strings.Join(missing, ", ")))
+					}
+					return action(c)
+				}
+			}
+			walk(name, cmd.Subcommands)
+		}
+	}
+	walk("", app.Commands)
+}
+
+// groupAction runs when a command that only groups others (or sealfs
+// itself) is given no known subcommand: help, then exit code 2.
+func groupAction(name string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		prog, prefix := strings.TrimSpace("sealfs "+name), ""
+		if name != "" {
+			prefix = name + ": "
+		}
+		if c.Args().Present() {
+			return exitUsage(fmt.Errorf("%sunknown command %q (%s --help lists them)", prefix, c.Args().First(), prog))
+		}
+		if name == "" {
+			cli.ShowAppHelp(c)
+		} else {
+			cli.ShowSubcommandHelp(c)
+		}
+		return exitUsage(fmt.Errorf("%smissing command", prefix))
+	}
 }
 
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		fmt.Fprintln(os.Stderr, "sealfs:", err)
-		return ec.ExitCode()
-	}
 	fmt.Fprintln(os.Stderr, "sealfs:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitBadArgs
 	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if ec.ExitCode() == exitDamage && errors.As(err, new(damageError)) {
+			return exitDamage
+		}
+		// The library's own exits ("No help topic for 'x'", code 3)
+		// are all wrong usage.
+		return exitBadArgs
+	}
 	return exitFailure
+}
+
+// damageError is scrub's "damage found": exit code 3.
+type damageError struct{ n int }
+
+func (e damageError) Error() string { return fmt.Sprintf("%d damaged %s", e.n, plural(e.n, "object")) }
+func (e damageError) ExitCode() int { return exitDamage }
+
+// plural is "object" for 1, "objects" otherwise.
+func plural[N ~int | ~int64](n N, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // reorderArgs moves flags that follow positional arguments in front of them,

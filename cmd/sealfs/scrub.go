@@ -81,7 +81,7 @@ blobs no record references are removed. Exit code 3 when damage is found.
 			fmt.Fprintf(w, "scrub: %d objects (%d bytes) verified, %d skipped, %d damaged; %d orphan blobs (%d bytes) removed\n",
 				r.Objects, r.Bytes, r.Skipped, len(r.Damaged), r.Orphans.Orphans, r.Orphans.Bytes)
 			if len(r.Damaged) > 0 {
-				return cli.Exit(fmt.Sprintf("%d damaged objects", len(r.Damaged)), exitDamage)
+				return damageError{len(r.Damaged)}
 			}
 			return nil
 		},
