@@ -2,40 +2,70 @@ package fs
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/sealfs/sealfs/cryptostore"
 )
 
-// Extended attributes: each metadata header H of an object is the xattr
-// user.H (lower case). user.x-amz-meta-* (user metadata) can be set and
-// removed; the rest are read-only: setting one to the value it has succeeds,
-// so that cp -a and rsync -X between files of the mount work, and anything
-// else is EPERM. The POSIX attributes kept in user metadata (mode, uid, gid,
-// mtime) are read-only here: chmod, chown and touch change them, with the
-// kernel's permission checks. A bucket's directory carries its default
-// encryption instead.
+// Extended attributes come in two namespaces, chosen so that the object's
+// system metadata stays readable with getfattr while archive and copy tools
+// (rsync -X, cp -a, tar --xattrs, mv) see only what is the user's own:
+//
+//   - user.NAME is the user's: any name and any value (binary too), stored
+//     as the S3 user metadata NAME (x-amz-meta-NAME, so S3 HEAD shows it)
+//     and listed by listxattr. Names and values S3 cannot carry as they
+//     are travel encoded (encName, encValue). The metadata that holds the
+//     POSIX attributes (mode, uid, gid, mtime, atime, ctime) is not part of
+//     it: chmod, chown and touch change those, with the kernel's checks.
+//     Symlinks list no user.* names (the kernel refuses user.* on them).
+//   - sealfs.H is every metadata header H of the object as S3 HEAD returns
+//     it, lower case: sealfs.x-amz-server-side-encryption,
+//     sealfs.x-amz-server-side-encryption-aws-kms-key-id, sealfs.etag,
+//     sealfs.content-type, sealfs.x-amz-meta-mode, ...; sealfs.headers is
+//     all of them, one "name: value" line each. They are answered by
+//     getxattr and never listed (as other file systems keep their virtual
+//     attributes), so no tool copies them onto files that cannot hold
+//     them, and they are read-only (EPERM). A bucket's directory carries
+//     sealfs.default-encryption ("aws:kms" while on), which can be set
+//     (turning encryption on) and removed (turning it off).
+//
+// security.*, system.* and trusted.* names are answered "no such
+// attribute" without a look at the store.
 const (
-	xattrUser       = "user."
-	xattrMetaPrefix = "user.x-amz-meta-"
-	xattrSSE        = "user.x-amz-server-side-encryption"
-	xattrSSEKey     = "user.x-amz-server-side-encryption-aws-kms-key-id"
-	xattrETag       = "user.etag"
-	xattrRepl       = "user.x-amz-replication-status"
+	xattrUser    = "user."
+	xattrSealfs  = "sealfs."
+	xattrHeaders = "sealfs.headers"
+	// Header names, as sealfs.H shows them.
+	hdrSSE    = "x-amz-server-side-encryption"
+	hdrSSEKey = "x-amz-server-side-encryption-aws-kms-key-id"
+	hdrETag   = "etag"
+	hdrRepl   = "x-amz-replication-status"
+	hdrMeta   = "x-amz-meta-"
 	// xattrBucketSSE on a bucket's directory is "aws:kms" while the bucket's
 	// default encryption is on; setting it turns encryption on, removing it
-	// turns it off.
-	xattrBucketSSE = "user.sealfs.default-encryption"
+	// turns it off. xattrBucketSSEOld is the name it had before the user
+	// namespace became the user's: still answered and set, never listed.
+	xattrBucketSSE    = "sealfs.default-encryption"
+	xattrBucketSSEOld = "user.sealfs.default-encryption"
 	// maxUserMeta is S3's limit on the size of an object's user metadata
-	// (names and values).
+	// (names and values, as stored).
 	maxUserMeta = 2 << 10
 
 	xattrCreate  = 1 // XATTR_CREATE
 	xattrReplace = 2 // XATTR_REPLACE
+)
+
+// The user-metadata names of the times the mount keeps besides mtime
+// (the names other S3 file systems use).
+const (
+	metaAtime = "atime"
+	metaCtime = "ctime"
 )
 
 // contentHeaders are the standard headers, in the order listed.
@@ -59,96 +89,164 @@ func contentHeader(m *cryptostore.ObjectMeta, h string) string {
 	return ""
 }
 
+// isPOSIXName reports whether the user-metadata name k holds a POSIX
+// attribute (and is therefore no user.* attribute).
 func isPOSIXName(k string) bool {
-	return k == cryptostore.MetaMode || k == cryptostore.MetaUID || k == cryptostore.MetaGID || k == cryptostore.MetaMtime
-}
-
-// readOnlyName reports whether name is one of the read-only attributes.
-func readOnlyName(name string) bool {
-	switch name {
-	case xattrSSE, xattrSSEKey, xattrETag, xattrRepl:
+	switch k {
+	case cryptostore.MetaMode, cryptostore.MetaUID, cryptostore.MetaGID, cryptostore.MetaMtime, metaAtime, metaCtime:
 		return true
-	}
-	if k, ok := strings.CutPrefix(name, xattrMetaPrefix); ok {
-		return isPOSIXName(strings.ToLower(k))
-	}
-	for _, h := range contentHeaders {
-		if name == xattrUser+h {
-			return true
-		}
 	}
 	return false
 }
 
 type xattr struct{ name, value string }
 
-// objectXattrs lists an object's attributes: obj is its committed record
-// (nil for a file not committed yet), m its metadata (the pending one for a
-// file being written).
-func (f *FS) objectXattrs(obj *cryptostore.Object, m *cryptostore.ObjectMeta) []xattr {
+// objectHeaders lists an object's metadata headers as S3 HEAD returns them
+// (without the sealfs. prefix): obj is its committed record (nil for a file
+// not committed yet), m its metadata (the pending one for a file being
+// written).
+func (f *FS) objectHeaders(obj *cryptostore.Object, m *cryptostore.ObjectMeta) []xattr {
 	var out []xattr
 	if obj != nil && obj.Encryption != nil {
 		out = append(out,
-			xattr{xattrSSE, cryptostore.Algorithm},
-			xattr{xattrSSEKey, f.store.KeyARN(obj.Encryption.KeyID)})
+			xattr{hdrSSE, cryptostore.Algorithm},
+			xattr{hdrSSEKey, f.store.KeyARN(obj.Encryption.KeyID)})
 	}
 	if obj != nil && obj.ETag != "" {
-		out = append(out, xattr{xattrETag, obj.ETag})
+		out = append(out, xattr{hdrETag, obj.ETag})
 	}
 	for _, h := range contentHeaders {
 		if v := contentHeader(m, h); v != "" {
-			out = append(out, xattr{xattrUser + h, v})
+			out = append(out, xattr{h, v})
 		}
 	}
-	out = append(out, userMetaXattrs(m)...)
+	for _, k := range sortedKeys(m.User) {
+		out = append(out, xattr{hdrMeta + k, m.User[k]})
+	}
 	if obj != nil && obj.ReplicationStatus != "" {
-		out = append(out, xattr{xattrRepl, obj.ReplicationStatus})
+		out = append(out, xattr{hdrRepl, obj.ReplicationStatus})
 	}
 	return out
 }
 
-func userMetaXattrs(m *cryptostore.ObjectMeta) []xattr {
-	names := make([]string, 0, len(m.User))
-	for k := range m.User {
+func sortedKeys(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	out := make([]xattr, 0, len(names))
-	for _, k := range names {
-		out = append(out, xattr{xattrMetaPrefix + k, m.User[k]})
+	return names
+}
+
+// userXattrs lists the user.* attributes of metadata m: every user
+// metadata name but the POSIX ones, decoded.
+func userXattrs(m *cryptostore.ObjectMeta) []xattr {
+	out := make([]xattr, 0, len(m.User))
+	for _, k := range sortedKeys(m.User) {
+		if isPOSIXName(k) {
+			continue
+		}
+		out = append(out, xattr{xattrUser + decName(k), decValue(m.User[k])})
 	}
 	return out
 }
 
-// validMetaName: an HTTP header token, lower case.
-func validMetaName(k string) bool {
-	if k == "" {
+// tokenByte reports whether c may stand for itself in a user-metadata name:
+// a lower-case HTTP header token character ('%' is the escape).
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$&'*+-.^_`|~", c) >= 0
+}
+
+// encName maps the NAME of user.NAME to its user-metadata name: bytes an
+// HTTP header name cannot carry in lower case (upper case, '%', spaces,
+// anything not ASCII) become %xx, and so does the first byte of a name
+// that would take a POSIX attribute's place (user.mode is stored as
+// "%6dode").
+func encName(n string) string {
+	var b strings.Builder
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if tokenByte(c) && !(i == 0 && isPOSIXName(n)) {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02x", c)
+	}
+	return b.String()
+}
+
+// decName is encName's inverse. A name that no NAME encodes to (set over
+// S3, for instance "%61" or "A%zz") is shown as it is stored, lower case.
+func decName(k string) string {
+	if !strings.Contains(k, "%") {
+		return k
+	}
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		if k[i] != '%' {
+			b.WriteByte(k[i])
+			continue
+		}
+		if i+2 >= len(k) {
+			return k
+		}
+		v, err := strconv.ParseUint(k[i+1:i+3], 16, 8)
+		if err != nil {
+			return k
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	if d := b.String(); encName(d) == strings.ToLower(k) {
+		return d
+	}
+	return k
+}
+
+// encValue maps an attribute's value to a user-metadata value: printable
+// ASCII as it is; anything else (binary, non-ASCII, control characters,
+// empty, leading or trailing blanks, or what looks like an encoded value)
+// as an RFC 2047 encoded word, =?UTF-8?B?base64?=, the form S3 itself
+// uses for values that are not ASCII.
+func encValue(v string) string {
+	if plainValue(v) {
+		return v
+	}
+	return "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
+func plainValue(v string) bool {
+	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' || strings.HasPrefix(v, "=?") && strings.HasSuffix(v, "?=") {
 		return false
 	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
 			return false
 		}
 	}
 	return true
 }
 
-// validMetaValue: UTF-8 without control characters, so it can travel as an
-// HTTP header.
-func validMetaValue(v string) bool {
-	if !utf8.ValidString(v) {
-		return false
+// decValue is encValue's inverse; it also decodes a B-encoded word set over
+// S3 in another charset (its bytes as they are).
+func decValue(v string) string {
+	rest, ok := strings.CutPrefix(v, "=?")
+	if !ok || !strings.HasSuffix(rest, "?=") {
+		return v
 	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
+	parts := strings.SplitN(rest[:len(rest)-2], "?", 3)
+	if len(parts) != 3 || !strings.EqualFold(parts[1], "B") {
+		return v
 	}
-	return true
+	b, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		return v
+	}
+	return string(b)
 }
 
 func userMetaSize(m *cryptostore.ObjectMeta) int {
@@ -180,7 +278,9 @@ func xattrErrno(err error) (syscall.Errno, bool) {
 
 // xattrTarget is a node that carries extended attributes.
 type xattrTarget interface {
-	list(ctx context.Context) ([]xattr, syscall.Errno)
+	// attrs returns the node's user.* attributes (full names) and its
+	// headers (names without "sealfs.").
+	attrs(ctx context.Context) (user, headers []xattr, errno syscall.Errno)
 	set(ctx context.Context, name, value string, flags uint32) syscall.Errno
 	remove(ctx context.Context, name string) syscall.Errno
 }
@@ -198,16 +298,31 @@ func copyOut(dest []byte, v string) (uint32, syscall.Errno) {
 }
 
 func getxattr(ctx context.Context, t xattrTarget, name string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(name, xattrUser) {
+	if _, ok := t.(bucketXattrs); ok && name == xattrBucketSSEOld {
+		name = xattrBucketSSE
+	}
+	user, sys := strings.HasPrefix(name, xattrUser), strings.HasPrefix(name, xattrSealfs)
+	if !user && !sys {
 		// security.*, system.*, trusted.*: none, answered without a
 		// look at the store.
 		return 0, syscall.ENODATA
 	}
-	attrs, errno := t.list(ctx)
+	users, headers, errno := t.attrs(ctx)
 	if errno != 0 {
 		return 0, errno
 	}
-	for _, a := range attrs {
+	if name == xattrHeaders {
+		var b strings.Builder
+		for _, h := range headers {
+			fmt.Fprintf(&b, "%s: %s\n", h.name, h.value)
+		}
+		return copyOut(dest, b.String())
+	}
+	list := users
+	if sys {
+		list, name = headers, name[len(xattrSealfs):]
+	}
+	for _, a := range list {
 		if a.name == name {
 			return copyOut(dest, a.value)
 		}
@@ -215,13 +330,14 @@ func getxattr(ctx context.Context, t xattrTarget, name string, dest []byte) (uin
 	return 0, syscall.ENODATA
 }
 
+// listxattr lists the user.* attributes only (see the namespaces above).
 func listxattr(ctx context.Context, t xattrTarget, dest []byte) (uint32, syscall.Errno) {
-	attrs, errno := t.list(ctx)
+	users, _, errno := t.attrs(ctx)
 	if errno != 0 {
 		return 0, errno
 	}
 	var b strings.Builder
-	for _, a := range attrs {
+	for _, a := range users {
 		b.WriteString(a.name)
 		b.WriteByte(0)
 	}
@@ -241,41 +357,20 @@ func removexattr(ctx context.Context, t xattrTarget, name string) syscall.Errno 
 type metaEditor interface {
 	xattrTarget
 	editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno
-	// settle commits pending writes, so that read-only values (ETag,
-	// encryption) are final.
-	settle(ctx context.Context) syscall.Errno
 }
 
 func setObjectXattr(ctx context.Context, t metaEditor, name, value string, flags uint32) syscall.Errno {
-	if !strings.HasPrefix(name, xattrUser) {
-		return syscall.EOPNOTSUPP
+	if strings.HasPrefix(name, xattrSealfs) {
+		return syscall.EPERM // the store's, read-only
 	}
-	if readOnlyName(name) {
-		if errno := t.settle(ctx); errno != 0 {
-			return errno
-		}
-		attrs, errno := t.list(ctx)
-		if errno != 0 {
-			return errno
-		}
-		for _, a := range attrs {
-			if a.name == name && a.value == value {
-				if flags&xattrCreate != 0 {
-					return syscall.EEXIST
-				}
-				return 0
-			}
-		}
-		return syscall.EPERM
-	}
-	k, ok := strings.CutPrefix(name, xattrMetaPrefix)
+	n, ok := strings.CutPrefix(name, xattrUser)
 	if !ok {
-		return syscall.EOPNOTSUPP // only user metadata can be stored
+		return syscall.EOPNOTSUPP // only user attributes can be stored
 	}
-	k = strings.ToLower(k)
-	if !validMetaName(k) || !validMetaValue(value) {
+	if n == "" {
 		return syscall.EINVAL
 	}
+	k, v := encName(n), encValue(value)
 	return t.editMeta(ctx, func(m *cryptostore.ObjectMeta) error {
 		_, exists := m.User[k]
 		switch {
@@ -287,7 +382,7 @@ func setObjectXattr(ctx context.Context, t metaEditor, name, value string, flags
 		if m.User == nil {
 			m.User = make(map[string]string)
 		}
-		m.User[k] = value
+		m.User[k] = v
 		if userMetaSize(m) > maxUserMeta {
 			return errXattrTooBig
 		}
@@ -296,23 +391,23 @@ func setObjectXattr(ctx context.Context, t metaEditor, name, value string, flags
 }
 
 func removeObjectXattr(ctx context.Context, t metaEditor, name string) syscall.Errno {
-	if readOnlyName(name) {
-		attrs, errno := t.list(ctx)
+	if h, ok := strings.CutPrefix(name, xattrSealfs); ok {
+		_, headers, errno := t.attrs(ctx)
 		if errno != 0 {
 			return errno
 		}
-		for _, a := range attrs {
-			if a.name == name {
+		for _, a := range headers {
+			if a.name == h {
 				return syscall.EPERM
 			}
 		}
 		return syscall.ENODATA
 	}
-	k, ok := strings.CutPrefix(name, xattrMetaPrefix)
-	if !ok {
+	n, ok := strings.CutPrefix(name, xattrUser)
+	if !ok || n == "" {
 		return syscall.ENODATA
 	}
-	k = strings.ToLower(k)
+	k := encName(n)
 	return t.editMeta(ctx, func(m *cryptostore.ObjectMeta) error {
 		if _, exists := m.User[k]; !exists {
 			return errXattrMissing
@@ -326,28 +421,34 @@ func removeObjectXattr(ctx context.Context, t metaEditor, name string) syscall.E
 
 type fileXattrs struct{ n *fileNode }
 
-func (t fileXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
+func (t fileXattrs) attrs(ctx context.Context) (user, headers []xattr, errno syscall.Errno) {
 	n := t.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.st != nil {
-		var obj *cryptostore.Object
+	var obj *cryptostore.Object
+	var m *cryptostore.ObjectMeta
+	switch bucket, key, ok := n.loc(); {
+	case n.st != nil:
 		if !n.isPending() {
 			obj = n.last
 		}
-		return n.fs.objectXattrs(obj, &n.st.meta), 0
-	}
-	if bucket, key, ok := n.loc(); ok {
-		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
+		m = &n.st.meta
+	case ok:
+		o, err := n.fs.store.Head(keep(ctx), bucket, key)
 		if err != nil {
-			return nil, n.fs.errno(err, bucket, key)
+			return nil, nil, n.fs.errno(err, bucket, key)
 		}
-		n.last = obj
+		n.last = o
+		obj, m = o, &o.Meta
+	case n.last != nil:
+		obj, m = n.last, &n.last.Meta
+	default:
+		return nil, nil, 0
 	}
-	if n.last == nil {
-		return nil, 0
+	if n.kind != kindLink {
+		user = userXattrs(m)
 	}
-	return n.fs.objectXattrs(n.last, &n.last.Meta), 0
+	return user, n.fs.objectHeaders(obj, m), 0
 }
 
 func (t fileXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno {
@@ -380,18 +481,10 @@ func (t fileXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectM
 	return 0
 }
 
-func (t fileXattrs) settle(ctx context.Context) syscall.Errno {
-	n := t.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.commitLocked(ctx); err != nil {
-		bucket, key, _ := n.loc()
-		return n.fs.errno(err, bucket, key)
-	}
-	return 0
-}
-
 func (t fileXattrs) set(ctx context.Context, name, value string, flags uint32) syscall.Errno {
+	if t.n.kind == kindLink && !strings.HasPrefix(name, xattrSealfs) {
+		return syscall.EPERM // as the kernel answers user.* on a symlink
+	}
 	return setObjectXattr(ctx, t, name, value, flags)
 }
 
@@ -399,20 +492,20 @@ func (t fileXattrs) remove(ctx context.Context, name string) syscall.Errno {
 	return removeObjectXattr(ctx, t, name)
 }
 
-// ---- directories: the user metadata of the directory's marker
+// ---- directories: the metadata of the directory's marker
 
 type dirXattrs struct{ d *dirNode }
 
-func (t dirXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
+func (t dirXattrs) attrs(ctx context.Context) (user, headers []xattr, errno syscall.Errno) {
 	bucket, prefix, ok := t.d.loc()
 	if !ok {
-		return nil, syscall.ENOENT
+		return nil, nil, syscall.ENOENT
 	}
 	marker, _, errno := t.d.marker(ctx, bucket, prefix)
 	if errno != 0 || marker == nil {
-		return nil, errno
+		return nil, nil, errno
 	}
-	return userMetaXattrs(&marker.Meta), 0
+	return userXattrs(&marker.Meta), t.d.fs.objectHeaders(marker, &marker.Meta), 0
 }
 
 func (t dirXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno {
@@ -435,8 +528,6 @@ func (t dirXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMe
 	return errno
 }
 
-func (t dirXattrs) settle(ctx context.Context) syscall.Errno { return 0 }
-
 func (t dirXattrs) set(ctx context.Context, name, value string, flags uint32) syscall.Errno {
 	return setObjectXattr(ctx, t, name, value, flags)
 }
@@ -447,35 +538,47 @@ func (t dirXattrs) remove(ctx context.Context, name string) syscall.Errno {
 
 // ---- buckets: default encryption
 
+// bucketXattrs: a bucket has no metadata of its own to keep, so it carries
+// no user.* attributes; sealfs.default-encryption is its setting.
 type bucketXattrs struct{ d *dirNode }
 
-func (t bucketXattrs) list(ctx context.Context) ([]xattr, syscall.Errno) {
+func (t bucketXattrs) attrs(ctx context.Context) (user, headers []xattr, errno syscall.Errno) {
+	on, errno := t.encryptionOn(ctx)
+	if errno != 0 || !on {
+		return nil, nil, errno
+	}
+	return nil, []xattr{{xattrBucketSSE[len(xattrSealfs):], cryptostore.Algorithm}}, 0
+}
+
+func (t bucketXattrs) encryptionOn(ctx context.Context) (bool, syscall.Errno) {
 	bucket, _, ok := t.d.loc()
 	if !ok {
-		return nil, syscall.ENOENT
+		return false, syscall.ENOENT
 	}
 	b, err := t.d.fs.store.GetBucket(keep(ctx), bucket)
 	if err != nil {
-		return nil, t.d.fs.errno(err, bucket, "")
+		return false, t.d.fs.errno(err, bucket, "")
 	}
-	if !b.EncryptionOn {
-		return nil, 0
-	}
-	return []xattr{{xattrBucketSSE, cryptostore.Algorithm}}, 0
+	return b.EncryptionOn, 0
 }
 
 func (t bucketXattrs) set(ctx context.Context, name, value string, flags uint32) syscall.Errno {
-	if name != xattrBucketSSE {
+	switch name {
+	case xattrBucketSSE, xattrBucketSSEOld:
+	default:
+		if strings.HasPrefix(name, xattrSealfs) {
+			return syscall.EPERM
+		}
 		return syscall.EOPNOTSUPP // a bucket has no other metadata to keep
 	}
 	if value != cryptostore.Algorithm {
 		return syscall.EINVAL // SSE-KMS with the service's own key is the only kind
 	}
-	attrs, errno := t.list(ctx)
+	on, errno := t.encryptionOn(ctx)
 	if errno != 0 {
 		return errno
 	}
-	switch on := len(attrs) > 0; {
+	switch {
 	case flags&xattrCreate != 0 && on:
 		return syscall.EEXIST
 	case flags&xattrReplace != 0 && !on:
@@ -485,14 +588,14 @@ func (t bucketXattrs) set(ctx context.Context, name, value string, flags uint32)
 }
 
 func (t bucketXattrs) remove(ctx context.Context, name string) syscall.Errno {
-	if name != xattrBucketSSE {
+	if name != xattrBucketSSE && name != xattrBucketSSEOld {
 		return syscall.ENODATA
 	}
-	attrs, errno := t.list(ctx)
+	on, errno := t.encryptionOn(ctx)
 	if errno != 0 {
 		return errno
 	}
-	if len(attrs) == 0 {
+	if !on {
 		return syscall.ENODATA
 	}
 	return t.setEncryption(ctx, false)
