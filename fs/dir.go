@@ -37,6 +37,9 @@ func (d *dirNode) seenMarker(m *cryptostore.Object) {
 
 // childKey returns the key of the entry name in d.
 func (d *dirNode) childKey(name string) (bucket, key string, errno syscall.Errno) {
+	if len(name) > maxNameLen {
+		return "", "", syscall.ENAMETOOLONG
+	}
 	bucket, prefix, ok := d.loc()
 	if !ok {
 		return "", "", syscall.ENOENT

@@ -49,9 +49,14 @@ type dirEntry struct {
 	local bool
 }
 
+// maxNameLen is the longest file name, in bytes (NAME_MAX, as statfs says):
+// longer names are ENAMETOOLONG, and keys with a longer segment are not
+// listed.
+const maxNameLen = 255
+
 // validName reports whether a key segment can be a file name.
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && len(name) <= 255 &&
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen &&
 		!strings.ContainsRune(name, '/') && !strings.ContainsRune(name, 0)
 }
 

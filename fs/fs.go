@@ -439,7 +439,7 @@ func (f *FS) statfs(out *fuse.StatfsOut) syscall.Errno {
 	out.Ffree = st.Ffree
 	out.Bsize = uint32(st.Bsize)
 	out.Frsize = uint32(st.Frsize)
-	out.NameLen = 255
+	out.NameLen = maxNameLen
 	return 0
 }
 

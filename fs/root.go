@@ -53,6 +53,9 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 }
 
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
 	b, err := r.fs.store.GetBucket(keep(ctx), name)
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
@@ -80,6 +83,9 @@ func (r *rootNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHa
 
 // Mkdir creates a bucket. A name S3 does not allow is EINVAL.
 func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
 	done := r.fs.ownBucketOp(name)
 	err := r.fs.store.CreateBucket(keep(ctx), name, "")
 	done()
@@ -95,6 +101,9 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 
 // Rmdir deletes an empty bucket; ENOTEMPTY otherwise.
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if len(name) > maxNameLen {
+		return syscall.ENAMETOOLONG
+	}
 	done := r.fs.ownBucketOp(name)
 	err := r.fs.store.DeleteBucket(keep(ctx), name)
 	done()
