@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// An operator's first day: what happens around the daemon rather than
+// inside it.
+
+// TestCtrlCWithTee runs `sealfs mount ./mnt 2>&1 | tee log` as a shell
+// would (one process group, the daemon's stdout and stderr a real pipe
+// into tee) and presses Ctrl-C: tee dies first, so every log line the
+// daemon writes while it shuts down meets a pipe without a reader. The
+// daemon must still commit, unmount and exit cleanly: no dead mount
+// ("Transport endpoint is not connected"), and the file written before is
+// there on the next start.
+func TestCtrlCWithTee(t *testing.T) {
+	requireFUSE(t)
+	requireTool(t, "tee")
+	dir := t.TempDir()
+	data, mnt, logPath := filepath.Join(dir, "data"), filepath.Join(dir, "mnt"), filepath.Join(dir, "log")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee := exec.Command("tee", logPath)
+	tee.Stdin, tee.Stdout = pr, io.Discard
+	tee.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := tee.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := tee.Process.Pid
+	teeDone := make(chan error, 1)
+	go func() { teeDone <- tee.Wait() }()
+	t.Cleanup(func() { tee.Process.Kill() })
+
+	d := exec.Command(sealfsBin(t), "mount", mnt, "--data", data, "--s3", "127.0.0.1:0", "--log-format", "text")
+	d.Env = append(os.Environ(), "SEALFS_ACCESS_KEY="+testAccessKey, "SEALFS_SECRET_KEY="+testSecretKey)
+	d.Stdout, d.Stderr = pw, pw // 2>&1 | tee
+	d.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	pw.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- d.Wait() }()
+	t.Cleanup(func() {
+		d.Process.Kill()
+		if isMounted(mnt) {
+			t.Errorf("a mount was left behind at %s; removing it", mnt)
+			unmountLazy(mnt)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !isMounted(mnt) {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("not mounted within a minute; log:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "teed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(mnt, "teed", "f"), []byte("written before Ctrl-C"))
+
+	// Ctrl-C: the terminal sends SIGINT to the whole group; tee goes first.
+	syscall.Kill(pgid, syscall.SIGINT)
+	select {
+	case <-teeDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tee did not exit on SIGINT")
+	}
+	syscall.Kill(-pgid, syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("sealfs exited with %v after Ctrl-C with its log pipe closed", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("sealfs did not exit within a minute of Ctrl-C")
+	}
+	if isMounted(mnt) {
+		_, statErr := os.Stat(filepath.Join(mnt, "teed"))
+		t.Fatalf("sealfs left a dead mount at %s (stat: %v)", mnt, statErr)
+	}
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), "mounted") {
+		t.Errorf("tee's log lacks the daemon's start:\n%s", log)
+	}
+
+	// Everything was committed: the next start serves the file.
+	s := startDaemon(t, DaemonOptions{DataDir: data})
+	out, err := s.S3().GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String("teed"), Key: aws.String("f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(b) != "written before Ctrl-C" {
+		t.Fatalf("after restart: %q", b)
+	}
+}
