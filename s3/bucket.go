@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -137,7 +138,14 @@ func createBucket(q *request) error {
 		}
 	}
 	if err := q.h.store.CreateBucket(q.ctx, q.bucket, region); err != nil {
-		return err
+		// AWS: "Amazon S3 returns this error [BucketAlreadyOwnedByYou]
+		// in all AWS Regions except in the North Virginia Region. For
+		// legacy compatibility, if you re-create an existing bucket that
+		// you already own in the North Virginia Region, Amazon S3 returns
+		// 200 OK". Every bucket here belongs to the endpoint's one owner.
+		if !errors.Is(err, cryptostore.ErrBucketExists) || region != "us-east-1" {
+			return err
+		}
 	}
 	q.w.Header()["Location"] = []string{"/" + q.bucket}
 	return q.ok()

@@ -73,6 +73,9 @@ type Handler struct {
 	bufs     sync.Pool // *[]byte of getBufSize, for GET bodies
 	repl     Replication
 	observe  func(op string, status int, in, out int64, d time.Duration)
+	// sseIgnored holds the buckets for which a request's ignored SSE
+	// header has been logged (noteUnencryptedSSE).
+	sseIgnored sync.Map
 }
 
 // NewHandler returns the S3 handler described by cfg.
@@ -188,6 +191,9 @@ func (h *Handler) serve(q *request) error {
 		return s3err.ErrKMSRequiresSecureConnection
 	}
 	if err := refuseSSEC(q.r.Header); err != nil {
+		return err
+	}
+	if err := checkSSEHeaders(q.op, q.r.Header); err != nil {
 		return err
 	}
 	return op.serve(q)

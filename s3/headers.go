@@ -1,10 +1,12 @@
 package s3
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/s3/s3err"
@@ -25,7 +27,7 @@ const defaultContentType = "binary/octet-stream"
 func objectMeta(hd http.Header) (cryptostore.ObjectMeta, error) {
 	m := cryptostore.ObjectMeta{
 		ContentType:        hd.Get("Content-Type"),
-		ContentEncoding:    sigv4.StripAWSChunked(strings.Join(hd.Values("Content-Encoding"), ",")),
+		ContentEncoding:    sigv4.StripAWSChunked(strings.Join(hd.Values("Content-Encoding"), ", ")),
 		ContentDisposition: hd.Get("Content-Disposition"),
 		ContentLanguage:    hd.Get("Content-Language"),
 		CacheControl:       hd.Get("Cache-Control"),
@@ -40,7 +42,7 @@ func objectMeta(hd http.Header) (cryptostore.ObjectMeta, error) {
 			m.User = make(map[string]string)
 		}
 		k := strings.ToLower(name[len(userMetaPrefix):])
-		v := strings.Join(vals, ",")
+		v := decodeMetaValue(strings.Join(vals, ","))
 		m.User[k] = v
 		size += len(k) + len(v)
 	}
@@ -49,6 +51,50 @@ func objectMeta(hd http.Header) (cryptostore.ObjectMeta, error) {
 			strconv.Itoa(size) + " bytes of user metadata, at most " + strconv.Itoa(maxUserMeta) + ".")
 	}
 	return m, nil
+}
+
+// User metadata values that are not US-ASCII. AWS: "When using non-US-ASCII
+// characters in your metadata values, the provided Unicode string is
+// examined for non-US-ASCII characters. Values of such headers are character
+// decoded as per RFC 2047 before storing and encoded as per RFC 2047 to make
+// them mail-safe before returning. If the string contains only US-ASCII
+// characters, it is presented as is."
+//
+// So a value is stored as the Unicode text the client meant — what the
+// mount's user.x-amz-meta-* xattr shows, in UTF-8 — and a GET or HEAD
+// returns a value with any non-ASCII character as RFC 2047 encoded words
+// (=?UTF-8?B?...?=, as AWS sends them). A client that sent an encoded word
+// gets the same text back; one that sent raw bytes (botocore sends the
+// UTF-8 of the text) gets the encoded form, which email.header (Python) or
+// mime.WordDecoder (Go) decodes, instead of bytes its HTTP stack would
+// misread as Latin-1.
+//
+// One deliberate difference: AWS reads raw header bytes as ISO-8859-1
+// whatever they are, so raw UTF-8 comes back double-encoded ("é" as "Ã©").
+// sealfs takes raw bytes that are valid UTF-8 as UTF-8, and only other raw
+// bytes as ISO-8859-1.
+
+// decodeMetaValue turns a user metadata header value into the text stored.
+func decodeMetaValue(v string) string {
+	if !utf8.ValidString(v) {
+		r := make([]rune, len(v))
+		for i := 0; i < len(v); i++ {
+			r[i] = rune(v[i]) // ISO-8859-1: each byte is its code point
+		}
+		v = string(r)
+	}
+	if strings.Contains(v, "=?") {
+		if d, err := new(mime.WordDecoder).DecodeHeader(v); err == nil {
+			v = d
+		}
+	}
+	return v
+}
+
+// encodeMetaValue returns a stored user metadata value as a GET or HEAD
+// sends it: as it is when it is printable US-ASCII, else RFC 2047 encoded.
+func encodeMetaValue(v string) string {
+	return mime.BEncoding.Encode("UTF-8", v)
 }
 
 // setObjectHeaders sets the headers that describe an object on a GET or
@@ -80,7 +126,7 @@ func (q *request) setObjectHeaders(obj *cryptostore.Object, whole bool) {
 	for k, v := range m.User {
 		// Lower case on the wire, as S3 sends them: clients show the
 		// names as they arrive.
-		hd["x-amz-meta-"+k] = []string{v}
+		hd["x-amz-meta-"+k] = []string{encodeMetaValue(v)}
 	}
 	q.setSSE(obj.Encryption)
 	if whole && strings.EqualFold(q.r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {

@@ -147,9 +147,12 @@ func listObjectsV2(q *request) error {
 		ContinuationToken: q.query.Get("continuation-token"),
 	}
 	after := res.StartAfter
-	if _, ok := q.query["continuation-token"]; ok {
+	// An empty continuation-token is no token: AWS lists from the start
+	// (or from start-after), as SDK paginators expect when they pass the
+	// empty NextContinuationToken of a previous page along.
+	if res.ContinuationToken != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(res.ContinuationToken)
-		if err != nil || res.ContinuationToken == "" {
+		if err != nil {
 			return s3err.ErrInvalidArgument.WithMessage("The continuation token provided is incorrect")
 		}
 		after = string(raw)

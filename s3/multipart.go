@@ -39,6 +39,7 @@ func createUpload(q *request) error {
 		return err
 	}
 	q.setSSE(u.Encryption)
+	q.noteUnencryptedSSE(u.Encryption)
 	if alg != "" {
 		hd := q.w.Header()
 		hd["X-Amz-Checksum-Algorithm"] = []string{string(alg)}
@@ -111,7 +112,10 @@ func copyRange(v string, size int64) (start, length int64, err error) {
 		return 0, 0, s3err.ErrInvalidArgument.WithMessage("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
 	}
 	if b >= size {
-		return 0, 0, s3err.ErrInvalidArgument.WithMessage("Range specified is not valid for source object of size: " + strconv.FormatInt(size, 10))
+		// AWS answers a range that goes past the end of the source with
+		// InvalidRange (416), like a GET's unsatisfiable Range; a range
+		// that is not of the form bytes=first-last stays InvalidArgument.
+		return 0, 0, s3err.ErrInvalidRange
 	}
 	return a, b - a + 1, nil
 }

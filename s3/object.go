@@ -128,6 +128,7 @@ func putObject(q *request) error {
 	hd := q.w.Header()
 	hd["Etag"] = []string{quote(obj.ETag)}
 	q.setSSE(obj.Encryption)
+	q.noteUnencryptedSSE(obj.Encryption)
 	q.setClientChecksum(p)
 	return q.ok()
 }
@@ -463,6 +464,7 @@ func copyObject(q *request) error {
 		return err
 	}
 	q.setSSE(obj.Encryption)
+	q.noteUnencryptedSSE(obj.Encryption)
 	return q.writeXML(s3xml.CopyObjectResult{ETag: quote(obj.ETag), LastModified: s3xml.NewTime(obj.LastModified)})
 }
 

@@ -168,11 +168,17 @@ type ListBucketResult struct {
 }
 
 // EncodeURL applies encoding-type=url to the fields S3 encodes in a version 1
-// listing (Prefix, Marker, NextMarker, Delimiter, each Key and common
-// prefix) and sets EncodingType. Call it once, after filling the result.
+// listing (Marker, NextMarker, Delimiter, each Key and common prefix) and
+// sets EncodingType. Call it once, after filling the result.
+//
+// The top-level Prefix stays as sent. AWS's API reference lists Prefix among
+// the encoded elements, but the service returns it unencoded in version 1,
+// and AWS's own SDKs rely on that: botocore decodes Delimiter, Marker,
+// NextMarker, keys and common prefixes of a ListObjects answer, not Prefix,
+// so an encoded one reaches boto3's and the aws CLI's callers as "%0A".
+// (Version 2 encodes Prefix, and botocore decodes it there.)
 func (l *ListBucketResult) EncodeURL() {
 	l.EncodingType = "url"
-	l.Prefix = URLEncode(l.Prefix)
 	l.Marker = URLEncode(l.Marker)
 	l.NextMarker = URLEncode(l.NextMarker)
 	l.Delimiter = URLEncode(l.Delimiter)

@@ -70,8 +70,12 @@ type Payload struct {
 // the request declares about it (see the package documentation). It fails at
 // once, before reading, on malformed declarations: a Content-MD5 that is not
 // a base64 MD5 (InvalidDigest), a bad or duplicated x-amz-checksum-* value,
-// an unknown x-amz-sdk-checksum-algorithm or x-amz-trailer (InvalidRequest),
-// a bad x-amz-decoded-content-length (InvalidArgument).
+// an unknown x-amz-sdk-checksum-algorithm or x-amz-trailer (InvalidRequest,
+// as AWS answers a checksum value that is not base64 of the algorithm's
+// size), an x-amz-sdk-checksum-algorithm naming another algorithm than the
+// x-amz-checksum-* header sent (BadDigest, as AWS documents), a bad
+// x-amz-decoded-content-length (InvalidArgument). A well-formed checksum,
+// header or trailer, that does not match the body is BadDigest.
 //
 // A nil *Auth (an anonymous request a handler chose to allow) reads the
 // payload as UNSIGNED-PAYLOAD, or per an x-amz-content-sha256 digest or
@@ -210,7 +214,11 @@ func (p *Payload) declareChecksums(r *http.Request, mode PayloadMode) error {
 			return s3err.ErrInvalidRequest.WithMessage("Value for " + strings.ToLower(h) + " header is invalid.")
 		}
 		if p.clientAlg != "" && p.clientAlg != alg {
-			return s3err.ErrInvalidRequest.WithMessage("Value for " + strings.ToLower(h) + " header is invalid: it does not match the checksum sent.")
+			// AWS: "If the individual checksum value you provide through
+			// x-amz-checksum-algorithm doesn't match the checksum
+			// algorithm you set through x-amz-sdk-checksum-algorithm,
+			// Amazon S3 fails the request with a BadDigest error."
+			return s3err.ErrBadDigest.WithMessage("The " + strings.ToLower(p.clientAlg.Header()) + " checksum does not match the algorithm " + string(alg) + " named in " + strings.ToLower(h) + ".")
 		}
 		p.hashFor(alg)
 		p.addReport(alg)
@@ -421,15 +429,21 @@ func (p *Payload) MD5() []byte {
 
 // StripAWSChunked removes the aws-chunked coding from a Content-Encoding
 // value, leaving what the object itself is encoded with ("aws-chunked,gzip"
-// gives "gzip"; "aws-chunked" gives "").
+// gives "gzip"; "aws-chunked" gives ""). What is left is byte-exact, as S3
+// stores and returns it: "deflate, gzip" stays "deflate, gzip", and a value
+// without aws-chunked is returned as it is.
 func StripAWSChunked(contentEncoding string) string {
 	var kept []string
+	found := false
 	for v := range strings.SplitSeq(contentEncoding, ",") {
-		v = strings.TrimSpace(v)
-		if v == "" || strings.EqualFold(v, "aws-chunked") {
+		if strings.EqualFold(strings.TrimSpace(v), "aws-chunked") {
+			found = true
 			continue
 		}
 		kept = append(kept, v)
 	}
-	return strings.Join(kept, ",")
+	if !found {
+		return contentEncoding
+	}
+	return strings.TrimSpace(strings.Join(kept, ","))
 }

@@ -310,7 +310,8 @@ func TestUnsignedAndHeaderChecksums(t *testing.T) {
 		{name: "crc32 header wrong", hdr: http.Header{"X-Amz-Checksum-Crc32": {checksumOf(CRC32, data[2:])}}, body: data, code: "BadDigest"},
 		{name: "checksum header malformed", hdr: http.Header{"X-Amz-Checksum-Crc32": {"AAAAAAAA"}}, body: data, code: "InvalidRequest", at: "body"},
 		{name: "two checksum headers", hdr: http.Header{"X-Amz-Checksum-Crc32": {checksumOf(CRC32, data)}, "X-Amz-Checksum-Sha1": {checksumOf(SHA1, data)}}, body: data, code: "InvalidRequest", at: "body"},
-		{name: "sdk algorithm mismatch", hdr: http.Header{"X-Amz-Checksum-Crc32": {checksumOf(CRC32, data)}, "X-Amz-Sdk-Checksum-Algorithm": {"SHA1"}}, body: data, code: "InvalidRequest", at: "body"},
+		// AWS documents BadDigest for a value header whose algorithm is not the one x-amz-sdk-checksum-algorithm names.
+		{name: "sdk algorithm mismatch", hdr: http.Header{"X-Amz-Checksum-Crc32": {checksumOf(CRC32, data)}, "X-Amz-Sdk-Checksum-Algorithm": {"SHA1"}}, body: data, code: "BadDigest", at: "body"},
 		{name: "trailer without trailer mode", hdr: http.Header{"X-Amz-Trailer": {"x-amz-checksum-crc32"}}, body: data, code: "InvalidRequest", at: "body"},
 		{name: "all at once", hdr: http.Header{"Content-Md5": {goodMD5}, "X-Amz-Checksum-Crc32c": {checksumOf(CRC32C, data)}, "X-Amz-Sdk-Checksum-Algorithm": {"crc32c"}}, body: data},
 	}
@@ -471,6 +472,10 @@ func TestStripAWSChunked(t *testing.T) {
 		{in: "gzip, aws-chunked", want: "gzip"},
 		{in: "gzip", want: "gzip"},
 		{in: "", want: ""},
+		// S3 returns Content-Encoding byte-exact: no spaces dropped.
+		{in: "deflate, gzip", want: "deflate, gzip"},
+		{in: "aws-chunked, deflate, gzip", want: "deflate, gzip"},
+		{in: "deflate,  gzip", want: "deflate,  gzip"},
 	}
 	for _, tc := range cases {
 		if got := StripAWSChunked(tc.in); got != tc.want {
