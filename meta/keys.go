@@ -16,6 +16,9 @@ package meta
 //	u       u \0 <bucket> \0 <key> \0 <upload id>         Upload record; bucket, key and id come
 //	                                                      from the key
 //	p       p \0 <upload id> \0 <part number: u32 BE>     Part record; the number comes from the key
+//	d       d \0 <upload id>                               CompletedUpload record (completed.go): an
+//	                                                      upload that completed, kept for a while to
+//	                                                      answer a repeated completion
 //	f       f \0 b \0 <bucket>                            empty: write fence of a bucket's objects
 //	                                                      and uploads (see below)
 //	f       f \0 p \0 <upload id>                         empty: write fence of an upload's parts
@@ -63,6 +66,7 @@ const (
 	prefixInline      = 'i'
 	prefixUpload      = 'u'
 	prefixPart        = 'p'
+	prefixCompleted   = 'd'
 	prefixFence       = 'f'
 	prefixReplication = 'q'
 	prefixConfig      = 'c'
@@ -219,6 +223,12 @@ func parsePartKey(k []byte) (uploadID string, number int32, ok bool) {
 	}
 	return string(k[2 : len(k)-5]), int32(n), true
 }
+
+// completedUploadKey is d\0<upload id>.
+func completedUploadKey(uploadID string) []byte { return buildKey(prefixCompleted, uploadID) }
+
+// completedUploadsPrefix is the prefix of every completed upload key.
+func completedUploadsPrefix() []byte { return []byte{prefixCompleted, sep} }
 
 // bucketFenceKey is f\0b\0<bucket>.
 func bucketFenceKey(bucket string) []byte {

@@ -1,6 +1,6 @@
 package meta
 
-// Record encoding. Every value stored under a b, o, u or p key (keys.go) is
+// Record encoding. Every value stored under a b, o, u, p or d key (keys.go) is
 //
 //	record = version:u8 field*
 //	field  = tag:uvarint length:uvarint value:[length]byte
@@ -44,6 +44,11 @@ package meta
 //	1 Blob nested · 2 ETag string · 3 Size int · 4 LastModified time ·
 //	5 Checksum nested, repeated
 //
+// CompletedUpload (version 1; the upload id comes from the key; completed.go)
+//
+//	1 Bucket string · 2 Key string · 3 ObjectID id · 4 Completed time ·
+//	5 Parts bytes
+//
 // Nested records
 //
 //	Checksum:   1 Algorithm string · 2 Value string
@@ -57,7 +62,7 @@ package meta
 //
 // Record MAC (recordauth.go)
 //
-//	127 MAC bytes (32): in every bucket, object, upload and part record
+//	127 MAC bytes (32): in every bucket, object, upload, part and completed-upload record
 //	    written while record authentication is on; always the last field.
 //	    It is split off and checked before the record is decoded, so the
 //	    decoders above never see it. Tag 127 is reserved in every record

@@ -163,7 +163,7 @@ func (tx *Txn) seal(k, rec []byte) []byte { return tx.auth.seal(k, rec) }
 
 // recordPrefixes are the prefixes of every authenticated record kind.
 func recordPrefixes() [][]byte {
-	return [][]byte{{prefixBucket, sep}, {prefixObject, sep}, {prefixUpload, sep}, {prefixPart, sep}}
+	return [][]byte{{prefixBucket, sep}, {prefixObject, sep}, {prefixUpload, sep}, {prefixPart, sep}, {prefixCompleted, sep}}
 }
 
 // RecordCensus describes the records of a store, for deciding how to open
