@@ -2,11 +2,10 @@ package meta
 
 // The engine matrix: tests written once, run against every engine.
 //
-// An engine's test file (kv_<name>_test.go) appends a *testEngine to
-// testEngines in its init function: a name, a url function that returns the
-// URL of a fresh, empty store for one test (starting the engine's server the
-// first time, once per test binary), and a stop function that TestMain
-// calls after every test has run.
+// The table is internal/enginetest's (shared with cryptostore's tests): a
+// name and a url function that returns the URL of a fresh, empty store for
+// one test, starting the engine's server the first time, once per test
+// binary; TestMain stops the servers after every test has run.
 //
 // A test takes the matrix with forEachEngine(t, func(t *testing.T, db *DB))
 // (one subtest per engine, named after it), or forEachEngineCore for the
@@ -23,60 +22,46 @@ package meta
 import (
 	"context"
 	"fmt"
+	"github.com/sealfs/sealfs/internal/enginetest"
+	"github.com/sealfs/sealfs/internal/lazyfs"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// testEngine is one engine of the matrix.
+// testEngine is one engine of the matrix (internal/enginetest's table).
 type testEngine struct {
 	name string
 	// url returns the URL of a fresh, empty store for t, or skips or
 	// fails t when the engine cannot run here.
 	url func(t testing.TB) string
-	// stop stops whatever url started; nil if nothing.
-	stop func()
 }
 
-// testEngines is the matrix, Badger first. Engine test files append to it
-// in init.
-var testEngines = []*testEngine{{
-	name: "badger",
-	url:  func(t testing.TB) string { return "badger://" + t.TempDir() },
-}}
+// testEngines is the matrix, Badger first.
+var testEngines = func() []*testEngine {
+	var out []*testEngine
+	for _, e := range enginetest.All {
+		out = append(out, &testEngine{name: e.Name, url: e.URL})
+	}
+	return out
+}()
 
 func TestMain(m *testing.M) {
+	lazyfs.ChildMain() // the power-cut harness's child (powercut_test.go)
 	code := m.Run()
-	for _, e := range testEngines {
-		if e.stop != nil {
-			e.stop()
-		}
-	}
+	enginetest.Stop()
 	os.Exit(code)
 }
 
-// enginesSelected reports whether the full matrix runs engine name.
-func engineSelected(name string) bool {
-	sel := os.Getenv("SEALFS_TEST_ENGINES")
-	switch sel {
-	case "":
-		return name == "badger"
-	case "all":
-		return true
-	}
-	return slices.Contains(strings.Split(sel, ","), name)
-}
+// engineSelected reports whether the full matrix runs engine name.
+func engineSelected(name string) bool { return enginetest.Selected(name) }
 
 // missingEngine skips t (or fails it when SEALFS_REQUIRE_ENGINES=1)
 // because what the engine needs is not here.
 func missingEngine(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("SEALFS_REQUIRE_ENGINES") == "1" {
-		t.Fatalf("SEALFS_REQUIRE_ENGINES=1: "+format, args...)
-	}
-	t.Skipf("SKIPPING ENGINE TEST: "+format+" (set SEALFS_REQUIRE_ENGINES=1 to make this a failure)", args...)
+	enginetest.Missing(t, format, args...)
 }
 
 // openEngineTest opens a fresh store of engine e for t, closed in

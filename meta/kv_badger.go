@@ -51,10 +51,15 @@ const (
 	indexCacheSize   = 16 << 20
 	valueLogFileSize = 16 << 20 // smaller files: less mapped, a smaller reserve (space.go), finer GC
 	numCompactors    = 2        // Badger's minimum; the machine has 2 cores
-	// valueThreshold keeps object, upload and part records (well under 4 KiB)
-	// in the LSM tree, so listing never touches the value log; inline data
-	// above it goes to the value log.
-	valueThreshold = 4 << 10
+	// valueThreshold keeps every value meta writes (records, and inline
+	// object data up to 64 KiB sealed) in the LSM tree, with its key, in
+	// one entry of the memtable's write-ahead log. A value above it would
+	// go to the value log with only a pointer in the write-ahead log, and
+	// the two logs reach the disk in no set order: DB.Sync syncs the
+	// write-ahead log first, and the kernel writes the log's mapped pages
+	// back when it likes. A power cut in between left a key whose value
+	// read back as zero bytes (powercut_test.go). 1 MiB is Badger's most.
+	valueThreshold = 1 << 20
 )
 
 const (
@@ -119,6 +124,10 @@ func openBadger(dir string, opts Options) (*badgerKV, error) {
 		WithBlockCacheSize(blockCacheSize).
 		WithIndexCacheSize(indexCacheSize).
 		WithValueThreshold(valueThreshold).
+		// A value that still goes to the value log (above 1 MiB, or
+		// written by an older sealfs) and was lost fails its checksum
+		// instead of reading back as other bytes.
+		WithVerifyValueChecksum(true).
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(numCompactors).
 		WithMetricsEnabled(false)
@@ -362,6 +371,23 @@ func (t *badgerTxn) set(key, value []byte) error {
 func (t *badgerTxn) delete(key []byte) error {
 	if err := t.btx.Delete(key); err != nil {
 		return badgerErr(err)
+	}
+	return nil
+}
+
+func (t *badgerTxn) deletePrefix(prefix []byte) error {
+	// Badger has no range deletion: the keys are gathered, then deleted
+	// (a transaction's writes are bounded only by its size in memory).
+	var keys [][]byte
+	it := t.btx.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := t.delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -10,50 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/enginetest"
 	"github.com/sealfs/sealfs/internal/etcdtest"
 )
 
-// etcdCluster is the 3-member etcd cluster of this test binary, started by
-// the first test that needs it and stopped by TestMain.
-var etcdCluster struct {
-	once sync.Once
-	c    *etcdtest.Cluster
-	err  error
-}
-
-// etcdStores numbers the stores tests make on the shared cluster: each
-// gets a key prefix of its own, so each starts empty.
-var etcdStores atomic.Int64
-
-func sharedEtcd(t testing.TB) *etcdtest.Cluster {
-	t.Helper()
-	if !etcdtest.Available() {
-		missingEngine(t, "etcd: %s not installed (Debian: apt-get install etcd-server etcd-client)", etcdtest.Bin)
-	}
-	etcdCluster.once.Do(func() { etcdCluster.c, etcdCluster.err = etcdtest.New(3) })
-	if etcdCluster.err != nil {
-		t.Fatalf("etcd: %v", etcdCluster.err)
-	}
-	return etcdCluster.c
-}
+func sharedEtcd(t testing.TB) *etcdtest.Cluster { return enginetest.Etcd(t) }
 
 // etcdTestURL returns the URL of a fresh, empty store on the shared
 // cluster.
-func etcdTestURL(t testing.TB) string {
-	return sharedEtcd(t).URL(fmt.Sprintf("sealfs-test/%d", etcdStores.Add(1)))
-}
-
-func init() {
-	testEngines = append(testEngines, &testEngine{
-		name: "etcd",
-		url:  etcdTestURL,
-		stop: func() {
-			if etcdCluster.c != nil {
-				etcdCluster.c.Stop()
-			}
-		},
-	})
-}
+func etcdTestURL(t testing.TB) string { return enginetest.ByName("etcd").URL(t) }
 
 // openEtcdTest opens a fresh store on the shared cluster, closed in
 // t.Cleanup.
@@ -782,7 +747,7 @@ func TestEtcdCompactedSnapshotConflicts(t *testing.T) {
 // from both lose nothing.
 func TestEtcdTwoGateways(t *testing.T) {
 	c := sharedEtcd(t)
-	store := fmt.Sprintf("sealfs-test/%d", etcdStores.Add(1))
+	store := fmt.Sprintf("sealfs-test/two-gateways-%d", time.Now().UnixNano())
 	var dbs [2]*DB
 	for i := range dbs {
 		db, err := Open("etcd://"+c.Endpoints()[i]+"/"+store, Options{})

@@ -85,7 +85,7 @@ func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 	// Rotate the memtable: write more than MemTableSize into the LSM tree
 	// (values under valueThreshold stay in the write-ahead log).
 	ctx := WithoutSync(context.Background())
-	val := make([]byte, valueThreshold-512)
+	val := make([]byte, 3<<10)
 	for i := 0; i < memTableSize/len(val)+256; i += 64 {
 		err := db.Update(ctx, func(tx *Txn) error {
 			for j := range 64 {
