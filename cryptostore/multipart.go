@@ -197,12 +197,14 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 			return err
 		}
 		all = u.ChecksumAlgorithm != ""
+		stored, err := uploadParts(tx, uploadID)
+		if err != nil {
+			return err
+		}
 		for i, cp := range parts {
-			p, err := tx.GetPart(uploadID, cp.Number)
-			if errors.Is(err, meta.ErrNoSuchKey) {
+			p := stored[cp.Number]
+			if p == nil {
 				return fmt.Errorf("%w: part %d was not uploaded", ErrInvalidPart, cp.Number)
-			} else if err != nil {
-				return err
 			}
 			if !etagEqual(p.ETag, cp.ETag) {
 				return fmt.Errorf("%w: part %d has ETag %q, not %q", ErrInvalidPart, cp.Number, p.ETag, cp.ETag)
@@ -263,9 +265,16 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 		if _, err := tx.GetUpload(bucket, key, uploadID); err != nil {
 			return nil, err
 		}
+		// One range read of the parts, not a read per part: each key an
+		// etcd transaction reads is a compare in its commit, and those
+		// are bounded (--max-txn-ops) while an upload has up to 10,000
+		// parts.
+		stored, err := uploadParts(tx, uploadID)
+		if err != nil {
+			return nil, err
+		}
 		for i, cp := range parts {
-			p, err := tx.GetPart(uploadID, cp.Number)
-			if err != nil || p.Blob != refs[i] {
+			if p := stored[cp.Number]; p == nil || p.Blob != refs[i] {
 				return nil, fmt.Errorf("%w: part %d changed during completion", ErrInvalidPart, cp.Number)
 			}
 		}
@@ -275,17 +284,17 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, uploadID str
 		for _, r := range obj.Blobs {
 			used[r.ID] = true
 		}
-		all, err := uploadBlobs(tx, uploadID)
-		if err != nil {
-			return nil, err
-		}
 		var dropped []meta.BlobRef
-		for _, r := range all {
-			if !used[r.ID] {
-				dropped = append(dropped, r)
+		for _, p := range stored {
+			if !used[p.Blob.ID] {
+				dropped = append(dropped, p.Blob)
 			}
 		}
-		return dropped, tx.DeleteUpload(bucket, key, uploadID)
+		if err := tx.DeleteUpload(bucket, key, uploadID); err != nil {
+			return nil, err
+		}
+		// Remembered for a repeat of this completion (completed.go).
+		return dropped, recordCompletion(tx, obj, uploadID, parts)
 	}
 	return s.commitStaged(ctx, st, obj, cond, drop)
 }
@@ -327,18 +336,32 @@ func (s *Store) AbortMultipart(ctx context.Context, bucket, key, uploadID string
 // uploadBlobs returns the blobs of every part of an upload.
 func uploadBlobs(tx *meta.Txn, uploadID string) ([]meta.BlobRef, error) {
 	var refs []meta.BlobRef
+	err := eachPart(tx, uploadID, func(p *meta.Part) { refs = append(refs, p.Blob) })
+	return refs, err
+}
+
+// uploadParts returns every part of an upload by number.
+func uploadParts(tx *meta.Txn, uploadID string) (map[int32]*meta.Part, error) {
+	parts := make(map[int32]*meta.Part)
+	err := eachPart(tx, uploadID, func(p *meta.Part) { parts[p.Number] = p })
+	return parts, err
+}
+
+// eachPart calls fn for every part of an upload, in number order, read by
+// one walk of the parts' key range.
+func eachPart(tx *meta.Txn, uploadID string, fn func(*meta.Part)) error {
 	var after int32
 	for {
 		ps, more, err := tx.ListParts(uploadID, after, 1000)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, p := range ps {
-			refs = append(refs, p.Blob)
+			fn(p)
 			after = p.Number
 		}
 		if !more {
-			return refs, nil
+			return nil
 		}
 	}
 }

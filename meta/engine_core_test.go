@@ -579,3 +579,125 @@ func first(s []string) string {
 	}
 	return s[0]
 }
+
+// deletePrefix removes every key under its prefix and nothing else, in one
+// write however many keys: the transaction's own reads see them gone, a
+// write queued under the prefix before it goes too, and a key inserted
+// under the prefix by another transaction after the snapshot is never
+// deleted unseen.
+func TestEngineDeletePrefix(t *testing.T) {
+	forEachEngineCore(t, func(t *testing.T, db *DB) {
+		const n = 300 // above etcd's default --max-txn-ops (128)
+		for i := 0; i < n; i += 100 {
+			if err := kvCommit(t, db, func(tx kvTxn) error {
+				for j := i; j < i+100; j++ {
+					if err := tx.set([]byte(fmt.Sprintf("x/a/%04d", j)), []byte("v")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := kvCommit(t, db, func(tx kvTxn) error {
+			for _, k := range []string{"x/a", "x/b/1", "x/0"} {
+				if err := tx.set([]byte(k), []byte("keep")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := kvCommit(t, db, func(tx kvTxn) error {
+			if err := tx.set([]byte("x/a/queued"), []byte("v")); err != nil {
+				return err
+			}
+			if err := tx.deletePrefix([]byte("x/a/")); err != nil {
+				return err
+			}
+			if _, ok, err := tx.get([]byte("x/a/0007")); err != nil || ok {
+				t.Errorf("own read after deletePrefix: found %v, err %v", ok, err)
+			}
+			if _, ok, err := tx.get([]byte("x/a/queued")); err != nil || ok {
+				t.Errorf("queued write after deletePrefix: found %v, err %v", ok, err)
+			}
+			if keys, _ := kvKeys(t, tx, []byte("x/"), nil, true); !slices.Equal(keys, []string{"x/0", "x/a", "x/b/1"}) {
+				t.Errorf("own scan after deletePrefix: %q", keys)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("deletePrefix of %d keys: %v", n, err)
+		}
+		tx, err := db.kv.begin(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys, _ := kvKeys(t, tx, []byte("x/"), nil, true); !slices.Equal(keys, []string{"x/0", "x/a", "x/b/1"}) {
+			t.Errorf("after the commit: %q", keys)
+		}
+		tx.discard()
+
+		// A key inserted under the prefix after the snapshot is never
+		// deleted unseen: either the deletion does not commit, or the key
+		// survives it (the deletion serialized before the insertion).
+		a, err := db.kv.begin(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.discard()
+		if _, _, err := a.get([]byte("x/0")); err != nil { // pins the snapshot
+			t.Fatal(err)
+		}
+		if err := kvCommit(t, db, func(tx kvTxn) error { return tx.set([]byte("x/b/2"), []byte("new")) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.deletePrefix([]byte("x/b/")); err != nil {
+			t.Fatal(err)
+		}
+		err = a.commit()
+		if err != nil && !errors.Is(err, ErrConflict) {
+			t.Fatal(err)
+		}
+		tx, err = db.kv.begin(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.discard()
+		if _, ok, gerr := tx.get([]byte("x/b/2")); gerr != nil || (err == nil && !ok) {
+			t.Fatalf("a key inserted after the deletion's snapshot was deleted unseen (found %v, err %v)", ok, gerr)
+		}
+	})
+}
+
+// An upload of more parts than etcd lets one transaction write or compare
+// (--max-txn-ops, 128 by default) is deleted whole by one DeleteUpload.
+func TestEngineDeleteUploadOfManyParts(t *testing.T) {
+	forEachEngineCore(t, func(t *testing.T, db *DB) {
+		createBucket(t, db, "bkt")
+		u := &Upload{Bucket: "bkt", Key: "k", ID: NewUploadID()}
+		update(t, db, func(tx *Txn) error { return tx.PutUpload(u) })
+		const n = 300
+		for i := 1; i <= n; i += 50 {
+			update(t, db, func(tx *Txn) error {
+				for j := i; j < i+50; j++ {
+					if err := tx.PutPart(u.ID, &Part{Number: int32(j), Size: 5 << 20, Blob: BlobRef{ID: NewBlobID(), Size: 5 << 20}}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		update(t, db, func(tx *Txn) error { return tx.DeleteUpload("bkt", "k", u.ID) })
+		view(t, db, func(tx *Txn) error {
+			if parts, _, err := tx.ListParts(u.ID, 0, 0); err != nil || len(parts) != 0 {
+				t.Errorf("parts left behind: %d, %v", len(parts), err)
+			}
+			if _, err := tx.GetUpload("bkt", "k", u.ID); !errors.Is(err, ErrNoSuchUpload) {
+				t.Errorf("upload after DeleteUpload: %v", err)
+			}
+			return nil
+		})
+	})
+}

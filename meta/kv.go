@@ -103,6 +103,13 @@ type kvTxn interface {
 	set(key, value []byte) error
 	// delete deletes key (absent keys are not an error).
 	delete(key []byte) error
+	// deletePrefix deletes every key starting with prefix, as a delete of
+	// each would, but as one write: an engine that bounds the writes of a
+	// transaction (etcd) counts it once, however many keys it removes.
+	// The transaction must not write under prefix afterwards (etcd refuses
+	// a put inside a range its request also deletes); a write queued
+	// before is deleted with the rest.
+	deletePrefix(prefix []byte) error
 	// iterate returns an iterator over the keys starting with prefix, in
 	// order. keysOnly says the caller will not ask for values, so the
 	// engine need not fetch them.

@@ -297,6 +297,18 @@ type etcdTxn struct {
 	// writes maps a key to its new value, or to nil for a deletion.
 	writes     map[string]*[]byte
 	writeBytes int
+	// deleted are the prefixes deletePrefix deleted: one write each.
+	deleted []string
+}
+
+// deletedUnder reports whether k is under a prefix the transaction deleted.
+func (t *etcdTxn) deletedUnder(k string) bool {
+	for _, p := range t.deleted {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // readOpts returns the options of a read at the snapshot.
@@ -366,6 +378,9 @@ func (t *etcdTxn) get(key []byte) ([]byte, bool, error) {
 			}
 			return *v, true, nil
 		}
+		if t.deletedUnder(string(key)) {
+			return nil, false, nil
+		}
 	}
 	resp, err := t.read(t.e.prefix + string(key))
 	if err != nil {
@@ -396,13 +411,16 @@ func (t *etcdTxn) bufferWrite(key []byte, v *[]byte) error {
 	if v != nil {
 		size += len(*v)
 	}
+	if t.deletedUnder(string(key)) {
+		return fmt.Errorf("meta: etcd: a write under a prefix the transaction deleted")
+	}
 	old, had := t.writes[string(key)]
 	if had {
 		size -= len(t.e.prefix) + len(key) + 16
 		if old != nil {
 			size -= len(*old)
 		}
-	} else if len(t.writes)+1 > t.e.maxOps {
+	} else if len(t.writes)+len(t.deleted)+1 > t.e.maxOps {
 		return fmt.Errorf("meta: etcd: a transaction writes at most %d keys: %w", t.e.maxOps, ErrTxnTooBig)
 	}
 	if t.writeBytes+size > t.e.maxWriteBytes {
@@ -423,11 +441,53 @@ func (t *etcdTxn) set(key, value []byte) error {
 
 func (t *etcdTxn) delete(key []byte) error { return t.bufferWrite(key, nil) }
 
+// deletePrefix is one range deletion in the commit. The prefix also counts
+// as a range the transaction read, so a key written under it since the
+// snapshot fails the commit instead of being deleted unseen.
+func (t *etcdTxn) deletePrefix(prefix []byte) error {
+	if t.done {
+		return errors.New("meta: etcd: transaction used after discard")
+	}
+	if !t.write {
+		return ErrReadOnlyTxn
+	}
+	p := string(prefix)
+	if t.deletedUnder(p) {
+		return nil
+	}
+	if len(t.writes)+len(t.deleted)+1 > t.e.maxOps {
+		return fmt.Errorf("meta: etcd: a transaction writes at most %d keys: %w", t.e.maxOps, ErrTxnTooBig)
+	}
+	if t.compares()+1 > t.e.maxOps {
+		return fmt.Errorf("meta: etcd: a transaction reads at most %d keys and ranges: %w", t.e.maxOps, ErrTxnTooBig)
+	}
+	if t.rev == 0 {
+		// Pin the snapshot the range compare is against.
+		if _, err := t.read(t.e.prefix+p, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+			return err
+		}
+	}
+	t.ranges = append(t.ranges, etcdRange{start: p, end: prefixEnd(p)})
+	for k, v := range t.writes {
+		if strings.HasPrefix(k, p) {
+			size := len(t.e.prefix) + len(k) + 16
+			if v != nil {
+				size += len(*v)
+			}
+			t.writeBytes -= size
+			delete(t.writes, k)
+		}
+	}
+	t.writeBytes += len(t.e.prefix) + len(p) + 32
+	t.deleted = append(t.deleted, p)
+	return nil
+}
+
 func (t *etcdTxn) commit() error {
 	if t.done {
 		return errors.New("meta: etcd: commit after discard")
 	}
-	if !t.write || len(t.writes) == 0 {
+	if !t.write || len(t.writes)+len(t.deleted) == 0 {
 		t.done = true
 		return nil
 	}
@@ -461,7 +521,10 @@ func (t *etcdTxn) commit() error {
 	if len(cmps)+len(visited) <= t.e.maxOps {
 		cmps = append(cmps, visited...)
 	}
-	ops := make([]clientv3.Op, 0, len(t.writes))
+	ops := make([]clientv3.Op, 0, len(t.writes)+len(t.deleted))
+	for _, d := range t.deleted {
+		ops = append(ops, clientv3.OpDelete(p+d, clientv3.WithPrefix()))
+	}
 	for k, v := range t.writes {
 		if v == nil {
 			ops = append(ops, clientv3.OpDelete(p+k))
@@ -700,6 +763,10 @@ func (it *etcdIter) settle() {
 		haveR := it.pi < len(it.page)
 		if haveR {
 			rk = string(it.page[it.pi].Key[p:])
+			if it.t.write && len(it.t.deleted) > 0 && it.t.deletedUnder(rk) {
+				it.pi++
+				continue
+			}
 			if it.t.write {
 				k := rk
 				if _, seen := it.t.reads[k]; !seen {

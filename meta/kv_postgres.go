@@ -257,6 +257,26 @@ func (t *pgTxn) delete(key []byte) error {
 	return nil
 }
 
+func (t *pgTxn) deletePrefix(prefix []byte) error {
+	if t.err != nil {
+		return t.err
+	}
+	if !t.write {
+		return fmt.Errorf("meta: postgres delete: %w", ErrReadOnlyTxn)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	q, args := `DELETE FROM `+pgTable+` WHERE k >= $1`, []any{prefix}
+	if end := successor(prefix); end != nil {
+		q, args = q+` AND k < $2`, append(args, end)
+	}
+	if _, err := t.tx.Exec(t.ctx, q, args...); err != nil {
+		return t.fail("delete range", err)
+	}
+	return nil
+}
+
 func (t *pgTxn) commit() error {
 	if err := t.flush(); err != nil {
 		return err

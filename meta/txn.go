@@ -401,18 +401,10 @@ func (tx *Txn) deleteUpload(bucket, key, uploadID string) error {
 	if err := tx.readFence(partFenceKey(uploadID)); err != nil {
 		return err
 	}
-	var parts [][]byte
-	err := tx.scanKeys(partsPrefix(uploadID), nil, func(k []byte) (bool, error) {
-		parts = append(parts, bytes.Clone(k))
-		return true, nil
-	})
-	if err != nil {
+	// One range deletion, however many parts: on etcd a transaction's
+	// writes are bounded (--max-txn-ops), and S3 allows 10,000 parts.
+	if err := tx.kv.deletePrefix(partsPrefix(uploadID)); err != nil {
 		return err
-	}
-	for _, k := range parts {
-		if err := tx.kv.delete(k); err != nil {
-			return err
-		}
 	}
 	if err := tx.kv.delete(partFenceKey(uploadID)); err != nil {
 		return err
