@@ -205,7 +205,7 @@ func (h *Handle) blob(i int) (*openBlob, error) {
 	r, err := OpenBlob(f, ref.Size, BlobParams{Key: h.key, ObjectID: h.obj.ID, Index: ref.Index})
 	if err != nil {
 		f.Close()
-		return nil, h.corrupt(err)
+		return nil, h.corrupt(fmt.Errorf("blob %s: %w", ref.ID, err))
 	}
 	if len(h.order) >= maxOpenBlobs {
 		// Evict the oldest; a read still going through it closes it.

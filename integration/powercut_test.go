@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,8 @@ func TestPowerCut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	trace := filepath.Join(dir, "lazyfs.trace")
+	t.Setenv("SEALFS_LAZYFS_TRACE", trace)
 	h := lazyfs.Start(t, backing, data)
 	d := startMount(t, DaemonOptions{DataDir: data})
 	c := d.S3()
@@ -183,17 +186,14 @@ func TestPowerCut(t *testing.T) {
 		d.start()
 		c = d.S3()
 		tally.rounds.Add(1)
-		damaged := pcScrub(t, d)
+		damaged, report := pcScrub(t, d)
 		tally.scrubDamaged.Add(int64(damaged))
 		if damaged > 0 {
 			// Before pcCheck, whose clean-up deletes the damaged keys
 			// and so their blobs.
-			pcEmptyBlobs(t, backing)
+			pcDiagnose(t, backing, data, trace, report)
 		}
 		lost, torn, dangling := pcCheck(t, d, c, model, &tally)
-		if damaged == 0 && lost+torn+dangling > 0 {
-			pcEmptyBlobs(t, backing)
-		}
 		t.Logf("round %d: cut with %d unsynced bytes in %d files; lost %d, torn %d, dangling %d, scrub damaged %d",
 			round, st.DirtyBytes, st.Files, lost, torn, dangling, damaged)
 	}
@@ -239,16 +239,41 @@ func abortFUSE(t *testing.T, dir string) {
 	}
 }
 
-// pcEmptyBlobs logs the blob files the cut left empty (a diagnosis aid).
-func pcEmptyBlobs(t *testing.T, backing string) {
-	filepath.WalkDir(filepath.Join(backing, "blobs"), func(p string, e os.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() {
-			if fi, err := e.Info(); err == nil && fi.Size() < 48 {
-				t.Logf("blob file %s has %d bytes (modified %s)", p, fi.Size(), fi.ModTime().Format(time.StampMicro))
+// pcDiagnose logs, for every blob a scrub report names, what the backing
+// directory and the mount hold for it and every line of the harness's
+// trace about it (a diagnosis aid).
+func pcDiagnose(t *testing.T, backing, data, trace, report string) {
+	tr, _ := os.ReadFile(trace)
+	lines := strings.Split(string(tr), "\n")
+	for _, m := range regexp.MustCompile(`blob ([0-9a-f]{32})`).FindAllStringSubmatch(report, -1) {
+		id := m[1]
+		rel := filepath.Join("blobs", id[:2], id)
+		for _, root := range []string{backing, data} {
+			var sx syscall.Stat_t
+			err := syscall.Stat(filepath.Join(root, rel), &sx)
+			b, rerr := os.ReadFile(filepath.Join(root, rel))
+			t.Logf("blob %s under %s: stat size %d ino %d (err %v); read %d bytes (err %v)", id, root, sx.Size, sx.Ino, err, len(b), rerr)
+		}
+		keys := map[string]bool{}
+		for _, line := range lines {
+			if strings.Contains(line, id) {
+				for _, f := range strings.Fields(line) {
+					if strings.HasPrefix(f, "key=") && f != "key=0/0" {
+						keys[f] = true
+					}
+				}
 			}
 		}
-		return nil
-	})
+		for _, line := range lines {
+			hit := strings.Contains(line, id) || strings.Contains(line, " mount ")
+			for k := range keys {
+				hit = hit || strings.Contains(line, k)
+			}
+			if hit {
+				t.Log(line)
+			}
+		}
+	}
 }
 
 func waitOrFail(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {
@@ -505,7 +530,7 @@ func pcCheck(t *testing.T, d *Daemon, c *awss3.Client, m *pcModel, tally *pcTall
 
 // pcScrub runs `sealfs scrub` against the restarted daemon and returns how
 // many objects it found damaged (exit code 3).
-func pcScrub(t *testing.T, d *Daemon) int {
+func pcScrub(t *testing.T, d *Daemon) (int, string) {
 	t.Helper()
 	cmd := exec.Command(sealfsBin(t), "scrub", "--data", d.DataDir)
 	cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY="+d.AccessKey, "SEALFS_SECRET_KEY="+d.SecretKey)
@@ -513,13 +538,13 @@ func pcScrub(t *testing.T, d *Daemon) int {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0
+		return 0, ""
 	case errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).ExitStatus() == 3:
 		t.Errorf("scrub found damage:\n%s", out)
-		return max(1, strings.Count(string(out), "DAMAGED "))
+		return max(1, strings.Count(string(out), "DAMAGED ")), string(out)
 	default:
 		t.Fatalf("scrub: %v\n%s", err, out)
-		return 0
+		return 0, ""
 	}
 }
 
@@ -594,7 +619,7 @@ func TestPowerCutAfterSyncError(t *testing.T) {
 	h.Remount()
 	d.start()
 	c = d.S3()
-	if n := pcScrub(t, d); n != 0 {
+	if n, _ := pcScrub(t, d); n != 0 {
 		t.Errorf("scrub found %d damaged objects after the cut", n)
 	}
 	get := func(key string) ([]byte, error) {

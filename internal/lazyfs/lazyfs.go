@@ -112,6 +112,7 @@ func (n *node) stateLocked(f *os.File) (*fileState, syscall.Errno) {
 	}
 	st := &fileState{size: fi.Size(), low: fi.Size(), pages: make(map[int64][]byte)}
 	n.srv.files[key] = st
+	tracef("state %s key=%d/%d size=%d", n.Path(nil), key.Ino, key.Gen, fi.Size())
 	return st, 0
 }
 
@@ -162,6 +163,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	out.FromStat(&sx)
 	cn.fixSize(&out.Attr)
+	tracef("create %s key=%d/%d ino=%d got=%d/%d", p, ch.StableAttr().Ino, ch.StableAttr().Gen, sx.Ino, cn.StableAttr().Ino, cn.StableAttr().Gen)
 	return ch, h, 0, 0
 }
 
@@ -220,6 +222,17 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 
 var debug = os.Getenv("LAZYFS_DEBUG") != ""
 
+// traceFile, when set (SEALFS_LAZYFS_TRACE names it), gets one line for
+// every operation that decides what survives a cut: creates, truncates,
+// fsyncs, renames and unlinks, with the node identity the cache is keyed by.
+var traceFile *os.File
+
+func tracef(format string, args ...any) {
+	if traceFile != nil {
+		fmt.Fprintf(traceFile, time.Now().Format("15:04:05.000000")+" "+format+"\n", args...)
+	}
+}
+
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if sz, ok := in.GetSize(); ok {
 		h, _ := f.(*handle)
@@ -272,14 +285,29 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno := n.LoopbackNode.Unlink(ctx, name); errno != 0 {
 		return errno
 	}
+	tracef("unlink %s known=%v ino=%d", p, known, sx.Ino)
 	if known {
 		if ch := n.GetChild(name); ch != nil {
+			tracef("unlink %s drops key=%d/%d", p, ch.StableAttr().Ino, ch.StableAttr().Gen)
 			n.srv.mu.Lock()
 			delete(n.srv.files, ch.StableAttr())
 			n.srv.mu.Unlock()
 		}
 	}
 	return 0
+}
+
+// Rename is the loopback's, traced.
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	var key fs.StableAttr
+	if ch := n.GetChild(name); ch != nil {
+		key = ch.StableAttr()
+	}
+	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+	if traceFile != nil {
+		tracef("rename %s -> %s/%s key=%d/%d errno=%d", filepath.Join(n.Path(nil), name), newParent.EmbeddedInode().Path(nil), newName, key.Ino, key.Gen, errno)
+	}
+	return errno
 }
 
 // handle is an open file: reads and writes go through the server's cache
@@ -388,6 +416,7 @@ func (h *handle) truncateLocked(size int64) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
+	tracef("truncate %s key=%d/%d to %d (size %d low %d)", h.n.Path(nil), h.n.StableAttr().Ino, h.n.StableAttr().Gen, size, st.size, st.low)
 	if size < st.size {
 		last := size / pageSize
 		if size%pageSize != 0 {
@@ -424,6 +453,15 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	srv.fsyncs++
 	key := h.n.StableAttr()
 	st := srv.files[key]
+	if traceFile != nil {
+		var sx syscall.Stat_t
+		syscall.Fstat(int(h.f.Fd()), &sx)
+		if st == nil {
+			tracef("fsync %s key=%d/%d fd-ino=%d fd-size=%d clean", h.n.Path(nil), key.Ino, key.Gen, sx.Ino, sx.Size)
+		} else {
+			tracef("fsync %s key=%d/%d fd-ino=%d fd-size=%d low=%d size=%d pages=%d", h.n.Path(nil), key.Ino, key.Gen, sx.Ino, sx.Size, st.low, st.size, len(st.pages))
+		}
+	}
 	if st == nil {
 		return 0
 	}
@@ -487,6 +525,12 @@ func Serve(backing, mnt string, ctl io.Reader, out io.Writer) error {
 	var sx syscall.Stat_t
 	if err := syscall.Stat(backing, &sx); err != nil {
 		return fmt.Errorf("lazyfs: %w", err)
+	}
+	if p := os.Getenv("SEALFS_LAZYFS_TRACE"); p != "" {
+		if traceFile, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			return fmt.Errorf("lazyfs: %w", err)
+		}
+		tracef("mount %s", mnt)
 	}
 	srv := &server{backing: backing, files: make(map[fs.StableAttr]*fileState)}
 	root := &fs.LoopbackRoot{Path: backing, Dev: sx.Dev}
