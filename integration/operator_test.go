@@ -113,3 +113,71 @@ func TestCtrlCWithTee(t *testing.T) {
 		t.Fatalf("after restart: %q", b)
 	}
 }
+
+// TestProgressOutput runs scrub and resync's progress off a terminal (a
+// pipe) and on one (script(1) gives it a pseudo-terminal): off a terminal
+// no line is printed twice; on one the final bar is drawn once and the
+// summary starts a line of its own; counts of one are singular.
+func TestProgressOutput(t *testing.T) {
+	requireTool(t, "script")
+	d := startMount(t, DaemonOptions{})
+	if err := os.Mkdir(filepath.Join(d.MountDir, "prog"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(d.MountDir, "prog", "one"), []byte("1"))
+	bin := sealfsBin(t)
+
+	// Off a terminal.
+	env := append(os.Environ(), "SEALFS_ACCESS_KEY="+d.AccessKey, "SEALFS_SECRET_KEY="+d.SecretKey)
+	cmd := exec.Command(bin, "scrub", "--data", d.DataDir)
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("scrub: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	for i := 1; i < len(lines); i++ {
+		if lines[i] == lines[i-1] {
+			t.Errorf("scrub off a terminal prints %q twice:\n%s", lines[i], stderr.String())
+		}
+	}
+	if !strings.Contains(stdout.String(), "scrub: 1 object (1 byte) verified, 0 skipped, 0 damaged; 0 orphan blobs (0 bytes) removed") {
+		t.Errorf("scrub summary: %q", stdout.String())
+	}
+	sc := exec.Command(bin, "status", "--data", d.DataDir)
+	sc.Env = env
+	b, err := sc.CombinedOutput()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, b)
+	}
+	status := string(b)
+	if !strings.Contains(status, "1 bucket ") {
+		t.Errorf("status of one bucket:\n%s", status)
+	}
+
+	// On a terminal.
+	sc = exec.Command("script", "-qefc", bin+" scrub --data "+d.DataDir, "/dev/null")
+	sc.Env = env
+	b, err = sc.CombinedOutput()
+	if err != nil {
+		t.Fatalf("scrub on a terminal: %v\n%s", err, b)
+	}
+	out := string(b)
+	t.Logf("scrub on a terminal: %q", out)
+	if n := strings.Count(out, "1/1"); n != 1 {
+		t.Errorf("the final bar (1/1) is drawn %d times on a terminal: %q", n, out)
+	}
+	var summary bool
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "scrub: 1 object") {
+			summary = true
+			if !strings.HasPrefix(line, "scrub: ") {
+				t.Errorf("the summary is glued to the bar: %q", line)
+			}
+		}
+	}
+	if !summary {
+		t.Errorf("no summary on a terminal: %q", out)
+	}
+}

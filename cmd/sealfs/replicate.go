@@ -13,9 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/sealfs/sealfs/replicate"
 )
@@ -437,53 +435,6 @@ lines otherwise). --no-wait returns once the objects are queued.
 	}
 }
 
-// progress shows a count going up to a total: a bar on a terminal, a line
-// every few seconds otherwise.
-type progress struct {
-	bar      *progressbar.ProgressBar
-	w        io.Writer
-	what     string
-	total    int64
-	lastLine time.Time
-}
-
-func newProgress(w io.Writer, what string, total int64) *progress {
-	p := &progress{w: w, what: what, total: total}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions64(max(total, 1),
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(what),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-		)
-	}
-	return p
-}
-
-func (p *progress) set(n int64, detail string) {
-	if p.bar != nil {
-		p.bar.Describe(p.what + " " + detail)
-		p.bar.Set64(min(n, max(p.total, 1)))
-		return
-	}
-	if time.Since(p.lastLine) >= 2*time.Second {
-		fmt.Fprintf(p.w, "%s: %d/%d %s\n", p.what, n, p.total, detail)
-		p.lastLine = time.Now()
-	}
-}
-
-func (p *progress) finish(n int64, detail string) {
-	if p.bar != nil {
-		p.bar.Describe(p.what + " " + detail)
-		p.bar.Set64(max(p.total, 1))
-		p.bar.Finish()
-		return
-	}
-	fmt.Fprintf(p.w, "%s: %d/%d %s\n", p.what, n, p.total, detail)
-}
-
 func runResync(ctx context.Context, a *adminClient, bucket string, wait bool, out, status io.Writer) error {
 	var pr replicate.ResyncProgress
 	if err := a.call(ctx, "POST", "replication/buckets/"+url.PathEscape(bucket)+"/resync", nil, &pr); err != nil {
@@ -505,10 +456,10 @@ func runResync(ctx context.Context, a *adminClient, bucket string, wait bool, ou
 	}
 	bar.finish(pr.Scanned, fmt.Sprintf("(%d queued)", pr.Queued))
 	if pr.Error != "" {
-		return fmt.Errorf("resync of %s stopped after %d objects: %s", bucket, pr.Scanned, pr.Error)
+		return fmt.Errorf("resync of %s stopped after %d %s: %s", bucket, pr.Scanned, plural(pr.Scanned, "object"), pr.Error)
 	}
-	fmt.Fprintf(out, "resync of %s: %d objects scanned, %d queued (%d had FAILED), %d left alone\n",
-		bucket, pr.Scanned, pr.Queued, pr.Requeued, pr.Skipped)
+	fmt.Fprintf(out, "resync of %s: %d %s scanned, %d queued (%d had FAILED), %d left alone\n",
+		bucket, pr.Scanned, plural(pr.Scanned, "object"), pr.Queued, pr.Requeued, pr.Skipped)
 	if !wait || pr.Queued == 0 {
 		return nil
 	}
@@ -543,7 +494,7 @@ func runResync(ctx context.Context, a *adminClient, bucket string, wait bool, ou
 	}
 	fmt.Fprintf(out, "%s: %d COMPLETED, %d FAILED\n", bucket, bs.Objects["COMPLETED"], bs.Objects["FAILED"])
 	if bs.Objects["FAILED"] > 0 {
-		return fmt.Errorf("%d objects of %s FAILED to replicate (sealfs replicate status %s shows them)", bs.Objects["FAILED"], bucket, bucket)
+		return fmt.Errorf("%d %s of %s FAILED to replicate (sealfs replicate status %s shows them)", bs.Objects["FAILED"], plural(bs.Objects["FAILED"], "object"), bucket, bucket)
 	}
 	return nil
 }

@@ -76,10 +76,11 @@ blobs no record references are removed. Exit code 3 when damage is found.
 				fmt.Fprintf(w, "DAMAGED %s/%s: %s\n", d.Bucket, d.Key, d.Err)
 			}
 			if job.Error != "" {
-				return fmt.Errorf("scrub stopped after %d objects: %s", r.Objects, job.Error)
+				return fmt.Errorf("scrub stopped after %d %s: %s", r.Objects, plural(r.Objects, "object"), job.Error)
 			}
-			fmt.Fprintf(w, "scrub: %d objects (%d bytes) verified, %d skipped, %d damaged; %d orphan blobs (%d bytes) removed\n",
-				r.Objects, r.Bytes, r.Skipped, len(r.Damaged), r.Orphans.Orphans, r.Orphans.Bytes)
+			fmt.Fprintf(w, "scrub: %d %s (%d %s) verified, %d skipped, %d damaged; %d orphan %s (%d %s) removed\n",
+				r.Objects, plural(r.Objects, "object"), r.Bytes, plural(r.Bytes, "byte"), r.Skipped, len(r.Damaged),
+				r.Orphans.Orphans, plural(r.Orphans.Orphans, "blob"), r.Orphans.Bytes, plural(r.Orphans.Bytes, "byte"))
 			if len(r.Damaged) > 0 {
 				return damageError{len(r.Damaged)}
 			}

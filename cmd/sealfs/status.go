@@ -48,7 +48,7 @@ func statusCommand() *cli.Command {
 				encObjs += b.EncryptedObjects
 				encBytes += b.EncryptedBytes
 			}
-			fmt.Fprintf(tw, "%d buckets\t\t%d\t%d\t%s\n", len(st.Buckets), objs, bytes, share(encBytes, bytes, encObjs, objs))
+			fmt.Fprintf(tw, "%d %s\t\t%d\t%d\t%s\n", len(st.Buckets), plural(len(st.Buckets), "bucket"), objs, bytes, share(encBytes, bytes, encObjs, objs))
 			if err := tw.Flush(); err != nil {
 				return err
 			}
