@@ -272,6 +272,23 @@ func (m *Manager) headers(sourceTime time.Time) func(*s3.Options) {
 	}
 }
 
+// withoutContentType sends a PutObject without the Content-Type the SDK
+// adds when none is given (application/octet-stream): a replica of an
+// object stored without one (everything written through the mount) is
+// stored without one too, and answers S3's default, binary/octet-stream,
+// as its source does.
+func withoutContentType(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Build.Add(middleware.BuildMiddlewareFunc("sealfsNoDefaultContentType",
+			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				if req, ok := in.Request.(*smithyhttp.Request); ok {
+					req.Header.Del("Content-Type")
+				}
+				return next.HandleBuild(ctx, in)
+			}), middleware.After)
+	})
+}
+
 func (m *Manager) tryPut(ctx context.Context, store *cryptostore.Store, it *cryptostore.QueueItem, rule *Rule) attempt {
 	h, err := store.Open(ctx, it.Bucket, it.Key)
 	if errors.Is(err, cryptostore.ErrNoSuchKey) || errors.Is(err, cryptostore.ErrNoSuchBucket) {
@@ -320,6 +337,9 @@ func (m *Manager) tryPut(ctx context.Context, store *cryptostore.Store, it *cryp
 		in.CacheControl = aws.String(md.CacheControl)
 	}
 	opts := []func(*s3.Options){m.headers(obj.VersionTime())}
+	if md.ContentType == "" {
+		opts = append(opts, withoutContentType)
+	}
 	if md.Expires != "" {
 		// Sent as stored: the SDK would reformat a parsed time.
 		opts = append(opts, func(o *s3.Options) {
