@@ -289,6 +289,9 @@ func (s *Store) collectLoop(every time.Duration) {
 			} else if st.Orphans > 0 {
 				s.logger.Info("removed orphan blobs", "count", st.Orphans, "bytes", st.Bytes)
 			}
+			if _, err := s.sweepCompleted(s.bg); err != nil && s.bg.Err() == nil {
+				s.logger.Warn("sweeping completed multipart uploads", "err", err)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -182,12 +183,12 @@ func uploadPartCopySealed(q *request) bool {
 
 func completeUpload(q *request) error {
 	u, err := q.upload()
-	if err != nil {
+	if err != nil && !errors.Is(err, cryptostore.ErrNoSuchUpload) {
 		return err
 	}
-	data, err := q.readSmallBody(maxCompleteBody)
-	if err != nil {
-		return err
+	data, rerr := q.readSmallBody(maxCompleteBody)
+	if rerr != nil {
+		return rerr
 	}
 	var req s3xml.CompleteMultipartUpload
 	if err := s3xml.DecodeBytes(data, &req); err != nil {
@@ -202,15 +203,49 @@ func completeUpload(q *request) error {
 		parts[i] = cryptostore.CompletePart{Number: int32(p.PartNumber), ETag: unquote(p.ETag)}
 		withSums = withSums || p.Checksums != (s3xml.Checksums{})
 	}
+	if u == nil {
+		return q.completedAgain(parts, err)
+	}
 	if withSums {
 		if err := q.checkPartChecksums(u, req.Parts); err != nil {
 			return err
 		}
 	}
 	obj, err := q.h.store.CompleteMultipart(q.ctx, q.bucket, q.key, u.ID, parts, putCondition(q.r.Header))
+	if errors.Is(err, cryptostore.ErrNoSuchUpload) {
+		// A concurrent request (the client's retry, or its first try)
+		// completed it meanwhile.
+		return q.completedAgain(parts, err)
+	}
 	if err != nil {
 		return err
 	}
+	return q.completeResult(obj)
+}
+
+// completedAgain answers a CompleteMultipartUpload naming an upload that is
+// not in progress. AWS answers the repeat of a completion that succeeded
+// with 200 and the same result (clients retry a completion that timed
+// out), so the store remembers completions for a while
+// (cryptostore.CompletedUploadTTL): a repeat with the same parts, while the
+// object it made is still there, gets that object's result. Anything else
+// gets notFound (NoSuchUpload).
+func (q *request) completedAgain(parts []cryptostore.CompletePart, notFound error) error {
+	obj, err := q.h.store.CompletedMultipart(q.ctx, q.bucket, q.key, q.query.Get("uploadId"), parts)
+	if err != nil {
+		if errors.Is(err, cryptostore.ErrNoSuchUpload) {
+			return notFound
+		}
+		return err
+	}
+	if obj.Encryption != nil && q.r.TLS == nil {
+		return s3err.ErrKMSRequiresSecureConnection // design rule 6
+	}
+	return q.completeResult(obj)
+}
+
+// completeResult answers a completion with the object it made.
+func (q *request) completeResult(obj *cryptostore.Object) error {
 	q.setSSE(obj.Encryption)
 	res := s3xml.CompleteMultipartUploadResult{
 		Location: q.location(),
