@@ -428,9 +428,9 @@ func TestMountAttributesPersist(t *testing.T) {
 	meta := map[string]string{}
 	for _, name := range []string{"mode", "uid", "gid", "mtime"} {
 		v := make([]byte, 64)
-		n, err := unix.Getxattr(f, "user.x-amz-meta-"+name, v)
+		n, err := unix.Getxattr(f, "sealfs.x-amz-meta-"+name, v)
 		if err != nil {
-			t.Fatalf("getxattr user.x-amz-meta-%s: %v", name, err)
+			t.Fatalf("getxattr sealfs.x-amz-meta-%s: %v", name, err)
 		}
 		meta[name] = string(v[:n])
 	}

@@ -13,9 +13,8 @@ import (
 var posixSkips = map[string]string{
 	"Link":             "hard links are refused (EPERM): an object has exactly one key",
 	"LinkUnlinkRename": "hard links are refused (EPERM): an object has exactly one key",
-	"XAttr":            "only user.x-amz-meta-* names can be stored (S3 user metadata); user.xattrtest is refused with EOPNOTSUPP",
-	"XAttrLarge": "an 8 KiB user.large is no object header; as user metadata it would exceed S3's 2 KiB limit " +
-		"(user.x-amz-meta-* values are refused past it with E2BIG)",
+	"XAttrLarge": "user.* attributes are S3 user metadata, which S3 limits to 2 KiB per object: " +
+		"the 8 KiB value is refused with E2BIG",
 	"FcntlFlockLocksFile": "POSIX locks are the kernel's own, per process as on a local disk: the test wants a lock taken through one " +
 		"descriptor to block the same process through another, which only a file system forwarding locks to per-descriptor locks gives",
 }
