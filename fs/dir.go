@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,37 @@ type dirNode struct {
 
 	markerMu   sync.Mutex
 	lastMarker *cryptostore.Object // the marker seen last (nil: none), for when it is gone
+
+	// changed is when a name was last created, removed or renamed in the
+	// directory through the mount (UnixNano; 0: not since the node was
+	// made), which its mtime and ctime show when later than the stored
+	// mtime. It is kept in memory only: persisting it would cost a commit
+	// of the marker per file created.
+	changed atomic.Int64
+}
+
+// touch records a change of the directory's entries.
+func (d *dirNode) touch() { d.changed.Store(time.Now().UnixNano()) }
+
+// attrOf fills out for the directory from its marker (see FS.dirAttr) and
+// the last change of its entries.
+func (d *dirNode) attrOf(out *fuse.Attr, marker *cryptostore.Object) {
+	d.fs.dirAttr(out, d.ino, marker)
+	d.applyChanged(out)
+}
+
+func (d *dirNode) applyChanged(out *fuse.Attr) {
+	c := d.changed.Load()
+	if c == 0 {
+		return
+	}
+	t := time.Unix(0, c)
+	if t.After(out.ModTime()) {
+		out.SetTimes(nil, &t, nil)
+	}
+	if t.After(out.ChangeTime()) {
+		out.SetTimes(nil, nil, &t)
+	}
 }
 
 func (d *dirNode) seenMarker(m *cryptostore.Object) {
@@ -53,6 +85,7 @@ func (d *dirNode) childKey(name string) (bucket, key string, errno syscall.Errno
 
 func (d *dirNode) bucketAttr(out *fuse.Attr, b *cryptostore.Bucket) {
 	d.fs.fillAttr(out, d.ino, kindDir, posix{mode: d.fs.opts.BucketMode, uid: d.fs.uid, gid: d.fs.gid, mtime: b.Created}, 0)
+	d.applyChanged(out)
 }
 
 // ---- lookup
@@ -101,13 +134,13 @@ func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, mar
 	if ch := d.GetChild(name); ch != nil {
 		if c, ok := ch.Operations().(*dirNode); ok {
 			c.seenMarker(marker)
-			d.fs.dirAttr(&out.Attr, c.ino, marker)
+			c.attrOf(&out.Attr, marker)
 			return ch
 		}
 	}
 	c := &dirNode{lastMarker: marker}
 	c.init(d.fs, kindDir, bucket, prefix)
-	d.fs.dirAttr(&out.Attr, c.ino, marker)
+	c.attrOf(&out.Attr, marker)
 	return d.NewInode(ctx, c, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: c.ino})
 }
 
@@ -143,7 +176,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		}
 		// Removed or replaced, but still open: what it was, unlinked.
 		d.markerMu.Lock()
-		d.fs.dirAttr(&out.Attr, d.ino, d.lastMarker)
+		d.attrOf(&out.Attr, d.lastMarker)
 		d.markerMu.Unlock()
 		out.Nlink = 0
 		return 0
@@ -164,7 +197,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		return syscall.ENOENT
 	}
 	d.seenMarker(marker)
-	d.fs.dirAttr(&out.Attr, d.ino, marker)
+	d.attrOf(&out.Attr, marker)
 	return 0
 }
 
@@ -208,7 +241,10 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	if errno != 0 {
 		return errno
 	}
-	d.fs.dirAttr(&out.Attr, d.ino, obj)
+	if _, ok := in.GetMTime(); ok {
+		d.changed.Store(0) // the mtime set is the one to show
+	}
+	d.attrOf(&out.Attr, obj)
 	return 0
 }
 
@@ -295,6 +331,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, prefix)
 	}
+	d.touch()
 	return d.dirChild(ctx, name, bucket, prefix, obj, out), 0
 }
 
@@ -323,11 +360,15 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	case !errors.Is(err, cryptostore.ErrNoSuchKey):
 		return nil, nil, 0, d.fs.errno(err, bucket, key)
 	}
+	if errno := d.fs.writable(ctx, bucket); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	fn := newFileNode(d.fs, kindFile, bucket, key)
 	fn.pending.Store(true)
 	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777), true)
 	fn.opens = 1
 	d.fs.markDirty(fn)
+	d.touch()
 	fn.attr(&out.Attr)
 	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino})
 	return ch, &fileHandle{n: fn}, 0, 0
@@ -376,6 +417,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, key)
 	}
+	d.touch()
 	ch := d.objectChild(ctx, name, obj, out)
 	if fn, ok := ch.Operations().(*fileNode); ok {
 		fn.mu.Lock()
@@ -412,6 +454,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, key)
 	}
+	d.touch()
 	return d.objectChild(ctx, name, obj, out), 0
 }
 
@@ -449,6 +492,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		fn.removedLocked()
 		fn.mu.Unlock()
 	}
+	d.touch()
 	d.keepAlive(ctx)
 	return 0
 }
@@ -484,6 +528,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 			c.markGone()
 		}
 	}
+	d.touch()
 	d.keepAlive(ctx)
 	return 0
 }
@@ -545,6 +590,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		errno = d.renameDir(ctx, src, victim, bucket, srcKey+"/", dstKey+"/", flags&renameNoReplace != 0)
 	default:
 		errno = syscall.EINVAL
+	}
+	if errno == 0 {
+		d.touch()
+		np.touch()
 	}
 	if errno == 0 && (d != np) {
 		d.keepAlive(ctx)

@@ -271,6 +271,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	var fuseFlags uint32
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := flags&syscall.O_TRUNC != 0 && write
+	if write {
+		if errno := n.fs.writable(ctx, bucket); errno != 0 {
+			return nil, 0, errno
+		}
+	}
 	switch {
 	case n.st != nil && n.st.consistent:
 		// The kernel's pages hold what was written here.
@@ -345,6 +350,32 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	n.opens++
 	return h, fuseFlags, 0
+}
+
+// writable refuses a write into bucket that could not commit: while the
+// bucket encrypts and its master key is disabled (or pending deletion),
+// every commit would fail with ENOKEY, and a close's error is one most
+// programs ignore (a shell's redirect does), so the open says it instead.
+// A key disabled while the file is open still fails the close.
+func (f *FS) writable(ctx context.Context, bucket string) syscall.Errno {
+	b, err := f.store.GetBucket(keep(ctx), bucket)
+	if err != nil {
+		return f.errno(err, bucket, "")
+	}
+	if !b.EncryptionOn || b.MasterKeyID == "" {
+		return 0 // plain, or the key is made by the first commit
+	}
+	k, err := f.store.DescribeKey(keep(ctx), b.MasterKeyID)
+	if errors.Is(err, cryptostore.ErrKMSKeyNotFound) {
+		return syscall.ENOKEY
+	}
+	if err != nil {
+		return f.errno(err, bucket, "")
+	}
+	if k.State != cryptostore.KeyEnabled {
+		return syscall.ENOKEY
+	}
+	return 0
 }
 
 // commitLocked commits the staged writes, if any, through the store's one

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,17 +74,22 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // 1 MiB matches the largest request the kernel sends.
 const blockSize = MaxWrite
 
-// posix is a file's POSIX attributes as kept in object metadata.
+// posix is a file's POSIX attributes as kept in object metadata. A zero
+// atime or ctime reads as mtime.
 type posix struct {
 	mode  uint32 // permission bits and type
 	uid   uint32
 	gid   uint32
 	mtime time.Time
+	atime time.Time
+	ctime time.Time
 }
 
 // posixOf reads the POSIX attributes from an object's metadata; what is not
 // stored comes from the defaults: the mount's owner, dflMode, and the
-// object's last-modified time.
+// object's last-modified time. atime is the stored one (set by utimensat)
+// or mtime; ctime is the latest of the stored one (set by every SETATTR
+// that changes something), mtime and the last modification of the object.
 func (f *FS) posixOf(m *cryptostore.ObjectMeta, dflMode uint32, lastModified time.Time) posix {
 	p := posix{mode: dflMode, uid: f.uid, gid: f.gid, mtime: lastModified}
 	if v, ok := m.Mode(); ok {
@@ -98,7 +104,31 @@ func (f *FS) posixOf(m *cryptostore.ObjectMeta, dflMode uint32, lastModified tim
 	if v, ok := parseMtime(m.User[cryptostore.MetaMtime]); ok {
 		p.mtime = v
 	}
+	p.atime = p.mtime
+	if v, ok := parseMtime(m.User[metaAtime]); ok {
+		p.atime = v
+	}
+	p.ctime = later(p.mtime, lastModified)
+	if v, ok := parseMtime(m.User[metaCtime]); ok {
+		p.ctime = later(p.ctime, v)
+	}
 	return p
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// formatTime writes a time as parseMtime reads it (and as
+// cryptostore.ObjectMeta.SetMtime writes mtime).
+func formatTime(t time.Time) string {
+	if t.Nanosecond() == 0 {
+		return strconv.FormatInt(t.Unix(), 10)
+	}
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }
 
 // parseMtime reads a stored mtime, "seconds[.fraction]", to the nanosecond
@@ -158,7 +188,14 @@ func (f *FS) fillAttr(out *fuse.Attr, ino uint64, kind byte, p posix, size int64
 	out.Blksize = blockSize
 	out.Nlink = 1
 	out.Owner = fuse.Owner{Uid: p.uid, Gid: p.gid}
-	out.SetTimes(&p.mtime, &p.mtime, &p.mtime)
+	atime, ctime := p.atime, p.ctime
+	if atime.IsZero() {
+		atime = p.mtime
+	}
+	if ctime.IsZero() {
+		ctime = p.mtime
+	}
+	out.SetTimes(&atime, &p.mtime, &ctime)
 }
 
 // objectAttr fills out from an object record.
@@ -189,6 +226,14 @@ func setPOSIXField(m *cryptostore.ObjectMeta, name string, v uint32) {
 	m.User[name] = strconv.FormatUint(uint64(v), 10)
 }
 
+// setTimeField stores a time in metadata.
+func setTimeField(m *cryptostore.ObjectMeta, name string, t time.Time) {
+	if m.User == nil {
+		m.User = make(map[string]string, 4)
+	}
+	m.User[name] = formatTime(t)
+}
+
 // applySetattr applies the mode, owner and mtime changes of a SETATTR to
 // metadata whose current attributes are cur. It reports whether anything
 // changed.
@@ -215,13 +260,20 @@ func applySetattr(m *cryptostore.ObjectMeta, cur posix, in *fuse.SetAttrIn) bool
 		m.SetMtime(t)
 		changed = true
 	}
+	if t, ok := in.GetATime(); ok {
+		setTimeField(m, metaAtime, t)
+		changed = true
+	}
+	if changed {
+		setTimeField(m, metaCtime, time.Now())
+	}
 	return changed
 }
 
 // hasPOSIXChange reports whether a SETATTR changes anything besides the
-// size (atime and ctime are not stored).
+// size (ctime is not set by SETATTR: it follows the other changes).
 func hasPOSIXChange(in *fuse.SetAttrIn) bool {
-	return in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_MTIME|fuse.FATTR_KILL_SUIDGID) != 0
+	return in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID|fuse.FATTR_MTIME|fuse.FATTR_ATIME|fuse.FATTR_KILL_SUIDGID) != 0
 }
 
 // caller returns who is asking, for the owner of what they create.
