@@ -181,3 +181,40 @@ func TestProgressOutput(t *testing.T) {
 		t.Errorf("no summary on a terminal: %q", out)
 	}
 }
+
+// TestS3cmdInfo: `s3cmd info` asks for the object's and the bucket's ACL;
+// sealfs answers the single owner's FULL_CONTROL and logs no error.
+func TestS3cmdInfo(t *testing.T) {
+	requireTool(t, "s3cmd")
+	d := startDaemon(t, DaemonOptions{})
+	cfg := filepath.Join(t.TempDir(), "s3cfg")
+	conf := "[default]\naccess_key = " + d.AccessKey + "\nsecret_key = " + d.SecretKey + "\nhost_base = " + d.S3Addr +
+		"\nhost_bucket = " + d.S3Addr + "\nuse_https = True\nca_certs_file = " + d.CAFile +
+		"\ncheck_ssl_certificate = True\nsignature_v2 = False\nbucket_location = us-east-1\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "f")
+	mustWrite(t, f, []byte("info"))
+	s3cmd := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("s3cmd", append([]string{"-c", cfg, "--no-progress"}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "AWS_CA_BUNDLE=", "SSL_CERT_FILE=", "REQUESTS_CA_BUNDLE=", "CURL_CA_BUNDLE=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("s3cmd %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	s3cmd("mb", "s3://infobucket")
+	s3cmd("put", f, "s3://infobucket/f")
+	for _, target := range []string{"s3://infobucket/f", "s3://infobucket"} {
+		out := s3cmd("info", target)
+		if !strings.Contains(out, "FULL_CONTROL") {
+			t.Errorf("s3cmd info %s shows no owner's FULL_CONTROL:\n%s", target, out)
+		}
+	}
+	if logs := d.Logs(); strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("s3cmd info made the daemon log an error:\n%s", logs)
+	}
+}

@@ -228,7 +228,9 @@ func (h *Handler) route(r *http.Request) (bucket, key string, err error) {
 func (q *request) fail(err error) {
 	e := q.h.toS3(q, err)
 	q.w.errCode = e.Code
-	if e.HTTPStatus >= 500 && !errors.Is(err, context.Canceled) {
+	// Errors the client caused, NotImplemented among them, are in the
+	// request's info line; the server's own failures are errors.
+	if e.HTTPStatus >= 500 && e.HTTPStatus != http.StatusNotImplemented && !errors.Is(err, context.Canceled) {
 		q.h.log.Error("s3 request failed", "id", q.id, "op", q.op, "bucket", q.bucket, "key", q.key, "err", err)
 	}
 	if q.w.status != 0 {

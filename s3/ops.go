@@ -71,6 +71,8 @@ func pick(q *request) operation {
 				return operation{name: "GetBucketVersioning", serve: getBucketVersioning}
 			case has("encryption"):
 				return operation{name: "GetBucketEncryption", serve: getBucketEncryption}
+			case has("acl"):
+				return operation{name: "GetBucketAcl", serve: getBucketACL}
 			case has("uploads"):
 				return operation{name: "ListMultipartUploads", serve: listUploads}
 			case has("versions"):
@@ -115,6 +117,9 @@ func pick(q *request) operation {
 	case http.MethodGet:
 		if has("uploadId") {
 			return operation{name: "ListParts", serve: listParts}
+		}
+		if has("acl") {
+			return operation{name: "GetObjectAcl", serve: getObjectACL}
 		}
 		if op, ok := configOp(q, "GetObject"); ok {
 			return op
