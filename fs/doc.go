@@ -38,8 +38,10 @@
 //
 // Names: an object "x" and a directory "x/" can both exist in S3; the mount
 // shows the directory (the object is reachable over S3 only). Keys with an
-// empty segment ("a//b") or a segment "." or ".." have no name on the mount
-// and are not listed.
+// empty segment ("a//b"), a segment "." or "..", or a segment longer than
+// 255 bytes have no name on the mount and are not listed. A name longer
+// than 255 bytes (NAME_MAX, which statfs reports) is ENAMETOOLONG for every
+// call, as on a local file system; the kernel does not check it for FUSE.
 //
 // # Writing
 //
@@ -105,22 +107,75 @@
 // Metadata: mode, owner and mtime are stored as the user metadata "mode",
 // "uid", "gid" and "mtime" (x-amz-meta-mode, ...), decimal, as other S3
 // file systems store them; objects without them show 0644 (0755 for
-// directories), the mount's owner and their last-modified time. A change
-// while writes are staged is committed with them, otherwise by
-// cryptostore.UpdateMeta. Set-id bits are cleared by a write (the mount
+// directories), the mount's owner and their last-modified time. atime is
+// stored as "atime" when set (utimensat, touch -a; reads do not change it)
+// and is mtime otherwise; every SETATTR that changes something stores
+// "ctime", and ctime shows the latest of it, mtime and the object's last
+// modification. A directory's mtime and ctime also show the last time an
+// entry was created, removed or renamed in it through the mount (kept in
+// memory while the kernel holds the directory's inode: storing it would
+// cost a commit of the marker per file created); setting its mtime
+// replaces it. A change while writes are staged is committed with them,
+// otherwise by cryptostore.UpdateMeta. Set-id bits are cleared by a write (the mount
 // asks the kernel for handle_killpriv_v2). Hard links are refused (EPERM:
 // an object has one key), as are device nodes (EPERM) and FIFOs and
 // sockets (EOPNOTSUPP).
 //
-// Extended attributes (xattr.go): each metadata header H of an object is
-// the attribute user.H; user.x-amz-meta-* can be set and removed, the rest
-// are read-only, and setting one to its current value succeeds so that
-// cp -a and rsync -X work between files of the mount. A bucket's directory
-// carries user.sealfs.default-encryption ("aws:kms" while on); setting it
-// turns encryption on, removing it turns it off. security.*, system.* and
-// trusted.* names are answered "no such attribute" without touching the
-// store (go-fuse answers the kernel's security.capability and POSIX ACL
-// probes itself: IgnoreSecurityLabels).
+// A write that cannot commit is refused when the file is opened for writing
+// or created: while the bucket encrypts and its master key is disabled, open
+// and create answer ENOKEY (FS.writable), because a close's error is one
+// most programs ignore (a shell's redirect does). A key disabled while a
+// file is open still fails that file's close.
+//
+// # Extended attributes
+//
+// Two namespaces (xattr.go), so that an object's system metadata stays
+// readable with getfattr and the tools that copy attributes (rsync -X,
+// cp -a, tar --xattrs, mv) see only what is the user's:
+//
+//   - user.NAME belongs to the user: any name, any value (binary too), set
+//     and removed with setfattr, listed by listxattr, and stored as the S3
+//     user metadata NAME, so S3 HEAD shows it as x-amz-meta-NAME (and
+//     metadata set over S3 is a user.* attribute). What an HTTP header
+//     cannot carry travels encoded: name bytes other than lower-case token
+//     characters as %xx (user.DOSATTRIB is "%44%4f..."), values other than
+//     printable ASCII as an RFC 2047 word, =?UTF-8?B?base64?=, the form S3
+//     itself uses. The metadata that holds the POSIX attributes (mode, uid,
+//     gid, mtime, atime, ctime) is not among them: chmod, chown and touch
+//     change those, with the kernel's checks (a user.mode attribute is
+//     stored as "%6dode"). S3 limits user metadata to 2 KiB per object, so
+//     more is E2BIG. A symlink lists none (the kernel refuses user.* on
+//     symlinks; one listed breaks every copying tool), and a bucket's
+//     directory has none (EOPNOTSUPP): a bucket has no metadata to hold it.
+//   - sealfs.H is the object's metadata header H as S3 HEAD returns it:
+//     sealfs.x-amz-server-side-encryption ("aws:kms" on an encrypted
+//     object), sealfs.x-amz-server-side-encryption-aws-kms-key-id,
+//     sealfs.etag, sealfs.content-type, sealfs.x-amz-replication-status,
+//     sealfs.x-amz-meta-mode, ...; sealfs.headers is all of them, one
+//     "name: value" line each. They are answered by getxattr (getfattr -n
+//     NAME, also on symlinks and directories) but never listed, and are
+//     read-only (EPERM). A bucket's directory answers
+//     sealfs.default-encryption ("aws:kms" while on): setting it turns
+//     encryption on, removing it turns it off (its old name,
+//     user.sealfs.default-encryption, is still answered and set, unlisted).
+//
+// Why not list the headers: every tool that copies attributes copies what
+// listxattr names. Listed under user.*, rsync -X tries to remove them from
+// each file it writes into the mount (EPERM, exit 23), cp -a plants them on
+// local files, and a copy into the mount fails to set those of another
+// bucket; listed in a namespace of their own, rsync run as root and tar
+// --xattrs-include='*' try to set them on local files, which refuse it.
+// File systems that expose computed attributes keep them out of listxattr
+// for this reason (CephFS's ceph.* attributes: "The convention with kernel
+// filesystems is to not report vxattrs when listxattr is called"), and S3
+// file systems that store the user's attributes keep them in user
+// metadata; sealfs does both. The cost: getfattr -d does not show the
+// headers; getfattr -n sealfs.headers (or one name) does.
+//
+// security.*, system.*, trusted.* and any other namespace are answered "no
+// such attribute" without touching the store and cannot be set
+// (EOPNOTSUPP); go-fuse answers the kernel's security.capability and POSIX
+// ACL probes itself (IgnoreSecurityLabels).
 //
 // # Inode numbers
 //
