@@ -165,12 +165,12 @@ func TestReadmeTour(t *testing.T) {
 		all.WriteString(b.Script)
 	}
 	for _, want := range []string{"mkdir mnt/", "./bin/sealfs bucket encryption set", "cp ", "ls -l mnt/",
-		"getfattr -d", "aws --endpoint-url", "AWS_CA_BUNDLE=", "rclone", "s3cmd", "./bin/sealfs status"} {
+		"getfattr -n sealfs.", "aws --endpoint-url", "AWS_CA_BUNDLE=", "rclone", "s3cmd", "./bin/sealfs status"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("no tour block of README.md runs %q", want)
 		}
 	}
-	sse := `user.x-amz-server-side-encryption="aws:kms"`
+	sse := `sealfs.x-amz-server-side-encryption="aws:kms"`
 	if !slices.ContainsFunc(blocks, func(b tourBlock) bool { return slices.Contains(b.Expect, sse) }) {
 		t.Errorf("no expect block of README.md holds %s", sse)
 	}

@@ -26,8 +26,8 @@ SIGTERM (or until the file system is unmounted): open files are committed,
 then the mount is removed.
 
    $ sealfs mount ./mnt
-   $ mkdir ./mnt/photos && setfattr -n user.sealfs.default-encryption -v aws:kms ./mnt/photos
-   $ cp IMG_0001.jpg ./mnt/photos/ && getfattr -d ./mnt/photos/IMG_0001.jpg
+   $ mkdir ./mnt/photos && setfattr -n sealfs.default-encryption -v aws:kms ./mnt/photos
+   $ cp IMG_0001.jpg ./mnt/photos/ && getfattr -n sealfs.headers ./mnt/photos/IMG_0001.jpg
    $ sealfs mount /srv/sealfs --data /var/lib/sealfs --allow-other --s3 0.0.0.0:9443
    $ sealfs mount ./mnt --sync-interval 1s   # files closed without fsync are durable within 1s`,
 		Flags: concat(dataFlags(), blobS3Flags(), mountFlags(), syncFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
