@@ -100,9 +100,12 @@ func listBuckets(q *request) error {
 		}
 		limit = n
 	}
+	// bucket-region keeps the buckets of one region, as AWS's ListBuckets
+	// does (every bucket of a sealfs is in its region).
+	region, byRegion := q.query["bucket-region"]
 	res := s3xml.ListAllMyBucketsResult{Owner: q.h.owner, Prefix: prefix}
 	for _, b := range bs {
-		if !strings.HasPrefix(b.Name, prefix) || b.Name <= after {
+		if !strings.HasPrefix(b.Name, prefix) || b.Name <= after || (byRegion && b.Region != region[0]) {
 			continue
 		}
 		if len(res.Buckets) == limit {

@@ -94,7 +94,8 @@ func decodeMetaValue(v string) string {
 // encodeMetaValue returns a stored user metadata value as a GET or HEAD
 // sends it: as it is when it is printable US-ASCII, else RFC 2047 encoded.
 func encodeMetaValue(v string) string {
-	return mime.BEncoding.Encode("UTF-8", v)
+	// Go writes the encoding letter in lower case; AWS writes "B".
+	return strings.ReplaceAll(mime.BEncoding.Encode("UTF-8", v), "=?UTF-8?b?", "=?UTF-8?B?")
 }
 
 // setObjectHeaders sets the headers that describe an object on a GET or
