@@ -55,10 +55,23 @@
 //
 // Whether an object is encrypted is decided by the store from the bucket's
 // default-encryption setting (design rules 2–4); this package never decides
-// it. Request headers asking for SSE-S3 or SSE-KMS change nothing; a
-// customer-supplied key (SSE-C) or a KMS key other than the bucket's own is
-// refused, since sealfs offers neither (rule 1). Responses about encrypted
-// objects carry x-amz-server-side-encryption: aws:kms and the key's ARN.
+// it. Request headers asking for SSE-S3 or SSE-KMS change nothing (a request
+// that asked in a bucket without default encryption gets no SSE header back,
+// and is logged once per bucket: sse.go); a customer-supplied key (SSE-C) or
+// a KMS key other than the bucket's own is refused, since sealfs offers
+// neither (rule 1). Malformed SSE headers are refused as AWS refuses them: a
+// value that names no algorithm on a write, SSE-KMS headers on a read.
+// Responses about encrypted objects carry x-amz-server-side-encryption:
+// aws:kms and the key's ARN.
+//
+// # Following AWS where clients look
+//
+// User metadata that is not US-ASCII is decoded from RFC 2047 before it is
+// stored and returned RFC 2047 encoded (headers.go); Content-Encoding is
+// returned byte-exact; a repeated CompleteMultipartUpload of an upload that
+// completed answers the first result (cryptostore remembers completions for
+// cryptostore.CompletedUploadTTL). README.md's "Differences from AWS S3"
+// lists every place where sealfs answers differently on purpose.
 //
 // # What it must never do
 //
