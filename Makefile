@@ -7,12 +7,23 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines crash lint bench bench-fs bench-s3 bench-engines fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines fuzz clean
 
 all: build
 
+# `sealfs version` names the commit (GOFLAGS may turn VCS stamping off).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Says what it builds and shows each package compiled, counted against the
+# packages the binary needs (one line redrawn on a terminal, a line each
+# otherwise); a build from the cache prints nothing more.
 build:
-	$(GO) build -o $(BIN) ./cmd/sealfs
+	@if [ -x $(BIN) ]; then echo "building $(BIN)"; \
+	else echo "building $(BIN): the first build compiles sealfs and the ~600 packages it needs, a few minutes on 2 cores (later builds take seconds)"; fi
+	@total=$$($(GO) list -deps ./cmd/sealfs 2>/dev/null | wc -l); tty=0; [ -t 1 ] && tty=1; st=$$(mktemp); \
+	{ $(GO) build -v -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/sealfs 2>&1; echo $$? >$$st; } | \
+	awk -v total=$$total -v tty=$$tty '/^[A-Za-z0-9._~\/-]+$$/ { n++; if (tty) printf "\r\033[K  [%d/%d] %s", n, total, $$0; else printf "  [%d/%d] %s\n", n, total, $$0; fflush(); next } { if (tty && n) printf "\n"; print; fflush() } END { if (tty && n) printf "\n" }'; \
+	rc=$$(cat $$st); rm -f $$st; exit $$rc
 
 # Runs sealfs on its embedded defaults: the store mounted at ./mnt (every
 # bucket a directory), data in ./sealfs-data, S3 over HTTPS on
@@ -25,7 +36,7 @@ run: build
 	  command -v getfattr >/dev/null 2>&1 || pkgs="$$pkgs attr"; \
 	  if [ -n "$$pkgs" ]; then echo "installing$$pkgs"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi; \
 	fi
-	./$(BIN) mount ./mnt
+	./$(BIN) mount ./mnt --metrics "$${SEALFS_METRICS-127.0.0.1:9464}"
 
 # The tests that run a sealfs daemon (integration, and cryptostore's S3
 # blob store backend) use the binary just built.
@@ -43,6 +54,20 @@ test: build
 test-engines: build
 	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./kms/ ./internal/pgtest/ ./internal/etcdtest/
 	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Shared|Lease|TwoGateways' ./cryptostore/ ./replicate/ ./integration/
+
+# The integration package STRESS_RUNS times in a row (3 unless given), to
+# catch flaky tests: every run goes to the end; the summary says which runs
+# failed, and the make fails if any did. Full logs in a temporary directory.
+STRESS_RUNS ?= 3
+stress: build
+	@out=$$(mktemp -d /tmp/sealfs-stress.XXXXXX); failed=""; \
+	for i in $$(seq $(STRESS_RUNS)); do \
+	  echo "== integration run $$i of $(STRESS_RUNS) (log: $$out/run$$i.log)"; \
+	  SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/ >$$out/run$$i.log 2>&1 || failed="$$failed $$i"; \
+	  grep -E '^(--- FAIL|FAIL|ok|panic:)' $$out/run$$i.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "stress: run(s)$$failed of $(STRESS_RUNS) failed; logs in $$out"; exit 1; fi; \
+	echo "stress: $(STRESS_RUNS) runs passed"
 
 # Power cuts, many of them (make test runs a short version): the daemon runs
 # on a data directory served by lazyfs (internal/lazyfs), which loses

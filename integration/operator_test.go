@@ -3,9 +3,12 @@ package integration
 import (
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,5 +219,113 @@ func TestS3cmdInfo(t *testing.T) {
 	}
 	if logs := d.Logs(); strings.Contains(logs, `"level":"ERROR"`) {
 		t.Errorf("s3cmd info made the daemon log an error:\n%s", logs)
+	}
+}
+
+// TestMakeRun: `make run` on a fresh clone says it is building, shows each
+// package compiled against the total, and starts the daemon with its
+// metrics listener on (127.0.0.1:9464).
+func TestMakeRun(t *testing.T) {
+	requireFUSE(t)
+	requireTool(t, "make", "awk")
+	dir := filepath.Join(t.TempDir(), "sealfs")
+	if err := copyTree(repoRoot(t), dir); err != nil {
+		t.Fatal(err)
+	}
+	m := startMakeRun(t, dir, cleanEnv(t.TempDir()))
+	logs := m.logs()
+	for _, want := range []string{
+		"building bin/sealfs: the first build compiles sealfs",
+		"metrics:     http://127.0.0.1:9464/metrics",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("make run's output lacks %q:\n%s", want, logs)
+		}
+	}
+	if !regexp.MustCompile(`\[\d+/\d+\] github\.com/sealfs/sealfs/cmd/sealfs\n`).MatchString(logs) {
+		t.Errorf("make run shows no counted progress:\n%s", logs)
+	}
+	text := scrape(t, "127.0.0.1:9464")
+	for _, want := range []string{"sealfs_build_info{", "sealfs_objects 0", "sealfs_buckets 0"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("make run's metrics lack %s", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMetricsFromStart: every series exists before its first event, and
+// the store's contents are gauges: buckets, objects, bytes, the encrypted
+// share (in total and per bucket), with the build's version.
+func TestMetricsFromStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+	text := scrape(t, addr)
+	for _, want := range []string{
+		`sealfs_s3_requests_total{op="PutObject",status="200"} 0`,
+		`sealfs_s3_request_duration_seconds_count{op="GetObject"} 0`,
+		`sealfs_fuse_operations_total{op="Write",result="ok"} 0`,
+		`sealfs_fuse_operation_duration_seconds_count{op="Read"} 0`,
+		`sealfs_kms_operations_total{op="Decrypt",result="error"} 0`,
+		`sealfs_build_info{commit=`,
+		"sealfs_buckets 0", "sealfs_objects 0", "sealfs_bytes 0", "sealfs_encrypted_bytes 0", "sealfs_encrypted_share 1",
+		"sealfs_replication_backlog 0",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("a fresh daemon's metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("metrics:\n%s", text)
+	}
+
+	for _, b := range []string{"sealed", "open"} {
+		if err := os.Mkdir(filepath.Join(d.MountDir, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, "setfattr", "-n", "user.sealfs.default-encryption", "-v", "aws:kms", filepath.Join(d.MountDir, "sealed"))
+	mustWrite(t, filepath.Join(d.MountDir, "sealed", "a"), make([]byte, 3000))
+	mustWrite(t, filepath.Join(d.MountDir, "open", "b"), make([]byte, 1000))
+	wants := []string{
+		"sealfs_buckets 2", "sealfs_objects 2", "sealfs_bytes 4000", "sealfs_encrypted_objects 1",
+		"sealfs_encrypted_bytes 3000", "sealfs_encrypted_share 0.75",
+		`sealfs_bucket_objects{bucket="sealed"} 1`, `sealfs_bucket_bytes{bucket="open"} 1000`,
+		`sealfs_bucket_encrypted_bytes{bucket="sealed"} 3000`, `sealfs_bucket_default_encryption{bucket="open"} 0`,
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		text = scrape(t, addr)
+		var missing []string
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after writes, metrics lack %q:\n%s", missing, text)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -192,7 +192,9 @@ func TestReadmeTour(t *testing.T) {
 	}
 	env := cleanEnv(pathDir)
 
-	d := startMakeRun(t, dir, env)
+	// The metrics listener on a free port too (make run's default is a
+	// fixed one, which TestMakeRun checks).
+	d := startMakeRun(t, dir, slices.Concat(env, []string{"SEALFS_METRICS=127.0.0.1:0"}))
 	env = append(env, "SEALFS_S3="+d.s3Addr)
 
 	state := filepath.Join(t.TempDir(), "exports")

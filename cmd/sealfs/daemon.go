@@ -186,6 +186,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	d.repl.Start(d.store)
 	if d.metrics != nil {
 		d.replicationMetrics()
+		sc := &storeCollector{stats: d.store.Stats, logger: logger}
+		d.subscribe(sc.change)
+		d.metrics.reg.MustRegister(sc)
 	}
 	var created bool
 	if d.creds, created, err = loadOrCreateCredentials(d.dataDir); err != nil {

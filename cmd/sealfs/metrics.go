@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/replicate"
 )
@@ -71,7 +74,140 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series a dashboard or an alert names exists, at zero, from
+	// the start: a rate() over a series that appears with its first event
+	// misses that event, and an absent series looks like a broken scrape.
+	for _, op := range s3Ops {
+		m.s3Requests.WithLabelValues(op, "200")
+		m.s3Duration.WithLabelValues(op)
+		m.s3BytesIn.WithLabelValues(op)
+		m.s3BytesOut.WithLabelValues(op)
+	}
+	for _, op := range []string{"CreateKey", "GenerateDataKey", "Decrypt", "Encrypt"} {
+		for _, result := range []string{"ok", "disabled", "not_found", "invalid", "error"} {
+			m.kmsOps.WithLabelValues(op, result)
+		}
+	}
+	for _, op := range fuseOps {
+		m.fuseOps.WithLabelValues(op, "ok")
+		m.fuseOps.WithLabelValues(op, "EIO")
+		m.fuseDur.WithLabelValues(op)
+	}
+	b := readBuildInfo()
+	commit := b.Commit
+	if b.Modified {
+		commit += "-modified"
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sealfs_build_info", Help: "Always 1; the labels name the build.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": commit, "goversion": b.Go},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(buildInfo)
 	return m
+}
+
+// s3Ops are the S3 operations whose series exist from the start.
+var s3Ops = []string{"ListBuckets", "CreateBucket", "DeleteBucket", "HeadBucket", "ListObjects", "ListObjectsV2",
+	"GetObject", "HeadObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects",
+	"CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload"}
+
+// fuseOps are the FUSE operations whose series exist from the start.
+var fuseOps = []string{"Lookup", "GetAttr", "SetAttr", "Mkdir", "Unlink", "Rmdir", "Rename", "Symlink",
+	"SetXAttr", "RemoveXAttr", "Create", "Open", "Flush", "Fsync", "OpenDir", "ReadDir", "ReadDirPlus", "StatFs", "Read", "Write"}
+
+// Counting the store's contents reads every object record, so a scrape
+// counts again only when something changed since the last count and that
+// count is at least storeStatsMinAge old (or, changed or not, every
+// storeStatsMaxAge).
+const (
+	storeStatsMinAge = 5 * time.Second
+	storeStatsMaxAge = 5 * time.Minute
+)
+
+// storeCollector exports the store's contents: buckets, objects, bytes
+// and the encrypted share, in total and per bucket.
+type storeCollector struct {
+	stats  func(context.Context) ([]cryptostore.BucketStats, error)
+	logger *slog.Logger
+
+	changed atomic.Bool // set without waiting for a count in progress
+
+	mu   sync.Mutex
+	last []cryptostore.BucketStats
+	at   time.Time
+}
+
+// change notes a committed change (subscribed to the store's events).
+func (c *storeCollector) change(cryptostore.ChangeEvent) { c.changed.Store(true) }
+
+var (
+	descBuckets       = prometheus.NewDesc("sealfs_buckets", "Buckets.", nil, nil)
+	descObjects       = prometheus.NewDesc("sealfs_objects", "Objects in all buckets.", nil, nil)
+	descBytes         = prometheus.NewDesc("sealfs_bytes", "Bytes of objects in all buckets.", nil, nil)
+	descEncObjects    = prometheus.NewDesc("sealfs_encrypted_objects", "Objects stored encrypted.", nil, nil)
+	descEncBytes      = prometheus.NewDesc("sealfs_encrypted_bytes", "Bytes of objects stored encrypted.", nil, nil)
+	descEncShare      = prometheus.NewDesc("sealfs_encrypted_share", "Share of the stored bytes that are encrypted, 0 to 1 (by objects when no object has bytes; 1 when empty).", nil, nil)
+	descBucketObjects = prometheus.NewDesc("sealfs_bucket_objects", "Objects in a bucket.", []string{"bucket"}, nil)
+	descBucketBytes   = prometheus.NewDesc("sealfs_bucket_bytes", "Bytes of objects in a bucket.", []string{"bucket"}, nil)
+	descBucketEnc     = prometheus.NewDesc("sealfs_bucket_encrypted_bytes", "Bytes of a bucket's objects stored encrypted.", []string{"bucket"}, nil)
+	descBucketDefault = prometheus.NewDesc("sealfs_bucket_default_encryption", "1 when the bucket's default encryption is on.", []string{"bucket"}, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBuckets, descObjects, descBytes, descEncObjects, descEncBytes, descEncShare,
+		descBucketObjects, descBucketBytes, descBucketEnc, descBucketDefault} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	if age := time.Since(c.at); c.last == nil || age > storeStatsMaxAge || (c.changed.Load() && age > storeStatsMinAge) {
+		c.changed.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		st, err := c.stats(ctx)
+		cancel()
+		if err != nil {
+			c.changed.Store(true)
+			c.logger.Warn("store metrics", "err", err)
+		} else {
+			c.last, c.at = st, time.Now()
+		}
+	}
+	stats := c.last
+	c.mu.Unlock()
+	var objs, bytes, encObjs, encBytes int64
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, b := range stats {
+		objs += b.Objects
+		bytes += b.Bytes
+		encObjs += b.EncryptedObjects
+		encBytes += b.EncryptedBytes
+		gauge(descBucketObjects, float64(b.Objects), b.Bucket)
+		gauge(descBucketBytes, float64(b.Bytes), b.Bucket)
+		gauge(descBucketEnc, float64(b.EncryptedBytes), b.Bucket)
+		on := 0.0
+		if b.Encryption {
+			on = 1
+		}
+		gauge(descBucketDefault, on, b.Bucket)
+	}
+	share := 1.0
+	switch {
+	case bytes > 0:
+		share = float64(encBytes) / float64(bytes)
+	case objs > 0:
+		share = float64(encObjs) / float64(objs)
+	}
+	gauge(descBuckets, float64(len(stats)))
+	gauge(descObjects, float64(objs))
+	gauge(descBytes, float64(bytes))
+	gauge(descEncObjects, float64(encObjs))
+	gauge(descEncBytes, float64(encBytes))
+	gauge(descEncShare, share)
 }
 
 // observeS3 records one S3 request.
