@@ -138,9 +138,10 @@
 //     user metadata NAME, so S3 HEAD shows it as x-amz-meta-NAME (and
 //     metadata set over S3 is a user.* attribute). What an HTTP header
 //     cannot carry travels encoded: name bytes other than lower-case token
-//     characters as %xx (user.DOSATTRIB is "%44%4f..."), values other than
-//     printable ASCII as an RFC 2047 word, =?UTF-8?B?base64?=, the form S3
-//     itself uses. The metadata that holds the POSIX attributes (mode, uid,
+//     characters as %xx (user.DOSATTRIB is "%44%4f..."); values that are
+//     not UTF-8 text (binary, control characters, empty) as an RFC 2047
+//     word, =?UTF-8?B?base64?=, the form S3 itself uses (UTF-8 text is
+//     stored as it is, as the S3 door stores it). The metadata that holds the POSIX attributes (mode, uid,
 //     gid, mtime, atime, ctime) is not among them: chmod, chown and touch
 //     change those, with the kernel's checks (a user.mode attribute is
 //     stored as "%6dode"). S3 limits user metadata to 2 KiB per object, so

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/sealfs/sealfs/cryptostore"
 )
@@ -207,11 +208,13 @@ func decName(k string) string {
 	return k
 }
 
-// encValue maps an attribute's value to a user-metadata value: printable
-// ASCII as it is; anything else (binary, non-ASCII, control characters,
-// empty, leading or trailing blanks, or what looks like an encoded value)
-// as an RFC 2047 encoded word, =?UTF-8?B?base64?=, the form S3 itself
-// uses for values that are not ASCII.
+// encValue maps an attribute's value to a user-metadata value. UTF-8 text
+// is stored as it is, as the S3 door stores a value a client sent (a GET
+// or HEAD encodes what is not ASCII); anything else (bytes that are not
+// UTF-8, control characters, an empty value, leading or trailing blanks,
+// which HTTP drops, or "=?", which would read as an encoded word) is
+// stored as an RFC 2047 encoded word, =?UTF-8?B?base64?=, the form S3
+// uses for values that are not ASCII, so that any value travels.
 func encValue(v string) string {
 	if plainValue(v) {
 		return v
@@ -220,11 +223,11 @@ func encValue(v string) string {
 }
 
 func plainValue(v string) bool {
-	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' || strings.HasPrefix(v, "=?") && strings.HasSuffix(v, "?=") {
+	if v == "" || v[0] == ' ' || v[len(v)-1] == ' ' || strings.Contains(v, "=?") || !utf8.ValidString(v) {
 		return false
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
+	for _, r := range v {
+		if r < 0x20 || 0x7f <= r && r < 0xa0 {
 			return false
 		}
 	}

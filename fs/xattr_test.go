@@ -46,7 +46,8 @@ func TestXattrNameEncoding(t *testing.T) {
 func TestXattrValueEncoding(t *testing.T) {
 	for v, plain := range map[string]bool{
 		"blue": true, "a b": true, "": false, " lead": false, "trail ": false, "tab\there": false,
-		"nl\n": false, "\xff\x00bin": false, "ünïcode": false, "=?UTF-8?B?aGk=?=": false,
+		"nl\n": false, "\xff\x00bin": false, "ünïcode": true, "=?UTF-8?B?aGk=?=": false, "a =? b": false,
+		"\u0085": false, "del\x7f": false,
 	} {
 		e := encValue(v)
 		if (e == v) != plain {
@@ -55,9 +56,9 @@ func TestXattrValueEncoding(t *testing.T) {
 		if d := decValue(e); d != v {
 			t.Errorf("decValue(encValue(%q)) = %q", v, d)
 		}
-		for i := 0; i < len(e); i++ {
-			if e[i] < 0x20 || e[i] > 0x7e {
-				t.Errorf("encValue(%q) = %q: not printable ASCII", v, e)
+		for _, r := range e {
+			if r < 0x20 || r == 0x7f {
+				t.Errorf("encValue(%q) = %q: a control character", v, e)
 				break
 			}
 		}

@@ -196,11 +196,19 @@ func TestMountXattrs(t *testing.T) {
 	}
 	// Metadata set over S3 is a user attribute.
 	if _, err := s3c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("xplain"), Key: aws.String("s3"),
-		Body: strings.NewReader("x"), Metadata: map[string]string{"project": "sealfs"}}); err != nil {
+		Body: strings.NewReader("x"), Metadata: map[string]string{"project": "sealfs", "city": "Zürich"}}); err != nil {
 		t.Fatal(err)
 	}
 	if v := mustGetxattr(t, filepath.Join(plain, "s3"), "user.project"); v != "sealfs" {
 		t.Fatalf("S3 metadata as user.project: %q", v)
+	}
+	if v := mustGetxattr(t, filepath.Join(plain, "s3"), "user.city"); v != "Zürich" {
+		t.Fatalf("S3 metadata as user.city: %q", v)
+	}
+	// And UTF-8 text set on the mount reads over S3 as S3 sends it.
+	run(t, "setfattr", "-n", "user.city", "-v", "Zürich", pl)
+	if h, err := s3c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("xplain"), Key: aws.String("f")}); err != nil || h.Metadata["city"] != "=?UTF-8?B?WsO8cmljaA==?=" {
+		t.Fatalf("user.city over S3: %v (%v)", h.Metadata, err)
 	}
 
 	// cp -a between files of the mount keeps the user's attributes and
