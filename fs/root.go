@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -89,6 +90,11 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	done := r.fs.ownBucketOp(name)
 	err := r.fs.store.CreateBucket(keep(ctx), name, "")
 	done()
+	if errors.Is(err, cryptostore.ErrInvalidBucketName) {
+		// mkdir can only say EINVAL: the log says which rule the name breaks.
+		r.fs.log.Warn("mkdir at the top of the mount: not a valid bucket name (S3's rules: 3 to 63 lower-case letters, digits, dots and hyphens)",
+			"name", name, "err", err)
+	}
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
 	}

@@ -329,3 +329,64 @@ func TestMetricsFromStart(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestBucketNameRefusedSaysWhy: mkdir at the top of the mount with a name
+// S3 refuses fails with EINVAL, and the daemon's log says which rule the
+// name breaks; the README states the rules.
+func TestBucketNameRefusedSaysWhy(t *testing.T) {
+	d := startMount(t, DaemonOptions{})
+	for name, why := range map[string]string{
+		"b1":        "want 3 to 63 characters, have 2",
+		"My_Photos": "want only lower-case letters, digits, dots and hyphens",
+		"-photos":   "want a letter or digit at both ends",
+	} {
+		err := os.Mkdir(filepath.Join(d.MountDir, name), 0o755)
+		if errnoOf(err) != syscall.EINVAL {
+			t.Errorf("mkdir %s: %v, want EINVAL", name, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(d.Logs(), why) || !strings.Contains(d.Logs(), `"name":"`+name+`"`) {
+			if time.Now().After(deadline) {
+				t.Errorf("mkdir %s: the log does not say why (%q):\n%s", name, why, d.Logs())
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prose := strings.Join(strings.Fields(string(readme)), " ")
+	for _, rule := range []string{"3 to 63 characters", "lower-case letters, digits, dots and hyphens"} {
+		if !strings.Contains(prose, rule) {
+			t.Errorf("README.md does not state the bucket naming rule %q", rule)
+		}
+	}
+}
+
+// TestReadmeSecretsOffCommandLines: no shell block of the README puts a
+// secret key on a command line or into a file it writes; the environment
+// variables (SEALFS_TARGET_SECRET_KEY, AWS_SECRET_ACCESS_KEY, ...) or the
+// credentials file carry them.
+func TestReadmeSecretsOffCommandLines(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inShell := false
+	for i, line := range strings.Split(string(readme), "\n") {
+		if info, ok := strings.CutPrefix(line, "```"); ok {
+			inShell = !inShell && (info == "sh" || strings.HasPrefix(info, "sh "))
+			continue
+		}
+		if !inShell {
+			continue
+		}
+		for _, bad := range []string{"--secret-key", "secret_key =", "secret_access_key ="} {
+			if strings.Contains(line, bad) {
+				t.Errorf("README.md:%d puts a secret on a command line or in a file: %s", i+1, line)
+			}
+		}
+	}
+}

@@ -182,6 +182,10 @@ func TestReadmeTour(t *testing.T) {
 	if err := copyTree(root, dir); err != nil {
 		t.Fatal(err)
 	}
+	cloned, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// PATH: the system's aws CLI before any other one.
 	pathDir := t.TempDir()
@@ -195,7 +199,8 @@ func TestReadmeTour(t *testing.T) {
 	// The metrics listener on a free port too (make run's default is a
 	// fixed one, which TestMakeRun checks).
 	d := startMakeRun(t, dir, slices.Concat(env, []string{"SEALFS_METRICS=127.0.0.1:0"}))
-	env = append(env, "SEALFS_S3="+d.s3Addr)
+	// The tour's scratch directory ($TOUR, mktemp -t) goes with the test.
+	env = append(env, "SEALFS_S3="+d.s3Addr, "TMPDIR="+t.TempDir())
 
 	state := filepath.Join(t.TempDir(), "exports")
 	for i, b := range blocks {
@@ -220,6 +225,20 @@ func TestReadmeTour(t *testing.T) {
 		if !ok {
 			t.Fatalf("stopping the tour at README.md:%d", b.Line)
 		}
+	}
+	// The tour leaves nothing in the repository but what make run makes
+	// and .gitignore names: its own files go to a scratch directory.
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range after {
+		name := e.Name()
+		if slices.ContainsFunc(cloned, func(c os.DirEntry) bool { return c.Name() == name }) ||
+			name == "bin" || name == "sealfs-data" || name == "mnt" {
+			continue
+		}
+		t.Errorf("the tour left %s in the repository", name)
 	}
 }
 
