@@ -450,6 +450,7 @@ func TestS3BlobsCommitOrder(t *testing.T) {
 	if err := e.store.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.removeReplaced(t)
 	got := bk.rawSizes(t)
 	if _, ok := got[key]; ok || len(got) != 1 || got["blobs/"+o2.Blobs[0].ID.String()] == 0 {
 		t.Fatalf("after the replacement the bucket holds %v, want only the new blob", got)
@@ -533,6 +534,9 @@ func TestS3BlobsCollect(t *testing.T) {
 		t.Fatalf("collect within the grace window: %+v, want 2 blobs seen, none removed", st)
 	}
 	time.Sleep(20 * time.Millisecond)
+	if e.db.Shared() {
+		time.Sleep(4 * testSharedGrace) // a shared store's orphans wait four grace periods
+	}
 	e.store.blobs.mu.Lock()
 	e.store.blobs.grace = 10 * time.Millisecond
 	e.store.blobs.mu.Unlock()

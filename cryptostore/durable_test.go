@@ -81,6 +81,7 @@ func TestBackgroundSyncDrains(t *testing.T) {
 // reader holding the blob.
 func TestPendingRemovalWaitsForReader(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.SyncInterval = -1 })
+	singleGateway(t, e)
 	e.bucket(t, "bkt", true)
 	v1 := randBytes(200 << 10)
 	old := e.put(t, "bkt", "k", v1)
@@ -124,6 +125,7 @@ func TestCollectorSyncsBeforeRemoving(t *testing.T) {
 			return err
 		}
 	})
+	singleGateway(t, e)
 	e.bucket(t, "bkt", true)
 	p := overwriteNoSync(t, e)
 	fail.Store(true)
@@ -142,6 +144,7 @@ func TestCollectorSyncsBeforeRemoving(t *testing.T) {
 // TestClosePendingRemovals: Close syncs and runs what waited.
 func TestClosePendingRemovals(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.SyncInterval = -1 })
+	singleGateway(t, e)
 	e.bucket(t, "bkt", true)
 	p := overwriteNoSync(t, e)
 	if err := e.store.Close(); err != nil {

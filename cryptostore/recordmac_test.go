@@ -122,6 +122,7 @@ func wantTampered(t *testing.T, e *testEnv, bucket, key string) {
 // and pointing it at a planted plain blob must not serve the planted bytes
 // as the genuine object.
 func TestRecordStripEncryptionPlantPlain(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	for _, size := range []int{64, 100 << 10} { // inline and a blob file
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			e := newEnvNoCleanup(t)
@@ -158,6 +159,7 @@ func TestRecordStripEncryptionPlantPlain(t *testing.T) {
 // Swapping the records of two keys: both fail (each record is bound to the
 // key it is stored under).
 func TestRecordSwap(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	e := newEnvNoCleanup(t)
 	e.bucket(t, "swap", true)
 	e.put(t, "swap", "a", []byte("content of a"))
@@ -181,6 +183,7 @@ func TestRecordSwap(t *testing.T) {
 // A bucket's default encryption turned off in the raw record: the commit
 // transaction reads the setting and refuses, so nothing is stored in plain.
 func TestRecordBucketEncryptionFlipped(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	e := newEnvNoCleanup(t)
 	e.bucket(t, "locked", true)
 	e.bucket(t, "open", false)
@@ -216,6 +219,7 @@ func TestRecordBucketEncryptionFlipped(t *testing.T) {
 // A store with sealed records whose record-authentication key was deleted
 // is refused, not given a new key.
 func TestRecordAuthKeyDeleted(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	e := newEnvNoCleanup(t)
 	e.bucket(t, "bkt", false)
 	e.put(t, "bkt", "k", []byte("x"))
@@ -293,6 +297,7 @@ func untar(t *testing.T, archive, dir string) {
 // once, every object reads back, and from then on a record without a valid
 // MAC is refused.
 func TestUpgradeFirstReleaseStore(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	dir := t.TempDir()
 	untar(t, "testdata/store-v1.tar.gz", dir)
 	root := make([]byte, 32)
@@ -355,6 +360,7 @@ func TestUpgradeFirstReleaseStore(t *testing.T) {
 // A scrub reports a record that fails authentication as that object's
 // damage and goes on with the others.
 func TestScrubReportsTamperedRecord(t *testing.T) {
+	badgerOnly(t, "tampers with the records in Badger's files, offline")
 	e := newEnvNoCleanup(t)
 	e.bucket(t, "bkt", true)
 	for _, k := range []string{"a", "b", "c"} {

@@ -175,6 +175,7 @@ func TestDeleteReplica(t *testing.T) {
 			}
 		})
 	}
+	e.removeReplaced(t)
 	if _, err := os.Stat(e.store.blobs.path(big.Blobs[0].ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("blob of the deleted replica: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealfs/sealfs/internal/pgtest"
+	"github.com/sealfs/sealfs/internal/enginetest"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
 )
@@ -86,39 +85,17 @@ func sharedBadgerURLs(t *testing.T) [2]string {
 	return [2]string{u, u}
 }
 
-var testPG struct {
-	once sync.Once
-	srv  *pgtest.Server
-	err  error
-}
-
-// sharedPostgresURLs starts a PostgreSQL server (once per test binary) and
-// returns a fresh store's URL twice.
+// sharedPostgresURLs returns a fresh PostgreSQL store's URL twice.
 func sharedPostgresURLs(t *testing.T) [2]string {
 	t.Helper()
-	testPG.once.Do(func() { testPG.srv, testPG.err = pgtest.Start() })
-	if errors.Is(testPG.err, pgtest.ErrNotInstalled) {
-		if os.Getenv("SEALFS_REQUIRE_ENGINES") == "1" {
-			t.Fatalf("SEALFS_REQUIRE_ENGINES=1: %v", testPG.err)
-		}
-		t.Skipf("SKIPPING ENGINE TEST: %v (set SEALFS_REQUIRE_ENGINES=1 to make this a failure)", testPG.err)
-	}
-	if testPG.err != nil {
-		t.Fatal(testPG.err)
-	}
-	u, err := testPG.srv.NewSchema(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := enginetest.ByName("postgres").URL(t)
 	return [2]string{u, u}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	stopTestS3()
-	if testPG.srv != nil {
-		testPG.srv.Stop()
-	}
+	enginetest.Stop()
 	os.Exit(code)
 }
 

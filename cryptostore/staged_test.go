@@ -47,6 +47,7 @@ func TestStaged(t *testing.T) {
 		}
 		h.Close()
 
+		e.removeReplaced(t)
 		before := len(blobFilesIn(t, e.dir))
 		q, err := e.store.Stage(ctx, &PutInput{Bucket: "bkt", Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))})
 		if err != nil {

@@ -15,13 +15,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sealfs/sealfs/internal/enginetest"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
 )
 
-// testEnv is a store on a real Badger and a real local KMS in a temporary
-// data directory.
+// testEnv is a store on a real metadata engine and a real local KMS in a
+// temporary data directory. The engine is Badger (in DIR/meta), or the one
+// SEALFS_TEST_META names (postgres, etcd: internal/enginetest's servers),
+// so that every test of this package runs on every engine: `make
+// test-engines` runs the package once per engine.
 type testEnv struct {
 	dir   string
 	root  []byte
@@ -32,7 +37,7 @@ type testEnv struct {
 
 func openEnv(t testing.TB, dir string, root []byte, tweak func(*Config)) *testEnv {
 	t.Helper()
-	db, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{})
+	db, err := meta.Open(testMetaURL(t, dir), meta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +47,11 @@ func openEnv(t testing.TB, dir string, root []byte, tweak func(*Config)) *testEn
 		t.Fatal(err)
 	}
 	cfg := Config{Dir: dir, Meta: db, KMS: k}
+	if db.Shared() {
+		// Replaced and orphaned blobs go at the next sweep or collection,
+		// not a minute later, so that tests can see them go.
+		cfg.SharedGrace = testSharedGrace
+	}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -52,6 +62,87 @@ func openEnv(t testing.TB, dir string, root []byte, tweak func(*Config)) *testEn
 		t.Fatal(err)
 	}
 	return &testEnv{dir: dir, root: root, db: db, kms: k, store: s}
+}
+
+// testMetaURL returns the metadata URL of the store whose data directory
+// is dir: Badger in dir/meta, or a fresh store of the engine SEALFS_TEST_META
+// names, remembered in dir/meta.url so that reopening dir (in this process
+// or a child) finds the same store.
+func testMetaURL(t testing.TB, dir string) string {
+	name := testMetaEngine()
+	if name == "badger" {
+		return filepath.Join(dir, "meta")
+	}
+	p := filepath.Join(dir, "meta.url")
+	if b, err := os.ReadFile(p); err == nil {
+		return string(b)
+	}
+	e := enginetest.ByName(name)
+	if e == nil {
+		t.Fatalf("SEALFS_TEST_META=%s: no such engine", name)
+	}
+	u := e.URL(t)
+	if err := os.WriteFile(p, []byte(u), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// testMetaEngine is the engine the tests run on (SEALFS_TEST_META).
+func testMetaEngine() string {
+	if v := os.Getenv("SEALFS_TEST_META"); v != "" {
+		return v
+	}
+	return "badger"
+}
+
+// testSharedGrace is the grace period of the stores tests open on a shared
+// engine: short, so that replaced blobs go within a test.
+const testSharedGrace = 100 * time.Millisecond
+
+// singleGateway skips a test of what a store does alone (replaced blobs
+// removed by their committer, after a sync) when the engine is shared:
+// there a sweeper removes them after a grace period (shared.go), which
+// shared_test.go tests.
+func singleGateway(t testing.TB, e *testEnv) {
+	t.Helper()
+	if e.db.Shared() {
+		t.Skipf("a store alone removes replaced blobs itself; on the shared engine %s a sweeper does (shared_test.go)", testMetaEngine())
+	}
+}
+
+// removeReplaced, on a shared store, waits out the grace periods and runs
+// the sweeper and the orphan collector, so that the blobs no record
+// references any more are gone, as a store alone removes them by itself.
+func (e *testEnv) removeReplaced(t testing.TB) {
+	t.Helper()
+	if e.store.sh == nil {
+		return
+	}
+	time.Sleep(4*testSharedGrace + 10*time.Millisecond) // orphans: four periods (shared.go)
+	if err := e.store.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ageOrphans, on a shared store, waits until blobs written now are old
+// enough for the orphan collector (four grace periods, shared.go).
+func (e *testEnv) ageOrphans() {
+	if e.store.sh != nil {
+		time.Sleep(4*testSharedGrace + 10*time.Millisecond)
+	}
+}
+
+// badgerOnly skips a test that is about Badger itself (its files, its
+// syncs, its disk) when the tests run on another engine.
+func badgerOnly(t testing.TB, why string) {
+	t.Helper()
+	if e := testMetaEngine(); e != "badger" {
+		t.Skipf("on Badger only (%s); SEALFS_TEST_META=%s", why, e)
+	}
 }
 
 func (e *testEnv) close() {
@@ -458,6 +549,7 @@ func testNoPlaintextAtRest(t *testing.T, bk *testBackend) {
 				if _, err := e.store.Collect(ctx); err != nil {
 					t.Fatal(err)
 				}
+				e.removeReplaced(t)
 			}
 			if got := e.mustGet(t, "bkt", "renamed"); !bytes.Contains(got, marker) {
 				t.Fatal("renamed object lost its content")
@@ -622,6 +714,7 @@ func TestRenameIsMetadataOnly(t *testing.T) {
 	if _, err := e.store.Head(ctx, "bkt", "a/x"); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("source still there: %v", err)
 	}
+	e.removeReplaced(t)
 	if len(blobFilesIn(t, e.dir)) != 1 {
 		t.Fatal("the replaced object's blob was not removed")
 	}
@@ -775,6 +868,7 @@ func TestConcurrentPuts(t *testing.T) {
 	if !bytes.Equal(e.mustGet(t, "bkt", "k"), final) {
 		t.Fatal("the last commit did not win")
 	}
+	e.removeReplaced(t)
 	if files := blobFilesIn(t, e.dir); len(files) != 0 {
 		t.Fatalf("replaced versions left %d blobs", len(files))
 	}
@@ -812,6 +906,7 @@ func TestMultipart(t *testing.T) {
 		sum := md5.Sum(data)
 		md5s = append(md5s, sum[:]...)
 	}
+	e.removeReplaced(t)
 	if n := len(blobFilesIn(t, e.dir)); n != 3 {
 		t.Fatalf("want 3 part blobs, have %d", n)
 	}
@@ -881,6 +976,7 @@ func TestMultipartFlip(t *testing.T) {
 	if !bytes.Equal(e.mustGet(t, "bkt", "m"), append(d1, d2...)) {
 		t.Fatal("content differs")
 	}
+	e.removeReplaced(t)
 	if n := len(blobFilesIn(t, e.dir)); n != 1 {
 		t.Fatalf("want the rewritten blob only, have %d blobs", n)
 	}
@@ -899,6 +995,7 @@ func TestDeleteAndBuckets(t *testing.T) {
 	if err := e.store.Delete(ctx, "bkt", "k"); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("second delete: %v", err)
 	}
+	e.removeReplaced(t)
 	if n := len(blobFilesIn(t, e.dir)); n != 0 {
 		t.Fatalf("delete left %d blobs", n)
 	}
@@ -907,6 +1004,7 @@ func TestDeleteAndBuckets(t *testing.T) {
 	if err := e.store.DeleteBucket(ctx, "bkt"); err != nil {
 		t.Fatal(err)
 	}
+	e.removeReplaced(t)
 	if n := len(blobFilesIn(t, e.dir)); n != 0 {
 		t.Fatalf("bucket delete left %d part blobs", n)
 	}
@@ -931,6 +1029,7 @@ func TestReaderSurvivesOverwrite(t *testing.T) {
 	}
 	e.put(t, "bkt", "k", randBytes(1<<20))
 	e.store.Delete(ctx, "bkt", "k")
+	e.removeReplaced(t) // a shared store: the reader's pin keeps it
 	if n := len(blobFilesIn(t, e.dir)); n != 1 {
 		t.Fatalf("want the open version's blob kept, have %d blobs", n)
 	}
@@ -939,6 +1038,7 @@ func TestReaderSurvivesOverwrite(t *testing.T) {
 		t.Fatalf("open handle after overwrite: %v", err)
 	}
 	h.Close()
+	e.removeReplaced(t)
 	if n := len(blobFilesIn(t, e.dir)); n != 0 {
 		t.Fatalf("closing the last reader left %d blobs", n)
 	}
@@ -961,6 +1061,7 @@ func TestCollectOrphans(t *testing.T) {
 		done <- err
 	}()
 	pw.Write(randBytes(300 << 10)) // past the inline limit: a blob is in flight
+	e.ageOrphans()
 	st, err := e.store.Collect(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -1056,6 +1157,8 @@ func TestScrub(t *testing.T) {
 	stray := e.store.blobs.path(meta.NewBlobID())
 	os.MkdirAll(filepath.Dir(stray), 0o700)
 	os.WriteFile(stray, []byte("x"), 0o600)
+	long := time.Now().Add(-time.Hour) // old enough for a shared store's collector too
+	os.Chtimes(stray, long, long)
 	var progress int
 	rep, err = e.store.Scrub(ctx, ScrubOptions{Progress: func(ScrubReport) { progress++ }})
 	if err != nil {
