@@ -23,8 +23,20 @@ type Options struct {
 	statfs func(dir string) (uint64, error)
 }
 
-// maxAttempts bounds how often a transaction is tried when it conflicts.
-const maxAttempts = 16
+// maxAttempts bounds how often a transaction is tried when it conflicts,
+// and maxBackoff the pause between two tries (drawn at random, doubling),
+// on Badger, whose commits take microseconds.
+const (
+	maxAttempts = 16
+	maxBackoff  = 6400 * time.Microsecond
+)
+
+// retryTuner is implemented by engines whose commits take a network round
+// trip (milliseconds): many writers of one hot key need more tries, spread
+// over a longer time, before each has had its turn.
+type retryTuner interface {
+	retryPolicy() (attempts int, maxBackoff time.Duration)
+}
 
 // DB is the metadata store. It is safe for concurrent use.
 type DB struct {
@@ -283,6 +295,10 @@ func (db *DB) ForEachBlobRef(ctx context.Context, fn func(BlobID) error) error {
 // error wrapping ErrConflict), has conflicted maxAttempts times, or ctx
 // ends.
 func (db *DB) retry(ctx context.Context, try func() error) error {
+	attempts, ceiling := maxAttempts, maxBackoff
+	if rt, ok := db.kv.(retryTuner); ok {
+		attempts, ceiling = rt.retryPolicy()
+	}
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -291,11 +307,11 @@ func (db *DB) retry(ctx context.Context, try func() error) error {
 		if err == nil || !errors.Is(err, ErrConflict) {
 			return err
 		}
-		if attempt == maxAttempts {
+		if attempt == attempts {
 			return fmt.Errorf("meta: transaction conflicted %d times: %w", attempt, err)
 		}
-		// 50 µs doubling to at most ~6 ms, each pause drawn from [d/2, d).
-		d := 50 * time.Microsecond << min(attempt, 7)
+		// 50 µs doubling up to the ceiling, each pause drawn from [d/2, d).
+		d := min(50*time.Microsecond<<min(attempt, 20), ceiling)
 		t := time.NewTimer(d/2 + rand.N(d/2))
 		select {
 		case <-ctx.Done():

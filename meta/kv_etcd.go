@@ -263,6 +263,9 @@ func (e *etcdKV) begin(ctx context.Context, write bool) (kvTxn, error) {
 	return t, nil
 }
 
+// retryPolicy: as PostgreSQL's (kv_postgres.go), commits take a round trip.
+func (e *etcdKV) retryPolicy() (int, time.Duration) { return 64, 50 * time.Millisecond }
+
 func (e *etcdKV) writable(ctx context.Context) error { return nil }
 func (e *etcdKV) sync() error                        { return nil }
 func (e *etcdKV) checkSpace() error                  { return nil }

@@ -165,6 +165,11 @@ type pgTxn struct {
 	done bool
 }
 
+// retryPolicy: under SERIALIZABLE, writers of one hot key abort each other
+// until one commits per round; with a round trip per statement, sixteen of
+// them need more tries than Badger's bound, spread over tens of ms.
+func (e *pgKV) retryPolicy() (int, time.Duration) { return 64, 50 * time.Millisecond }
+
 func (t *pgTxn) fail(op string, err error) error {
 	if t.err == nil {
 		t.err = pgError(op, err)
