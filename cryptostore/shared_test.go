@@ -41,6 +41,13 @@ func (g *gateway) events() []ChangeEvent {
 // production too).
 func twoGateways(t *testing.T, urls [2]string, forceShared bool) (a, b *gateway, blobDir string) {
 	t.Helper()
+	gs, blobDir := gateways(t, urls[:], forceShared)
+	return gs[0], gs[1], blobDir
+}
+
+// gateways opens a store per URL (each its own Dir), as twoGateways does.
+func gateways(t *testing.T, urls []string, forceShared bool) (gs []*gateway, blobDir string) {
+	t.Helper()
 	root := make([]byte, 32)
 	rand.Read(root)
 	base := t.TempDir()
@@ -50,7 +57,7 @@ func twoGateways(t *testing.T, urls [2]string, forceShared bool) (a, b *gateway,
 	}
 	t.Cleanup(func() { k.Close() })
 	blobDir = filepath.Join(base, "shared-blobs")
-	var gs [2]*gateway
+	gs = make([]*gateway, len(urls))
 	var db *meta.DB
 	for i := range gs {
 		if i == 0 || !forceShared { // Badger: one DB, used by both
@@ -75,7 +82,7 @@ func twoGateways(t *testing.T, urls [2]string, forceShared bool) (a, b *gateway,
 		g.store = s
 		gs[i] = g
 	}
-	return gs[0], gs[1], blobDir
+	return gs, blobDir
 }
 
 // openSharedBadger opens one Badger store that both gateways use (one
@@ -262,4 +269,54 @@ func slicesContains(evs []ChangeEvent, want ChangeEvent) bool {
 		}
 	}
 	return false
+}
+
+// Parts of one upload arrive at different gateways and a third completes
+// it, on each shared engine: the object is whole through every gateway, in
+// an encrypting bucket, and the parts' blobs became the object's.
+func TestSharedMultipartAcrossGateways(t *testing.T) {
+	for _, name := range []string{"postgres", "etcd"} {
+		t.Run(name, func(t *testing.T) {
+			u := enginetest.ByName(name).URL(t)
+			gs, blobDir := gateways(t, []string{u, u, u}, false)
+			a, b, c := gs[0].store, gs[1].store, gs[2].store
+			if err := a.CreateBucket(ctx, "bkt", ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetBucketEncryption(ctx, "bkt", true); err != nil {
+				t.Fatal(err)
+			}
+			up, err := a.CreateMultipart(ctx, "bkt", "m", meta.ObjectMeta{}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var whole []byte
+			var parts []CompletePart
+			for i, s := range []*Store{a, b, a, b} {
+				data := make([]byte, 5<<20+i)
+				rand.Read(data)
+				p, err := s.UploadPart(ctx, &PartInput{Bucket: "bkt", Key: "m", UploadID: up.ID, Number: int32(i + 1), Body: bytes.NewReader(data), Size: int64(len(data))})
+				if err != nil {
+					t.Fatalf("part %d: %v", i+1, err)
+				}
+				whole = append(whole, data...)
+				parts = append(parts, CompletePart{Number: int32(i + 1), ETag: p.ETag})
+			}
+			obj, err := c.CompleteMultipart(ctx, "bkt", "m", up.ID, parts, nil)
+			if err != nil {
+				t.Fatalf("Complete on a third gateway: %v", err)
+			}
+			if obj.Encryption == nil || len(obj.Blobs) != len(parts) {
+				t.Fatalf("completed object: encrypted %v, %d blobs; want encrypted, the %d parts' blobs", obj.Encryption != nil, len(obj.Blobs), len(parts))
+			}
+			for i, s := range []*Store{a, b, c} {
+				if got := getAll(t, s, "bkt", "m"); !bytes.Equal(got, whole) {
+					t.Fatalf("gateway %d reads %d bytes, not the %d uploaded", i, len(got), len(whole))
+				}
+			}
+			if n := countBlobs(t, blobDir); n != len(parts) {
+				t.Fatalf("%d blob files, want the %d parts' (no copy)", n, len(parts))
+			}
+		})
+	}
 }

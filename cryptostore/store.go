@@ -326,7 +326,54 @@ func (s *Store) CreateBucket(ctx context.Context, name, region string) error {
 }
 
 // DeleteBucket deletes an empty bucket (uploads in progress go with it).
+//
+// One transaction checks that the bucket is empty and deletes it with its
+// uploads. When that is too big for the engine (etcd bounds the keys a
+// transaction reads and writes, and a bucket may have any number of
+// uploads in progress), the uploads are aborted first, each in a
+// transaction of its own, once the bucket was seen empty; then the
+// deletion runs again.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	err := s.deleteBucket(ctx, name)
+	if !errors.Is(err, meta.ErrTxnTooBig) {
+		return err
+	}
+	if err := s.abortUploads(ctx, name); err != nil {
+		return err
+	}
+	return s.deleteBucket(ctx, name)
+}
+
+// abortUploads aborts every upload in progress of an empty bucket, one
+// transaction each (DeleteBucket's way around a bounded transaction).
+func (s *Store) abortUploads(ctx context.Context, name string) error {
+	for {
+		var page *meta.UploadPage
+		err := s.meta.View(ctx, func(tx *meta.Txn) error {
+			if ok, err := tx.HasObjects(name, ""); err != nil {
+				return err
+			} else if ok {
+				return ErrBucketNotEmpty
+			}
+			var err error
+			page, err = tx.ListUploads(name, meta.UploadListOptions{})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range page.Uploads {
+			if err := s.AbortMultipart(ctx, name, u.Key, u.ID); err != nil && !errors.Is(err, ErrNoSuchUpload) {
+				return err
+			}
+		}
+		if !page.IsTruncated {
+			return nil
+		}
+	}
+}
+
+func (s *Store) deleteBucket(ctx context.Context, name string) error {
 	var parts []meta.BlobRef
 	err := s.meta.Update(ctx, func(tx *meta.Txn) error {
 		parts = parts[:0]

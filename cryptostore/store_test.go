@@ -1197,3 +1197,36 @@ func TestStats(t *testing.T) {
 		t.Fatalf("stats:\nwant %+v\nhave %+v", want, st)
 	}
 }
+
+// A bucket with more uploads in progress than one etcd transaction can
+// read or write (--max-txn-ops, 128 by default) is deleted with them, on
+// every engine.
+func TestDeleteBucketWithManyUploads(t *testing.T) {
+	for _, engine := range []string{"badger", "postgres", "etcd"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Setenv("SEALFS_TEST_META", engine)
+			e := newEnv(t, nil)
+			e.bucket(t, "bkt", true)
+			const n = 150
+			for i := 0; i < n; i++ {
+				u, err := e.store.CreateMultipart(ctx, "bkt", fmt.Sprintf("k%03d", i), meta.ObjectMeta{}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.store.UploadPart(ctx, &PartInput{Bucket: "bkt", Key: u.Key, UploadID: u.ID, Number: 1, Body: bytes.NewReader(randBytes(100)), Size: 100}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.store.DeleteBucket(ctx, "bkt"); err != nil {
+				t.Fatalf("DeleteBucket with %d uploads in progress: %v", n, err)
+			}
+			if _, err := e.store.GetBucket(ctx, "bkt"); !errors.Is(err, ErrNoSuchBucket) {
+				t.Fatalf("bucket after DeleteBucket: %v", err)
+			}
+			e.removeReplaced(t)
+			if n := len(blobFilesIn(t, e.dir)); n != 0 {
+				t.Fatalf("%d part blobs left", n)
+			}
+		})
+	}
+}
