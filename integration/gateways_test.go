@@ -22,11 +22,32 @@ import (
 )
 
 // Two gateways (each a daemon with its mount and its S3 listener, its own
-// data directory) over one shared metadata engine and one shared blob
-// directory: PostgreSQL, and a 3-member etcd cluster, both started here.
+// data directory) over one shared metadata engine — PostgreSQL, and a
+// 3-member etcd cluster, both started here — and one shared blob store:
+// a directory (file://), and a bucket of another sealfs daemon (s3://).
 func TestTwoGateways(t *testing.T) {
-	t.Run("postgres", func(t *testing.T) {
-		requireFUSE(t)
+	for _, engine := range []string{"postgres", "etcd"} {
+		for _, blobs := range []string{"file", "s3"} {
+			t.Run(engine+"/"+blobs, func(t *testing.T) {
+				requireFUSE(t)
+				var args, env []string
+				if blobs == "s3" {
+					_, args, env = startBlobBackend(t, "gwblobs", "shared")
+				} else {
+					args = []string{"--blobs", "file://" + filepath.Join(t.TempDir(), "blobs")}
+				}
+				twoGateways(t, engineURL(t, engine), args, env)
+			})
+		}
+	}
+}
+
+// engineURL starts a metadata engine's server for t (stopped in
+// t.Cleanup) and returns the URL of a store on it.
+func engineURL(t *testing.T, engine string) string {
+	t.Helper()
+	switch engine {
+	case "postgres":
 		srv, err := pgtest.Start()
 		if errors.Is(err, pgtest.ErrNotInstalled) {
 			missingEngine(t, err.Error())
@@ -39,16 +60,15 @@ func TestTwoGateways(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		twoGateways(t, url)
-	})
-	t.Run("etcd", func(t *testing.T) {
-		requireFUSE(t)
+		return url
+	case "etcd":
 		if !etcdtest.Available() {
 			missingEngine(t, "etcd is not installed (apt-get install etcd-server)")
 		}
-		c := etcdtest.Start(t, 3)
-		twoGateways(t, c.URL("gateways"))
-	})
+		return etcdtest.Start(t, 3).URL("gateways")
+	}
+	t.Fatalf("no engine %q", engine)
+	return ""
 }
 
 // missingEngine skips (or, under SEALFS_REQUIRE_ENGINES=1, fails) a test
@@ -63,15 +83,15 @@ func missingEngine(t *testing.T, why string) {
 	t.Skip(msg)
 }
 
-func twoGateways(t *testing.T, metaURL string) {
-	base := t.TempDir()
-	blobs := filepath.Join(base, "blobs")
+// twoGateways runs the checks over two gateways on the metadata at metaURL
+// with the blob store blobArgs (flags) and blobEnv (its credentials) name.
+func twoGateways(t *testing.T, metaURL string, blobArgs, blobEnv []string) {
 	root := make([]byte, 32)
 	rand.Read(root)
 	opts := func() DaemonOptions {
 		return DaemonOptions{
-			Args: []string{"--meta", metaURL, "--blobs", "file://" + blobs},
-			Env:  []string{"SEALFS_KMS_ROOT_KEY=" + hex.EncodeToString(root)},
+			Args: append([]string{"--meta", metaURL}, blobArgs...),
+			Env:  append([]string{"SEALFS_KMS_ROOT_KEY=" + hex.EncodeToString(root)}, blobEnv...),
 		}
 	}
 	a := startMount(t, opts())
