@@ -78,7 +78,7 @@ stress: build
 	  grep -E '^(--- FAIL|FAIL|ok|panic:)' $$out/run$$i.log; \
 	done; \
 	if [ -n "$$failed" ]; then echo "stress: run(s)$$failed of $(STRESS_RUNS) failed; logs in $$out"; exit 1; fi; \
-	echo "stress: $(STRESS_RUNS) runs passed"
+	echo "stress: every run passed ($(STRESS_RUNS) in a row)"
 
 # Power cuts, many of them (make test runs a short version): the daemon runs
 # on a data directory served by lazyfs (internal/lazyfs), which loses
