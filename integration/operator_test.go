@@ -390,3 +390,50 @@ func TestReadmeSecretsOffCommandLines(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubDamageExit3: the last row of the exit-code table. A flipped
+// byte in an object's blob makes `sealfs scrub` list it and exit 3,
+// saying so in the singular for one object.
+func TestScrubDamageExit3(t *testing.T) {
+	d := startDaemon(t, DaemonOptions{})
+	ctx := context.Background()
+	if _, err := d.S3().CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("dmg")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.S3().PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("dmg"), Key: aws.String("obj"),
+		Body: strings.NewReader(strings.Repeat("sealfs ", 100000))}); err != nil {
+		t.Fatal(err)
+	}
+	var blobs []string
+	filepath.WalkDir(filepath.Join(d.DataDir, "blobs"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			blobs = append(blobs, p)
+		}
+		return nil
+	})
+	if len(blobs) != 1 {
+		t.Fatalf("want one blob file, have %q", blobs)
+	}
+	f, err := os.OpenFile(blobs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, 4096)
+	b[0] ^= 0x55
+	f.WriteAt(b, 4096)
+	f.Close()
+
+	cmd := exec.Command(sealfsBin(t), "scrub", "--data", d.DataDir)
+	cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY="+d.AccessKey, "SEALFS_SECRET_KEY="+d.SecretKey)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 3 {
+		t.Fatalf("scrub of a damaged object: %v, want exit 3\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "DAMAGED dmg/obj") || !strings.Contains(stderr.String(), "sealfs: 1 damaged object\n") {
+		t.Fatalf("scrub output:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+}
