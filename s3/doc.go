@@ -34,7 +34,12 @@
 //   - The mapping of store errors to S3 error codes, with an S3 XML error
 //     body, x-amz-request-id and x-amz-id-2 on every response.
 //   - One log line per request (request id, operation, bucket, key, status,
-//     bytes, duration) at info level.
+//     bytes, duration) at info level. Errors the client caused, 4xx and
+//     NotImplemented, are only in that line; a server failure is also
+//     logged at error level.
+//   - ACLs (acl.go): one owner and no grants to anyone else, so
+//     GetBucketAcl and GetObjectAcl answer the owner's FULL_CONTROL, the
+//     truth; setting an ACL is NotImplemented.
 //
 // # Bodies and integrity
 //
