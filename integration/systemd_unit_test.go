@@ -106,10 +106,7 @@ func TestSystemdUnitMountVisible(t *testing.T) {
 	argv = append(argv, strings.Fields(start[0])...)
 
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = os.Environ()
-	for _, e := range settings["Environment"] {
-		cmd.Env = append(cmd.Env, e)
-	}
+	cmd.Env = append(os.Environ(), settings["Environment"]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
