@@ -24,9 +24,12 @@
 // gateway picks up the others' changes within a bound (shared.go; Local says
 // which). A shared store that is empty imports the local keyring file once.
 //
-// The interface is small on purpose: a second engine (an external KMS) is one
-// more implementation of KMS, not a rewrite of its callers. Every call takes a
-// request struct so that adding a field breaks no caller.
+// The interface is split in two: DataKeys (generate, decrypt, and seal a
+// small secret), all the data path needs, and Admin (the key lifecycle).
+// KMS is both. A further engine is one more implementation of KMS, not a
+// rewrite of its callers: AWS (aws.go) speaks the AWS KMS API to AWS KMS or
+// any service that implements it. Every call takes a request struct so that
+// adding a field breaks no caller.
 package kms
 
 import (
@@ -52,6 +55,10 @@ var (
 	// outside 7 to 30 days, a secret too long, a cancel on a key that is not
 	// pending deletion, an empty key id).
 	ErrInvalidArgument = errors.New("kms: invalid argument")
+	// ErrUnavailable: the KMS could not be reached or did not answer (an
+	// external KMS that is down). Transient: the same call may succeed
+	// later. Nothing was changed.
+	ErrUnavailable = errors.New("kms: the key management service is unavailable")
 )
 
 // KeyState is a master key's state.
@@ -128,12 +135,29 @@ type ScheduleDeletionRequest struct {
 	PendingDays int // 7 to 30, as AWS allows; 0 means 30
 }
 
-// KMS is the key management service.
-type KMS interface {
-	CreateKey(ctx context.Context, req *CreateKeyRequest) (*KeyMetadata, error)
+// DataKeys is what the data path needs from a KMS: data keys issued and
+// unwrapped, and small secrets sealed, every one bound to an encryption
+// context. cryptostore's reads and writes use nothing else. A further engine
+// (an external KMS) implements these three calls against its service and
+// the Admin calls below; nothing else in sealfs changes.
+type DataKeys interface {
+	// GenerateDataKey returns a fresh 256-bit data key, in clear and
+	// wrapped by the key's current version, bound to req.Context.
 	GenerateDataKey(ctx context.Context, req *GenerateDataKeyRequest) (DEK, error)
+	// Decrypt unwraps what GenerateDataKey or Encrypt wrapped, given the
+	// same context. A disabled key fails with ErrKeyDisabled, a key pending
+	// deletion with ErrKeyPendingDeletion, one that is gone with
+	// ErrKeyNotFound, a KMS that cannot be reached with ErrUnavailable.
 	Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error)
+	// Encrypt seals a small secret (1 to 4096 bytes) under a master key.
 	Encrypt(ctx context.Context, req *EncryptRequest) ([]byte, error)
+}
+
+// Admin is the key lifecycle: what operators and the admin API do to master
+// keys. The data path never calls it, except CreateKey the first time a
+// bucket needs its master key.
+type Admin interface {
+	CreateKey(ctx context.Context, req *CreateKeyRequest) (*KeyMetadata, error)
 	DescribeKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error)
 	ListKeys(ctx context.Context) ([]*KeyMetadata, error)
 	EnableKey(ctx context.Context, req *KeyRequest) error
@@ -143,4 +167,12 @@ type KMS interface {
 	// RotateKey adds a new version; new data keys are wrapped by it, older
 	// versions keep unwrapping what they wrapped.
 	RotateKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error)
+}
+
+// KMS is a whole engine: the data path and the key lifecycle. Local (the
+// built-in keyring) and AWS (any service speaking the AWS KMS API) are the
+// engines; each is one file of calls (local.go, aws.go) plus its helpers.
+type KMS interface {
+	DataKeys
+	Admin
 }
