@@ -23,6 +23,9 @@
 //     record is written with a MAC over its key and bytes, and every read
 //     checks it (ErrRecordTampered). meta asks for MACs; it never holds the
 //     key. SealRecords seals the records of a store written before.
+//   - Users and access keys (users.go): authenticated records of who may
+//     sign requests, each user's policy document as given, and each access
+//     key's secret only as the KMS sealed it (the caller seals and opens).
 //   - The coordination of gateways sharing a store (shared.go): doomed
 //     blobs, read pins and leases; and the change feed (watch.go,
 //     watch_<name>.go): Watch reports the object and bucket records other

@@ -36,6 +36,12 @@ package meta
 //	                                                      the blob (a read pin, shared.go)
 //	g       g \0 l \0 <name>                               lease: u64 BE expiry (Unix ns), then the
 //	                                                      owner's id (shared.go)
+//	a       a \0 u \0 <user>                               User record (users.go): created, policy
+//	                                                      document, disabled; the name comes from
+//	                                                      the key
+//	a       a \0 k \0 <access key id>                      AccessKey record (users.go): its user,
+//	                                                      status and sealed secret; the id comes
+//	                                                      from the key
 //
 // Write fences. Badger detects conflicts on the keys a transaction read, not
 // on the ranges it scanned, so a scan that found a bucket empty does not
@@ -71,6 +77,13 @@ const (
 	prefixReplication = 'q'
 	prefixConfig      = 'c'
 	prefixGateways    = 'g' // coordination of gateways sharing a store
+	prefixAccess      = 'a' // users and access keys
+)
+
+// Access kinds: the byte after "a\x00".
+const (
+	accessUser = 'u'
+	accessKey  = 'k'
 )
 
 // Gateway coordination kinds: the byte after "g\x00".
@@ -335,4 +348,38 @@ func blobPinKey(id BlobID, gateway string) []byte {
 // leaseKey is g\0l\0<name>.
 func leaseKey(name string) []byte {
 	return buildKey(prefixGateways, string(rune(gatewayLease)), name)
+}
+
+// userKey is a\0u\0<user>.
+func userKey(name string) []byte {
+	return buildKey(prefixAccess, string(rune(accessUser)), name)
+}
+
+// usersPrefix is a\0u\0: the prefix of every user key.
+func usersPrefix() []byte { return userKey("") }
+
+// parseUserKey returns the name of a user key.
+func parseUserKey(k []byte) (string, bool) {
+	p := usersPrefix()
+	if !bytes.HasPrefix(k, p) || len(k) == len(p) {
+		return "", false
+	}
+	return string(k[len(p):]), true
+}
+
+// accessKeyKey is a\0k\0<access key id>.
+func accessKeyKey(id string) []byte {
+	return buildKey(prefixAccess, string(rune(accessKey)), id)
+}
+
+// accessKeysPrefix is a\0k\0: the prefix of every access key.
+func accessKeysPrefix() []byte { return accessKeyKey("") }
+
+// parseAccessKeyKey returns the id of an access key key.
+func parseAccessKeyKey(k []byte) (string, bool) {
+	p := accessKeysPrefix()
+	if !bytes.HasPrefix(k, p) || len(k) == len(p) {
+		return "", false
+	}
+	return string(k[len(p):]), true
 }

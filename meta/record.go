@@ -62,7 +62,8 @@ package meta
 //
 // Record MAC (recordauth.go)
 //
-//	127 MAC bytes (32): in every bucket, object, upload, part and completed-upload record
+//	127 MAC bytes (32): in every bucket, object, upload, part, completed-upload,
+//	    user and access key record (users.go)
 //	    written while record authentication is on; always the last field.
 //	    It is split off and checked before the record is decoded, so the
 //	    decoders above never see it. Tag 127 is reserved in every record

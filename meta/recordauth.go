@@ -2,7 +2,7 @@ package meta
 
 // Record authentication.
 //
-// Every bucket, object, upload and part record may end with one more field,
+// Every bucket, object, upload, part, user and access key record may end with one more field,
 // tag 127, holding a 32-byte MAC (record.go). The MAC is computed by a
 // RecordMAC that the caller hands to SetRecordAuth (cryptostore keys it from
 // the KMS); meta never holds the key. The MAC covers the database key the
@@ -163,7 +163,7 @@ func (tx *Txn) seal(k, rec []byte) []byte { return tx.auth.seal(k, rec) }
 
 // recordPrefixes are the prefixes of every authenticated record kind.
 func recordPrefixes() [][]byte {
-	return [][]byte{{prefixBucket, sep}, {prefixObject, sep}, {prefixUpload, sep}, {prefixPart, sep}, {prefixCompleted, sep}}
+	return [][]byte{{prefixBucket, sep}, {prefixObject, sep}, {prefixUpload, sep}, {prefixPart, sep}, {prefixCompleted, sep}, {prefixAccess, sep}}
 }
 
 // RecordCensus describes the records of a store, for deciding how to open
