@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"time"
 )
 
 // defaultCacheSize is the number of unwrapped data keys kept when
@@ -41,6 +42,7 @@ type cacheEntry struct {
 	key       cacheKey
 	keyID     string
 	plaintext []byte
+	added     time.Time // when put last confirmed it (the external engine's bound)
 }
 
 func newDEKCache(size int) *dekCache {
@@ -68,18 +70,40 @@ func (c *dekCache) get(k cacheKey) ([]byte, bool) {
 	return append([]byte(nil), el.Value.(*cacheEntry).plaintext...), true
 }
 
-// put stores a copy of plaintext, unwrapped by keyID, under k.
+// getWithin returns a copy of the cached plaintext for k if it was put no
+// earlier than since.
+func (c *dekCache) getWithin(k cacheKey, since time.Time) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	if !ok || el.Value.(*cacheEntry).added.Before(since) {
+		return nil, false
+	}
+	c.order.MoveToFront(el)
+	return append([]byte(nil), el.Value.(*cacheEntry).plaintext...), true
+}
+
+// put stores a copy of plaintext, unwrapped by keyID, under k. Putting an
+// entry that is there marks it confirmed now.
 func (c *dekCache) put(k cacheKey, keyID string, plaintext []byte) {
+	c.putAt(k, keyID, plaintext, time.Time{})
+}
+
+func (c *dekCache) putAt(k cacheKey, keyID string, plaintext []byte, now time.Time) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[k]; ok {
+		el.Value.(*cacheEntry).added = now
 		c.order.MoveToFront(el)
 		return
 	}
-	c.entries[k] = c.order.PushFront(&cacheEntry{key: k, keyID: keyID, plaintext: append([]byte(nil), plaintext...)})
+	c.entries[k] = c.order.PushFront(&cacheEntry{key: k, keyID: keyID, plaintext: append([]byte(nil), plaintext...), added: now})
 	for c.order.Len() > c.max {
 		c.removeLocked(c.order.Back())
 	}

@@ -98,6 +98,10 @@ type DEK struct {
 // CreateKeyRequest asks for a new master key.
 type CreateKeyRequest struct {
 	Description string
+	// Alias names the key where the engine keeps names (AWS: the alias
+	// alias/<prefix><Alias>). sealfs gives a bucket's name. Local keeps
+	// none and ignores it.
+	Alias string
 }
 
 // GenerateDataKeyRequest asks for a fresh 256-bit data key wrapped by KeyID's
