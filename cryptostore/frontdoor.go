@@ -84,6 +84,10 @@ var (
 	// ErrKMSInvalidArgument: a key request the KMS refuses (for instance a
 	// state change the key's state does not allow).
 	ErrKMSInvalidArgument = kms.ErrInvalidArgument
+	// ErrKMSUnavailable: an external KMS could not be reached. Writes into
+	// an encrypting bucket fail with it; reads too, once no cached data key
+	// serves them. Transient: nothing was changed.
+	ErrKMSUnavailable = kms.ErrUnavailable
 )
 
 // ErrSystemKey: an action that would disable the store's system key, which

@@ -498,7 +498,7 @@ func (s *Store) masterKey(ctx context.Context, bucket string) (string, error) {
 	} else if b.MasterKeyID != "" {
 		return b.MasterKeyID, nil
 	}
-	km, err := s.kms.CreateKey(ctx, &kms.CreateKeyRequest{Description: "sealfs bucket " + bucket})
+	km, err := s.kms.CreateKey(ctx, &kms.CreateKeyRequest{Description: "sealfs bucket " + bucket, Alias: bucket})
 	if err != nil {
 		return "", kmsErr(err)
 	}

@@ -50,6 +50,9 @@ func (h *Handler) toS3(q *request, err error) *s3err.Error {
 		return s3err.ErrIncompleteBody.Wrap(err)
 	case errors.Is(err, cryptostore.ErrKeyDisabled):
 		return h.kmsError(q, err)
+	case errors.Is(err, cryptostore.ErrKMSUnavailable):
+		// An external KMS that does not answer: retryable, and said so.
+		return s3err.ErrServiceUnavailable.WithMessage("The KMS is unavailable. Please retry.").Wrap(err)
 	case errors.Is(err, cryptostore.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		// A write refused below the reserve, or a blob write that hit
 		// the end of the disk.

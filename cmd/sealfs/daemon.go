@@ -38,7 +38,7 @@ type daemon struct {
 	started time.Time
 
 	meta  *meta.DB
-	kms   *kms.Local
+	kms   kmsEngine
 	store *cryptostore.Store
 	// repl is cross-region replication: the store's commit hook and the
 	// workers that send to other regions.
@@ -121,8 +121,16 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 
 	// The root key leaves the environment as soon as it is read, so that no
 	// child process (fusermount3, a hook) inherits it.
-	root, source, err := kms.LoadRootKey(c.String("kms-root-key-file"), kms.TakeRootKeyEnv(), d.dataDir)
-	if err != nil {
+	kmsURL := c.String("kms")
+	external := kmsURL != "" && kmsURL != "local"
+	var (
+		root   []byte
+		source string
+	)
+	if envRoot := kms.TakeRootKeyEnv(); external {
+		// Master keys live in the external KMS: no root key is read or
+		// generated.
+	} else if root, source, err = kms.LoadRootKey(c.String("kms-root-key-file"), envRoot, d.dataDir); err != nil {
 		return nil, err
 	}
 	if source == kms.RootKeyGenerated {
@@ -141,7 +149,11 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		// (a keyring file in DATA/kms is imported the first time).
 		kmsOpts.Store = kms.MetaKeyring(d.meta)
 	}
-	d.kms, err = kms.OpenLocal(kms.Dir(d.dataDir), root, kmsOpts)
+	if external {
+		d.kms, err = openExternalKMS(kmsURL, logger)
+	} else {
+		d.kms, err = kms.OpenLocal(kms.Dir(d.dataDir), root, kmsOpts)
+	}
 	clear(root)
 	if err != nil {
 		return nil, err

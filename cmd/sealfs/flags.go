@@ -60,6 +60,8 @@ func s3Flags() []cli.Flag {
 
 func kmsFlags() []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "kms", Value: "local", EnvVars: []string{"SEALFS_KMS"}, Category: "Keys",
+			Usage: "the KMS that keeps master keys: local (the built-in keyring, sealed by the root key) or aws-kms://REGION[?endpoint=URL][&alias-prefix=P][&cache-ttl=D] (AWS KMS or any service speaking its API; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE; data keys already unwrapped serve reads for cache-ttl, default 5m, while it cannot be reached)"},
 		&cli.StringFlag{Name: "kms-root-key-file", EnvVars: []string{"SEALFS_KMS_ROOT_KEY_FILE"}, Category: "Keys",
 			Usage: "file holding the 32-byte KMS root key (raw, hex or base64); SEALFS_KMS_ROOT_KEY may hold it instead; default: generated at DATA/kms/root.key"},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -87,4 +88,24 @@ adds a key version for new data keys; older versions keep decrypting.
 			action("rotate", "add a key version for new data keys", "rotated"),
 		},
 	}
+}
+
+// kmsEngine is what the daemon holds: a KMS engine that names its keys'
+// ARNs and is closed with the daemon.
+type kmsEngine interface {
+	kms.KMS
+	ARN(keyID string) string
+	Close() error
+}
+
+// openExternalKMS opens the engine --kms names (not "local").
+func openExternalKMS(raw string, logger *slog.Logger) (kmsEngine, error) {
+	if strings.HasPrefix(raw, kms.AWSScheme+"://") {
+		k, err := kms.OpenAWS(raw, kms.AWSOptions{Logger: logger})
+		if err != nil {
+			return nil, exitUsage(fmt.Errorf("--kms: %w", err))
+		}
+		return k, nil
+	}
+	return nil, exitUsage(fmt.Errorf("--kms %q: want local or %s://REGION?endpoint=URL", raw, kms.AWSScheme))
 }
