@@ -69,6 +69,15 @@
 //     either way. After a failed sync no blob is removed any more.
 //   - Checking what is stored: Scrub reads objects back and verifies them;
 //     Stats counts objects, bytes and the encrypted share.
+//   - Users, access keys and the permission to use a key (users.go): users
+//     with IAM policies (package iam) and access keys whose secrets are
+//     stored sealed under the system key; Principal finds who signed with
+//     an access key. A front door serving a user puts a Caller in the
+//     context (WithCaller), and every data key issued or unwrapped under it
+//     is checked (kms:GenerateDataKey, kms:Decrypt on the bucket key's ARN)
+//     and reported to Config.Audit. The front doors check the S3 actions;
+//     the store checks the key uses, because only it knows which key a
+//     call uses.
 //
 // # Several gateways
 //

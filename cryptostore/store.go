@@ -101,6 +101,10 @@ type Config struct {
 	// than this after the commit that replaced it, and not while a
 	// gateway's read pin names it (shared.go). 0 → DefaultSharedGrace.
 	SharedGrace time.Duration
+	// Audit, if set, is told of every use of a master key for an object's
+	// data key (users.go): who, which key, which object, and the outcome.
+	// It must not block.
+	Audit func(KeyUse)
 	// testShared makes the store behave as shared over any engine (tests:
 	// two stores on one Badger).
 	testShared bool
@@ -153,6 +157,8 @@ type Store struct {
 	logger *slog.Logger
 
 	keyMu sync.Mutex // serialises master key creation
+
+	principals principalCache // users.go
 
 	sh *sharedState // nil unless the metadata is shared (shared.go)
 
@@ -530,7 +536,12 @@ func (s *Store) newDataKey(ctx context.Context, bucket string, id meta.ObjectID)
 	if err != nil {
 		return nil, nil, err
 	}
+	done, err := s.useKey(ctx, "kms:GenerateDataKey", keyID, bucket, id)
+	if err != nil {
+		return nil, nil, err
+	}
 	dek, err := s.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyRequest{KeyID: keyID, Context: encContext(bucket, id)})
+	done(err)
 	if err != nil {
 		return nil, nil, kmsErr(err)
 	}
@@ -547,7 +558,12 @@ func (s *Store) dataKey(ctx context.Context, bucket string, id meta.ObjectID, en
 	if enc == nil {
 		return nil, nil
 	}
+	done, err := s.useKey(ctx, "kms:Decrypt", enc.KeyID, bucket, id)
+	if err != nil {
+		return nil, err
+	}
 	k, err := s.kms.Decrypt(ctx, &kms.DecryptRequest{KeyID: enc.KeyID, Ciphertext: enc.WrappedKey, Context: encContext(bucket, id)})
+	done(err)
 	if err != nil {
 		return nil, kmsErr(err)
 	}

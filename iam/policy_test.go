@@ -254,3 +254,20 @@ func BenchmarkParse10(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckMessage(t *testing.T) {
+	p := mustParse(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"},{"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/secret"}]}`)
+	user := UserARN("000000000000", "reader")
+	if err := p.Check(user, &Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k"}); err != nil {
+		t.Fatalf("allowed request: %v", err)
+	}
+	err := p.Check(user, &Request{Action: "kms:Decrypt", Resource: keyARN})
+	want := "User: arn:aws:iam::000000000000:user/reader is not authorized to perform: kms:Decrypt on resource: " + keyARN + " because no identity-based policy allows the kms:Decrypt action"
+	if !errors.Is(err, ErrAccessDenied) || err.Error() != want {
+		t.Fatalf("implicit deny: %v\nwant %s", err, want)
+	}
+	err = p.Check(user, &Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/secret"})
+	if !errors.Is(err, ErrAccessDenied) || !strings.HasSuffix(err.Error(), "with an explicit deny in an identity-based policy") {
+		t.Fatalf("explicit deny: %v", err)
+	}
+}
