@@ -171,6 +171,28 @@ type Admin interface {
 	// RotateKey adds a new version; new data keys are wrapped by it, older
 	// versions keep unwrapping what they wrapped.
 	RotateKey(ctx context.Context, req *KeyRequest) (*KeyMetadata, error)
+	// ReWrap wraps a data key again under its master key's current
+	// version, bound to the same context, without handing out the data
+	// key. A key wrapped by the current version already comes back as it
+	// is, Changed false.
+	ReWrap(ctx context.Context, req *ReWrapRequest) (*ReWrapped, error)
+}
+
+// ReWrapRequest asks for a wrapped data key to be wrapped again under its
+// master key's current version. KeyID, if set, must name the key the
+// ciphertext names.
+type ReWrapRequest struct {
+	KeyID      string
+	Ciphertext []byte
+	Context    Context
+}
+
+// ReWrapped is a data key wrapped again: the same data key, a new wrapping.
+type ReWrapped struct {
+	KeyID      string
+	Version    uint32 // the version that wraps it now
+	Ciphertext []byte
+	Changed    bool // false: Ciphertext is the one given (already current)
 }
 
 // KMS is a whole engine: the data path and the key lifecycle. Local (the

@@ -1,0 +1,82 @@
+package kms
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// ReWrap unwraps req.Ciphertext with the version that wrapped it and wraps
+// the same data key under the key's current version, bound to the same
+// context. The data key never leaves this call (it is wiped before it
+// returns) and is not cached. The key must be enabled.
+func (k *Local) ReWrap(ctx context.Context, req *ReWrapRequest) (*ReWrapped, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
+	}
+	h, err := parseWrapped(req.Ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeyID != "" {
+		if id, ok := k.resolve(req.KeyID); !ok || id != h.keyID {
+			return nil, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, req.KeyID)
+		}
+	}
+	encCtx := appendContext(nil, req.Context)
+	var out *ReWrapped
+	err = k.use(ctx, h.keyID, true, func(m *masterKey) error {
+		cur := uint32(len(m.versions))
+		if h.version > cur {
+			return fmt.Errorf("%w: key %s has no version %d", errUnknownVersion, h.keyID, h.version)
+		}
+		pt, err := unwrap(m.versions[h.version-1], req.Ciphertext, h, encCtx)
+		if err != nil {
+			return err
+		}
+		defer clear(pt)
+		k.unwraps.Add(1)
+		if h.version == cur && h.format == wrapFormatV2 {
+			out = &ReWrapped{KeyID: m.id, Version: cur, Ciphertext: req.Ciphertext}
+			return nil
+		}
+		ct, err := wrap(m.versions[cur-1].material, m.id, cur, encCtx, pt)
+		if err != nil {
+			return err
+		}
+		out = &ReWrapped{KeyID: m.id, Version: cur, Ciphertext: ct, Changed: true}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReWrap asks the service to re-encrypt the data key under the key's
+// current backing key (its ReEncrypt, same key, same context). The service
+// does not say which version wrapped a ciphertext, so every call re-wraps
+// (Changed is always true) and the version is always 1.
+func (k *AWS) ReWrap(ctx context.Context, req *ReWrapRequest) (*ReWrapped, error) {
+	if req == nil || req.KeyID == "" || len(req.Ciphertext) == 0 {
+		return nil, fmt.Errorf("%w: ReWrap needs a key id and a ciphertext", ErrInvalidArgument)
+	}
+	out, err := k.client.ReEncrypt(ctx, &awskms.ReEncryptInput{
+		CiphertextBlob:               req.Ciphertext,
+		SourceKeyId:                  aws.String(req.KeyID),
+		SourceEncryptionContext:      awsContext(req.Context),
+		DestinationKeyId:             aws.String(req.KeyID),
+		DestinationEncryptionContext: awsContext(req.Context),
+	})
+	if err != nil {
+		err = awsErr("ReEncrypt", err)
+		k.evictOnState(req.KeyID, err)
+		return nil, err
+	}
+	return &ReWrapped{KeyID: k.keyID(aws.ToString(out.KeyId)), Version: 1, Ciphertext: out.CiphertextBlob, Changed: true}, nil
+}
