@@ -68,6 +68,8 @@ func New(cfg Config) *API {
 	a.handle("GET replication/resync/{id}", adminJSON(a.resyncStatus))
 	// Buckets, keys, status, scrub.
 	a.storeRoutes()
+	// Users and access keys.
+	a.userRoutes()
 	return a
 }
 

@@ -7,6 +7,9 @@
 // the store: it imports neither meta nor kms. The daemon (cmd/sealfs) only
 // builds it (New) and mounts it under Prefix beside the S3 API.
 //
+// Users and access keys (users.go: `sealfs user|accesskey ...`) are managed
+// here too: only the admin's credentials reach this API, never a user's.
+//
 // It is served on the S3 listeners, under Prefix, and every request is
 // authenticated like an S3 request: Signature Version 4 with the daemon's
 // credentials (service "s3", any region); anonymous requests are refused
