@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/iam"
 	"github.com/sealfs/sealfs/s3/s3err"
 )
 
@@ -16,6 +17,13 @@ func (h *Handler) toS3(q *request, err error) *s3err.Error {
 	var e *s3err.Error
 	if errors.As(err, &e) && e != nil {
 		return e
+	}
+	var denied *iam.AccessDeniedError
+	if errors.As(err, &denied) {
+		// A policy's refusal: of the request's action (authz.go), or of a
+		// use of the bucket's key the store checked (kms:Decrypt,
+		// kms:GenerateDataKey).
+		return accessDenied(denied)
 	}
 	switch {
 	case errors.Is(err, cryptostore.ErrRecordTampered):

@@ -27,7 +27,9 @@ import (
 type Config struct {
 	// Store is the object store the handler serves. Required.
 	Store *cryptostore.Store
-	// Credentials returns the secret key of an access key. Required.
+	// Credentials returns the secret key of the admin's access key (the
+	// break-glass account, allowed everything). Required. Other access keys
+	// are users' (the store's Principal), held to their policies.
 	Credentials func(accessKey string) (secret string, ok bool)
 	// Region is the region this endpoint answers for; "" means the store's.
 	Region string
@@ -66,6 +68,7 @@ type Handler struct {
 	domain   string
 	log      *slog.Logger
 	verifier *sigv4.Verifier
+	admin    func(accessKey string) (secret string, ok bool)
 	owner    s3xml.Owner
 	hostID   string // x-amz-id-2
 	idPrefix string
@@ -100,21 +103,18 @@ func NewHandler(cfg Config) *Handler {
 	}
 	ownerID := sha256.Sum256([]byte("sealfs owner " + region))
 	h := &Handler{
-		store:  cfg.Store,
-		region: region,
-		domain: strings.ToLower(strings.TrimSuffix(cfg.Domain, ".")),
-		log:    log,
-		verifier: &sigv4.Verifier{
-			Lookup: cfg.Credentials,
-			Region: region,
-			Now:    cfg.Now,
-		},
+		store:    cfg.Store,
+		region:   region,
+		domain:   strings.ToLower(strings.TrimSuffix(cfg.Domain, ".")),
+		log:      log,
+		admin:    cfg.Credentials,
 		owner:    s3xml.Owner{ID: hex.EncodeToString(ownerID[:]), DisplayName: "sealfs"},
 		hostID:   base64.StdEncoding.EncodeToString(rnd[:]),
 		idPrefix: strings.ToUpper(hex.EncodeToString(rnd[:4])),
 		repl:     cfg.Replication,
 		observe:  cfg.Observe,
 	}
+	h.verifier = &sigv4.Verifier{Lookup: h.lookupSecret, Region: region, Now: cfg.Now}
 	h.bufs.New = func() any { b := make([]byte, getBufSize); return &b }
 	return h
 }
@@ -132,6 +132,9 @@ type request struct {
 	query   url.Values
 	auth    *sigv4.Auth
 	payload *sigv4.Payload // the body, once opened
+	// caller is the user who signed the request (authz.go); nil for the
+	// admin.
+	caller *cryptostore.Caller
 }
 
 // newID returns a request id: 16 upper-case hex digits, unique within the
@@ -185,6 +188,11 @@ func (h *Handler) serve(q *request) error {
 		return err
 	}
 	q.auth = auth
+	// The signer's policy is evaluated before anything about a bucket or
+	// a key is looked at (authz.go).
+	if err := q.authorize(); err != nil {
+		return err
+	}
 	if op.sealed != nil && q.r.TLS == nil && op.sealed(q) {
 		// Design rule 6 for an authenticated request over plain HTTP,
 		// decided before the body is read.

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/iam"
 	"github.com/sealfs/sealfs/s3/httprange"
 	"github.com/sealfs/sealfs/s3/s3err"
 	"github.com/sealfs/sealfs/s3/s3xml"
@@ -361,13 +362,27 @@ func deleteObjects(q *request) error {
 	if err := s3xml.DecodeBytes(data, &req); err != nil {
 		return err
 	}
+	// A user's policy is asked about each key (s3:DeleteObject) before the
+	// bucket is looked at; a request allowed for none of them is refused
+	// whole.
+	denied := make([]error, len(req.Objects))
+	allowed := len(req.Objects) == 0
+	for i, o := range req.Objects {
+		denied[i] = q.check(&iam.Request{Action: "s3:DeleteObject", Resource: iam.S3ObjectARN(q.bucket, o.Key)})
+		allowed = allowed || denied[i] == nil
+	}
+	if !allowed {
+		return denied[0]
+	}
 	if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
 		return err
 	}
 	var res s3xml.DeleteResult
-	for _, o := range req.Objects {
+	for i, o := range req.Objects {
 		var err error
 		switch {
+		case denied[i] != nil:
+			err = denied[i]
 		case o.VersionID != "" && o.VersionID != "null":
 			err = s3err.ErrNoSuchVersion
 		default:

@@ -57,6 +57,8 @@ func newApp() *cli.App {
 			mountCommand(),
 			replicateCommand(),
 			bucketCommand(),
+			userCommand(),
+			accessKeyCommand(),
 			kmsCommand(),
 			statusCommand(),
 			scrubCommand(),
