@@ -1,7 +1,6 @@
 package cryptostore
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sealfs/sealfs/internal/banner"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -300,32 +299,9 @@ func startS3Server(dir string) (*testS3Server, error) {
 		return nil, err
 	}
 	srv.cmd = cmd
-	banner := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		done := false
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if v, ok := strings.CutPrefix(line, "S3 endpoint: https://"); ok {
-				srv.addr = v
-			}
-			if v, ok := strings.CutPrefix(line, "CA cert:"); ok {
-				srv.ca = strings.TrimSpace(v)
-			}
-			if strings.HasPrefix(line, "credentials:") && !done {
-				done = true
-				close(banner)
-			}
-		}
-		if !done {
-			close(banner)
-		}
-	}()
+	b, _ := banner.Wait(stdout, time.Minute)
 	go func() { srv.exited <- cmd.Wait() }()
-	select {
-	case <-banner:
-	case <-time.After(60 * time.Second):
-	}
+	srv.addr, srv.ca = b.S3Addr, b.CAFile
 	if srv.addr == "" {
 		srv.stop()
 		b, _ := os.ReadFile(srv.log)

@@ -5,12 +5,12 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/sealfs/sealfs/internal/banner"
 	"net/http"
 	"os"
 	"os/exec"
@@ -155,33 +155,12 @@ func (d *Daemon) start() {
 	}
 	d.cmd = cmd
 	d.exited = make(chan error, 1)
-	banner := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		done := false
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if v, ok := strings.CutPrefix(line, "S3 endpoint: https://"); ok {
-				d.S3Addr = v
-			}
-			if v, ok := strings.CutPrefix(line, "CA cert:"); ok {
-				d.CAFile = strings.TrimSpace(v)
-			}
-			if strings.HasPrefix(line, "credentials:") && !done {
-				done = true
-				close(banner)
-			}
-		}
-		if !done {
-			close(banner)
-		}
-	}()
-	go func() { d.exited <- cmd.Wait() }()
 	t.Cleanup(func() { d.cleanup(cmd) })
-	select {
-	case <-banner:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("sealfs did not start within a minute:\n%s", d.Logs())
+	b, full := banner.Wait(stdout, time.Minute)
+	go func() { d.exited <- cmd.Wait() }()
+	d.S3Addr, d.CAFile = b.S3Addr, b.CAFile
+	if !full && d.S3Addr != "" {
+		t.Fatalf("sealfs did not finish starting within a minute:\n%s", d.Logs())
 	}
 	if d.S3Addr == "" {
 		t.Fatalf("sealfs did not start:\n%s", d.Logs())

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sealfs/sealfs/internal/banner"
 	"io"
 	"log"
 	mrand "math/rand/v2"
@@ -661,35 +662,9 @@ func startDaemon(bin string, args, envv []string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	banner := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		closed := false
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if v, ok := strings.CutPrefix(line, "S3 endpoint: https://"); ok {
-				d.addr = v
-			}
-			if v, ok := strings.CutPrefix(line, "metrics:"); ok {
-				d.metrics = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(line, "CA cert:"); ok {
-				d.ca = strings.TrimSpace(v)
-			}
-			if strings.HasPrefix(line, "credentials:") && !closed {
-				closed = true
-				close(banner)
-			}
-		}
-		if !closed {
-			close(banner)
-		}
-	}()
+	b, _ := banner.Wait(out, time.Minute)
 	go func() { cmd.Wait(); close(d.done) }()
-	select {
-	case <-banner:
-	case <-time.After(60 * time.Second):
-	}
+	d.addr, d.metrics, d.ca = b.S3Addr, b.Metrics, b.CAFile
 	if d.addr == "" {
 		d.stop()
 		return nil, fmt.Errorf("sealfs %s did not start: %s", args[0], tail(d.log))
