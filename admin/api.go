@@ -45,6 +45,7 @@ type API struct {
 	verifier *sigv4.Verifier
 	mux      *http.ServeMux
 	scrubs   scrubJobs
+	rewraps  jobs[RewrapJob] // keys.go
 }
 
 // New returns the admin API over cfg.Store and cfg.Replication.

@@ -26,6 +26,7 @@ func (a *API) storeRoutes() {
 	a.handle("GET status", adminJSON(a.status))
 	a.handle("POST scrub", adminJSON(a.startScrub))
 	a.handle("GET scrub/{id}", adminJSON(a.scrubStatus))
+	a.keyRoutes() // keys.go
 }
 
 // BucketInfo is a bucket as the admin API shows it.
@@ -106,6 +107,9 @@ func (a *API) setEncryption(r *http.Request, in *EncryptionSetting) (*Encryption
 type KeyInfo struct {
 	cryptostore.KeyMetadata
 	Buckets []string `json:"buckets,omitempty"`
+	// VersionsInUse counts the objects whose data key each version of the
+	// key wraps (versions no object uses are absent).
+	VersionsInUse map[uint32]int64 `json:"versions_in_use,omitempty"`
 }
 
 func (a *API) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
@@ -117,9 +121,13 @@ func (a *API) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	use, err := a.store.KeyVersionUse(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	out := make([]KeyInfo, 0, len(keys))
 	for _, k := range keys {
-		ki := KeyInfo{KeyMetadata: *k}
+		ki := KeyInfo{KeyMetadata: *k, VersionsInUse: use[k.KeyID]}
 		for _, b := range bs {
 			if b.MasterKeyID == k.KeyID {
 				ki.Buckets = append(ki.Buckets, b.Name)

@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sealfs/sealfs/admin"
+	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
 )
 
@@ -53,7 +55,8 @@ adds a key version for new data keys; older versions keep decrypting.
    $ sealfs kms keys
    $ sealfs kms disable photos
    $ sealfs kms enable photos
-   $ sealfs kms rotate photos`,
+   $ sealfs kms rotate photos
+   $ sealfs kms rewrap photos --rate 500`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "keys",
@@ -72,13 +75,14 @@ adds a key version for new data keys; older versions keep decrypting.
 						return printJSON(c.App.Writer, keys)
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "KEY\tSTATE\tVERSION\tCREATED\tUSED BY")
+					fmt.Fprintln(tw, "KEY\tSTATE\tVERSION\tOBJECTS BY VERSION\tCREATED\tUSED BY")
 					for _, k := range keys {
 						used := strings.Join(k.Buckets, ",")
 						if used == "" {
 							used = k.Description
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", k.KeyID, k.State, k.CurrentVersion, k.Created.Format("2006-01-02 15:04:05"), used)
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.KeyID, k.State, k.CurrentVersion, versionUse(k.CurrentVersion, k.VersionsInUse),
+							k.Created.Format("2006-01-02 15:04:05"), used)
 					}
 					return tw.Flush()
 				},
@@ -86,6 +90,7 @@ adds a key version for new data keys; older versions keep decrypting.
 			action("disable", "disable a key: its objects can be neither read nor written", "disabled"),
 			action("enable", "enable a disabled key", "enabled"),
 			action("rotate", "add a key version for new data keys", "rotated"),
+			rewrapCommand(),
 		},
 	}
 }
@@ -108,4 +113,113 @@ func openExternalKMS(raw string, logger *slog.Logger) (kmsEngine, error) {
 		return k, nil
 	}
 	return nil, exitUsage(fmt.Errorf("--kms %q: want local or %s://REGION?endpoint=URL", raw, kms.AWSScheme))
+}
+
+// versionUse says how many objects each version wraps, oldest first
+// ("v1:20 v2:3"); "-" when none. An old version that no object uses is
+// left out: nothing needs it any more.
+func versionUse(current uint32, use map[uint32]int64) string {
+	var parts []string
+	for v := uint32(1); v <= current; v++ {
+		if n := use[v]; n > 0 {
+			parts = append(parts, fmt.Sprintf("v%d:%d", v, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func rewrapCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rewrap",
+		Usage:     "wrap every object's data key again under its master key's current version (no blob is rewritten)",
+		ArgsUsage: "[BUCKET|KEY]",
+		Description: `After "sealfs kms rotate", objects written before keep data keys wrapped by
+the old version. rewrap wraps each again under the current version: one
+metadata update per object, the object's bytes untouched, every object
+readable throughout. An object overwritten meanwhile keeps the newer version.
+It runs in the daemon; stopped (Ctrl-C does not stop it; a crash or restart
+of the daemon does), it continues where it stopped when started again with
+the same argument. "sealfs kms keys" then shows no object under the old
+version. Exit code 3 when some objects could not be re-wrapped.
+
+   $ sealfs kms rotate photos && sealfs kms rewrap photos
+   $ sealfs kms rewrap --rate 200          # every bucket, 200 objects/s`,
+		Flags: concat(adminFlags(), []cli.Flag{
+			&cli.Float64Flag{Name: "rate", EnvVars: []string{"SEALFS_REWRAP_RATE"}, Usage: "objects per second at most; 0: as fast as the KMS and metadata allow"},
+		}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return exitUsage(errors.New("kms rewrap: at most one argument, a bucket or a key"))
+			}
+			if c.Float64("rate") < 0 {
+				return exitUsage(fmt.Errorf("--rate %v: want 0 or more", c.Float64("rate")))
+			}
+			a, err := newAdminClient(c)
+			if err != nil {
+				return err
+			}
+			var job admin.RewrapJob
+			if err := a.call(c.Context, "POST", "kms/rewrap", admin.RewrapInput{Target: c.Args().First(), Rate: c.Float64("rate")}, &job); err != nil {
+				return err
+			}
+			total, err := objectTotal(c, a, job.Bucket)
+			if err != nil {
+				return err
+			}
+			detail := func(r cryptostore.RewrapReport) string {
+				return fmt.Sprintf("(%d re-wrapped, %d failed)", r.Rewrapped, len(r.Failed))
+			}
+			bar := newProgress(c.App.ErrWriter, "re-wrapping", total)
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for !job.Done {
+				select {
+				case <-c.Context.Done():
+					return c.Context.Err()
+				case <-tick.C:
+				}
+				if err := a.call(c.Context, "GET", "kms/rewrap/"+url.PathEscape(job.ID), nil, &job); err != nil {
+					return err
+				}
+				bar.set(job.Report.Objects, detail(job.Report))
+			}
+			r := job.Report
+			bar.finish(r.Objects, detail(r))
+			w := c.App.Writer
+			if r.ResumedAt != "" {
+				fmt.Fprintf(w, "resumed after %s\n", r.ResumedAt)
+			}
+			for _, d := range r.Failed {
+				fmt.Fprintf(w, "FAILED %s/%s: %s\n", d.Bucket, d.Key, d.Err)
+			}
+			if job.Error != "" {
+				return fmt.Errorf("rewrap stopped after %d %s: %s", r.Objects, plural(r.Objects, "object"), job.Error)
+			}
+			fmt.Fprintf(w, "rewrap: %d %s: %d re-wrapped, %d already current, %d skipped (plain or another key), %d overwritten meanwhile, %d failed\n",
+				r.Objects, plural(r.Objects, "object"), r.Rewrapped, r.Current, r.Skipped, r.Raced, len(r.Failed))
+			if len(r.Failed) > 0 {
+				return damageError{len(r.Failed)}
+			}
+			return nil
+		},
+	}
+}
+
+// objectTotal is the number of objects in bucket ("" for all), for a
+// progress bar.
+func objectTotal(c *cli.Context, a *adminClient, bucket string) (int64, error) {
+	var st admin.StatusReport
+	if err := a.call(c.Context, "GET", "status", nil, &st); err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, b := range st.Buckets {
+		if bucket == "" || b.Bucket == bucket {
+			total += b.Objects
+		}
+	}
+	return total, nil
 }

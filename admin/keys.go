@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/sealfs/sealfs/cryptostore"
+)
+
+// Key lifecycle jobs: rewrap (data keys wrapped again under their master
+// key's current version). They run in the daemon; the CLI starts one and
+// polls it, as it does a scrub.
+
+func (a *API) keyRoutes() {
+	a.handle("POST kms/rewrap", adminJSON(a.startRewrap))
+	a.handle("GET kms/rewrap/{id}", adminJSON(a.rewrapStatus))
+}
+
+// RewrapInput is the body of POST kms/rewrap. Target is a bucket's name, a
+// key id or ARN, or "" for every object.
+type RewrapInput struct {
+	Target string  `json:"target"`
+	Rate   float64 `json:"rate"` // objects per second; 0: unthrottled
+}
+
+// RewrapJob is a rewrap's state.
+type RewrapJob struct {
+	ID     string                   `json:"id"`
+	Bucket string                   `json:"bucket,omitempty"`
+	KeyID  string                   `json:"key_id,omitempty"`
+	Report cryptostore.RewrapReport `json:"report"`
+	Error  string                   `json:"error,omitempty"`
+	Done   bool                     `json:"done"`
+}
+
+// jobs is a set of background jobs of one kind, by id.
+type jobs[J any] struct {
+	mu   sync.Mutex
+	next int
+	m    map[string]*J
+}
+
+func (s *jobs[J]) add(prefix string, j *J) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]*J)
+	}
+	s.next++
+	id := fmt.Sprintf("%s-%d", prefix, s.next)
+	s.m[id] = j
+	return id
+}
+
+// with runs fn on job id under the lock.
+func (s *jobs[J]) with(id string, fn func(*J)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.m[id]
+	if ok {
+		fn(j)
+	}
+	return ok
+}
+
+func (a *API) startRewrap(r *http.Request, in *RewrapInput) (*RewrapJob, error) {
+	ctx := r.Context()
+	if in.Rate < 0 {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", "rate must not be negative")
+	}
+	job := &RewrapJob{}
+	if in.Target != "" {
+		if b, err := a.store.GetBucket(ctx, in.Target); err == nil {
+			job.Bucket = b.Name
+		} else {
+			md, err := a.store.DescribeKey(ctx, in.Target)
+			if err != nil {
+				return nil, kmsAdminErr(fmt.Errorf("%s is neither a bucket nor a key: %w", in.Target, err))
+			}
+			job.KeyID = md.KeyID
+		}
+	}
+	job.ID = a.rewraps.add("rewrap", job)
+	opts := cryptostore.RewrapOptions{
+		Bucket: job.Bucket,
+		KeyID:  job.KeyID,
+		Rate:   in.Rate,
+		Progress: func(p cryptostore.RewrapReport) {
+			a.rewraps.with(job.ID, func(j *RewrapJob) { j.Report = p })
+		},
+	}
+	go func() {
+		rep, err := a.store.Rewrap(context.Background(), opts)
+		a.rewraps.with(job.ID, func(j *RewrapJob) {
+			if rep != nil {
+				j.Report = *rep
+			}
+			if err != nil {
+				j.Error = err.Error()
+			}
+			j.Done = true
+		})
+	}()
+	return a.rewrapSnapshot(job.ID)
+}
+
+func (a *API) rewrapStatus(r *http.Request, _ *none) (*RewrapJob, error) {
+	return a.rewrapSnapshot(r.PathValue("id"))
+}
+
+func (a *API) rewrapSnapshot(id string) (*RewrapJob, error) {
+	var c RewrapJob
+	if !a.rewraps.with(id, func(j *RewrapJob) {
+		c = *j
+		c.Report.Failed = append([]cryptostore.Damage(nil), j.Report.Failed...)
+	}) {
+		return nil, adminErr(http.StatusNotFound, "NoSuchJob", "no such rewrap: "+id)
+	}
+	return &c, nil
+}
