@@ -110,7 +110,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // object key.
 func (d *dirNode) lookupKey(ctx context.Context, name, bucket, key string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	prefix := key + "/"
-	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
+	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, key)
 	}
@@ -121,7 +121,7 @@ func (d *dirNode) lookupKey(ctx context.Context, name, bucket, key string, out *
 		}
 		return d.dirChild(ctx, name, bucket, prefix, marker, out), 0
 	}
-	obj, err := d.fs.store.Head(keep(ctx), bucket, key)
+	obj, err := d.fs.store.Head(d.fs.keep(ctx), bucket, key)
 	if err != nil {
 		return nil, d.fs.errno(err, bucket, key)
 	}
@@ -182,7 +182,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		return 0
 	}
 	if d.isBucket {
-		b, err := d.fs.store.GetBucket(keep(ctx), bucket)
+		b, err := d.fs.store.GetBucket(d.fs.keep(ctx), bucket)
 		if err != nil {
 			return d.fs.errno(err, bucket, "")
 		}
@@ -204,7 +204,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 // marker returns the directory's marker object (nil if it has none) and
 // whether the directory exists in the store at all.
 func (d *dirNode) marker(ctx context.Context, bucket, prefix string) (*cryptostore.Object, bool, syscall.Errno) {
-	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
+	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
 	if err != nil {
 		return nil, false, d.fs.errno(err, bucket, prefix)
 	}
@@ -253,7 +253,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 func (d *dirNode) updateMarker(ctx context.Context, bucket, prefix string, fn func(m *cryptostore.ObjectMeta, cur posix), out **cryptostore.Object) syscall.Errno {
 	done := d.fs.ownOp(bucket, prefix)
 	defer done()
-	obj, err := d.fs.store.UpdateMeta(keep(ctx), bucket, prefix, func(m *cryptostore.ObjectMeta) error {
+	obj, err := d.fs.store.UpdateMeta(d.fs.keep(ctx), bucket, prefix, func(m *cryptostore.ObjectMeta) error {
 		fn(m, d.fs.posixOf(m, 0o755, time.Now()))
 		return nil
 	})
@@ -261,7 +261,7 @@ func (d *dirNode) updateMarker(ctx context.Context, bucket, prefix string, fn fu
 		var m cryptostore.ObjectMeta
 		m.SetPOSIX(syscall.S_IFDIR|0o755, d.fs.uid, d.fs.gid, d.fs.started)
 		fn(&m, d.fs.posixOf(&m, 0o755, d.fs.started))
-		obj, err = d.fs.store.Put(keep(ctx), &cryptostore.PutInput{Bucket: bucket, Key: prefix, Body: bytes.NewReader(nil), Size: 0, Meta: m})
+		obj, err = d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{Bucket: bucket, Key: prefix, Body: bytes.NewReader(nil), Size: 0, Meta: m})
 	}
 	if err != nil {
 		return d.fs.errno(err, bucket, prefix)
@@ -275,7 +275,7 @@ func (d *dirNode) updateMarker(ctx context.Context, bucket, prefix string, fn fu
 // Fsync makes every change committed so far durable (names created,
 // renamed or removed in the directory among them).
 func (d *dirNode) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
-	if err := d.fs.store.Sync(keep(ctx)); err != nil {
+	if err := d.fs.store.Sync(d.fs.keep(ctx)); err != nil {
 		bucket, key, _ := d.loc()
 		return d.fs.errno(err, bucket, key)
 	}
@@ -283,8 +283,12 @@ func (d *dirNode) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) s
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if _, _, ok := d.loc(); !ok {
+	bucket, prefix, ok := d.loc() // a directory's key is its prefix: "" or "a/b/"
+	if !ok {
 		return nil, 0, syscall.ENOENT
+	}
+	if errno := d.fs.allowList(bucket, prefix); errno != 0 {
+		return nil, 0, errno
 	}
 	return &dirHandle{fs: d.fs, dir: d}, 0, 0
 }
@@ -299,12 +303,12 @@ func (d *dirNode) exists(ctx context.Context, name, bucket, key string) (bool, s
 			return true, 0
 		}
 	}
-	if _, err := d.fs.store.Head(keep(ctx), bucket, key); err == nil {
+	if _, err := d.fs.store.Head(d.fs.keep(ctx), bucket, key); err == nil {
 		return true, 0
 	} else if !errors.Is(err, cryptostore.ErrNoSuchKey) {
 		return false, d.fs.errno(err, bucket, key)
 	}
-	ok, err := d.fs.store.HasPrefix(keep(ctx), bucket, key+"/")
+	ok, err := d.fs.store.HasPrefix(d.fs.keep(ctx), bucket, key+"/")
 	if err != nil {
 		return false, d.fs.errno(err, bucket, key)
 	}
@@ -316,6 +320,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if errno != 0 {
 		return nil, errno
 	}
+	if errno := d.fs.allowObject("s3:PutObject", bucket, key+"/"); errno != 0 {
+		return nil, errno
+	}
 	if ok, errno := d.exists(ctx, name, bucket, key); errno != 0 {
 		return nil, errno
 	} else if ok {
@@ -323,7 +330,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	prefix := key + "/"
 	done := d.fs.ownOp(bucket, prefix)
-	obj, err := d.fs.store.Put(keep(ctx), &cryptostore.PutInput{
+	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
 		Bucket: bucket, Key: prefix, Body: bytes.NewReader(nil), Size: 0,
 		Meta: d.fs.newMeta(ctx, syscall.S_IFDIR|mode&0o7777),
 	})
@@ -340,8 +347,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
+	if errno := d.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	// The kernel looked the name up before, but S3 may have been faster.
-	obj, err := d.fs.store.Head(keep(ctx), bucket, key)
+	obj, err := d.fs.store.Head(d.fs.keep(ctx), bucket, key)
 	switch {
 	case err == nil:
 		if flags&syscall.O_EXCL != 0 {
@@ -399,13 +409,16 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
+	if errno := d.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+		return nil, errno
+	}
 	if ok, errno := d.exists(ctx, name, bucket, key); errno != 0 {
 		return nil, errno
 	} else if ok {
 		return nil, syscall.EEXIST
 	}
 	done := d.fs.ownOp(bucket, key)
-	obj, err := d.fs.store.Put(keep(ctx), &cryptostore.PutInput{
+	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
 		Bucket: bucket, Key: key, Body: strings.NewReader(target), Size: int64(len(target)),
 		Meta:      d.fs.newMeta(ctx, syscall.S_IFLNK|0o777),
 		Condition: cryptostore.IfNoneMatch("*"),
@@ -441,8 +454,11 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	if errno != 0 {
 		return nil, errno
 	}
+	if errno := d.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+		return nil, errno
+	}
 	done := d.fs.ownOp(bucket, key)
-	obj, err := d.fs.store.Put(keep(ctx), &cryptostore.PutInput{
+	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
 		Bucket: bucket, Key: key, Body: bytes.NewReader(nil), Size: 0,
 		Meta:      d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777),
 		Condition: cryptostore.IfNoneMatch("*"),
@@ -470,6 +486,9 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
+	if errno := d.fs.allowObject("s3:DeleteObject", bucket, key); errno != 0 {
+		return errno
+	}
 	var fn *fileNode
 	if ch := d.GetChild(name); ch != nil {
 		fn, _ = ch.Operations().(*fileNode)
@@ -480,7 +499,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		fn.mu.Lock()
 	}
 	done := d.fs.ownOp(bucket, key)
-	err := d.fs.store.Delete(keep(ctx), bucket, key)
+	err := d.fs.store.Delete(d.fs.keep(ctx), bucket, key)
 	done()
 	if err != nil && !(fn != nil && fn.isPending() && errors.Is(err, cryptostore.ErrNoSuchKey)) {
 		if fn != nil {
@@ -502,11 +521,14 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
+	if errno := d.fs.allowObject("s3:DeleteObject", bucket, key+"/"); errno != 0 {
+		return errno
+	}
 	prefix := key + "/"
 	if len(d.fs.dirtyUnder(bucket, prefix)) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 2})
+	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 2})
 	if err != nil {
 		return d.fs.errno(err, bucket, prefix)
 	}
@@ -517,7 +539,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	if len(page.Objects) > 0 {
 		done := d.fs.ownOp(bucket, prefix)
-		err := d.fs.store.Delete(keep(ctx), bucket, prefix)
+		err := d.fs.store.Delete(d.fs.keep(ctx), bucket, prefix)
 		done()
 		if err != nil && !errors.Is(err, cryptostore.ErrNoSuchKey) {
 			return d.fs.errno(err, bucket, prefix)
@@ -544,7 +566,7 @@ func (d *dirNode) keepAlive(ctx context.Context) {
 	if !ok {
 		return
 	}
-	if has, err := d.fs.store.HasPrefix(keep(ctx), bucket, prefix); err != nil || has {
+	if has, err := d.fs.store.HasPrefix(d.fs.keep(ctx), bucket, prefix); err != nil || has {
 		return
 	}
 	d.updateMarker(ctx, bucket, prefix, func(*cryptostore.ObjectMeta, posix) {}, nil)
@@ -571,6 +593,13 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	if bucket != dstBucket {
 		return syscall.EXDEV // the destination's encryption decides: mv copies
+	}
+	// A rename reads the source, writes the destination, deletes the
+	// source (a directory's: its marker and everything under it).
+	for _, c := range []struct{ action, key string }{{"s3:GetObject", srcKey}, {"s3:DeleteObject", srcKey}, {"s3:PutObject", dstKey}} {
+		if errno := d.fs.allowObject(c.action, bucket, c.key); errno != 0 {
+			return errno
+		}
 	}
 	ch := d.GetChild(name)
 	if ch == nil {
@@ -624,7 +653,7 @@ func (d *dirNode) renameFile(ctx context.Context, src *fileNode, victim *gofs.In
 		}
 	}
 	done1, done2 := d.fs.ownOp(bucket, srcKey), d.fs.ownOp(bucket, dstKey)
-	err := d.fs.store.Rename(keep(ctx), bucket, srcKey, dstKey)
+	err := d.fs.store.Rename(d.fs.keep(ctx), bucket, srcKey, dstKey)
 	done1()
 	done2()
 	if err != nil {
@@ -639,12 +668,12 @@ func (d *dirNode) renameFile(ctx context.Context, src *fileNode, victim *gofs.In
 
 // keyExists reports whether an object or directory is at key.
 func (f *FS) keyExists(ctx context.Context, bucket, key string) (bool, syscall.Errno) {
-	if _, err := f.store.Head(keep(ctx), bucket, key); err == nil {
+	if _, err := f.store.Head(f.keep(ctx), bucket, key); err == nil {
 		return true, 0
 	} else if !errors.Is(err, cryptostore.ErrNoSuchKey) {
 		return false, f.errno(err, bucket, key)
 	}
-	ok, err := f.store.HasPrefix(keep(ctx), bucket, key+"/")
+	ok, err := f.store.HasPrefix(f.keep(ctx), bucket, key+"/")
 	if err != nil {
 		return false, f.errno(err, bucket, key)
 	}
@@ -681,11 +710,11 @@ func (d *dirNode) renameDir(ctx context.Context, src *dirNode, victim *gofs.Inod
 		}
 	}
 	dstKey := strings.TrimSuffix(dstPrefix, "/")
-	if _, err := d.fs.store.Head(keep(ctx), bucket, dstKey); err == nil {
+	if _, err := d.fs.store.Head(d.fs.keep(ctx), bucket, dstKey); err == nil {
 		return syscall.ENOTDIR
 	}
 	// The destination, if it exists, must be an empty directory.
-	page, err := d.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: dstPrefix, MaxKeys: 2})
+	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: dstPrefix, MaxKeys: 2})
 	if err != nil {
 		return d.fs.errno(err, bucket, dstPrefix)
 	}
@@ -713,11 +742,11 @@ func (d *dirNode) renameDir(ctx context.Context, src *dirNode, victim *gofs.Inod
 	defer done1()
 	defer done2()
 	if len(page.Objects) > 0 {
-		if err := d.fs.store.Delete(keep(ctx), bucket, dstPrefix); err != nil && !errors.Is(err, cryptostore.ErrNoSuchKey) {
+		if err := d.fs.store.Delete(d.fs.keep(ctx), bucket, dstPrefix); err != nil && !errors.Is(err, cryptostore.ErrNoSuchKey) {
 			return d.fs.errno(err, bucket, dstPrefix)
 		}
 	}
-	if _, err := d.fs.store.RenamePrefix(keep(ctx), bucket, srcPrefix, dstPrefix); err != nil {
+	if _, err := d.fs.store.RenamePrefix(d.fs.keep(ctx), bucket, srcPrefix, dstPrefix); err != nil {
 		return d.fs.errno(err, bucket, srcPrefix)
 	}
 	if victim != nil {

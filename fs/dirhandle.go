@@ -154,7 +154,7 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 	}
 	if h.root != nil {
 		h.more = false
-		bs, err := h.fs.store.ListBuckets(keep(ctx))
+		bs, err := h.fs.store.ListBuckets(h.fs.keep(ctx))
 		if err != nil {
 			return h.fs.errno(err, "", "")
 		}
@@ -172,7 +172,7 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 		h.more = false
 		return 0
 	}
-	page, err := h.fs.store.List(keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, Delimiter: "/", After: h.after, MaxKeys: listPage})
+	page, err := h.fs.store.List(h.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, Delimiter: "/", After: h.after, MaxKeys: listPage})
 	if err != nil {
 		return h.fs.errno(err, bucket, prefix)
 	}
@@ -206,7 +206,7 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 				continue
 			}
 			if page.IsTruncated && o.Key+"/" > page.NextAfter {
-				if has, err := h.fs.store.HasPrefix(keep(ctx), bucket, o.Key+"/"); err == nil && has {
+				if has, err := h.fs.store.HasPrefix(h.fs.keep(ctx), bucket, o.Key+"/"); err == nil && has {
 					continue
 				}
 			}
@@ -245,7 +245,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		return nil, errno
 	}
 	prefix := key + "/"
-	marker, err := h.fs.store.Head(keep(ctx), bucket, prefix)
+	marker, err := h.fs.store.Head(h.fs.keep(ctx), bucket, prefix)
 	if errors.Is(err, cryptostore.ErrNoSuchKey) {
 		marker, err = nil, nil
 	}

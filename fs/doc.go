@@ -253,12 +253,22 @@
 // Changes the mount made itself are recognised (own* registries in fs.go)
 // and not sent back.
 //
+// # Acting as a user
+//
+// With Options.As (sealfs mount --as USER) every operation is held to the
+// user's policy as the same request over S3 would be, and every store call
+// carries the user, so that the store checks kms:Decrypt and
+// kms:GenerateDataKey on the bucket's key: what the policy refuses is
+// EACCES. authz.go says which action each operation is; lookups and
+// attributes are not checked. Without it the mount is the admin's.
+//
 // # Error handling
 //
 // Node methods return syscall.Errno. Store errors are mapped in one place,
 // toErrno in errno.go, with errors.Is against the store's sentinels: not
 // found is ENOENT, a disabled KMS key ENOKEY, a blob or record that fails
-// verification EIO (and one log line naming the bucket and key) — also a
+// verification EIO (and one log line naming the bucket and key), a
+// policy's refusal EACCES — also a
 // listed object whose blob file is missing, which is damage, not absence:
 // stat and ls still show it, its reads fail with EIO, never ENOENT — an
 // interrupted call EINTR, a non-empty bucket ENOTEMPTY, an invalid name

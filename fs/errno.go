@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/iam"
 )
 
 // toErrno is the one place where store errors become errnos. go-fuse's own
@@ -20,6 +21,10 @@ func toErrno(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, iam.ErrAccessDenied):
+		// The mount's user may not (authz.go): its policy refused the
+		// action or the use of the bucket's key.
+		return syscall.EACCES
 	case errors.Is(err, cryptostore.ErrCorruptBlob), errors.Is(err, cryptostore.ErrUnsupportedFormat),
 		errors.Is(err, cryptostore.ErrCorruptRecord), errors.Is(err, cryptostore.ErrRecordTampered):
 		// Before "not found": a listed object whose blob file is missing

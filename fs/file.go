@@ -151,7 +151,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if bucket, key, ok := n.loc(); ok && n.st == nil {
-		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
+		obj, err := n.fs.store.Head(n.fs.keep(ctx), bucket, key)
 		if err != nil {
 			return n.fs.errno(err, bucket, key)
 		}
@@ -169,6 +169,11 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	bucket, key, ok := n.loc()
+	if ok {
+		if errno := n.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+			return errno
+		}
+	}
 	if size, has := in.GetSize(); has {
 		if n.kind == kindLink {
 			return syscall.EINVAL
@@ -194,7 +199,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			// Deleted but open: nothing to store it in.
 		default:
 			done := n.fs.ownOp(bucket, key)
-			obj, err := n.fs.store.UpdateMeta(keep(ctx), bucket, key, func(m *cryptostore.ObjectMeta) error {
+			obj, err := n.fs.store.UpdateMeta(n.fs.keep(ctx), bucket, key, func(m *cryptostore.ObjectMeta) error {
 				dfl := uint32(0o644)
 				if n.kind == kindLink {
 					dfl = 0o777 | syscall.S_IFLNK
@@ -241,7 +246,7 @@ func (n *fileNode) stageLocked(ctx context.Context) syscall.Errno {
 	var m cryptostore.ObjectMeta
 	consistent := true
 	if ok {
-		h, err := n.fs.store.Open(keep(ctx), bucket, key)
+		h, err := n.fs.store.Open(n.fs.keep(ctx), bucket, key)
 		if err != nil {
 			return n.fs.errno(err, bucket, key)
 		}
@@ -266,6 +271,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	if n.kind == kindLink {
 		return nil, 0, syscall.ELOOP
+	}
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+		if errno := n.fs.allowObject("s3:GetObject", bucket, key); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		if errno := n.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+			return nil, 0, errno
+		}
 	}
 	h := &fileHandle{n: n}
 	var fuseFlags uint32
@@ -299,7 +314,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	case trunc:
 		// The kernel truncates its pages and size with the open (atomic
 		// O_TRUNC): they hold the new, empty content.
-		obj, err := n.fs.store.Head(keep(ctx), bucket, key)
+		obj, err := n.fs.store.Head(n.fs.keep(ctx), bucket, key)
 		if err != nil {
 			return nil, 0, n.fs.errno(err, bucket, key)
 		}
@@ -308,7 +323,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		n.st.wrote = true
 		n.fs.markDirty(n)
 	default:
-		rh, err := n.fs.store.Open(keep(ctx), bucket, key)
+		rh, err := n.fs.store.Open(n.fs.keep(ctx), bucket, key)
 		if err != nil {
 			return nil, 0, n.fs.errno(err, bucket, key)
 		}
@@ -358,14 +373,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // programs ignore (a shell's redirect does), so the open says it instead.
 // A key disabled while the file is open still fails the close.
 func (f *FS) writable(ctx context.Context, bucket string) syscall.Errno {
-	b, err := f.store.GetBucket(keep(ctx), bucket)
+	b, err := f.store.GetBucket(f.keep(ctx), bucket)
 	if err != nil {
 		return f.errno(err, bucket, "")
 	}
 	if !b.EncryptionOn || b.MasterKeyID == "" {
 		return 0 // plain, or the key is made by the first commit
 	}
-	k, err := f.store.DescribeKey(keep(ctx), b.MasterKeyID)
+	k, err := f.store.DescribeKey(f.keep(ctx), b.MasterKeyID)
 	if errors.Is(err, cryptostore.ErrKMSKeyNotFound) {
 		return syscall.ENOKEY
 	}
@@ -391,7 +406,7 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 		return nil
 	}
 	done := n.fs.ownOp(bucket, key)
-	h, err := st.commit(keep(ctx), bucket, key)
+	h, err := st.commit(n.fs.keep(ctx), bucket, key)
 	done()
 	if err != nil {
 		if errors.Is(err, cryptostore.ErrVersionGone) {
@@ -479,7 +494,7 @@ func (n *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	h, err := n.fs.store.Open(keep(ctx), bucket, key)
+	h, err := n.fs.store.Open(n.fs.keep(ctx), bucket, key)
 	if err != nil {
 		return nil, n.fs.errno(err, bucket, key)
 	}
@@ -597,7 +612,7 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if errno := h.Flush(ctx); errno != 0 {
 		return errno
 	}
-	if err := h.n.fs.store.Sync(keep(ctx)); err != nil {
+	if err := h.n.fs.store.Sync(h.n.fs.keep(ctx)); err != nil {
 		bucket, key, _ := h.n.loc()
 		return h.n.fs.errno(err, bucket, key)
 	}

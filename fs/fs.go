@@ -48,6 +48,9 @@ type Options struct {
 	// Observe, if set, is told the duration and result (0 for success) of
 	// each FUSE operation that reaches the file system. It must be quick.
 	Observe func(op string, errno syscall.Errno, d time.Duration)
+	// As, if set, names the user the mount acts as (authz.go): every
+	// operation is held to its policy. "": the admin, allowed everything.
+	As string
 }
 
 // DefaultTimeout is the kernel cache timeout used when Options leave it
@@ -68,6 +71,7 @@ const readAheadKB = 1024
 // FS is a mounted sealfs tree.
 type FS struct {
 	store   *cryptostore.Store
+	as      *actingAs // the user the mount acts as (authz.go); nil: the admin
 	log     *slog.Logger
 	opts    Options
 	uid     uint32
@@ -181,6 +185,9 @@ func newFS(opts Options) *FS {
 	}
 	if opts.UID != nil {
 		f.uid = *opts.UID
+	}
+	if opts.As != "" {
+		f.as = &actingAs{user: opts.As, store: opts.Store}
 	}
 	if opts.GID != nil {
 		f.gid = *opts.GID

@@ -57,7 +57,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if len(name) > maxNameLen {
 		return nil, syscall.ENAMETOOLONG
 	}
-	b, err := r.fs.store.GetBucket(keep(ctx), name)
+	b, err := r.fs.store.GetBucket(r.fs.keep(ctx), name)
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
 	}
@@ -79,6 +79,9 @@ func (r *rootNode) bucketChild(ctx context.Context, b *cryptostore.Bucket, out *
 }
 
 func (r *rootNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := r.fs.allow("s3:ListAllMyBuckets", "arn:aws:s3:::*", nil); errno != 0 {
+		return nil, 0, errno
+	}
 	return &dirHandle{fs: r.fs, root: r}, 0, 0
 }
 
@@ -87,8 +90,11 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if len(name) > maxNameLen {
 		return nil, syscall.ENAMETOOLONG
 	}
+	if errno := r.fs.allowBucket("s3:CreateBucket", name); errno != 0 {
+		return nil, errno
+	}
 	done := r.fs.ownBucketOp(name)
-	err := r.fs.store.CreateBucket(keep(ctx), name, "")
+	err := r.fs.store.CreateBucket(r.fs.keep(ctx), name, "")
 	done()
 	if errors.Is(err, cryptostore.ErrInvalidBucketName) {
 		// mkdir can only say EINVAL: the log says which rule the name breaks.
@@ -98,7 +104,7 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
 	}
-	b, err := r.fs.store.GetBucket(keep(ctx), name)
+	b, err := r.fs.store.GetBucket(r.fs.keep(ctx), name)
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
 	}
@@ -110,8 +116,11 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if len(name) > maxNameLen {
 		return syscall.ENAMETOOLONG
 	}
+	if errno := r.fs.allowBucket("s3:DeleteBucket", name); errno != 0 {
+		return errno
+	}
 	done := r.fs.ownBucketOp(name)
-	err := r.fs.store.DeleteBucket(keep(ctx), name)
+	err := r.fs.store.DeleteBucket(r.fs.keep(ctx), name)
 	done()
 	if err != nil {
 		return r.fs.errno(err, name, "")

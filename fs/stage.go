@@ -148,7 +148,7 @@ func (st *staging) startPut() error {
 	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: -1, Meta: st.meta.Clone()}
 	go func() {
 		defer close(p.done)
-		p.staged, p.err = st.store.Stage(keep(context.Background()), in)
+		p.staged, p.err = st.store.Stage(st.n.fs.keep(context.Background()), in)
 		if p.err != nil {
 			pr.CloseWithError(p.err)
 		} else {

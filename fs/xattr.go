@@ -437,7 +437,7 @@ func (t fileXattrs) attrs(ctx context.Context) (user, headers []xattr, errno sys
 		}
 		m = &n.st.meta
 	case ok:
-		o, err := n.fs.store.Head(keep(ctx), bucket, key)
+		o, err := n.fs.store.Head(n.fs.keep(ctx), bucket, key)
 		if err != nil {
 			return nil, nil, n.fs.errno(err, bucket, key)
 		}
@@ -456,6 +456,11 @@ func (t fileXattrs) attrs(ctx context.Context) (user, headers []xattr, errno sys
 
 func (t fileXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMeta) error) syscall.Errno {
 	n := t.n
+	if bucket, key, ok := n.loc(); ok {
+		if errno := n.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
+			return errno
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.st != nil {
@@ -472,7 +477,7 @@ func (t fileXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectM
 		return syscall.ENOENT
 	}
 	done := n.fs.ownOp(bucket, key)
-	obj, err := n.fs.store.UpdateMeta(keep(ctx), bucket, key, fn)
+	obj, err := n.fs.store.UpdateMeta(n.fs.keep(ctx), bucket, key, fn)
 	done()
 	if errno, ok := xattrErrno(err); ok {
 		return errno
@@ -516,6 +521,9 @@ func (t dirXattrs) editMeta(ctx context.Context, fn func(m *cryptostore.ObjectMe
 	if !ok {
 		return syscall.ENOENT
 	}
+	if errno := t.d.fs.allowObject("s3:PutObject", bucket, prefix); errno != 0 {
+		return errno
+	}
 	var ferr error
 	errno := t.d.updateMarker(ctx, bucket, prefix, func(m *cryptostore.ObjectMeta, _ posix) {
 		// updateMarker's edit cannot fail: apply to a copy, keep it only
@@ -558,7 +566,7 @@ func (t bucketXattrs) encryptionOn(ctx context.Context) (bool, syscall.Errno) {
 	if !ok {
 		return false, syscall.ENOENT
 	}
-	b, err := t.d.fs.store.GetBucket(keep(ctx), bucket)
+	b, err := t.d.fs.store.GetBucket(t.d.fs.keep(ctx), bucket)
 	if err != nil {
 		return false, t.d.fs.errno(err, bucket, "")
 	}
@@ -606,8 +614,11 @@ func (t bucketXattrs) remove(ctx context.Context, name string) syscall.Errno {
 
 func (t bucketXattrs) setEncryption(ctx context.Context, on bool) syscall.Errno {
 	bucket, _, _ := t.d.loc()
+	if errno := t.d.fs.allowBucket("s3:PutEncryptionConfiguration", bucket); errno != 0 {
+		return errno
+	}
 	done := t.d.fs.ownBucketOp(bucket)
-	err := t.d.fs.store.SetBucketEncryption(keep(ctx), bucket, on)
+	err := t.d.fs.store.SetBucketEncryption(t.d.fs.keep(ctx), bucket, on)
 	done()
 	if err != nil {
 		return t.d.fs.errno(err, bucket, "")

@@ -29,7 +29,8 @@ then the mount is removed.
    $ mkdir ./mnt/photos && setfattr -n sealfs.default-encryption -v aws:kms ./mnt/photos
    $ cp IMG_0001.jpg ./mnt/photos/ && getfattr -n sealfs.headers ./mnt/photos/IMG_0001.jpg
    $ sealfs mount /srv/sealfs --data /var/lib/sealfs --allow-other --s3 0.0.0.0:9443
-   $ sealfs mount ./mnt --sync-interval 1s   # files closed without fsync are durable within 1s`,
+   $ sealfs mount ./mnt --sync-interval 1s   # files closed without fsync are durable within 1s
+   $ sealfs mount ./mnt --as reader          # every operation held to the user reader's policy`,
 		Flags: concat(dataFlags(), blobS3Flags(), mountFlags(), syncFlags(), s3Flags(), kmsFlags(), replicationFlags(), metricsFlags(), logFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -44,6 +45,8 @@ func mountFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"SEALFS_ALLOW_OTHER"}, Category: "Mount",
 			Usage: "let other users use the mount; the kernel then enforces the stored modes and owners (default_permissions)"},
+		&cli.StringFlag{Name: "as", EnvVars: []string{"SEALFS_MOUNT_AS"}, Category: "Mount",
+			Usage: "act as `USER`: hold every operation to the user's policy (EACCES where it denies); default: the admin, allowed everything"},
 		&cli.BoolFlag{Name: "fuse-debug", EnvVars: []string{"SEALFS_FUSE_DEBUG"}, Category: "Mount",
 			Usage: "log every FUSE request (at debug level)"},
 	}
@@ -70,6 +73,13 @@ func runMount(c *cli.Context, dir string) error {
 		DataDir:    d.dataDir,
 		AllowOther: c.Bool("allow-other"),
 		Debug:      c.Bool("fuse-debug"),
+		As:         c.String("as"),
+	}
+	if opts.As != "" {
+		// The user must exist now; later changes to it reach the mount.
+		if _, err := d.store.GetUser(c.Context, opts.As); err != nil {
+			return fmt.Errorf("mount --as %s: %w", opts.As, err)
+		}
 	}
 	if d.metrics != nil {
 		opts.Observe = d.metrics.observeFUSE
