@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -199,6 +200,32 @@ func TestUsersAndKeyPermission(t *testing.T) {
 	h, err := admin.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vault"), Key: aws.String("w.txt")})
 	if err != nil || h.ServerSideEncryption != types.ServerSideEncryptionAwsKms {
 		t.Fatalf("the writer's object is not encrypted: %v, %v", h, err)
+	}
+
+	// The audit log of key use has the reader's refused Decrypt and the
+	// writer's GenerateDataKey, with the key, bucket and object.
+	audit, err := os.ReadFile(filepath.Join(d.DataDir, "audit", "key-use.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied, generated bool
+	for _, line := range strings.Split(strings.TrimSpace(string(audit)), "\n") {
+		var rec struct {
+			User, Action, Result, Bucket string
+			KeyARN                       string `json:"key_arn"`
+			Object                       string `json:"object_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if rec.Bucket != "vault" || !strings.HasPrefix(rec.KeyARN, "arn:aws:kms:") || len(rec.Object) != 32 {
+			t.Errorf("audit line %q", line)
+		}
+		denied = denied || rec.User == "reader" && rec.Action == "kms:Decrypt" && rec.Result == "denied"
+		generated = generated || rec.User == "writer" && rec.Action == "kms:GenerateDataKey" && rec.Result == "allowed"
+	}
+	if !denied || !generated {
+		t.Errorf("the audit log lacks the reader's denied Decrypt (%v) or the writer's GenerateDataKey (%v):\n%s", denied, generated, audit)
 	}
 
 	// The mount acting as the reader.

@@ -60,6 +60,8 @@ type daemon struct {
 	// metrics, when --metrics is given, are served on metricsAddr.
 	metrics     *metrics
 	metricsAddr string
+	// audit is the audit log of key use (audit.go).
+	audit *auditLog
 
 	mu       sync.Mutex
 	onChange []func(cryptostore.ChangeEvent)
@@ -171,6 +173,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if d.repl, err = replicate.New(rc); err != nil {
 		return nil, err
 	}
+	if d.audit, err = openAuditLog(c, d.dataDir, logger, d.metrics); err != nil {
+		return nil, err
+	}
 	blobDir, blobs, err := openBlobs(c, logger)
 	if err != nil {
 		return nil, err
@@ -188,6 +193,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		Logger:   logger,
 		OnCommit: d.repl.OnCommit,
 		OnChange: d.changed,
+		Audit:    d.audit.record,
 
 		SyncInterval: syncInterval(c),
 	})
@@ -400,6 +406,7 @@ func (d *daemon) close() error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
+	errs = append(errs, d.audit.Close())
 	if d.replq != nil {
 		errs = append(errs, d.replq.Close())
 	}

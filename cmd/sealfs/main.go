@@ -4,7 +4,9 @@
 //
 // This package only wires packages together: one file per command, flag
 // groups shared between commands (flags.go), the daemon's start and stop
-// (daemon.go), its Prometheus metrics (metrics.go), the admin commands'
+// (daemon.go), its Prometheus metrics (metrics.go), the audit log of key
+// use (audit.go: DATA/audit/key-use.jsonl and sealfs_key_uses_total), the
+// users and their access keys (user.go), the admin commands'
 // progress lines (progress.go). main.go owns the exit codes: every usage
 // error, at every command level, exits 2.
 package main

@@ -27,10 +27,10 @@ import (
 // carry bucket-level counts, never keys, secrets or content.
 
 func metricsFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "metrics", EnvVars: []string{"SEALFS_METRICS"}, Category: "Monitoring",
 			Usage: "address of a plain-HTTP listener serving Prometheus metrics on /metrics (off unless given; bind it to a private address)"},
-	}
+	}, auditFlags()...)
 }
 
 type metrics struct {
@@ -43,6 +43,7 @@ type metrics struct {
 	kmsOps     *prometheus.CounterVec
 	fuseOps    *prometheus.CounterVec
 	fuseDur    *prometheus.HistogramVec
+	keyUses    *prometheus.CounterVec // audit.go
 }
 
 func newMetrics() *metrics {
@@ -67,12 +68,15 @@ func newMetrics() *metrics {
 		fuseOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sealfs_fuse_operations_total", Help: "FUSE operations by kind and result (ok or the errno's name).",
 		}, []string{"op", "result"}),
+		keyUses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealfs_key_uses_total", Help: "Uses of master keys for objects' data keys (the audit log's lines) by action and result (allowed, denied, failed).",
+		}, []string{"action", "result"}),
 		fuseDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "sealfs_fuse_operation_duration_seconds", Help: "FUSE operation latency by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 14),
 		}, []string{"op"}),
 	}
-	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur,
+	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur, m.keyUses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series a dashboard or an alert names exists, at zero, from
 	// the start: a rate() over a series that appears with its first event
@@ -86,6 +90,11 @@ func newMetrics() *metrics {
 	for _, op := range []string{"CreateKey", "GenerateDataKey", "Decrypt", "Encrypt"} {
 		for _, result := range []string{"ok", "disabled", "not_found", "invalid", "error"} {
 			m.kmsOps.WithLabelValues(op, result)
+		}
+	}
+	for _, action := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
+		for _, result := range []string{"allowed", "denied", "failed"} {
+			m.keyUses.WithLabelValues(action, result)
 		}
 	}
 	for _, op := range fuseOps {
