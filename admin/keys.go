@@ -2,8 +2,10 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/sealfs/sealfs/cryptostore"
@@ -16,6 +18,30 @@ import (
 func (a *API) keyRoutes() {
 	a.handle("POST kms/rewrap", adminJSON(a.startRewrap))
 	a.handle("GET kms/rewrap/{id}", adminJSON(a.rewrapStatus))
+	a.handle("POST kms/keys/{key}/versions/{version}/retire", adminJSON(a.retireVersion))
+}
+
+// retireVersion retires an old version of a key (named by id, ARN or a
+// bucket using it) that no object uses any more (409 KeyVersionInUse
+// otherwise).
+func (a *API) retireVersion(r *http.Request, _ *none) (*cryptostore.KeyMetadata, error) {
+	ctx := r.Context()
+	id := r.PathValue("key")
+	if b, err := a.store.GetBucket(ctx, id); err == nil && b.MasterKeyID != "" {
+		id = b.MasterKeyID
+	}
+	v, err := strconv.ParseUint(r.PathValue("version"), 10, 32)
+	if err != nil || v == 0 {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", "the version is a number from 1")
+	}
+	md, err := a.store.RetireKeyVersion(ctx, id, uint32(v))
+	if errors.Is(err, cryptostore.ErrKeyVersionInUse) {
+		return nil, adminErr(http.StatusConflict, "KeyVersionInUse", err.Error())
+	}
+	if err != nil {
+		return nil, kmsAdminErr(err)
+	}
+	return md, nil
 }
 
 // RewrapInput is the body of POST kms/rewrap. Target is a bucket's name, a

@@ -316,15 +316,21 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 }
 
-// KeyVersionUse counts, for every master key, the objects whose data key
-// each of its versions wraps. It reads every object record (one metadata
-// read per object, in pages).
+// KeyVersionUse counts, for every master key, the objects and multipart
+// uploads in progress whose data key each of its versions wraps. It reads
+// every object record (one metadata read per object, in pages).
 func (s *Store) KeyVersionUse(ctx context.Context) (map[string]map[uint32]int64, error) {
 	buckets, err := s.scopeBuckets(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	use := make(map[string]map[uint32]int64)
+	count := func(e *meta.Encryption) {
+		if use[e.KeyID] == nil {
+			use[e.KeyID] = make(map[uint32]int64)
+		}
+		use[e.KeyID][e.KeyVersion]++
+	}
 	for _, bucket := range buckets {
 		after := ""
 		for {
@@ -344,13 +350,9 @@ func (s *Store) KeyVersionUse(ctx context.Context) (map[string]map[uint32]int64,
 					if err != nil {
 						return err
 					}
-					if o.Encryption == nil {
-						continue
+					if o.Encryption != nil {
+						count(o.Encryption)
 					}
-					if use[o.Encryption.KeyID] == nil {
-						use[o.Encryption.KeyID] = make(map[uint32]int64)
-					}
-					use[o.Encryption.KeyID][o.Encryption.KeyVersion]++
 				}
 				return nil
 			})
@@ -361,6 +363,58 @@ func (s *Store) KeyVersionUse(ctx context.Context) (map[string]map[uint32]int64,
 				break
 			}
 		}
+		// Multipart uploads in progress hold a wrapped data key too.
+		lo := meta.UploadListOptions{}
+		for {
+			var page *meta.UploadPage
+			err := s.meta.View(ctx, func(tx *meta.Txn) (err error) {
+				page, err = tx.ListUploads(bucket, lo)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range page.Uploads {
+				if u.Encryption != nil {
+					count(u.Encryption)
+				}
+			}
+			if !page.IsTruncated {
+				break
+			}
+			lo.KeyMarker, lo.UploadIDMarker = page.NextKeyMarker, page.NextUploadIDMarker
+		}
 	}
 	return use, nil
+}
+
+// ErrKeyVersionInUse: a key version cannot be retired while objects (or
+// multipart uploads in progress) still use it.
+var ErrKeyVersionInUse = errors.New("objects still use this key version")
+
+// RetireKeyVersion retires an old version of a master key (by id, ARN) once
+// no object and no upload in progress uses it (ErrKeyVersionInUse
+// otherwise: run Rewrap first): from then on it unwraps nothing. The system
+// key's versions are never retired (ErrSystemKey): they wrap the
+// record-authentication key.
+func (s *Store) RetireKeyVersion(ctx context.Context, keyID string, version uint32) (*KeyMetadata, error) {
+	md, err := s.kms.DescribeKey(ctx, &kms.KeyRequest{KeyID: keyID})
+	if err != nil {
+		return nil, err
+	}
+	sys, err := s.SystemKeyID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if md.KeyID == sys {
+		return nil, fmt.Errorf("key %s: %w", sys, ErrSystemKey)
+	}
+	use, err := s.KeyVersionUse(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := use[md.KeyID][version]; n > 0 {
+		return nil, fmt.Errorf("%w: %d objects or uploads under key %s version %d (run sealfs kms rewrap first)", ErrKeyVersionInUse, n, md.KeyID, version)
+	}
+	return s.kms.RetireVersion(ctx, &kms.RetireVersionRequest{KeyID: md.KeyID, Version: version})
 }

@@ -181,3 +181,36 @@ func TestRewrapConcurrentWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestRetireKeyVersion: a version still used by an object is not retired;
+// once rewrap has moved every object on, it is, and every object still
+// reads; the system key's versions are never retired.
+func TestRetireKeyVersion(t *testing.T) {
+	e := newEnv(t, nil)
+	e.bucket(t, "ret", true)
+	e.put(t, "ret", "a", []byte("alpha"))
+	b, _ := e.store.GetBucket(ctx, "ret")
+	if _, err := e.store.RotateKey(ctx, b.MasterKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.RetireKeyVersion(ctx, b.MasterKeyID, 1); !errors.Is(err, ErrKeyVersionInUse) {
+		t.Fatalf("retiring a version in use: %v, want ErrKeyVersionInUse", err)
+	}
+	if _, err := e.store.Rewrap(ctx, RewrapOptions{KeyID: b.MasterKeyID}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := e.store.RetireKeyVersion(ctx, b.MasterKeyID, 1)
+	if err != nil || len(md.RetiredVersions) != 1 {
+		t.Fatalf("RetireKeyVersion: %+v, %v", md, err)
+	}
+	if got := e.mustGet(t, "ret", "a"); string(got) != "alpha" {
+		t.Fatalf("read %q after retiring", got)
+	}
+	sys, err := e.store.SystemKeyID(ctx)
+	if err != nil || sys == "" {
+		t.Fatalf("system key %q, %v", sys, err)
+	}
+	if _, err := e.store.RetireKeyVersion(ctx, sys, 1); !errors.Is(err, ErrSystemKey) {
+		t.Fatalf("retiring a system key version: %v, want ErrSystemKey", err)
+	}
+}

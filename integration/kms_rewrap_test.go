@@ -117,6 +117,10 @@ func TestRewrapSIGKILL(t *testing.T) {
 		t.Fatalf("before: %+v", k)
 	}
 
+	if out, err := adminCmd(d, "kms", "retire", "rewrapped", "1").CombinedOutput(); err == nil || !strings.Contains(string(out), "still use this key version") {
+		t.Fatalf("retiring a version in use: %v\n%s", err, out)
+	}
+
 	rw := adminCmd(d, "kms", "rewrap", "rewrapped", "--rate", "150")
 	var out strings.Builder
 	rw.Stdout, rw.Stderr = &out, &out
@@ -184,6 +188,16 @@ func TestRewrapSIGKILL(t *testing.T) {
 		if got := s3Get(t, c, "rewrapped", key); !bytes.Equal(got, body) {
 			t.Fatalf("%s reads %q, want %q", key, trunc(got), trunc(body))
 		}
+	}
+	// Version 1 unwraps nothing now: it can be retired.
+	if out := adminRun(t, d, "kms", "retire", "rewrapped", "1"); !strings.Contains(out, "version 1 retired") {
+		t.Fatalf("retire: %s", out)
+	}
+	if k := keyInfo(t, d, "rewrapped"); len(k.RetiredVersions) != 1 {
+		t.Fatalf("after retiring: %+v", k)
+	}
+	if got := s3Get(t, c, "rewrapped", "k0000"); !bytes.Equal(got, want["k0000"]) {
+		t.Fatal("k0000 reads back wrong after retiring version 1")
 	}
 	// Nothing left to do.
 	if again := adminRun(t, d, "kms", "rewrap", "rewrapped"); !strings.Contains(again, fmt.Sprintf("0 re-wrapped, %d already current", n)) {

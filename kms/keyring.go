@@ -147,6 +147,9 @@ type versionRecord struct {
 	Version uint32    `json:"version"`
 	Created time.Time `json:"created"`
 	Sealed  []byte    `json:"sealed"`
+	// Retired is when the version was retired (RetireVersion); its
+	// material is gone from the keyring (Sealed is empty).
+	Retired time.Time `json:"retired,omitzero"`
 }
 
 // masterSealAD is the associated data binding sealed material to its key id
@@ -267,6 +270,13 @@ func (k *Local) loadKeys(body *keyringBody, sc *keyringScheme, prev map[string]*
 				m.versions = append(m.versions, had[i])
 				continue
 			}
+			if !vr.Retired.IsZero() {
+				if len(vr.Sealed) != 0 || i == len(r.Versions)-1 {
+					return nil, fmt.Errorf("%w: %s: key %s version %d is retired but keeps material or is current", errKeyringIntegrity, where, r.ID, vr.Version)
+				}
+				m.versions = append(m.versions, &keyVersion{created: vr.Created, retired: vr.Retired})
+				continue
+			}
 			material, err := openWithRoot(sc.seal, vr.Sealed, sc.masterSealAD(r.ID, vr.Version))
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: key %s version %d does not unseal", errKeyringIntegrity, where, r.ID, vr.Version)
@@ -308,7 +318,7 @@ func (k *Local) persistLocked(ctx context.Context, changes map[string]*masterKey
 			DeletionDate: m.deletionDate,
 		}
 		for i, v := range m.versions {
-			r.Versions = append(r.Versions, versionRecord{Version: uint32(i + 1), Created: v.created, Sealed: v.sealed})
+			r.Versions = append(r.Versions, versionRecord{Version: uint32(i + 1), Created: v.created, Sealed: v.sealed, Retired: v.retired})
 		}
 		body.Keys = append(body.Keys, r)
 	}

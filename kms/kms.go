@@ -35,6 +35,7 @@ package kms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -59,6 +60,10 @@ var (
 	// external KMS that is down). Transient: the same call may succeed
 	// later. Nothing was changed.
 	ErrUnavailable = errors.New("kms: the key management service is unavailable")
+	// ErrVersionRetired: the wrapped key names a key version that was
+	// retired; its material is gone, so what it wrapped is gone too. It
+	// wraps ErrKeyNotFound.
+	ErrVersionRetired = fmt.Errorf("%w: the key version that wrapped it is retired", ErrKeyNotFound)
 )
 
 // KeyState is a master key's state.
@@ -80,6 +85,9 @@ type KeyMetadata struct {
 	Created        time.Time
 	CurrentVersion uint32 // versions count from 1; Rotate adds one
 	DeletionDate   time.Time
+	// RetiredVersions are the versions retired (RetireVersion): they
+	// unwrap nothing any more.
+	RetiredVersions []uint32 `json:",omitempty"`
 }
 
 // Context is an encryption context: name/value pairs bound into the wrap.
@@ -176,6 +184,16 @@ type Admin interface {
 	// key. A key wrapped by the current version already comes back as it
 	// is, Changed false.
 	ReWrap(ctx context.Context, req *ReWrapRequest) (*ReWrapped, error)
+	// RetireVersion destroys an old version's material: what it wrapped
+	// can no longer be unwrapped (ErrVersionRetired). The current version
+	// cannot be retired. Callers first make sure nothing uses it (rewrap).
+	RetireVersion(ctx context.Context, req *RetireVersionRequest) (*KeyMetadata, error)
+}
+
+// RetireVersionRequest names a key version to retire.
+type RetireVersionRequest struct {
+	KeyID   string
+	Version uint32
 }
 
 // ReWrapRequest asks for a wrapped data key to be wrapped again under its

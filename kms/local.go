@@ -151,6 +151,7 @@ type keyVersion struct {
 	sealed   []byte      // as stored in the keyring
 	material []byte      // 32 bytes, in memory only
 	aead     cipher.AEAD // AES-256-GCM keyed with material: unwraps format 1 wraps only
+	retired  time.Time   // non-zero: retired, no material (sealed and material nil)
 }
 
 func newKeyVersion(material, sealed []byte, created time.Time) (*keyVersion, error) {
@@ -509,7 +510,7 @@ func usable(m *masterKey) error {
 }
 
 func (k *Local) metadata(m *masterKey) *KeyMetadata {
-	return &KeyMetadata{
+	md := &KeyMetadata{
 		KeyID:          m.id,
 		ARN:            k.ARN(m.id),
 		Description:    m.description,
@@ -518,6 +519,12 @@ func (k *Local) metadata(m *masterKey) *KeyMetadata {
 		CurrentVersion: uint32(len(m.versions)),
 		DeletionDate:   m.deletionDate,
 	}
+	for i, v := range m.versions {
+		if !v.retired.IsZero() {
+			md.RetiredVersions = append(md.RetiredVersions, uint32(i+1))
+		}
+	}
+	return md
 }
 
 func sortKeys(keys []*masterKey) {
@@ -673,6 +680,9 @@ func (k *Local) Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error
 	err = k.use(ctx, h.keyID, true, func(m *masterKey) error {
 		if int(h.version) > len(m.versions) {
 			return fmt.Errorf("%w: key %s has no version %d", errUnknownVersion, h.keyID, h.version)
+		}
+		if err := checkNotRetired(m, h.version); err != nil {
+			return err
 		}
 		if cached, ok := k.cache.get(ck); ok {
 			pt = cached

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -82,5 +84,59 @@ func TestAWSReWrap(t *testing.T) {
 	}
 	if _, err := k.ReWrap(ctx, &ReWrapRequest{KeyID: md.KeyID, Ciphertext: dek.Ciphertext, Context: objectContext("rw", "2")}); !errors.Is(err, ErrInvalidCiphertext) {
 		t.Fatalf("ReWrap under another context: %v, want ErrInvalidCiphertext", err)
+	}
+}
+
+// TestRetireVersion: a retired version unwraps nothing any more, cached
+// data keys included, and stays retired when the keyring is opened again;
+// the current version cannot be retired; later versions keep working.
+func TestRetireVersion(t *testing.T) {
+	ctx := context.Background()
+	dir, root := t.TempDir(), randomRoot(t)
+	k, err := OpenLocal(dir, root, LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newKey(t, k)
+	c := objectContext("b", "1")
+	old := generate(t, k, id, c)
+	mustDecrypt(t, k, id, old, c) // cached now
+	if _, err := k.RetireVersion(ctx, &RetireVersionRequest{KeyID: id, Version: 1}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("retiring the current version: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := k.RotateKey(ctx, &KeyRequest{KeyID: id}); err != nil {
+		t.Fatal(err)
+	}
+	cur := generate(t, k, id, c)
+	md, err := k.RetireVersion(ctx, &RetireVersionRequest{KeyID: id, Version: 1})
+	if err != nil || len(md.RetiredVersions) != 1 || md.RetiredVersions[0] != 1 || md.CurrentVersion != 2 {
+		t.Fatalf("RetireVersion: %+v, %v", md, err)
+	}
+	if _, err := decrypt(k, id, old, c); !errors.Is(err, ErrVersionRetired) || !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Decrypt under a retired version: %v, want ErrVersionRetired", err)
+	}
+	if _, err := k.ReWrap(ctx, &ReWrapRequest{KeyID: id, Ciphertext: old.Ciphertext, Context: c}); !errors.Is(err, ErrVersionRetired) {
+		t.Fatalf("ReWrap from a retired version: %v, want ErrVersionRetired", err)
+	}
+	mustDecrypt(t, k, id, cur, c)
+	if _, err := k.RetireVersion(ctx, &RetireVersionRequest{KeyID: id, Version: 1}); err != nil {
+		t.Fatalf("retiring it again: %v", err)
+	}
+	k.Close()
+
+	k = openTest(t, dir, root, LocalOptions{})
+	if _, err := decrypt(k, id, old, c); !errors.Is(err, ErrVersionRetired) {
+		t.Fatalf("after reopening: %v, want ErrVersionRetired", err)
+	}
+	mustDecrypt(t, k, id, cur, c)
+	if md := describe(t, k, id); len(md.RetiredVersions) != 1 {
+		t.Fatalf("after reopening: %+v", md)
+	}
+	ring, err := os.ReadFile(filepath.Join(dir, keyringName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(ring, []byte(`"sealed":""`)) + bytes.Count(ring, []byte(`"sealed":null`)); n != 1 {
+		t.Fatalf("the keyring keeps material of the retired version:\n%s", ring)
 	}
 }

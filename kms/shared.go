@@ -358,5 +358,5 @@ func (k *Local) noteIgnoredFile(dir string, root []byte) {
 // sameVersion reports whether a stored version record is the one a key
 // already holds unsealed.
 func sameVersion(v *keyVersion, vr *versionRecord) bool {
-	return v != nil && bytes.Equal(v.sealed, vr.Sealed) && v.created.Equal(vr.Created)
+	return v != nil && bytes.Equal(v.sealed, vr.Sealed) && v.created.Equal(vr.Created) && v.retired.Equal(vr.Retired)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,7 +82,11 @@ adds a key version for new data keys; older versions keep decrypting.
 						if used == "" {
 							used = k.Description
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.KeyID, k.State, k.CurrentVersion, versionUse(k.CurrentVersion, k.VersionsInUse),
+						version := strconv.FormatUint(uint64(k.CurrentVersion), 10)
+						if n := len(k.RetiredVersions); n > 0 {
+							version += fmt.Sprintf(" (%d retired)", n)
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.State, version, versionUse(k.CurrentVersion, k.VersionsInUse),
 							k.Created.Format("2006-01-02 15:04:05"), used)
 					}
 					return tw.Flush()
@@ -91,6 +96,7 @@ adds a key version for new data keys; older versions keep decrypting.
 			action("enable", "enable a disabled key", "enabled"),
 			action("rotate", "add a key version for new data keys", "rotated"),
 			rewrapCommand(),
+			retireCommand(),
 		},
 	}
 }
@@ -222,4 +228,40 @@ func objectTotal(c *cli.Context, a *adminClient, bucket string) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+func retireCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "retire",
+		Usage:     "retire an old key version no object uses any more: it unwraps nothing from then on",
+		ArgsUsage: "KEY VERSION",
+		Flags:     adminFlags(),
+		Description: `KEY is a key id, its ARN, or the name of a bucket (its master key). The
+version's material is destroyed; it is refused while "sealfs kms keys" shows
+objects under that version (run "sealfs kms rewrap" first) and for the
+current version.
+
+   $ sealfs kms rotate photos && sealfs kms rewrap photos
+   $ sealfs kms retire photos 1`,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return exitUsage(errors.New("kms retire: want two arguments, the key and the version"))
+			}
+			v, err := strconv.ParseUint(c.Args().Get(1), 10, 32)
+			if err != nil || v == 0 {
+				return exitUsage(fmt.Errorf("kms retire: version %q: want a number from 1", c.Args().Get(1)))
+			}
+			a, err := newAdminClient(c)
+			if err != nil {
+				return err
+			}
+			var km kms.KeyMetadata
+			path := "kms/keys/" + url.PathEscape(c.Args().First()) + "/versions/" + strconv.FormatUint(v, 10) + "/retire"
+			if err := a.call(c.Context, "POST", path, nil, &km); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "key %s version %d retired; current version %d\n", km.KeyID, v, km.CurrentVersion)
+			return nil
+		},
+	}
 }
