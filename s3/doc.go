@@ -23,6 +23,13 @@
 //     comes first: nothing about a bucket or key is looked at for a request
 //     that is not authenticated, so its answer is the same whatever it
 //     names and tells nothing about what exists or is encrypted.
+//   - Authorization (authz.go): the admin's access key (Config.Credentials)
+//     is allowed everything; any other is a user's (the store's Principal),
+//     and the user's policy (package iam) is evaluated for the operation's
+//     IAM action right after the signature is checked, before anything
+//     about a bucket or key is looked at: AccessDenied with AWS's message
+//     otherwise. The request's context carries the user, so the store
+//     checks kms:Decrypt and kms:GenerateDataKey on the bucket's key.
 //   - Design rule 6: requests that write into a bucket with default
 //     encryption or read an encrypted object (PutObject, CopyObject, the
 //     multipart writes, GetObject, HeadObject) must come over TLS and be
