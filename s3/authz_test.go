@@ -12,6 +12,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // userClient creates a user with policy and an access key for it, and
@@ -198,4 +199,27 @@ func TestUserPolicyDenyAndConditions(t *testing.T) {
 	if b, err := getBody(admin, e, "docs", "public/a"); err != nil || string(b) != "a" {
 		t.Fatalf("admin over HTTP: %q, %v", b, err)
 	}
+}
+
+// TestUserPolicySourceIP: aws:SourceIp is the peer's address (the test
+// client's 127.0.0.1), never a header's.
+func TestUserPolicySourceIP(t *testing.T) {
+	e := newEnv(t)
+	e.mkBucket("nets", false)
+	e.put("nets", "k", []byte("v"))
+	local := e.userClient("local", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}`, e.https.URL)
+	remote := e.userClient("remote", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}`, e.https.URL)
+	if b, err := getBody(local, e, "nets", "k"); err != nil || string(b) != "v" {
+		t.Fatalf("from 127.0.0.1 allowed to 127.0.0.0/8: %q, %v", b, err)
+	}
+	_, err := getBody(remote, e, "nets", "k")
+	wantDenied(t, err, "s3:GetObject")
+	spoofed := e.newClient(e.https.URL, func(o *awss3.Options) {
+		o.Credentials = remote.Options().Credentials
+		o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Forwarded-For", "10.1.2.3"))
+	})
+	_, err = getBody(spoofed, e, "nets", "k")
+	wantDenied(t, err, "s3:GetObject")
 }
