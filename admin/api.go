@@ -46,6 +46,7 @@ type API struct {
 	mux      *http.ServeMux
 	scrubs   scrubJobs
 	rewraps  jobs[RewrapJob] // keys.go
+	encrypts jobs[EncryptJob]
 }
 
 // New returns the admin API over cfg.Store and cfg.Replication.

@@ -19,6 +19,79 @@ func (a *API) keyRoutes() {
 	a.handle("POST kms/rewrap", adminJSON(a.startRewrap))
 	a.handle("GET kms/rewrap/{id}", adminJSON(a.rewrapStatus))
 	a.handle("POST kms/keys/{key}/versions/{version}/retire", adminJSON(a.retireVersion))
+	a.handle("POST buckets/{bucket}/encrypt-existing", adminJSON(a.startEncryptExisting))
+	a.handle("GET encrypt-existing/{id}", adminJSON(a.encryptStatus))
+}
+
+// EncryptExistingInput is the body of POST buckets/{bucket}/encrypt-existing.
+type EncryptExistingInput struct {
+	Prefix string  `json:"prefix"`
+	Rate   float64 `json:"rate"` // objects per second; 0: unthrottled
+}
+
+// EncryptJob is an encrypt-existing run's state.
+type EncryptJob struct {
+	ID     string                    `json:"id"`
+	Bucket string                    `json:"bucket"`
+	Prefix string                    `json:"prefix,omitempty"`
+	Report cryptostore.EncryptReport `json:"report"`
+	Error  string                    `json:"error,omitempty"`
+	Done   bool                      `json:"done"`
+}
+
+// startEncryptExisting starts rewriting a bucket's objects that are not
+// encrypted under its key (409 BucketNotEncrypting on a bucket without
+// default encryption).
+func (a *API) startEncryptExisting(r *http.Request, in *EncryptExistingInput) (*EncryptJob, error) {
+	bucket := r.PathValue("bucket")
+	if in.Rate < 0 {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", "rate must not be negative")
+	}
+	b, err := a.store.GetBucket(r.Context(), bucket)
+	if err != nil {
+		return nil, storeAdminErr(err)
+	}
+	if !b.EncryptionOn {
+		return nil, adminErr(http.StatusConflict, "BucketNotEncrypting", fmt.Sprintf("bucket %s: %v", bucket, cryptostore.ErrBucketNotEncrypting))
+	}
+	job := &EncryptJob{Bucket: bucket, Prefix: in.Prefix}
+	job.ID = a.encrypts.add("encrypt", job)
+	opts := cryptostore.EncryptExistingOptions{
+		Bucket: bucket,
+		Prefix: in.Prefix,
+		Rate:   in.Rate,
+		Progress: func(p cryptostore.EncryptReport) {
+			a.encrypts.with(job.ID, func(j *EncryptJob) { j.Report = p })
+		},
+	}
+	go func() {
+		rep, err := a.store.EncryptExisting(context.Background(), opts)
+		a.encrypts.with(job.ID, func(j *EncryptJob) {
+			if rep != nil {
+				j.Report = *rep
+			}
+			if err != nil {
+				j.Error = err.Error()
+			}
+			j.Done = true
+		})
+	}()
+	return a.encryptSnapshot(job.ID)
+}
+
+func (a *API) encryptStatus(r *http.Request, _ *none) (*EncryptJob, error) {
+	return a.encryptSnapshot(r.PathValue("id"))
+}
+
+func (a *API) encryptSnapshot(id string) (*EncryptJob, error) {
+	var c EncryptJob
+	if !a.encrypts.with(id, func(j *EncryptJob) {
+		c = *j
+		c.Report.Failed = append([]cryptostore.Damage(nil), j.Report.Failed...)
+	}) {
+		return nil, adminErr(http.StatusNotFound, "NoSuchJob", "no such encrypt-existing run: "+id)
+	}
+	return &c, nil
 }
 
 // retireVersion retires an old version of a key (named by id, ARN or a

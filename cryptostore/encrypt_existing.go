@@ -21,7 +21,10 @@ import (
 // key, a new version. The write is conditional on the version it read (its
 // object id, checked inside the commit): an object overwritten or deleted
 // meanwhile keeps what its writer stored. The plain blob it replaces is
-// removed after the commit, as every overwrite's is.
+// removed after the commit, as every overwrite's is, and a run ends with an
+// orphan collection (a crash between a commit and that removal leaves the
+// plain blob behind). Plain objects kept inline in the metadata are
+// deleted there; the engine's own compaction reclaims their bytes.
 //
 // Progress is kept in a configuration record (encryptCheckpointPrefix +
 // scope) after every object, so a run stopped by a crash or a restart
@@ -34,7 +37,7 @@ const encryptCheckpointPrefix = "kms/encrypt-existing/"
 
 // ErrBucketNotEncrypting: EncryptExisting on a bucket without default
 // encryption (there is no setting to rewrite objects under).
-var ErrBucketNotEncrypting = errors.New("the bucket has no default encryption: turn it on first (sealfs bucket encryption BUCKET on)")
+var ErrBucketNotEncrypting = errors.New("the bucket has no default encryption: turn it on first (sealfs bucket encryption set BUCKET)")
 
 // EncryptExistingOptions selects what EncryptExisting rewrites.
 type EncryptExistingOptions struct {
@@ -161,6 +164,14 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 		}); err != nil {
 			return rep, err
 		}
+	}
+	// A run killed between a commit and the removal of the plain blob it
+	// replaced left that blob behind: collect orphans now rather than
+	// within the next collection period.
+	if st, err := s.Collect(ctx); err != nil {
+		s.logger.Warn("encrypt-existing: collecting orphan blobs", "err", err)
+	} else if st.Orphans > 0 {
+		s.logger.Info("encrypt-existing: orphan blobs removed", "blobs", st.Orphans, "bytes", st.Bytes)
 	}
 	rep.Finished = true
 	s.logger.Info("encrypt-existing finished", "bucket", opts.Bucket, "prefix", opts.Prefix, "objects", rep.Objects,

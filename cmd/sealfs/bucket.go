@@ -30,6 +30,7 @@ encrypted with a data key of its own; objects already stored keep their state.
    $ sealfs bucket ls
    $ sealfs bucket encryption set photos
    $ sealfs bucket encryption get photos
+   $ sealfs bucket encrypt-existing photos
    $ sealfs bucket rm photos`,
 		Subcommands: []*cli.Command{
 			{
@@ -117,6 +118,7 @@ encrypted with a data key of its own; objects already stored keep their state.
 					encryptionCommand("clear", "turn default encryption off", &[]bool{false}[0]),
 				},
 			},
+			encryptExistingCommand(), // encrypt.go
 		},
 	}
 }
