@@ -258,4 +258,28 @@ func TestUsersAndKeyPermission(t *testing.T) {
 	if err := os.Remove(filepath.Join(mnt, "plain.txt")); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("rm as reader: %v, want EACCES", err)
 	}
+	// The access keys outlive a restart (their secrets are stored sealed).
+	reader = awss3.New(d.S3().Options(), func(o *awss3.Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider(rak, rsk, "")
+	})
+	if _, err := reader.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vault"), Key: aws.String("plain.txt")}); err != nil {
+		t.Fatalf("the reader's key after a restart: %v", err)
+	}
+	// The secret is nowhere in the data directory in clear.
+	err = filepath.WalkDir(d.DataDir, func(path string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte(rsk)) || bytes.Contains(data, []byte(wsk)) {
+			t.Errorf("%s holds a user's secret in clear", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
