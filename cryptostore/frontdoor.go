@@ -119,13 +119,16 @@ func (s *Store) DescribeKey(ctx context.Context, keyID string) (*KeyMetadata, er
 
 // EnableKey enables a master key.
 func (s *Store) EnableKey(ctx context.Context, keyID string) error {
-	return s.kms.EnableKey(ctx, &kms.KeyRequest{KeyID: keyID})
+	err := s.kms.EnableKey(ctx, &kms.KeyRequest{KeyID: keyID})
+	s.auditKeyAdmin(ctx, "kms:EnableKey", keyID, err)
+	return err
 }
 
 // DisableKey disables a master key: objects under it can be neither read
 // nor written until it is enabled again. The system key is refused
 // (ErrSystemKey).
-func (s *Store) DisableKey(ctx context.Context, keyID string) error {
+func (s *Store) DisableKey(ctx context.Context, keyID string) (err error) {
+	defer func() { s.auditKeyAdmin(ctx, "kms:DisableKey", keyID, err) }()
 	sys, err := s.SystemKeyID(ctx)
 	if err != nil {
 		return err
@@ -145,5 +148,7 @@ func (s *Store) DisableKey(ctx context.Context, keyID string) error {
 // RotateKey adds a version to a master key; new data keys are wrapped by
 // it, older versions keep unwrapping what they wrapped.
 func (s *Store) RotateKey(ctx context.Context, keyID string) (*KeyMetadata, error) {
-	return s.kms.RotateKey(ctx, &kms.KeyRequest{KeyID: keyID})
+	md, err := s.kms.RotateKey(ctx, &kms.KeyRequest{KeyID: keyID})
+	s.auditKeyAdmin(ctx, "kms:RotateKey", keyID, err)
+	return md, err
 }

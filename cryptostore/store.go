@@ -506,8 +506,10 @@ func (s *Store) masterKey(ctx context.Context, bucket string) (string, error) {
 	}
 	km, err := s.kms.CreateKey(ctx, &kms.CreateKeyRequest{Description: "sealfs bucket " + bucket, Alias: bucket})
 	if err != nil {
+		s.auditKeyAdmin(ctx, "kms:CreateKey", "", err)
 		return "", kmsErr(err)
 	}
+	s.auditKeyAdmin(ctx, "kms:CreateKey", km.KeyID, nil)
 	var keyID string
 	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
 		b, err := tx.GetBucket(bucket)

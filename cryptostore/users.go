@@ -132,7 +132,9 @@ func CallerFrom(ctx context.Context) *Caller {
 	return c
 }
 
-// KeyUse is one use of a master key, as the audit hook sees it.
+// KeyUse is one use of a master key, as the audit hook sees it: a data key
+// issued or unwrapped for an object, or an administrative operation on the
+// key (Bucket and Object empty).
 type KeyUse struct {
 	Time   time.Time
 	User   string // "" for the admin and the daemon's own work
@@ -178,6 +180,23 @@ func (s *Store) useKey(ctx context.Context, action, keyID, bucket string, id met
 		return nil, err
 	}
 	return report, nil
+}
+
+// auditKeyAdmin reports an administrative operation on a master key
+// (kms:EnableKey, kms:DisableKey, kms:RotateKey) to the audit hook.
+func (s *Store) auditKeyAdmin(ctx context.Context, action, keyID string, err error) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	arn := keyID
+	if !strings.HasPrefix(keyID, "arn:") {
+		arn = s.KeyARN(keyID)
+	}
+	u := KeyUse{Time: time.Now().UTC(), Action: action, KeyID: keyID, KeyARN: arn, Err: err}
+	if c := CallerFrom(ctx); c != nil && c.Principal != nil {
+		u.User = c.Principal.User
+	}
+	s.cfg.Audit(u)
 }
 
 // principalCache holds principals by access key.

@@ -216,10 +216,25 @@ func TestKeyPermission(t *testing.T) {
 		t.Fatalf("user with kms:GenerateDataKey: %v", err)
 	}
 
+	if _, err := s.RotateKey(ctx, b.MasterKeyID); err != nil {
+		t.Fatal(err)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
-	var denials, readerAllowed int
+	var denials, readerAllowed, created, rotated int
 	for _, u := range uses {
+		switch u.Action {
+		case "kms:CreateKey":
+			created++
+			continue
+		case "kms:RotateKey":
+			if u.KeyARN != keyARN || u.Err != nil || u.User != "" {
+				t.Errorf("audit record %+v", u)
+			}
+			rotated++
+			continue
+		}
 		if u.KeyARN != keyARN || u.Bucket != "bkt" || u.Object == "" {
 			t.Errorf("audit record %+v", u)
 		}
@@ -229,6 +244,9 @@ func TestKeyPermission(t *testing.T) {
 		if u.User == "reader" && u.Err == nil {
 			readerAllowed++
 		}
+	}
+	if created != 1 || rotated != 1 {
+		t.Errorf("audit: %d key creations and %d rotations, want 1 and 1", created, rotated)
 	}
 	if denials != 2 || readerAllowed != 2 {
 		t.Errorf("audit: %d denials and %d allowed uses by reader, want 2 and 2: %+v", denials, readerAllowed, uses)

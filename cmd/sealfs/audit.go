@@ -18,7 +18,9 @@ import (
 )
 
 // The audit log of key use: every data key the store issues
-// (kms:GenerateDataKey) or unwraps (kms:Decrypt) for an object, with who
+// (kms:GenerateDataKey) or unwraps (kms:Decrypt) for an object, and every
+// administrative operation on a master key (kms:CreateKey when a bucket's
+// key is made, kms:EnableKey, kms:DisableKey, kms:RotateKey), with who
 // asked, when, the master key, the bucket, the object and the outcome, one
 // JSON object a line in its own file (DATA/audit/key-use.jsonl by
 // default, mode 0600), and counted in sealfs_key_uses_total{action,result}
@@ -39,8 +41,8 @@ type auditRecord struct {
 	Action string    `json:"action"`
 	KeyID  string    `json:"key_id"`
 	KeyARN string    `json:"key_arn"`
-	Bucket string    `json:"bucket"`
-	Object string    `json:"object_id"`
+	Bucket string    `json:"bucket,omitempty"` // empty for an administrative operation
+	Object string    `json:"object_id,omitempty"`
 	Result string    `json:"result"` // allowed, denied, failed
 	Error  string    `json:"error,omitempty"`
 }
