@@ -19,6 +19,8 @@ func (a *API) keyRoutes() {
 	a.handle("POST kms/rewrap", adminJSON(a.startRewrap))
 	a.handle("GET kms/rewrap/{id}", adminJSON(a.rewrapStatus))
 	a.handle("POST kms/keys/{key}/versions/{version}/retire", adminJSON(a.retireVersion))
+	a.handle("POST kms/keys/{key}/delete", adminJSON(a.scheduleDeletion))
+	a.handle("POST kms/keys/{key}/cancel-deletion", adminJSON(a.cancelDeletion))
 	a.handle("POST buckets/{bucket}/encrypt-existing", adminJSON(a.startEncryptExisting))
 	a.handle("GET encrypt-existing/{id}", adminJSON(a.encryptStatus))
 }
@@ -218,4 +220,41 @@ func (a *API) rewrapSnapshot(id string) (*RewrapJob, error) {
 		return nil, adminErr(http.StatusNotFound, "NoSuchJob", "no such rewrap: "+id)
 	}
 	return &c, nil
+}
+
+// DeleteKeyInput is the body of POST kms/keys/{key}/delete.
+type DeleteKeyInput struct {
+	AfterDays int `json:"after_days"` // 7 to 30; 0 means 30
+}
+
+// keyName resolves a bucket's name to its master key; anything else is
+// passed on as a key id or ARN.
+func (a *API) keyName(r *http.Request) string {
+	id := r.PathValue("key")
+	if b, err := a.store.GetBucket(r.Context(), id); err == nil && b.MasterKeyID != "" {
+		return b.MasterKeyID
+	}
+	return id
+}
+
+// scheduleDeletion schedules a key's deletion (crypto-shredding: its
+// objects become unrecoverable on the deletion date).
+func (a *API) scheduleDeletion(r *http.Request, in *DeleteKeyInput) (*cryptostore.KeyMetadata, error) {
+	if in.AfterDays != 0 && (in.AfterDays < 7 || in.AfterDays > 30) {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("the waiting period is 7 to 30 days, not %d", in.AfterDays))
+	}
+	md, err := a.store.ScheduleKeyDeletion(r.Context(), a.keyName(r), in.AfterDays)
+	if err != nil {
+		return nil, kmsAdminErr(err)
+	}
+	return md, nil
+}
+
+// cancelDeletion cancels a scheduled deletion; the key is left disabled.
+func (a *API) cancelDeletion(r *http.Request, _ *none) (*cryptostore.KeyMetadata, error) {
+	md, err := a.store.CancelKeyDeletion(r.Context(), a.keyName(r))
+	if err != nil {
+		return nil, kmsAdminErr(err)
+	}
+	return md, nil
 }

@@ -274,6 +274,7 @@ func (a *API) scrubSnapshot(id string) (*ScrubJob, error) {
 	}
 	c := *job
 	c.Report.Damaged = append([]cryptostore.Damage(nil), job.Report.Damaged...)
+	c.Report.Shredded = append([]cryptostore.Damage(nil), job.Report.Shredded...)
 	return &c, nil
 }
 

@@ -29,10 +29,13 @@ type Damage struct {
 
 // ScrubReport is what a scrub found.
 type ScrubReport struct {
-	Objects  int64 // objects read
-	Bytes    int64 // plaintext bytes read
-	Skipped  int64 // not sampled
-	Damaged  []Damage
+	Objects int64 // objects read
+	Bytes   int64 // plaintext bytes read
+	Skipped int64 // not sampled
+	Damaged []Damage
+	// Shredded are objects whose master key (or key version) was deleted:
+	// unrecoverable on purpose, not damaged (shred.go).
+	Shredded []Damage `json:",omitempty"`
 	Orphans  CollectStats
 	Finished bool
 }
@@ -42,7 +45,8 @@ type ScrubReport struct {
 // stored full-object checksums and, if plain and written in one piece, its
 // ETag (an MD5; an encrypted object's ETag is random); then it
 // collects orphan blobs. A disabled key is reported as damage of that object
-// (it cannot be verified), not as a failure of the scrub.
+// (it cannot be verified), not as a failure of the scrub; an object whose
+// master key (or key version) was deleted is reported as shredded.
 func (s *Store) Scrub(ctx context.Context, opts ScrubOptions) (*ScrubReport, error) {
 	rep := &ScrubReport{}
 	var buckets []string
@@ -82,7 +86,9 @@ func (s *Store) Scrub(ctx context.Context, opts ScrubOptions) (*ScrubReport, err
 				}
 				rep.Objects++
 				rep.Bytes += n
-				if err != nil {
+				if err != nil && errors.Is(err, ErrKMSKeyNotFound) {
+					rep.Shredded = append(rep.Shredded, Damage{Bucket: bucket, Key: o.Key, Err: err.Error()})
+				} else if err != nil {
 					rep.Damaged = append(rep.Damaged, Damage{Bucket: bucket, Key: o.Key, Err: err.Error()})
 					s.logger.Error("scrub: object failed verification", "bucket", bucket, "key", o.Key, "err", err)
 				}

@@ -97,6 +97,28 @@ adds a key version for new data keys; older versions keep decrypting.
 			action("rotate", "add a key version for new data keys", "rotated"),
 			rewrapCommand(),
 			retireCommand(),
+			deleteKeyCommand(),
+			{
+				Name:      "cancel-delete",
+				Usage:     "cancel a key's scheduled deletion (the key is left disabled: enable it to read its objects again)",
+				ArgsUsage: "KEY",
+				Flags:     adminFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return exitUsage(errors.New("kms cancel-delete: want one argument, the key"))
+					}
+					a, err := newAdminClient(c)
+					if err != nil {
+						return err
+					}
+					var km kms.KeyMetadata
+					if err := a.call(c.Context, "POST", "kms/keys/"+url.PathEscape(c.Args().First())+"/cancel-deletion", nil, &km); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "key %s deletion cancelled: state %s (sealfs kms enable %s makes its objects readable)\n", km.KeyID, km.State, c.Args().First())
+					return nil
+				},
+			},
 		},
 	}
 }
@@ -264,4 +286,59 @@ current version.
 			return nil
 		},
 	}
+}
+
+func deleteKeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "schedule a master key's deletion (crypto-shredding): on that date its objects become unrecoverable",
+		ArgsUsage: "KEY",
+		Flags: concat(adminFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "after", Value: "30d", EnvVars: []string{"SEALFS_KMS_DELETE_AFTER"}, Usage: "waiting period, 7d to 30d; until then \"sealfs kms cancel-delete\" brings the key back"},
+		}),
+		Description: `KEY is a key id, its ARN, or the name of a bucket (its master key). From now
+on the key's objects can be neither read nor written (S3 answers
+KMS.KMSInvalidStateException, the mount ENOKEY). On the deletion date the key
+material is destroyed: every object under it is unrecoverable, from this
+store and from any copy of its blobs; S3 then answers KMS.NotFoundException
+and scrub lists the objects as shredded.
+
+   $ sealfs kms delete photos --after 7d
+   $ sealfs kms cancel-delete photos && sealfs kms enable photos`,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return exitUsage(errors.New("kms delete: want one argument, the key"))
+			}
+			days, err := parseDays(c.String("after"))
+			if err != nil || days < 7 || days > 30 {
+				return exitUsage(fmt.Errorf("--after %q: want 7d to 30d", c.String("after")))
+			}
+			a, err := newAdminClient(c)
+			if err != nil {
+				return err
+			}
+			var km kms.KeyMetadata
+			if err := a.call(c.Context, "POST", "kms/keys/"+url.PathEscape(c.Args().First())+"/delete", admin.DeleteKeyInput{AfterDays: days}, &km); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "key %s scheduled for deletion on %s; its objects are unreadable from now on (sealfs kms cancel-delete %s to undo before then)\n",
+				km.KeyID, km.DeletionDate.UTC().Format(time.RFC3339), c.Args().First())
+			return nil
+		},
+	}
+}
+
+// parseDays reads "7d", "7" or a duration in whole days ("168h").
+func parseDays(s string) (int, error) {
+	if v, ok := strings.CutSuffix(s, "d"); ok {
+		return strconv.Atoi(v)
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d%(24*time.Hour) != 0 {
+		return 0, fmt.Errorf("%q is not a number of days", s)
+	}
+	return int(d / (24 * time.Hour)), nil
 }

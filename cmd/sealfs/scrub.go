@@ -75,12 +75,18 @@ blobs no record references are removed. Exit code 3 when damage is found.
 			for _, d := range r.Damaged {
 				fmt.Fprintf(w, "DAMAGED %s/%s: %s\n", d.Bucket, d.Key, d.Err)
 			}
+			for _, d := range r.Shredded {
+				fmt.Fprintf(w, "SHREDDED %s/%s: its master key was deleted\n", d.Bucket, d.Key)
+			}
 			if job.Error != "" {
 				return fmt.Errorf("scrub stopped after %d %s: %s", r.Objects, plural(r.Objects, "object"), job.Error)
 			}
 			fmt.Fprintf(w, "scrub: %d %s (%d %s) verified, %d skipped, %d damaged; %d orphan %s (%d %s) removed\n",
 				r.Objects, plural(r.Objects, "object"), r.Bytes, plural(r.Bytes, "byte"), r.Skipped, len(r.Damaged),
 				r.Orphans.Orphans, plural(r.Orphans.Orphans, "blob"), r.Orphans.Bytes, plural(r.Orphans.Bytes, "byte"))
+			if n := len(r.Shredded); n > 0 {
+				fmt.Fprintf(w, "scrub: %d %s shredded (master key deleted; unrecoverable on purpose, not damage)\n", n, plural(n, "object"))
+			}
 			if len(r.Damaged) > 0 {
 				return damageError{len(r.Damaged)}
 			}

@@ -1,0 +1,56 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestKMSDeleteAndCancel: `sealfs kms delete BUCKET --after 7d` makes the
+// bucket's objects unreadable and unwritable at once (S3
+// KMS.KMSInvalidStateException), another bucket is untouched, a waiting
+// period outside 7 to 30 days is refused, and `sealfs kms cancel-delete`
+// followed by `sealfs kms enable` brings everything back. (What happens on
+// the deletion date is cryptostore's TestShred, with a clock.)
+func TestKMSDeleteAndCancel(t *testing.T) {
+	ctx := context.Background()
+	d := startDaemon(t, DaemonOptions{})
+	c := d.S3()
+	encryptingBucket(t, c, "shredme")
+	encryptingBucket(t, c, "keepme")
+	if err := s3Put(c, "shredme", "a", []byte("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3Put(c, "keepme", "b", []byte("beta")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := adminCmd(d, "kms", "delete", "shredme", "--after", "3d").CombinedOutput(); err == nil {
+		t.Fatalf("--after 3d was accepted:\n%s", out)
+	}
+	if out := adminRun(t, d, "kms", "delete", "shredme", "--after", "7d"); !strings.Contains(out, "scheduled for deletion on") {
+		t.Fatalf("kms delete: %s", out)
+	}
+	_, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("shredme"), Key: aws.String("a")})
+	if sdkCode(err) != "KMS.KMSInvalidStateException" {
+		t.Fatalf("GET under a key pending deletion: %v, want KMS.KMSInvalidStateException", err)
+	}
+	if err := s3Put(c, "shredme", "new", []byte("x")); sdkCode(err) != "KMS.KMSInvalidStateException" {
+		t.Fatalf("PUT under a key pending deletion: %v", err)
+	}
+	if got := s3Get(t, c, "keepme", "b"); string(got) != "beta" {
+		t.Fatalf("another bucket: %q", got)
+	}
+	if k := keyInfo(t, d, "shredme"); k.State != "PendingDeletion" || k.DeletionDate.IsZero() {
+		t.Fatalf("kms keys: %+v", k)
+	}
+	if out := adminRun(t, d, "kms", "cancel-delete", "shredme"); !strings.Contains(out, "state Disabled") {
+		t.Fatalf("cancel-delete: %s", out)
+	}
+	adminRun(t, d, "kms", "enable", "shredme")
+	if got := s3Get(t, c, "shredme", "a"); string(got) != "alpha" {
+		t.Fatalf("after cancel and enable: %q", got)
+	}
+}
