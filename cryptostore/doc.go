@@ -12,7 +12,13 @@
 // aliases of meta's: the store hands out decoded values, not access), the
 // names of the POSIX metadata keys, ValidKey and ValidBucketName, the
 // errors of the layers below; key management (Keys, DescribeKey,
-// EnableKey, DisableKey — which refuses the system key — and RotateKey);
+// EnableKey, DisableKey — which refuses the system key — and RotateKey)
+// and the key lifecycle: Rewrap and RetireKeyVersion (rewrap.go: data keys
+// wrapped again under the current version, no blob touched),
+// EncryptExisting (encrypt_existing.go: copy in place under the bucket's
+// setting) and ScheduleKeyDeletion/CancelKeyDeletion (shred.go), each
+// resumable from a checkpoint record under kms/ in the configuration
+// records;
 // replica writes (replica.go: Replica, ErrStaleReplica); and a bucket's
 // replication rules in a form both the S3 layer and package replicate
 // speak (replconfig.go). Package replicate reaches its durable queue,
