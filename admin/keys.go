@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
 )
@@ -19,6 +20,7 @@ func (a *API) keyRoutes() {
 	a.handle("POST kms/rewrap", adminJSON(a.startRewrap))
 	a.handle("GET kms/rewrap/{id}", adminJSON(a.rewrapStatus))
 	a.handle("POST kms/keys/{key}/versions/{version}/retire", adminJSON(a.retireVersion))
+	a.handle("PUT kms/keys/{key}/rotation", adminJSON(a.setRotation))
 	a.handle("POST kms/keys/{key}/delete", adminJSON(a.scheduleDeletion))
 	a.handle("POST kms/keys/{key}/cancel-deletion", adminJSON(a.cancelDeletion))
 	a.handle("POST buckets/{bucket}/encrypt-existing", adminJSON(a.startEncryptExisting))
@@ -257,4 +259,26 @@ func (a *API) cancelDeletion(r *http.Request, _ *none) (*cryptostore.KeyMetadata
 		return nil, kmsAdminErr(err)
 	}
 	return md, nil
+}
+
+// RotationInput is the body of PUT kms/keys/{key}/rotation.
+type RotationInput struct {
+	EveryDays int `json:"every_days"` // 0 turns automatic rotation off
+}
+
+// setRotation sets a key's automatic rotation period.
+func (a *API) setRotation(r *http.Request, in *RotationInput) (*KeyInfo, error) {
+	if in.EveryDays < 0 {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", "every_days must not be negative")
+	}
+	md, err := a.store.SetKeyRotation(r.Context(), a.keyName(r), time.Duration(in.EveryDays)*24*time.Hour)
+	if err != nil {
+		return nil, kmsAdminErr(err)
+	}
+	ki := &KeyInfo{KeyMetadata: *md}
+	if in.EveryDays > 0 {
+		ki.RotateEveryDays = in.EveryDays
+		ki.NextRotation = md.CurrentVersionCreated.Add(time.Duration(in.EveryDays) * 24 * time.Hour)
+	}
+	return ki, nil
 }

@@ -110,6 +110,10 @@ type KeyInfo struct {
 	// VersionsInUse counts the objects whose data key each version of the
 	// key wraps (versions no object uses are absent).
 	VersionsInUse map[uint32]int64 `json:"versions_in_use,omitempty"`
+	// RotateEveryDays is the automatic rotation period (0: off), and
+	// NextRotation when it is due (keys.go).
+	RotateEveryDays int       `json:"rotate_every_days,omitempty"`
+	NextRotation    time.Time `json:"next_rotation,omitzero"`
 }
 
 func (a *API) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
@@ -125,9 +129,17 @@ func (a *API) listKeys(r *http.Request, _ *none) ([]KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	periods, err := a.store.KeyRotations(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	out := make([]KeyInfo, 0, len(keys))
 	for _, k := range keys {
 		ki := KeyInfo{KeyMetadata: *k, VersionsInUse: use[k.KeyID]}
+		if every := periods[k.KeyID]; every > 0 {
+			ki.RotateEveryDays = int(every / (24 * time.Hour))
+			ki.NextRotation = k.CurrentVersionCreated.Add(every)
+		}
 		for _, b := range bs {
 			if b.MasterKeyID == k.KeyID {
 				ki.Buckets = append(ki.Buckets, b.Name)

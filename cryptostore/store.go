@@ -250,6 +250,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.wg.Add(1)
 		go s.syncLoop(cfg.SyncInterval)
 	}
+	s.wg.Add(1)
+	go s.rotationLoop() // rotation.go
 	return s, nil
 }
 

@@ -54,3 +54,37 @@ func TestKMSDeleteAndCancel(t *testing.T) {
 		t.Fatalf("after cancel and enable: %q", got)
 	}
 }
+
+// TestKMSRotateEvery: `sealfs kms rotate KEY --every 365d` sets a key's
+// automatic rotation, `kms keys` shows it and when it is next due, and
+// `--every 0` turns it off.
+func TestKMSRotateEvery(t *testing.T) {
+	d := startDaemon(t, DaemonOptions{})
+	c := d.S3()
+	encryptingBucket(t, c, "yearly")
+	if err := s3Put(c, "yearly", "a", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if out := adminRun(t, d, "kms", "rotate", "yearly", "--every", "365d"); !strings.Contains(out, "rotates every 365 days; next on ") {
+		t.Fatalf("rotate --every: %s", out)
+	}
+	k := keyInfo(t, d, "yearly")
+	if k.RotateEveryDays != 365 || k.CurrentVersion != 1 || k.NextRotation.Sub(k.CurrentVersionCreated).Hours() != 365*24 {
+		t.Fatalf("kms keys: %+v", k)
+	}
+	if table := adminRun(t, d, "kms", "keys"); !strings.Contains(table, "every 365d, next ") {
+		t.Fatalf("kms keys table:\n%s", table)
+	}
+	if out, err := adminCmd(d, "kms", "rotate", "yearly", "--every", "12h").CombinedOutput(); err == nil {
+		t.Fatalf("--every 12h accepted:\n%s", out)
+	}
+	adminRun(t, d, "kms", "rotate", "yearly", "--every", "0")
+	if k := keyInfo(t, d, "yearly"); k.RotateEveryDays != 0 {
+		t.Fatalf("after --every 0: %+v", k)
+	}
+	// Without --every it rotates now, as before.
+	adminRun(t, d, "kms", "rotate", "yearly")
+	if k := keyInfo(t, d, "yearly"); k.CurrentVersion != 2 {
+		t.Fatalf("after rotate: %+v", k)
+	}
+}

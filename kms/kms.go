@@ -88,6 +88,9 @@ type KeyMetadata struct {
 	// RetiredVersions are the versions retired (RetireVersion): they
 	// unwrap nothing any more.
 	RetiredVersions []uint32 `json:",omitempty"`
+	// CurrentVersionCreated is when the current version was made (by
+	// CreateKey or the last RotateKey); zero where the engine does not say.
+	CurrentVersionCreated time.Time `json:",omitzero"`
 }
 
 // Context is an encryption context: name/value pairs bound into the wrap.

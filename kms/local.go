@@ -519,6 +519,9 @@ func (k *Local) metadata(m *masterKey) *KeyMetadata {
 		CurrentVersion: uint32(len(m.versions)),
 		DeletionDate:   m.deletionDate,
 	}
+	if n := len(m.versions); n > 0 {
+		md.CurrentVersionCreated = m.versions[n-1].created
+	}
 	for i, v := range m.versions {
 		if !v.retired.IsZero() {
 			md.RetiredVersions = append(md.RetiredVersions, uint32(i+1))

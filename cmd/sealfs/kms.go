@@ -76,7 +76,7 @@ adds a key version for new data keys; older versions keep decrypting.
 						return printJSON(c.App.Writer, keys)
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "KEY\tSTATE\tVERSION\tOBJECTS BY VERSION\tCREATED\tUSED BY")
+					fmt.Fprintln(tw, "KEY\tSTATE\tVERSION\tOBJECTS BY VERSION\tROTATION\tCREATED\tUSED BY")
 					for _, k := range keys {
 						used := strings.Join(k.Buckets, ",")
 						if used == "" {
@@ -86,7 +86,11 @@ adds a key version for new data keys; older versions keep decrypting.
 						if n := len(k.RetiredVersions); n > 0 {
 							version += fmt.Sprintf(" (%d retired)", n)
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.State, version, versionUse(k.CurrentVersion, k.VersionsInUse),
+						rotation := "-"
+						if k.RotateEveryDays > 0 {
+							rotation = fmt.Sprintf("every %dd, next %s", k.RotateEveryDays, k.NextRotation.UTC().Format("2006-01-02"))
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.State, version, versionUse(k.CurrentVersion, k.VersionsInUse), rotation,
 							k.Created.Format("2006-01-02 15:04:05"), used)
 					}
 					return tw.Flush()
@@ -94,7 +98,7 @@ adds a key version for new data keys; older versions keep decrypting.
 			},
 			action("disable", "disable a key: its objects can be neither read nor written", "disabled"),
 			action("enable", "enable a disabled key", "enabled"),
-			action("rotate", "add a key version for new data keys", "rotated"),
+			rotateCommand(action("rotate", "add a key version for new data keys, now or on a schedule (--every 365d)", "rotated")),
 			rewrapCommand(),
 			retireCommand(),
 			deleteKeyCommand(),
@@ -341,4 +345,43 @@ func parseDays(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a number of days", s)
 	}
 	return int(d / (24 * time.Hour)), nil
+}
+
+// rotateCommand adds --every to `kms rotate`: with it, the key is rotated
+// automatically whenever its current version is that old (0 turns it off),
+// instead of now.
+func rotateCommand(now *cli.Command) *cli.Command {
+	rotateNow := now.Action
+	now.Flags = append(now.Flags, &cli.StringFlag{Name: "every", EnvVars: []string{"SEALFS_KMS_ROTATE_EVERY"},
+		Usage: "rotate automatically whenever the current version is this old (e.g. 365d; at least 1d; 0 turns it off) instead of now"})
+	now.Description += `
+   $ sealfs kms rotate photos --every 365d     # then yearly, checked hourly by the daemon
+   $ sealfs kms rotate photos --every 0       # automatic rotation off`
+	now.Action = func(c *cli.Context) error {
+		if !c.IsSet("every") {
+			return rotateNow(c)
+		}
+		if c.NArg() != 1 {
+			return exitUsage(errors.New("kms rotate: want one argument, the key"))
+		}
+		days, err := parseDays(c.String("every"))
+		if err != nil || days < 0 {
+			return exitUsage(fmt.Errorf("--every %q: want a number of days such as 365d, or 0", c.String("every")))
+		}
+		a, err := newAdminClient(c)
+		if err != nil {
+			return err
+		}
+		var ki admin.KeyInfo
+		if err := a.call(c.Context, "PUT", "kms/keys/"+url.PathEscape(c.Args().First())+"/rotation", admin.RotationInput{EveryDays: days}, &ki); err != nil {
+			return err
+		}
+		if days == 0 {
+			fmt.Fprintf(c.App.Writer, "key %s: automatic rotation off\n", ki.KeyID)
+			return nil
+		}
+		fmt.Fprintf(c.App.Writer, "key %s rotates every %d days; next on %s\n", ki.KeyID, days, ki.NextRotation.UTC().Format("2006-01-02"))
+		return nil
+	}
+	return now
 }
