@@ -208,7 +208,7 @@ func TestUsersAndKeyPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var denied, generated bool
+	var denied, generated, created bool
 	for _, line := range strings.Split(strings.TrimSpace(string(audit)), "\n") {
 		var rec struct {
 			User, Action, Result, Bucket string
@@ -218,14 +218,18 @@ func TestUsersAndKeyPermission(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}
+		if rec.Action == "kms:CreateKey" { // the bucket's key, made at its first encrypted write
+			created = created || rec.User == "admin" && rec.Result == "allowed" && strings.HasPrefix(rec.KeyARN, "arn:aws:kms:")
+			continue
+		}
 		if rec.Bucket != "vault" || !strings.HasPrefix(rec.KeyARN, "arn:aws:kms:") || len(rec.Object) != 32 {
 			t.Errorf("audit line %q", line)
 		}
 		denied = denied || rec.User == "reader" && rec.Action == "kms:Decrypt" && rec.Result == "denied"
 		generated = generated || rec.User == "writer" && rec.Action == "kms:GenerateDataKey" && rec.Result == "allowed"
 	}
-	if !denied || !generated {
-		t.Errorf("the audit log lacks the reader's denied Decrypt (%v) or the writer's GenerateDataKey (%v):\n%s", denied, generated, audit)
+	if !denied || !generated || !created {
+		t.Errorf("the audit log lacks the reader's denied Decrypt (%v), the writer's GenerateDataKey (%v) or the key's creation (%v):\n%s", denied, generated, created, audit)
 	}
 
 	// The mount acting as the reader.
