@@ -22,6 +22,7 @@ func (a *API) keyRoutes() {
 	a.handle("POST kms/keys/{key}/versions/{version}/retire", adminJSON(a.retireVersion))
 	a.handle("PUT kms/keys/{key}/rotation", adminJSON(a.setRotation))
 	a.handle("POST kms/keys/{key}/delete", adminJSON(a.scheduleDeletion))
+	a.handle("POST buckets/{bucket}/shred", adminJSON(a.shredBucket))
 	a.handle("POST kms/keys/{key}/cancel-deletion", adminJSON(a.cancelDeletion))
 	a.handle("POST buckets/{bucket}/encrypt-existing", adminJSON(a.startEncryptExisting))
 	a.handle("GET encrypt-existing/{id}", adminJSON(a.encryptStatus))
@@ -281,4 +282,35 @@ func (a *API) setRotation(r *http.Request, in *RotationInput) (*KeyInfo, error) 
 		ki.NextRotation = md.CurrentVersionCreated.Add(time.Duration(in.EveryDays) * 24 * time.Hour)
 	}
 	return ki, nil
+}
+
+// ShredResult answers POST buckets/{bucket}/shred.
+type ShredResult struct {
+	Bucket string                   `json:"bucket"`
+	Key    *cryptostore.KeyMetadata `json:"key,omitempty"` // nil: the bucket never had a master key
+}
+
+// shredBucket removes an empty bucket and schedules its master key's
+// deletion (crypto-shredding every copy of its former objects' blobs).
+func (a *API) shredBucket(r *http.Request, in *DeleteKeyInput) (*ShredResult, error) {
+	ctx := r.Context()
+	name := r.PathValue("bucket")
+	if in.AfterDays != 0 && (in.AfterDays < 7 || in.AfterDays > 30) {
+		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("the waiting period is 7 to 30 days, not %d", in.AfterDays))
+	}
+	b, err := a.store.GetBucket(ctx, name)
+	if err != nil {
+		return nil, storeAdminErr(err)
+	}
+	if err := a.store.DeleteBucket(ctx, name); err != nil {
+		return nil, storeAdminErr(err)
+	}
+	res := &ShredResult{Bucket: name}
+	if b.MasterKeyID == "" {
+		return res, nil
+	}
+	if res.Key, err = a.store.ScheduleKeyDeletion(ctx, b.MasterKeyID, in.AfterDays); err != nil {
+		return nil, kmsAdminErr(fmt.Errorf("bucket %s was removed, but its key %s could not be scheduled for deletion (sealfs kms delete %s): %w", name, b.MasterKeyID, b.MasterKeyID, err))
+	}
+	return res, nil
 }

@@ -88,3 +88,36 @@ func TestKMSRotateEvery(t *testing.T) {
 		t.Fatalf("after rotate: %+v", k)
 	}
 }
+
+// TestBucketRmShred: `sealfs bucket rm BUCKET --shred 7d` removes the empty
+// bucket and schedules its master key's deletion.
+func TestBucketRmShred(t *testing.T) {
+	d := startDaemon(t, DaemonOptions{})
+	c := d.S3()
+	encryptingBucket(t, c, "gonebucket")
+	if err := s3Put(c, "gonebucket", "a", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	keyID := keyInfo(t, d, "gonebucket").KeyID
+	if out, err := adminCmd(d, "bucket", "rm", "gonebucket", "--shred", "7d").CombinedOutput(); err == nil {
+		t.Fatalf("a bucket with an object was removed:\n%s", out)
+	}
+	if _, err := c.DeleteObject(context.Background(), &awss3.DeleteObjectInput{Bucket: aws.String("gonebucket"), Key: aws.String("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := adminRun(t, d, "bucket", "rm", "gonebucket", "--shred", "7d"); !strings.Contains(out, "scheduled for deletion on") {
+		t.Fatalf("bucket rm --shred: %s", out)
+	}
+	var found bool
+	for _, line := range strings.Split(adminRun(t, d, "kms", "keys"), "\n") {
+		if strings.HasPrefix(line, keyID) {
+			found = true
+			if !strings.Contains(line, "PendingDeletion") {
+				t.Fatalf("the bucket's key after rm --shred: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("key %s is not listed", keyID)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -90,9 +91,12 @@ encrypted with a data key of its own; objects already stored keep their state.
 			{
 				Name:      "rm",
 				Aliases:   []string{"remove"},
-				Usage:     "remove an empty bucket",
+				Usage:     "remove an empty bucket (--shred 7d: and schedule its master key's deletion)",
 				ArgsUsage: "BUCKET",
-				Flags:     adminFlags(),
+				Flags: concat(adminFlags(), []cli.Flag{
+					&cli.StringFlag{Name: "shred", EnvVars: []string{"SEALFS_BUCKET_SHRED"},
+						Usage: "also schedule the bucket's master key for deletion after this waiting period (7d to 30d): copies of its former objects' blobs become unrecoverable"},
+				}),
 				Action: func(c *cli.Context) error {
 					name, err := one(c, "bucket rm")
 					if err != nil {
@@ -101,6 +105,22 @@ encrypted with a data key of its own; objects already stored keep their state.
 					a, err := newAdminClient(c)
 					if err != nil {
 						return err
+					}
+					if c.IsSet("shred") {
+						days, err := parseDays(c.String("shred"))
+						if err != nil || days < 7 || days > 30 {
+							return exitUsage(fmt.Errorf("--shred %q: want 7d to 30d", c.String("shred")))
+						}
+						var res admin.ShredResult
+						if err := a.call(c.Context, "POST", "buckets/"+url.PathEscape(name)+"/shred", admin.DeleteKeyInput{AfterDays: days}, &res); err != nil {
+							return err
+						}
+						if res.Key == nil {
+							fmt.Fprintf(c.App.Writer, "bucket %s removed (it never had a master key)\n", name)
+							return nil
+						}
+						fmt.Fprintf(c.App.Writer, "bucket %s removed; key %s scheduled for deletion on %s\n", name, res.Key.KeyID, res.Key.DeletionDate.UTC().Format(time.RFC3339))
+						return nil
 					}
 					if err := a.call(c.Context, "DELETE", "buckets/"+url.PathEscape(name), nil, nil); err != nil {
 						return err
