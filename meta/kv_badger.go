@@ -94,6 +94,11 @@ type badgerKV struct {
 	// writeback error since their open (see syncOlderWALs). Only the
 	// running sync uses them.
 	walFiles map[int]*os.File
+	// walSynced are the rotated-out logs fsynced since their rotation:
+	// Badger never writes to a log again once it has rotated it, so one
+	// fsync makes it durable for good, and later syncs skip it (an fsync,
+	// even of a file with nothing dirty, can cost a disk cache flush).
+	walSynced map[int]bool
 
 	gcStop chan struct{}
 	gcDone chan struct{}
@@ -138,6 +143,7 @@ func openBadger(dir string, opts Options) (*badgerKV, error) {
 		space:       newSpace(dir, log),
 		groupCommit: !opts.syncWrites,
 		walFiles:    make(map[int]*os.File),
+		walSynced:   make(map[int]bool),
 		gcStop:      make(chan struct{}),
 		gcDone:      make(chan struct{}),
 	}
@@ -545,6 +551,7 @@ func (kv *badgerKV) syncOlderWALs() error {
 		if !slices.Contains(fids, fid) {
 			f.Close()
 			delete(kv.walFiles, fid)
+			delete(kv.walSynced, fid)
 		}
 	}
 	slices.Sort(fids)
@@ -563,9 +570,13 @@ func (kv *badgerKV) syncOlderWALs() error {
 		if i == len(fids)-1 {
 			break // the active log: DB.Sync msynced it
 		}
+		if kv.walSynced[fid] {
+			continue // rotated before an earlier sync, and synced by it
+		}
 		if err := fsyncFile(f); err != nil {
 			return fmt.Errorf("syncing %s: %w", f.Name(), err)
 		}
+		kv.walSynced[fid] = true
 	}
 	return nil
 }
