@@ -36,7 +36,11 @@ import (
 //	        refuses a keyring whose generation is not the store's or is
 //	        older than one it has read (a rollback while it runs)
 //	keys    [{id, description, state, created, deletion_date, versions:
-//	        [{version, created, sealed}]}]
+//	        [{version, created, sealed, retired}]}]
+//
+// retired, set when a version is retired (RetireVersion), is when; such a
+// version's sealed is empty: its material is gone, and it unwraps nothing.
+// The current (last) version is never retired.
 //
 // sealed is base64(nonce || AES-256-GCM(sealing key, material)) with
 // associated data "sealfs kms master v2" || u8 len(id) || id || u32 version,

@@ -16,6 +16,18 @@
 // unwrapped data keys. Keyrings and wrapped keys written by the first release
 // are still read; a first-release keyring is migrated when it is opened.
 //
+// Key lifecycle (rewrap.go): ReWrap wraps a data key again under its key's
+// current version without handing it out; RetireVersion destroys an old
+// version's material. Callers (cryptostore) decide when nothing uses a
+// version any more.
+//
+// AWS (aws.go) is the external engine: master keys in AWS KMS or any
+// service speaking its API (aws-kms://REGION?endpoint=...), each with an
+// alias naming its bucket; data keys from the service's GenerateDataKey and
+// Decrypt under the same encryption context; unwrapped data keys cached
+// only to serve reads for a bounded time (cache-ttl, 5 minutes) while the
+// service cannot be reached (ErrUnavailable).
+//
 // Where the keyring is kept is a KeyringStore (store.go): the file
 // DATA/kms/keyring for a gateway on the embedded Badger metadata (one process,
 // flock'd), or MetaKeyring, two configuration records in the metadata engine
