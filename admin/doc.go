@@ -7,6 +7,11 @@
 // the store: it imports neither meta nor kms. The daemon (cmd/sealfs) only
 // builds it (New) and mounts it under Prefix beside the S3 API.
 //
+// The key lifecycle (keys.go: `sealfs kms rewrap|retire|delete|cancel-delete|
+// rotate --every`, `sealfs bucket encrypt-existing` and `bucket rm --shred`)
+// is here as well; rewrap and encrypt-existing run as jobs in the daemon,
+// started by a POST and polled by id, as a scrub is.
+//
 // Users and access keys (users.go: `sealfs user|accesskey ...`) are managed
 // here too: only the admin's credentials reach this API, never a user's.
 //
