@@ -39,6 +39,9 @@ func (s *Store) SetKeyRotation(ctx context.Context, keyID string, every time.Dur
 	if err != nil {
 		return nil, err
 	}
+	if every != 0 && md.CurrentVersionCreated.IsZero() {
+		return nil, fmt.Errorf("%w: this KMS does not say when a key was last rotated: use its own rotation schedule", ErrKMSInvalidArgument)
+	}
 	err = s.meta.Update(ctx, func(tx *meta.Txn) error {
 		if every == 0 {
 			err := tx.DeleteConfig(rotationPrefix + md.KeyID)
