@@ -85,6 +85,12 @@
 // pass (the close writes the whole content again), as the old intermediate
 // commit did, without publishing anything.
 //
+// A file is at most MaxFileSize (5 TiB, the largest object S3 stores): a
+// truncate, write or fallocate that would make it longer fails with EFBIG
+// before anything is staged. Below that limit, a region never written (a
+// truncate up, a write past the end) is still stored as zeros at commit:
+// the blob format has no holes yet.
+//
 // # Durability
 //
 // As on a local file system, close makes a version visible and fsync makes

@@ -161,6 +161,11 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	return 0
 }
 
+// MaxFileSize is the largest file the mount stores: the largest object S3
+// stores, 5 TiB. A truncate, write or fallocate beyond it fails with EFBIG
+// (the kernel does not check a limit for FUSE).
+const MaxFileSize = 5 << 40
+
 // Setattr truncates through the staging area (committed at the next flush,
 // or at once when no handle is open) and stores mode, owner and mtime in
 // the object's metadata: with the pending writes if there are any, else in
@@ -177,6 +182,9 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if size, has := in.GetSize(); has {
 		if n.kind == kindLink {
 			return syscall.EINVAL
+		}
+		if size > MaxFileSize {
+			return syscall.EFBIG
 		}
 		if errno := n.stageLocked(ctx); errno != 0 {
 			return errno
@@ -576,6 +584,9 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 }
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if off < 0 || off > MaxFileSize-int64(len(data)) {
+		return 0, syscall.EFBIG
+	}
 	n := h.n
 	defer n.arriving(off)()
 	n.mu.Lock()
@@ -666,6 +677,9 @@ func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode
 	case 0:
 	default:
 		return syscall.EOPNOTSUPP
+	}
+	if off > MaxFileSize || size > MaxFileSize-off {
+		return syscall.EFBIG
 	}
 	n := h.n
 	n.mu.Lock()
