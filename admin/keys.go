@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -313,4 +314,29 @@ func (a *API) shredBucket(r *http.Request, in *DeleteKeyInput) (*ShredResult, er
 		return nil, kmsAdminErr(fmt.Errorf("bucket %s was removed, but its key %s could not be scheduled for deletion (sealfs kms delete %s): %w", name, b.MasterKeyID, b.MasterKeyID, err))
 	}
 	return res, nil
+}
+
+// KeyRotation is a key rotated on a schedule, as the status shows it.
+type KeyRotation struct {
+	KeyID        string    `json:"key_id"`
+	EveryDays    int       `json:"every_days"`
+	NextRotation time.Time `json:"next_rotation"`
+}
+
+// rotations lists the keys with a rotation period, soonest due first.
+func (a *API) rotations(ctx context.Context) ([]KeyRotation, error) {
+	periods, err := a.store.KeyRotations(ctx)
+	if err != nil || len(periods) == 0 {
+		return nil, err
+	}
+	var out []KeyRotation
+	for id, every := range periods {
+		md, err := a.store.DescribeKey(ctx, id)
+		if err != nil {
+			continue // deleted since: nothing to rotate
+		}
+		out = append(out, KeyRotation{KeyID: md.KeyID, EveryDays: int(every / (24 * time.Hour)), NextRotation: md.CurrentVersionCreated.Add(every)})
+	}
+	slices.SortFunc(out, func(x, y KeyRotation) int { return x.NextRotation.Compare(y.NextRotation) })
+	return out, nil
 }

@@ -187,6 +187,8 @@ type StatusReport struct {
 	Uptime      string                    `json:"uptime"`
 	Buckets     []cryptostore.BucketStats `json:"buckets"`
 	Replication *replicate.Stats          `json:"replication,omitempty"`
+	// Rotations are the keys rotated on a schedule (keys.go).
+	Rotations []KeyRotation `json:"rotations,omitempty"`
 }
 
 func (a *API) status(r *http.Request, _ *none) (*StatusReport, error) {
@@ -205,6 +207,9 @@ func (a *API) status(r *http.Request, _ *none) (*StatusReport, error) {
 		if rep.Replication, err = a.repl.Stats(r.Context()); err != nil {
 			return nil, err
 		}
+	}
+	if rep.Rotations, err = a.rotations(r.Context()); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

@@ -75,6 +75,9 @@ func TestKMSRotateEvery(t *testing.T) {
 	if table := adminRun(t, d, "kms", "keys"); !strings.Contains(table, "every 365d, next ") {
 		t.Fatalf("kms keys table:\n%s", table)
 	}
+	if st := adminRun(t, d, "status"); !strings.Contains(st, "key "+k.KeyID+" rotates every 365d, next on ") {
+		t.Fatalf("status:\n%s", st)
+	}
 	if out, err := adminCmd(d, "kms", "rotate", "yearly", "--every", "12h").CombinedOutput(); err == nil {
 		t.Fatalf("--every 12h accepted:\n%s", out)
 	}

@@ -56,6 +56,9 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(w, "replication: backlog %d (oldest %s), %d completed, %d failed, %d retries\n",
 					r.Backlog, r.OldestPendingAge.Round(1e9), r.Completed, r.Failed, r.Retries)
 			}
+			for _, k := range st.Rotations {
+				fmt.Fprintf(w, "key %s rotates every %dd, next on %s\n", k.KeyID, k.EveryDays, k.NextRotation.UTC().Format("2006-01-02"))
+			}
 			return nil
 		},
 	}
