@@ -654,25 +654,36 @@ func (k *Local) wrapWithCurrent(ctx context.Context, name string, c Context, pla
 	return id, ver, ct, nil
 }
 
+// wrappedBy parses a wrapped data key's header and, when keyID (an id or
+// ARN) is set, checks that it names the key that wrapped it: what Decrypt
+// and ReWrap check before they unwrap.
+func (k *Local) wrappedBy(ctx context.Context, ciphertext []byte, keyID string) (wrapHeader, error) {
+	if err := ctx.Err(); err != nil {
+		return wrapHeader{}, err
+	}
+	h, err := parseWrapped(ciphertext)
+	if err != nil {
+		return wrapHeader{}, err
+	}
+	if keyID != "" {
+		if id, ok := k.resolve(keyID); !ok || id != h.keyID {
+			return wrapHeader{}, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, keyID)
+		}
+	}
+	return h, nil
+}
+
 // Decrypt unwraps what GenerateDataKey or Encrypt wrapped, given the same
 // context. If req.KeyID is set (id or ARN) it must name the key the
 // ciphertext names. Unwrapped data keys are cached; the key's state is checked
 // on every call, cached or not.
 func (k *Local) Decrypt(ctx context.Context, req *DecryptRequest) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
 	}
-	h, err := parseWrapped(req.Ciphertext)
+	h, err := k.wrappedBy(ctx, req.Ciphertext, req.KeyID)
 	if err != nil {
 		return nil, err
-	}
-	if req.KeyID != "" {
-		if id, ok := k.resolve(req.KeyID); !ok || id != h.keyID {
-			return nil, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, req.KeyID)
-		}
 	}
 	encCtx := appendContext(nil, req.Context)
 	var ck cacheKey

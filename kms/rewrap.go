@@ -15,20 +15,12 @@ import (
 // context. The data key never leaves this call (it is wiped before it
 // returns) and is not cached. The key must be enabled.
 func (k *Local) ReWrap(ctx context.Context, req *ReWrapRequest) (*ReWrapped, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrInvalidArgument)
 	}
-	h, err := parseWrapped(req.Ciphertext)
+	h, err := k.wrappedBy(ctx, req.Ciphertext, req.KeyID)
 	if err != nil {
 		return nil, err
-	}
-	if req.KeyID != "" {
-		if id, ok := k.resolve(req.KeyID); !ok || id != h.keyID {
-			return nil, fmt.Errorf("%w: wrapped by key %s, not %s", ErrInvalidCiphertext, h.keyID, req.KeyID)
-		}
 	}
 	encCtx := appendContext(nil, req.Context)
 	var out *ReWrapped
