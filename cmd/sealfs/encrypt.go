@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -57,22 +56,13 @@ Exit code 3 when some objects could not be rewritten.
 			detail := func(r cryptostore.EncryptReport) string {
 				return fmt.Sprintf("(%d encrypted, %d failed)", r.Encrypted, len(r.Failed))
 			}
-			bar := newProgress(c.App.ErrWriter, "encrypting", total)
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for !job.Done {
-				select {
-				case <-c.Context.Done():
-					return c.Context.Err()
-				case <-tick.C:
-				}
-				if err := a.call(c.Context, "GET", "encrypt-existing/"+url.PathEscape(job.ID), nil, &job); err != nil {
-					return err
-				}
-				bar.set(job.Report.Objects, detail(job.Report))
+			err = followJob(c, "encrypting", total, func() bool { return job.Done },
+				func() error { return a.call(c.Context, "GET", "encrypt-existing/"+url.PathEscape(job.ID), nil, &job) },
+				func() (int64, string) { return job.Report.Objects, detail(job.Report) })
+			if err != nil {
+				return err
 			}
 			r := job.Report
-			bar.finish(r.Objects, detail(r))
 			w := c.App.Writer
 			if r.ResumedAt != "" {
 				fmt.Fprintf(w, "resumed after %s/%s\n", bucket, r.ResumedAt)

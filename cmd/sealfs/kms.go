@@ -204,22 +204,13 @@ version. Exit code 3 when some objects could not be re-wrapped.
 			detail := func(r cryptostore.RewrapReport) string {
 				return fmt.Sprintf("(%d re-wrapped, %d failed)", r.Rewrapped, len(r.Failed))
 			}
-			bar := newProgress(c.App.ErrWriter, "re-wrapping", total)
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for !job.Done {
-				select {
-				case <-c.Context.Done():
-					return c.Context.Err()
-				case <-tick.C:
-				}
-				if err := a.call(c.Context, "GET", "kms/rewrap/"+url.PathEscape(job.ID), nil, &job); err != nil {
-					return err
-				}
-				bar.set(job.Report.Objects, detail(job.Report))
+			err = followJob(c, "re-wrapping", total, func() bool { return job.Done },
+				func() error { return a.call(c.Context, "GET", "kms/rewrap/"+url.PathEscape(job.ID), nil, &job) },
+				func() (int64, string) { return job.Report.Objects, detail(job.Report) })
+			if err != nil {
+				return err
 			}
 			r := job.Report
-			bar.finish(r.Objects, detail(r))
 			w := c.App.Writer
 			if r.ResumedAt != "" {
 				fmt.Fprintf(w, "resumed after %s\n", r.ResumedAt)
@@ -238,6 +229,28 @@ version. Exit code 3 when some objects could not be re-wrapped.
 			return nil
 		},
 	}
+}
+
+// followJob draws an admin job's progress (what, out of total objects)
+// until done says it has ended, refreshing its state every 200 ms;
+// progress reads the objects done and the detail shown beside them.
+func followJob(c *cli.Context, what string, total int64, done func() bool, refresh func() error, progress func() (int64, string)) error {
+	bar := newProgress(c.App.ErrWriter, what, total)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for !done() {
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-tick.C:
+		}
+		if err := refresh(); err != nil {
+			return err
+		}
+		bar.set(progress())
+	}
+	bar.finish(progress())
+	return nil
 }
 
 // objectTotal is the number of objects in bucket ("" for all), for a
