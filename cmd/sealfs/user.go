@@ -243,20 +243,7 @@ are the admin's: allowed everything, the only ones that manage users.
 				Usage:     "remove a user and its access keys",
 				ArgsUsage: "USER",
 				Flags:     adminFlags(),
-				Action: func(c *cli.Context) error {
-					if err := nArgs(c, 1, "the user's name"); err != nil {
-						return err
-					}
-					a, err := newAdminClient(c)
-					if err != nil {
-						return err
-					}
-					if err := a.call(c.Context, "DELETE", "users/"+url.PathEscape(c.Args().First()), nil, nil); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "user %s removed\n", c.Args().First())
-					return nil
-				},
+				Action:    removeAction("users/", "user", "the user's name"),
 			},
 		},
 	}
@@ -366,21 +353,27 @@ when it is created, and stored only sealed by the KMS. A user has at most two.
 				Usage:     "remove an access key",
 				ArgsUsage: "ACCESS_KEY_ID",
 				Flags:     adminFlags(),
-				Action: func(c *cli.Context) error {
-					if err := nArgs(c, 1, "the access key id"); err != nil {
-						return err
-					}
-					a, err := newAdminClient(c)
-					if err != nil {
-						return err
-					}
-					if err := a.call(c.Context, "DELETE", "access-keys/"+url.PathEscape(c.Args().First()), nil, nil); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "access key %s removed\n", c.Args().First())
-					return nil
-				},
+				Action:    removeAction("access-keys/", "access key", "the access key id"),
 			},
 		},
+	}
+}
+
+// removeAction deletes the admin API resource at path plus the command's
+// one argument (arg says what it is), and says "WHAT NAME removed".
+func removeAction(path, what, arg string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := nArgs(c, 1, arg); err != nil {
+			return err
+		}
+		a, err := newAdminClient(c)
+		if err != nil {
+			return err
+		}
+		if err := a.call(c.Context, "DELETE", path+url.PathEscape(c.Args().First()), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s removed\n", what, c.Args().First())
+		return nil
 	}
 }
