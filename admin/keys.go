@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -229,6 +230,31 @@ func (a *API) rewrapSnapshot(id string) (*RewrapJob, error) {
 // DeleteKeyInput is the body of POST kms/keys/{key}/delete.
 type DeleteKeyInput struct {
 	AfterDays int `json:"after_days"` // 7 to 30; 0 means 30
+	// AfterSeconds, if set, is the waiting period instead: a test-only
+	// short one, refused unless the daemon runs with
+	// SEALFS_TEST_SHORT_KEY_DELETION=1 (and by an external KMS).
+	AfterSeconds int `json:"after_seconds,omitempty"`
+}
+
+// ShortKeyDeletionEnv, set to 1 in the daemon's environment, lets a key's
+// deletion be scheduled seconds away (DeleteKeyInput.AfterSeconds): for
+// tests that see a deletion date pass, never for a real store.
+const ShortKeyDeletionEnv = "SEALFS_TEST_SHORT_KEY_DELETION"
+
+// deletion checks in and makes the store's request for the key.
+func (in *DeleteKeyInput) deletion(keyID, bucket string) (cryptostore.KeyDeletion, error) {
+	d := cryptostore.KeyDeletion{KeyID: keyID, Days: in.AfterDays, Bucket: bucket}
+	if in.AfterSeconds != 0 {
+		if os.Getenv(ShortKeyDeletionEnv) != "1" || in.AfterSeconds < 0 {
+			return d, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("a waiting period of %ds: the waiting period is 7 to 30 days (shorter ones are for tests, with %s=1 on the daemon)", in.AfterSeconds, ShortKeyDeletionEnv))
+		}
+		d.Pending = time.Duration(in.AfterSeconds) * time.Second
+		return d, nil
+	}
+	if in.AfterDays != 0 && (in.AfterDays < 7 || in.AfterDays > 30) {
+		return d, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("the waiting period is 7 to 30 days, not %d", in.AfterDays))
+	}
+	return d, nil
 }
 
 // keyName resolves a bucket's name to its master key; anything else is
@@ -244,10 +270,11 @@ func (a *API) keyName(r *http.Request) string {
 // scheduleDeletion schedules a key's deletion (crypto-shredding: its
 // objects become unrecoverable on the deletion date).
 func (a *API) scheduleDeletion(r *http.Request, in *DeleteKeyInput) (*cryptostore.KeyMetadata, error) {
-	if in.AfterDays != 0 && (in.AfterDays < 7 || in.AfterDays > 30) {
-		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("the waiting period is 7 to 30 days, not %d", in.AfterDays))
+	d, err := in.deletion(a.keyName(r), "")
+	if err != nil {
+		return nil, err
 	}
-	md, err := a.store.ScheduleKeyDeletion(r.Context(), a.keyName(r), in.AfterDays)
+	md, err := a.store.ScheduleDeletion(r.Context(), d)
 	if err != nil {
 		return nil, kmsAdminErr(err)
 	}
@@ -296,8 +323,9 @@ type ShredResult struct {
 func (a *API) shredBucket(r *http.Request, in *DeleteKeyInput) (*ShredResult, error) {
 	ctx := r.Context()
 	name := r.PathValue("bucket")
-	if in.AfterDays != 0 && (in.AfterDays < 7 || in.AfterDays > 30) {
-		return nil, adminErr(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("the waiting period is 7 to 30 days, not %d", in.AfterDays))
+	d, err := in.deletion("", name)
+	if err != nil {
+		return nil, err
 	}
 	b, err := a.store.GetBucket(ctx, name)
 	if err != nil {
@@ -310,7 +338,8 @@ func (a *API) shredBucket(r *http.Request, in *DeleteKeyInput) (*ShredResult, er
 	if b.MasterKeyID == "" {
 		return res, nil
 	}
-	if res.Key, err = a.store.ScheduleKeyDeletion(ctx, b.MasterKeyID, in.AfterDays); err != nil {
+	d.KeyID = b.MasterKeyID
+	if res.Key, err = a.store.ScheduleDeletion(ctx, d); err != nil {
 		return nil, kmsAdminErr(fmt.Errorf("bucket %s was removed, but its key %s could not be scheduled for deletion (sealfs kms delete %s): %w", name, b.MasterKeyID, b.MasterKeyID, err))
 	}
 	return res, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sealfs/sealfs/kms"
@@ -71,7 +72,7 @@ func rewrapScope(opts RewrapOptions) string {
 // the rewrap goes on; the checkpoint does not move past a failed object's
 // page, so a later run tries it again. It returns an error only when it
 // cannot go on (ctx ended, metadata unreachable).
-func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (*RewrapReport, error) {
+func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (_ *RewrapReport, err error) {
 	if opts.KeyID != "" {
 		md, err := s.kms.DescribeKey(ctx, &kms.KeyRequest{KeyID: opts.KeyID})
 		if err != nil {
@@ -93,6 +94,25 @@ func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (*RewrapReport, 
 		rep.ResumedAt = cp.Bucket + "/" + cp.After
 		s.logger.Info("rewrap: resuming", "scope", scope, "after", rep.ResumedAt)
 	}
+	// The audit log has a line when the job starts and one when it ends,
+	// with its counts (not one per object: a rewrap of millions of objects
+	// would drown the log).
+	start := "started"
+	if rep.ResumedAt != "" {
+		start = "resumed after " + rep.ResumedAt
+	}
+	s.auditKeyAdminDetail(ctx, "kms:ReWrap", opts.KeyID, opts.Bucket, start, nil)
+	defer func() {
+		detail := fmt.Sprintf("finished: %d objects, %d rewrapped, %d current, %d skipped, %d raced, %d failed",
+			rep.Objects, rep.Rewrapped, rep.Current, rep.Skipped, rep.Raced, len(rep.Failed))
+		aerr := err
+		if aerr != nil {
+			detail = "stopped" + strings.TrimPrefix(detail, "finished")
+		} else if len(rep.Failed) > 0 {
+			aerr = fmt.Errorf("%d objects not re-wrapped: %s/%s: %s", len(rep.Failed), rep.Failed[0].Bucket, rep.Failed[0].Key, rep.Failed[0].Err)
+		}
+		s.auditKeyAdminDetail(context.WithoutCancel(ctx), "kms:ReWrap", opts.KeyID, opts.Bucket, detail, aerr)
+	}()
 	pace := newPacer(opts.Rate)
 	for _, bucket := range buckets {
 		if cp != nil && bucket < cp.Bucket {
@@ -176,7 +196,7 @@ func (s *Store) rewrapOne(ctx context.Context, bucket, key, keyID, scope string,
 		rep.Skipped++
 		return nil
 	}
-	rw, err := s.kms.ReWrap(ctx, &kms.ReWrapRequest{KeyID: o.Encryption.KeyID, Ciphertext: o.Encryption.WrappedKey, Context: encContext(bucket, o.ID)})
+	rw, err := s.kms.ReWrap(ctx, &kms.ReWrapRequest{KeyID: o.Encryption.KeyID, Ciphertext: o.Encryption.WrappedKey, Context: encContext(bucket, keyObject(o))})
 	if err != nil {
 		return kmsErr(err)
 	}
@@ -397,8 +417,14 @@ var ErrKeyVersionInUse = errors.New("objects still use this key version")
 // otherwise: run Rewrap first): from then on it unwraps nothing. The system
 // key's versions are never retired (ErrSystemKey): they wrap the
 // record-authentication key.
-func (s *Store) RetireKeyVersion(ctx context.Context, keyID string, version uint32) (*KeyMetadata, error) {
-	md, err := s.kms.DescribeKey(ctx, &kms.KeyRequest{KeyID: keyID})
+func (s *Store) RetireKeyVersion(ctx context.Context, keyID string, version uint32) (md *KeyMetadata, err error) {
+	defer func() {
+		if md != nil {
+			keyID = md.KeyID
+		}
+		s.auditKeyAdminDetail(ctx, "kms:RetireKeyVersion", keyID, "", fmt.Sprintf("version %d", version), err)
+	}()
+	md, err = s.kms.DescribeKey(ctx, &kms.KeyRequest{KeyID: keyID})
 	if err != nil {
 		return nil, err
 	}
@@ -409,12 +435,13 @@ func (s *Store) RetireKeyVersion(ctx context.Context, keyID string, version uint
 	if md.KeyID == sys {
 		return nil, fmt.Errorf("key %s: %w", sys, ErrSystemKey)
 	}
+	keyID, md = md.KeyID, nil
 	use, err := s.KeyVersionUse(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if n := use[md.KeyID][version]; n > 0 {
-		return nil, fmt.Errorf("%w: %d objects or uploads under key %s version %d (run sealfs kms rewrap first)", ErrKeyVersionInUse, n, md.KeyID, version)
+	if n := use[keyID][version]; n > 0 {
+		return nil, fmt.Errorf("%w: %d objects or uploads under key %s version %d (run sealfs kms rewrap first)", ErrKeyVersionInUse, n, keyID, version)
 	}
-	return s.kms.RetireVersion(ctx, &kms.RetireVersionRequest{KeyID: md.KeyID, Version: version})
+	return s.kms.RetireVersion(ctx, &kms.RetireVersionRequest{KeyID: keyID, Version: version})
 }

@@ -138,11 +138,12 @@ func CallerFrom(ctx context.Context) *Caller {
 type KeyUse struct {
 	Time   time.Time
 	User   string // "" for the admin and the daemon's own work
-	Action string // kms:GenerateDataKey, kms:Decrypt
-	KeyID  string
+	Action string // kms:GenerateDataKey, kms:Decrypt; kms:CreateKey, kms:ScheduleKeyDeletion, kms:ReWrap, ...
+	KeyID  string // "" for a rewrap of every key
 	KeyARN string
 	Bucket string
 	Object string // the object id (hex)
+	Detail string // an administrative operation's particulars (a version, a date, a rewrap's counts)
 	Err    error  // nil when the use was allowed and the KMS answered
 }
 
@@ -183,16 +184,22 @@ func (s *Store) useKey(ctx context.Context, action, keyID, bucket string, id met
 }
 
 // auditKeyAdmin reports an administrative operation on a master key
-// (kms:EnableKey, kms:DisableKey, kms:RotateKey) to the audit hook.
+// (kms:EnableKey, kms:DisableKey, kms:RotateKey, ...) to the audit hook.
 func (s *Store) auditKeyAdmin(ctx context.Context, action, keyID string, err error) {
+	s.auditKeyAdminDetail(ctx, action, keyID, "", "", err)
+}
+
+// auditKeyAdminDetail is auditKeyAdmin naming the bucket the operation was
+// for, if any, and its particulars.
+func (s *Store) auditKeyAdminDetail(ctx context.Context, action, keyID, bucket, detail string, err error) {
 	if s.cfg.Audit == nil {
 		return
 	}
 	arn := keyID
-	if !strings.HasPrefix(keyID, "arn:") {
+	if keyID != "" && !strings.HasPrefix(keyID, "arn:") {
 		arn = s.KeyARN(keyID)
 	}
-	u := KeyUse{Time: time.Now().UTC(), Action: action, KeyID: keyID, KeyARN: arn, Err: err}
+	u := KeyUse{Time: time.Now().UTC(), Action: action, KeyID: keyID, KeyARN: arn, Bucket: bucket, Detail: detail, Err: err}
 	if c := CallerFrom(ctx); c != nil && c.Principal != nil {
 		u.User = c.Principal.User
 	}

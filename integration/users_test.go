@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -203,12 +204,19 @@ func TestUsersAndKeyPermission(t *testing.T) {
 	}
 
 	// The audit log of key use has the reader's refused Decrypt and the
-	// writer's GenerateDataKey, with the key, bucket and object.
-	audit, err := os.ReadFile(filepath.Join(d.DataDir, "audit", "key-use.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// writer's GenerateDataKey, with the key, bucket and object. Lines are
+	// written within a second (the log's writer flushes every second).
+	var audit []byte
 	var denied, generated, created bool
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if audit, err = os.ReadFile(filepath.Join(d.DataDir, "audit", "key-use.jsonl")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(audit, []byte(`"user":"reader","action":"kms:Decrypt"`)) && bytes.Contains(audit, []byte(`"user":"writer","action":"kms:GenerateDataKey"`)) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, line := range strings.Split(strings.TrimSpace(string(audit)), "\n") {
 		var rec struct {
 			User, Action, Result, Bucket string

@@ -513,6 +513,9 @@ func (k *AWS) ScheduleKeyDeletion(ctx context.Context, req *ScheduleDeletionRequ
 	if days == 0 {
 		days = 30
 	}
+	if req.Pending != 0 {
+		return nil, fmt.Errorf("%w: AWS KMS waits 7 to 30 days before deleting a key, not %s", ErrInvalidArgument, req.Pending)
+	}
 	if days < 7 || days > 30 {
 		return nil, fmt.Errorf("%w: pending window must be 7 to 30 days, got %d", ErrInvalidArgument, req.PendingDays)
 	}

@@ -160,6 +160,11 @@ type KeyRequest struct {
 type ScheduleDeletionRequest struct {
 	KeyID       string
 	PendingDays int // 7 to 30, as AWS allows; 0 means 30
+	// Pending, if set, overrides PendingDays with a waiting period of any
+	// length, for tests that see a deletion date pass (sealfs allows it
+	// only under SEALFS_TEST_SHORT_KEY_DELETION=1). The local engine
+	// honours it; the AWS engine refuses it (AWS KMS waits 7 days at least).
+	Pending time.Duration
 }
 
 // DataKeys is what the data path needs from a KMS: data keys issued and

@@ -881,15 +881,19 @@ func (k *Local) ScheduleKeyDeletion(ctx context.Context, req *ScheduleDeletionRe
 	if days == 0 {
 		days = 30
 	}
-	if days < 7 || days > 30 {
+	if req.Pending == 0 && (days < 7 || days > 30) {
 		return nil, fmt.Errorf("%w: pending window must be 7 to 30 days, got %d", ErrInvalidArgument, req.PendingDays)
+	}
+	wait := time.Duration(days) * 24 * time.Hour
+	if req.Pending > 0 {
+		wait = req.Pending
 	}
 	m, err := k.change(ctx, req.KeyID, func(c *masterKey, now time.Time) (string, error) {
 		if c.state == KeyPendingDeletion {
 			return "", fmt.Errorf("%w: %s is already scheduled for deletion", ErrKeyPendingDeletion, c.id)
 		}
 		c.state = KeyPendingDeletion
-		c.deletionDate = now.Add(time.Duration(days) * 24 * time.Hour)
+		c.deletionDate = now.Add(wait)
 		return "kms key scheduled for deletion", nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,17 +21,37 @@ import (
 // The audit log of key use: every data key the store issues
 // (kms:GenerateDataKey) or unwraps (kms:Decrypt) for an object, and every
 // administrative operation on a master key (kms:CreateKey when a bucket's
-// key is made, kms:EnableKey, kms:DisableKey, kms:RotateKey), with who
-// asked, when, the master key, the bucket, the object and the outcome, one
-// JSON object a line in its own file (DATA/audit/key-use.jsonl by
-// default, mode 0600), and counted in sealfs_key_uses_total{action,result}
-// when --metrics is on. A refused use (the user's policy lacks the KMS
-// action) is recorded as denied.
+// key is made, kms:EnableKey, kms:DisableKey, kms:RotateKey,
+// kms:ScheduleKeyDeletion — from `kms delete` and `bucket rm --shred`, the
+// latter naming the bucket —, kms:CancelKeyDeletion, kms:RetireKeyVersion,
+// and a kms:ReWrap line when a rewrap job starts and one when it ends, with
+// its counts), with who asked, when, the master key, the bucket, the object
+// and the outcome, one JSON object a line in its own file
+// (DATA/audit/key-use.jsonl by default, mode 0600), and counted in
+// sealfs_key_uses_total{action,result,user} when --metrics is on. A
+// refused use (the user's policy lacks the KMS action) is recorded as
+// denied. The user label's cardinality is bounded by the users the admin
+// made (a handful), plus "admin".
+//
+// Writing is off the request path: record counts the use and queues the
+// line (auditQueue lines); one goroutine encodes and appends them through a
+// 64 KiB buffer, hands the buffer to the file every auditFlushEvery (and
+// when it fills) and fsyncs after each such flush that wrote something;
+// Close drains the queue, flushes and fsyncs. A crash (SIGKILL, power cut)
+// can lose at most the last auditFlushEvery of lines. When the queue is
+// full (the disk stalls) record blocks until there is room: an audit trail
+// with holes is worth less than a slow request, and the wait is counted in
+// sealfs_audit_queue_full_total.
+
+const (
+	auditQueue      = 16384
+	auditFlushEvery = time.Second
+)
 
 func auditFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "audit-log", EnvVars: []string{"SEALFS_AUDIT_LOG"}, Category: "Monitoring",
-			Usage: "`FILE` the audit log of key use is appended to, one JSON object a line (default: DATA/audit/key-use.jsonl; \"off\": none)"},
+			Usage: "`FILE` the audit log of key use is appended to, one JSON object a line, written within 1 s (default: DATA/audit/key-use.jsonl; \"off\": none)"},
 	}
 }
 
@@ -41,9 +62,10 @@ type auditRecord struct {
 	Action string    `json:"action"`
 	KeyID  string    `json:"key_id"`
 	KeyARN string    `json:"key_arn"`
-	Bucket string    `json:"bucket,omitempty"` // empty for an administrative operation
+	Bucket string    `json:"bucket,omitempty"` // empty for most administrative operations
 	Object string    `json:"object_id,omitempty"`
-	Result string    `json:"result"` // allowed, denied, failed
+	Detail string    `json:"detail,omitempty"` // an administrative operation's particulars
+	Result string    `json:"result"`           // allowed, denied, failed
 	Error  string    `json:"error,omitempty"`
 }
 
@@ -51,17 +73,21 @@ type auditRecord struct {
 type auditLog struct {
 	logger *slog.Logger
 	uses   *prometheus.CounterVec // nil without --metrics
+	full   prometheus.Counter     // nil without --metrics
 
-	mu     sync.Mutex
-	f      *os.File
-	failed bool // a write failed: logged once
+	q    chan auditRecord // nil with --audit-log off
+	done chan struct{}    // closed when the writer has drained q and flushed
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// openAuditLog opens the audit log --audit-log names in dataDir.
+// openAuditLog opens the audit log --audit-log names in dataDir and starts
+// its writer.
 func openAuditLog(c *cli.Context, dataDir string, logger *slog.Logger, m *metrics) (*auditLog, error) {
 	a := &auditLog{logger: logger}
 	if m != nil {
-		a.uses = m.keyUses
+		a.uses, a.full = m.keyUses, m.auditFull
 	}
 	path := c.String("audit-log")
 	if path == "off" {
@@ -77,13 +103,20 @@ func openAuditLog(c *cli.Context, dataDir string, logger *slog.Logger, m *metric
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	a.f = f
+	a.start(f, auditQueue, auditFlushEvery)
 	return a, nil
+}
+
+// start runs the writer appending to f.
+func (a *auditLog) start(f *os.File, queue int, every time.Duration) {
+	a.q = make(chan auditRecord, queue)
+	a.done = make(chan struct{})
+	go a.writer(f, every)
 }
 
 // record is the store's Config.Audit.
 func (a *auditLog) record(u cryptostore.KeyUse) {
-	r := auditRecord{Time: u.Time, User: u.User, Action: u.Action, KeyID: u.KeyID, KeyARN: u.KeyARN, Bucket: u.Bucket, Object: u.Object, Result: "allowed"}
+	r := auditRecord{Time: u.Time, User: u.User, Action: u.Action, KeyID: u.KeyID, KeyARN: u.KeyARN, Bucket: u.Bucket, Object: u.Object, Detail: u.Detail, Result: "allowed"}
 	if r.User == "" {
 		r.User = "admin"
 	}
@@ -94,29 +127,75 @@ func (a *auditLog) record(u cryptostore.KeyUse) {
 		r.Result, r.Error = "failed", u.Err.Error()
 	}
 	if a.uses != nil {
-		a.uses.WithLabelValues(r.Action, r.Result).Inc()
+		a.uses.WithLabelValues(r.Action, r.Result, r.User).Inc()
 	}
-	if a.f == nil {
+	if a.q == nil {
 		return
 	}
-	line, err := json.Marshal(r)
-	if err != nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, err := a.f.Write(append(line, '\n')); err != nil && !a.failed {
-		a.failed = true
-		a.logger.Error("writing the audit log failed; key uses go unrecorded there until restart", "err", err)
+	select {
+	case a.q <- r:
+	default:
+		if a.full != nil {
+			a.full.Inc()
+		}
+		a.q <- r // blocks: see above
 	}
 }
 
-// Close syncs and closes the file.
+// writer encodes queued records into f until q is closed.
+func (a *auditLog) writer(f *os.File, every time.Duration) {
+	defer close(a.done)
+	w := bufio.NewWriterSize(f, 64<<10)
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	failed := false
+	fail := func(err error) {
+		if err != nil && !failed {
+			failed = true
+			a.logger.Error("writing the audit log failed; key uses go unrecorded there until restart", "err", err)
+		}
+	}
+	dirty := false
+	flush := func() {
+		if !dirty {
+			return
+		}
+		dirty = false
+		if err := w.Flush(); err != nil {
+			fail(err)
+			return
+		}
+		fail(f.Sync())
+	}
+	for {
+		select {
+		case r, ok := <-a.q:
+			if !ok {
+				flush()
+				a.closeErr = f.Close()
+				return
+			}
+			if failed {
+				continue
+			}
+			fail(enc.Encode(r))
+			dirty = true
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// Close writes what is queued, syncs and closes the file. The store must
+// be closed first (no record after Close).
 func (a *auditLog) Close() error {
-	if a == nil || a.f == nil {
+	if a == nil || a.q == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return errors.Join(a.f.Sync(), a.f.Close())
+	a.closeOnce.Do(func() {
+		close(a.q)
+		<-a.done
+	})
+	return a.closeErr
 }

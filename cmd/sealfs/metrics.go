@@ -44,6 +44,7 @@ type metrics struct {
 	fuseOps    *prometheus.CounterVec
 	fuseDur    *prometheus.HistogramVec
 	keyUses    *prometheus.CounterVec // audit.go
+	auditFull  prometheus.Counter     // audit.go
 }
 
 func newMetrics() *metrics {
@@ -69,14 +70,17 @@ func newMetrics() *metrics {
 			Name: "sealfs_fuse_operations_total", Help: "FUSE operations by kind and result (ok or the errno's name).",
 		}, []string{"op", "result"}),
 		keyUses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sealfs_key_uses_total", Help: "Uses of master keys for objects' data keys (the audit log's lines) by action and result (allowed, denied, failed).",
-		}, []string{"action", "result"}),
+			Name: "sealfs_key_uses_total", Help: "Uses of master keys (the audit log's lines) by action, result (allowed, denied, failed) and user (the admin's users, few, and admin).",
+		}, []string{"action", "result", "user"}),
+		auditFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sealfs_audit_queue_full_total", Help: "Audit log lines that waited for room in the writer's queue (the request waited with them).",
+		}),
 		fuseDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "sealfs_fuse_operation_duration_seconds", Help: "FUSE operation latency by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 14),
 		}, []string{"op"}),
 	}
-	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur, m.keyUses,
+	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur, m.keyUses, m.auditFull,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series a dashboard or an alert names exists, at zero, from
 	// the start: a rate() over a series that appears with its first event
@@ -94,7 +98,7 @@ func newMetrics() *metrics {
 	}
 	for _, action := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
 		for _, result := range []string{"allowed", "denied", "failed"} {
-			m.keyUses.WithLabelValues(action, result)
+			m.keyUses.WithLabelValues(action, result, "admin")
 		}
 	}
 	for _, op := range fuseOps {
