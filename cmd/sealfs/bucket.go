@@ -107,12 +107,12 @@ encrypted with a data key of its own; objects already stored keep their state.
 						return err
 					}
 					if c.IsSet("shred") {
-						days, err := parseDays(c.String("shred"))
-						if err != nil || days < 7 || days > 30 {
+						in, err := parseDeletionWait(c.String("shred"))
+						if err != nil {
 							return exitUsage(fmt.Errorf("--shred %q: want 7d to 30d", c.String("shred")))
 						}
 						var res admin.ShredResult
-						if err := a.call(c.Context, "POST", "buckets/"+url.PathEscape(name)+"/shred", admin.DeleteKeyInput{AfterDays: days}, &res); err != nil {
+						if err := a.call(c.Context, "POST", "buckets/"+url.PathEscape(name)+"/shred", in, &res); err != nil {
 							return err
 						}
 						if res.Key == nil {

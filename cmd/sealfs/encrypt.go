@@ -76,7 +76,7 @@ Exit code 3 when some objects could not be rewritten.
 			fmt.Fprintf(w, "encrypt-existing: %d %s: %d encrypted (%d %s), %d skipped (already encrypted), %d overwritten meanwhile, %d failed\n",
 				r.Objects, plural(r.Objects, "object"), r.Encrypted, r.Bytes, plural(r.Bytes, "byte"), r.Skipped, r.Raced, len(r.Failed))
 			if len(r.Failed) > 0 {
-				return damageError{len(r.Failed)}
+				return damageError{len(r.Failed), "not encrypted"}
 			}
 			return nil
 		},

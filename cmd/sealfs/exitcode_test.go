@@ -104,3 +104,30 @@ func TestVersionCommand(t *testing.T) {
 		t.Fatalf("sealfs --version: exit %d, output %q, want %q", code, out2, out)
 	}
 }
+
+// TestExitCodeDamageOrUndone: exit code 3 is scrub's damage and the
+// objects a rewrap or an encrypt-existing run left undone, each saying
+// which; and `sealfs --help` says so.
+func TestExitCodeDamageOrUndone(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		msg  string
+		code int
+	}{
+		{damageError{n: 2}, "2 damaged objects", 3},
+		{damageError{1, "not re-wrapped"}, "1 object not re-wrapped", 3},
+		{damageError{3, "not encrypted"}, "3 objects not encrypted", 3},
+	} {
+		if got := tc.err.Error(); got != tc.msg {
+			t.Errorf("%#v: %q, want %q", tc.err, got, tc.msg)
+		}
+		if got := exitCode(tc.err); got != tc.code {
+			t.Errorf("%#v: exit %d, want %d", tc.err, got, tc.code)
+		}
+	}
+	code, out, _ := runSealfs(t, "--help")
+	help := strings.Join(strings.Fields(out), " ")
+	if code != 0 || !strings.Contains(help, "3 objects damaged or left undone: scrub found damage, or kms rewrap / bucket encrypt-existing failed on some objects") {
+		t.Errorf("sealfs --help does not give exit code 3's meanings:\n%s", out)
+	}
+}

@@ -224,7 +224,7 @@ version. Exit code 3 when some objects could not be re-wrapped.
 			fmt.Fprintf(w, "rewrap: %d %s: %d re-wrapped, %d already current, %d skipped (plain or another key), %d overwritten meanwhile, %d failed\n",
 				r.Objects, plural(r.Objects, "object"), r.Rewrapped, r.Current, r.Skipped, r.Raced, len(r.Failed))
 			if len(r.Failed) > 0 {
-				return damageError{len(r.Failed)}
+				return damageError{len(r.Failed), "not re-wrapped"}
 			}
 			return nil
 		},
@@ -311,7 +311,7 @@ func deleteKeyCommand() *cli.Command {
 		Usage:     "schedule a master key's deletion (crypto-shredding): on that date its objects become unrecoverable",
 		ArgsUsage: "KEY",
 		Flags: concat(adminFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "after", Value: "30d", EnvVars: []string{"SEALFS_KMS_DELETE_AFTER"}, Usage: "waiting period, 7d to 30d; until then \"sealfs kms cancel-delete\" brings the key back"},
+			&cli.StringFlag{Name: "after", Value: "30d", EnvVars: []string{"SEALFS_KMS_DELETE_AFTER"}, Usage: "waiting period, 7d to 30d; until then \"sealfs kms cancel-delete\" brings the key back (a few seconds, e.g. 5s, only for tests: the daemon must run with SEALFS_TEST_SHORT_KEY_DELETION=1)"},
 		}),
 		Description: `KEY is a key id, its ARN, or the name of a bucket (its master key). From now
 on the key's objects can be neither read nor written (S3 answers
@@ -326,8 +326,8 @@ and scrub lists the objects as shredded.
 			if c.NArg() != 1 {
 				return exitUsage(errors.New("kms delete: want one argument, the key"))
 			}
-			days, err := parseDays(c.String("after"))
-			if err != nil || days < 7 || days > 30 {
+			in, err := parseDeletionWait(c.String("after"))
+			if err != nil {
 				return exitUsage(fmt.Errorf("--after %q: want 7d to 30d", c.String("after")))
 			}
 			a, err := newAdminClient(c)
@@ -335,7 +335,7 @@ and scrub lists the objects as shredded.
 				return err
 			}
 			var km kms.KeyMetadata
-			if err := a.call(c.Context, "POST", "kms/keys/"+url.PathEscape(c.Args().First())+"/delete", admin.DeleteKeyInput{AfterDays: days}, &km); err != nil {
+			if err := a.call(c.Context, "POST", "kms/keys/"+url.PathEscape(c.Args().First())+"/delete", in, &km); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "key %s scheduled for deletion on %s; its objects are unreadable from now on (sealfs kms cancel-delete %s to undo before then)\n",
@@ -343,6 +343,21 @@ and scrub lists the objects as shredded.
 			return nil
 		},
 	}
+}
+
+// parseDeletionWait reads a key deletion's waiting period: 7d to 30d; or,
+// for tests against a daemon run with SEALFS_TEST_SHORT_KEY_DELETION=1
+// (the daemon refuses it otherwise), a duration under a day in seconds
+// ("5s").
+func parseDeletionWait(s string) (admin.DeleteKeyInput, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 && d < 24*time.Hour && d%time.Second == 0 {
+		return admin.DeleteKeyInput{AfterSeconds: int(d / time.Second)}, nil
+	}
+	days, err := parseDays(s)
+	if err != nil || days < 7 || days > 30 {
+		return admin.DeleteKeyInput{}, fmt.Errorf("%q: want 7d to 30d", s)
+	}
+	return admin.DeleteKeyInput{AfterDays: days}, nil
 }
 
 // parseDays reads "7d", "7" or a duration in whole days ("168h").

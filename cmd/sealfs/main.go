@@ -29,7 +29,7 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // the command failed
 	exitBadArgs = 2 // wrong usage: unknown flag, bad value, missing argument
-	exitDamage  = 3 // scrub found damaged objects
+	exitDamage  = 3 // objects left damaged or undone: scrub found damage, kms rewrap or bucket encrypt-existing failed on some
 )
 
 type usageError struct{ err error }
@@ -48,7 +48,9 @@ func newApp() *cli.App {
 		Name:    "sealfs",
 		Usage:   "an encrypted object store served as a FUSE mount and over S3",
 		Version: version,
-		Description: `Exit codes: 0 success; 1 failure; 2 wrong usage; 3 scrub found damage.
+		Description: `Exit codes: 0 success; 1 failure; 2 wrong usage; 3 objects damaged or left
+undone: scrub found damage, or kms rewrap / bucket encrypt-existing failed on
+some objects (run it again: it retries them).
 
    $ sealfs serve                      # S3 over HTTPS on 127.0.0.1:9443, data in ./sealfs-data
    $ sealfs mount ./mnt                # the same, plus the store mounted at ./mnt`,
@@ -171,10 +173,20 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// damageError is scrub's "damage found": exit code 3.
-type damageError struct{ n int }
+// damageError is exit code 3: scrub found n damaged objects, or a rewrap
+// or an encrypt-existing run failed on n objects (undone says what was not
+// done to them: "not re-wrapped").
+type damageError struct {
+	n      int
+	undone string // "": damaged
+}
 
-func (e damageError) Error() string { return fmt.Sprintf("%d damaged %s", e.n, plural(e.n, "object")) }
+func (e damageError) Error() string {
+	if e.undone == "" {
+		return fmt.Sprintf("%d damaged %s", e.n, plural(e.n, "object"))
+	}
+	return fmt.Sprintf("%d %s %s", e.n, plural(e.n, "object"), e.undone)
+}
 func (e damageError) ExitCode() int { return exitDamage }
 
 // plural is "object" for 1, "objects" otherwise.

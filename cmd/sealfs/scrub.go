@@ -88,7 +88,7 @@ blobs no record references are removed. Exit code 3 when damage is found.
 				fmt.Fprintf(w, "scrub: %d %s shredded (master key deleted; unrecoverable on purpose, not damage)\n", n, plural(n, "object"))
 			}
 			if len(r.Damaged) > 0 {
-				return damageError{len(r.Damaged)}
+				return damageError{n: len(r.Damaged)}
 			}
 			return nil
 		},
