@@ -24,8 +24,9 @@ var rules = []rule{
 	{"fs", []string{"meta", "kms", "replicate"}, "the mount reaches records and keys through cryptostore"},
 	{"s3", []string{"meta", "kms", "replicate"}, "the S3 API reaches records and keys through cryptostore; replication is handed to it"},
 	{"admin", []string{"meta", "kms"}, "the admin API reaches records and keys through cryptostore"},
+	{"console", []string{"meta", "kms", "s3", "fs"}, "the web console reaches records and keys through cryptostore, replication through replicate"},
 	{"s3/s3replica", []string{"meta", "kms", "replicate"}, "the replica wire form is the S3 layer's"},
-	{"cryptostore", []string{"fs", "s3", "admin", "replicate"}, "the store knows no front door"},
+	{"cryptostore", []string{"fs", "s3", "admin", "console", "replicate"}, "the store knows no front door"},
 	{"meta", []string{"cryptostore", "kms", "fs", "s3", "admin", "replicate"}, "the metadata engine is the bottom layer"},
 }
 
