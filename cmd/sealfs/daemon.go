@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sealfs/sealfs/admin"
+	"github.com/sealfs/sealfs/console"
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
@@ -62,6 +63,9 @@ type daemon struct {
 	metricsAddr string
 	// audit is the audit log of key use (audit.go).
 	audit *auditLog
+	// consoleStats, when the web console is on (--console), count the S3
+	// requests for its charts.
+	consoleStats *console.Stats
 
 	mu       sync.Mutex
 	onChange []func(cryptostore.ChangeEvent)
@@ -224,6 +228,10 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if d.metrics != nil {
 		s3cfg.Observe = d.metrics.observeS3
 	}
+	if c.Bool("console") {
+		d.consoleStats = console.NewStats()
+		s3cfg.Observe = chainObserve(s3cfg.Observe, d.consoleStats.Observe)
+	}
 	d.handler = s3.NewHandler(s3cfg)
 	return d, nil
 }
@@ -248,6 +256,16 @@ func (d *daemon) changed(ev cryptostore.ChangeEvent) {
 func (d *daemon) routes() http.Handler {
 	adminAPI := admin.New(admin.Config{Store: d.store, Replication: d.repl, Region: d.region, Version: version,
 		Started: d.started, AccessKey: d.creds.AccessKey, SecretKey: d.creds.SecretKey})
+	var webConsole http.Handler
+	if d.consoleStats != nil {
+		con, err := console.New(console.Config{Store: d.store, Replication: d.repl, Region: d.region, Version: version,
+			Started: d.started, AccessKey: d.creds.AccessKey, SecretKey: d.creds.SecretKey, Stats: d.consoleStats, Logger: d.logger})
+		if err != nil {
+			d.logger.Error("the web console is off", "err", err)
+		} else {
+			webConsole = con
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
@@ -269,6 +287,16 @@ func (d *daemon) routes() http.Handler {
 		}
 		if strings.HasPrefix(r.URL.Path, admin.Prefix) {
 			adminAPI.ServeHTTP(w, r)
+			return
+		}
+		// The web console: HTTPS only (it refuses plain HTTP itself), and
+		// "/" from a browser (never an S3 client's ListBuckets).
+		if webConsole != nil && (strings.HasPrefix(r.URL.Path, console.Prefix) || r.URL.Path == "/console") {
+			webConsole.ServeHTTP(w, r)
+			return
+		}
+		if webConsole != nil && console.IsBrowserRoot(r) {
+			http.Redirect(w, r, console.Prefix, http.StatusSeeOther)
 			return
 		}
 		d.handler.ServeHTTP(w, r)
@@ -374,6 +402,9 @@ func (d *daemon) banner(w io.Writer, mountpoint string) {
 	if d.s3HTTPAddr != "" {
 		fmt.Fprintf(&b, "  plain HTTP:  http://%s (objects of encrypting buckets are refused here)\n", d.s3HTTPAddr)
 	}
+	if d.s3Addr != "" && d.consoleStats != nil {
+		fmt.Fprintf(&b, "  console:     https://%s/console/\n", d.s3Addr)
+	}
 	if d.metrics != nil {
 		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", d.metricsAddr)
 	}
@@ -425,4 +456,19 @@ func (d *daemon) close() error {
 func sharedMeta(url string) bool {
 	scheme, _, ok := strings.Cut(url, "://")
 	return ok && !strings.EqualFold(scheme, "badger")
+}
+
+// chainObserve calls every non-nil observer of an S3 request in turn.
+func chainObserve(fns ...func(op string, status int, in, out int64, d time.Duration)) func(op string, status int, in, out int64, d time.Duration) {
+	var live []func(op string, status int, in, out int64, d time.Duration)
+	for _, fn := range fns {
+		if fn != nil {
+			live = append(live, fn)
+		}
+	}
+	return func(op string, status int, in, out int64, d time.Duration) {
+		for _, fn := range live {
+			fn(op, status, in, out, d)
+		}
+	}
 }

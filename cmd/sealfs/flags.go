@@ -55,6 +55,8 @@ func s3Flags() []cli.Flag {
 			Usage: "enables virtual-host-style addressing: BUCKET.DOMAIN"},
 		&cli.StringFlag{Name: "region", Value: "us-east-1", EnvVars: []string{"SEALFS_REGION"}, Category: "S3 listener",
 			Usage: "this daemon's region name"},
+		&cli.BoolFlag{Name: "console", Value: true, EnvVars: []string{"SEALFS_CONSOLE"}, Category: "S3 listener",
+			Usage: "serve the web console at https://S3-ADDRESS/console/ (admin credentials; --console=false turns it off)"},
 	}
 }
 
