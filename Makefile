@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines profile-fs fuzz clean
 
 all: build
 
@@ -146,6 +146,17 @@ bench-fs: build
 	command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
 	if [ -n "$$pkgs" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi
 	$(GO) run ./integration/benchfs -bin ./$(BIN) $(BENCHFS_FLAGS)
+
+# Where one bench-fs row's time goes: runs ROW (cp-in, cp-out, untar or ls)
+# on the sealfs mount alone while the daemon profiles itself (--pprof),
+# writes ROW.cpu.pprof and ROW.block.pprof to PROFILE_DIR, and prints the
+# FUSE operations served and the profiles' top entries. Needs root.
+# E.g. make profile-fs ROW=untar; then go tool pprof -http : bin/sealfs
+# profiles/untar.cpu.pprof.
+ROW ?= untar
+PROFILE_DIR ?= profiles
+profile-fs: build
+	$(GO) run ./integration/benchfs -bin ./$(BIN) -profile $(ROW) -profile-dir $(PROFILE_DIR) $(BENCHFS_FLAGS)
 
 # The metadata engines and blob stores side by side, in one run: Badger,
 # PostgreSQL and a 3-member etcd cluster, each with file:// and s3:// blobs

@@ -35,10 +35,32 @@ type dirNode struct {
 	// mtime. It is kept in memory only: persisting it would cost a commit
 	// of the marker per file created.
 	changed atomic.Int64
+
+	// absent is the last name a lookup here found in neither the store
+	// nor the mount, with FS.outside at that moment. The create that
+	// usually follows (the kernel looks a name up before creating it)
+	// need not ask the store again while nothing changed elsewhere and
+	// nothing was created here since.
+	absent atomic.Pointer[absentName]
+}
+
+type absentName struct {
+	name    string
+	outside uint64
 }
 
 // touch records a change of the directory's entries.
-func (d *dirNode) touch() { d.changed.Store(time.Now().UnixNano()) }
+func (d *dirNode) touch() {
+	d.changed.Store(time.Now().UnixNano())
+	d.absent.Store(nil)
+}
+
+// knownAbsent reports whether name was found absent by a lookup and
+// nothing has been created here or changed outside the mount since.
+func (d *dirNode) knownAbsent(name string) bool {
+	a := d.absent.Load()
+	return a != nil && a.name == name && a.outside == d.fs.outside.Load()
+}
 
 // attrOf fills out for the directory from its marker (see FS.dirAttr) and
 // the last change of its entries.
@@ -102,7 +124,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno != 0 {
 		return nil, errno
 	}
-	return d.lookupKey(ctx, name, bucket, key, out)
+	outside := d.fs.outside.Load()
+	ch, errno := d.lookupKey(ctx, name, bucket, key, out)
+	if errno == syscall.ENOENT {
+		d.absent.Store(&absentName{name: name, outside: outside})
+	}
+	return ch, errno
 }
 
 // lookupKey finds what name is in the store: a directory when a key starts
@@ -290,8 +317,16 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	if errno := d.fs.allowList(bucket, prefix); errno != 0 {
 		return nil, 0, errno
 	}
-	return &dirHandle{fs: d.fs, dir: d}, 0, 0
+	return &dirHandle{fs: d.fs, dir: d}, cachedListing, 0
 }
+
+// cachedListing lets the kernel keep a directory's listing between opens
+// (its readdir cache): a warm ls -lR then costs no READDIRPLUS. The kernel
+// drops it when a name is created, removed or renamed in the directory
+// through the mount; a change made elsewhere drops it through the
+// invalidator (notify.go), which invalidates the content of the deepest
+// directory the kernel knows on the changed key's path.
+const cachedListing = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 
 // ---- creating
 
@@ -350,8 +385,12 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	// The kernel looked the name up before, but S3 may have been faster.
-	obj, err := d.fs.store.Head(d.fs.keep(ctx), bucket, key)
+	// The kernel looked the name up before, but S3 may have been faster
+	// (unless nothing changed outside the mount since: knownAbsent).
+	obj, err := (*cryptostore.Object)(nil), cryptostore.ErrNoSuchKey
+	if !d.knownAbsent(name) {
+		obj, err = d.fs.store.Head(d.fs.keep(ctx), bucket, key)
+	}
 	switch {
 	case err == nil:
 		if flags&syscall.O_EXCL != 0 {

@@ -196,8 +196,20 @@
 //
 // The mount turns on the kernel's writeback cache (small writes are
 // gathered into MaxWrite requests), asks for MaxWrite (1 MiB) requests,
-// raises the mount's readahead to 1 MiB, and gives entries, attributes and
-// failed lookups non-zero timeouts (DefaultTimeout).
+// raises the mount's readahead to 1 MiB and its share of the kernel's dirty
+// pages to 256 MiB (a FUSE mount gets 1% of the dirty threshold, and a
+// large write stalled in the kernel's throttling every few MiB), and gives
+// entries, attributes and failed lookups non-zero timeouts
+// (DefaultTimeout).
+//
+// Directories' listings are kept by the kernel between opens
+// (FOPEN_CACHE_DIR with FOPEN_KEEP_CACHE): an unchanged directory listed
+// again costs no READDIRPLUS. The kernel drops a listing itself when a
+// name is created, removed or renamed in the directory through the mount;
+// for a change made elsewhere the invalidator drops the listing of the
+// deepest directory the kernel knows on the key's path (a notification of
+// the entry alone would not: the kernel ties it to a dentry, which a new
+// name does not have).
 //
 // One version per open. A file opened through the mount reads exactly one
 // version from open to close, whatever S3, replication or an admin command

@@ -68,6 +68,14 @@ const maxBackground = 16
 // readAheadKB is what the mount's backing-device readahead is raised to.
 const readAheadKB = 1024
 
+// dirtyMaxBytes is what the mount's share of the kernel's dirty pages is
+// raised to (the backing device's max_bytes). The kernel gives a FUSE mount
+// 1% of the dirty threshold (tens of MiB), strictly, and a large write
+// then stalls every few MiB in the kernel's dirty throttling, waiting for
+// a writeback that the mount would take at once: a cp into the mount ran
+// at half its speed. The limit stays strict and bounded.
+const dirtyMaxBytes = 256 << 20
+
 // FS is a mounted sealfs tree.
 type FS struct {
 	store   *cryptostore.Store
@@ -97,6 +105,10 @@ type FS struct {
 	own       map[string]int
 	ownPrefix map[string]int
 	ownBucket map[string]int
+	// outside counts the changes made elsewhere (Changed): a name found
+	// absent is known to be absent still while it has not moved
+	// (dirNode.absent).
+	outside atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -157,7 +169,7 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 	f.server = server
 	f.mountpoint = mountpoint
 	f.inval.start()
-	f.raiseReadAhead()
+	f.tuneBDI()
 	return f, nil
 }
 
@@ -214,17 +226,23 @@ func trimNewline(p []byte) []byte {
 	return p
 }
 
-// raiseReadAhead lifts the mount's readahead from the kernel's 128 KiB so
-// that sequential reads arrive as MaxWrite requests. Best effort: it needs
-// root and a writable /sys.
-func (f *FS) raiseReadAhead() {
+// tuneBDI lifts the mount's readahead from the kernel's 128 KiB, so that
+// sequential reads arrive as MaxWrite requests, and its share of dirty
+// pages to dirtyMaxBytes. Best effort: it needs root, a writable /sys and
+// (for max_bytes) Linux 6.2.
+func (f *FS) tuneBDI() {
 	var st unix.Stat_t
 	if err := unix.Stat(f.mountpoint, &st); err != nil {
 		return
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
-	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d\n", readAheadKB)), 0o644); err != nil {
-		f.log.Debug("could not raise the mount's readahead", "file", p, "err", err)
+	dir := fmt.Sprintf("/sys/class/bdi/%d:%d/", unix.Major(st.Dev), unix.Minor(st.Dev))
+	for _, set := range []struct {
+		file  string
+		value int
+	}{{"read_ahead_kb", readAheadKB}, {"max_bytes", dirtyMaxBytes}} {
+		if err := os.WriteFile(dir+set.file, []byte(fmt.Sprintf("%d\n", set.value)), 0o644); err != nil {
+			f.log.Debug("could not tune the mount's backing device", "file", dir+set.file, "err", err)
+		}
 	}
 }
 
@@ -426,6 +444,7 @@ func (f *FS) Changed(ev cryptostore.ChangeEvent) {
 	if f.isOwn(ev) {
 		return
 	}
+	f.outside.Add(1)
 	f.inval.push(ev)
 }
 

@@ -123,7 +123,7 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 	if ev.Kind == cryptostore.ChangeBucket {
 		root.NotifyEntry(ev.Bucket)
 		if b := root.GetChild(ev.Bucket); b != nil {
-			b.NotifyContent(-1, 0)
+			b.NotifyContent(0, 0) // attributes and the cached listing
 		}
 		return
 	}
@@ -151,6 +151,10 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 				}
 			}
 			parent.NotifyEntry(name)
+			// The kernel drops parent's cached listing (cachedListing) with
+			// the entry only if it holds a dentry for name, which a new name
+			// has not: the listing is invalidated explicitly.
+			parent.NotifyContent(0, 0)
 			if child != nil {
 				child.NotifyContent(0, 0)
 			}
@@ -179,6 +183,7 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 			}
 			if name, p := dirs[i].Parent(); p != nil {
 				p.NotifyEntry(name)
+				p.NotifyContent(0, 0)
 			}
 		}
 	}
@@ -200,10 +205,7 @@ func (f *FS) invalidateAll(n *gofs.Inode) {
 			f.invalidateAll(child)
 		}
 		n.NotifyEntry(name)
-		if _, ok := child.Operations().(*fileNode); ok {
-			child.NotifyContent(0, 0)
-		} else {
-			child.NotifyContent(-1, 0)
-		}
+		// A file's pages; a directory's attributes and cached listing.
+		child.NotifyContent(0, 0)
 	}
 }

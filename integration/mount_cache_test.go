@@ -1,0 +1,170 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
+)
+
+// TestMountListingCache: the kernel keeps a directory's listing between
+// opens (a second ls costs no READDIRPLUS), and a change made over S3 —
+// a new name, a new subdirectory, a deletion, one that empties an implicit
+// directory — shows in the next listing at once, in the directory and in
+// the bucket's.
+func TestMountListingCache(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ln.Addr().String()
+	ln.Close()
+	d := startMount(t, DaemonOptions{Args: []string{"--metrics", metrics}})
+	b := newBucket(t, d, "listed", true)
+	c := d.S3()
+	ctx := context.Background()
+	put := func(key string) {
+		t.Helper()
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("listed"), Key: aws.String(key), Body: strings.NewReader(key)}); err != nil {
+			t.Fatalf("S3 put %s: %v", key, err)
+		}
+	}
+	del := func(key string) {
+		t.Helper()
+		if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("listed"), Key: aws.String(key)}); err != nil {
+			t.Fatalf("S3 delete %s: %v", key, err)
+		}
+	}
+	list := func(dir string, want ...string) {
+		t.Helper()
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range ents {
+			got = append(got, e.Name())
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("ls %s: %q, want %q", dir, got, want)
+		}
+	}
+	readdirs := func() int {
+		t.Helper()
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		n := 0
+		for _, line := range strings.Split(string(body), "\n") {
+			if rest, ok := strings.CutPrefix(line, `sealfs_fuse_operations_total{op="ReadDirPlus"`); ok {
+				_, v, _ := strings.Cut(rest, "} ")
+				f, _ := strconv.ParseFloat(v, 64)
+				n += int(f)
+			}
+		}
+		return n
+	}
+
+	dir := filepath.Join(b, "dir")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(dir, "a"), []byte("a"))
+	list(dir, "a")
+	before := readdirs()
+	list(dir, "a")
+	if n := readdirs() - before; n != 0 {
+		t.Errorf("listing an unchanged directory again cost %d READDIRPLUS; the kernel should keep the listing", n)
+	}
+
+	put("dir/b")
+	list(dir, "a", "b")
+	put("dir/sub/c")
+	list(dir, "a", "b", "sub")
+	list(filepath.Join(dir, "sub"), "c")
+	del("dir/b")
+	list(dir, "a", "sub")
+	// The last key under an implicit directory: the directory goes.
+	del("dir/sub/c")
+	list(dir, "a")
+	put("top")
+	list(b, "dir", "top")
+	del("top")
+	list(b, "dir")
+
+	// A name looked up and found absent, then put over S3: creating it
+	// exclusively through the mount fails.
+	if _, err := os.Stat(filepath.Join(dir, "late")); !os.IsNotExist(err) {
+		t.Fatalf("stat of a missing name: %v", err)
+	}
+	put("dir/late")
+	if f, err := os.OpenFile(filepath.Join(dir, "late"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); !os.IsExist(err) {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatalf("O_EXCL create of a name S3 put since the lookup: %v, want EEXIST", err)
+	}
+	list(dir, "a", "late")
+	del("dir/late")
+
+	// Through the mount the kernel drops the listing itself.
+	mustWrite(t, filepath.Join(dir, "x"), []byte("x"))
+	list(dir, "a", "x")
+	if err := os.Remove(filepath.Join(dir, "x")); err != nil {
+		t.Fatal(err)
+	}
+	list(dir, "a")
+}
+
+// TestMountBackingDevice: the mount raises its readahead to 1 MiB and its
+// share of the kernel's dirty pages to 256 MiB (the kernel's 1% stalls a
+// large cp in its dirty throttling every few MiB).
+func TestMountBackingDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		notRun(t, "tuning the mount's backing device needs root")
+	}
+	d := startMount(t, DaemonOptions{})
+	var st unix.Stat_t
+	if err := unix.Stat(d.MountDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	bdi := fmt.Sprintf("/sys/class/bdi/%d:%d/", unix.Major(st.Dev), unix.Minor(st.Dev))
+	read := func(name string) int64 {
+		t.Helper()
+		b, err := os.ReadFile(bdi + name)
+		if err != nil {
+			notRun(t, fmt.Sprintf("this kernel has no %s: %v", bdi+name, err))
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if ra := read("read_ahead_kb"); ra != 1024 {
+		t.Errorf("read_ahead_kb %d, want 1024", ra)
+	}
+	// The kernel keeps the limit as a ratio: max_bytes reads back close to
+	// what was written, not exactly.
+	if mb := read("max_bytes"); mb < 200<<20 || mb > 300<<20 {
+		t.Errorf("max_bytes %d, want about 256 MiB", mb)
+	}
+	if s := read("strict_limit"); s != 1 {
+		t.Errorf("strict_limit %d: the mount's dirty pages must stay bounded", s)
+	}
+}
