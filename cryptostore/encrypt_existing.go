@@ -2,6 +2,7 @@ package cryptostore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,7 +25,12 @@ import (
 // removed after the commit, as every overwrite's is, and a run ends with an
 // orphan collection (a crash between a commit and that removal leaves the
 // plain blob behind). Plain objects kept inline in the metadata are
-// deleted there; the engine's own compaction reclaims their bytes.
+// deleted there, and their bytes purged from the engine's files
+// (meta.DB.PurgeInline: Badger's write-ahead logs and tables) every
+// purgeBatch objects and at the end of the run; the ids waiting for it are
+// kept in the checkpoint, so a run resumed after a crash purges them too.
+// On a shared engine (PostgreSQL, etcd) the server's storage is out of
+// reach: the run logs a warning saying so.
 //
 // Progress is kept in a configuration record (encryptCheckpointPrefix +
 // scope) after every object, so a run stopped by a crash or a restart
@@ -61,6 +67,11 @@ type EncryptReport struct {
 	Finished  bool     `json:"finished"`
 }
 
+// purgeBatch is how many replaced plain inline objects an encrypt-existing
+// run lets wait before it purges their bytes from the metadata engine's
+// files (each purge pauses the store's transactions briefly).
+const purgeBatch = 1024
+
 var (
 	errAlreadyEncrypted = errors.New("already encrypted under the bucket's key")
 	errEncryptRaced     = errors.New("overwritten meanwhile")
@@ -92,15 +103,32 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 		rep.ResumedAt = cp.After
 		s.logger.Info("encrypt-existing: resuming", "bucket", opts.Bucket, "prefix", opts.Prefix, "after", cp.After)
 	}
+	var purge []string // plain inline objects replaced, not yet purged
+	if cp != nil {
+		purge = cp.Purge
+	}
+	purgeNow := func(key string) error {
+		if err := s.purgeInline(ctx, purge); err != nil {
+			return err
+		}
+		purge = nil
+		if key == "" || len(rep.Failed) > 0 {
+			return nil
+		}
+		return s.saveCheckpoint(ctx, scope, rewrapCheckpoint{Bucket: opts.Bucket, After: key})
+	}
 	bucketKey := b.MasterKeyID
 	pace := newPacer(opts.Rate)
 	one := func(key string) error {
 		if err := pace.wait(ctx); err != nil {
 			return err
 		}
-		n, err := s.encryptOne(ctx, opts.Bucket, key, &bucketKey)
+		n, replaced, err := s.encryptOne(ctx, opts.Bucket, key, &bucketKey)
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if replaced != nil && replaced.Inline && replaced.Encryption == nil {
+			purge = append(purge, replaced.ID.String())
 		}
 		rep.Objects++
 		switch {
@@ -116,7 +144,12 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 			rep.Bytes += n
 		}
 		if len(rep.Failed) == 0 {
-			if err := s.saveCheckpoint(ctx, scope, rewrapCheckpoint{Bucket: opts.Bucket, After: key}); err != nil {
+			if err := s.saveCheckpoint(ctx, scope, rewrapCheckpoint{Bucket: opts.Bucket, After: key, Purge: purge}); err != nil {
+				return err
+			}
+		}
+		if len(purge) >= purgeBatch {
+			if err := purgeNow(key); err != nil {
 				return err
 			}
 		}
@@ -154,6 +187,9 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 			done = true
 		}
 	}
+	if err := purgeNow(""); err != nil {
+		return rep, err
+	}
 	if len(rep.Failed) == 0 {
 		if err := s.meta.Update(ctx, func(tx *meta.Txn) error {
 			err := tx.DeleteConfig(scope)
@@ -179,10 +215,37 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 	return rep, nil
 }
 
+// purgeInline purges the bytes of the deleted inline data of the objects
+// ids (hex) from the metadata engine's files.
+func (s *Store) purgeInline(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	oids := make([]meta.ObjectID, 0, len(ids))
+	for _, h := range ids {
+		var id meta.ObjectID
+		if b, err := hex.DecodeString(h); err == nil && len(b) == len(id) {
+			copy(id[:], b)
+			oids = append(oids, id)
+		}
+	}
+	ok, err := s.meta.PurgeInline(ctx, oids)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.logger.Warn("encrypt-existing: the plaintext of small objects kept in a shared metadata engine stays in the server's storage (deleted rows, logs, history) until its own maintenance removes it", "objects", len(oids))
+		return nil
+	}
+	s.logger.Info("encrypt-existing: plaintext of replaced inline objects purged from the metadata files", "objects", len(oids))
+	return nil
+}
+
 // encryptOne rewrites one object in place unless it is encrypted under
-// *bucketKey already, and returns its size. *bucketKey is filled in when the
-// bucket's master key is made by this write.
-func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *string) (int64, error) {
+// *bucketKey already, and returns its size and the version it replaced.
+// *bucketKey is filled in when the bucket's master key is made by this
+// write.
+func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *string) (int64, *meta.Object, error) {
 	h, err := s.Open(ctx, bucket, key)
 	if errors.Is(err, ErrKeyDisabled) {
 		// Encrypted under a key that does not open: under the bucket's
@@ -192,16 +255,16 @@ func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *s
 			o, err = tx.GetObject(bucket, key)
 			return err
 		}); verr == nil && o.Encryption != nil && *bucketKey != "" && o.Encryption.KeyID == *bucketKey {
-			return 0, errAlreadyEncrypted
+			return 0, nil, errAlreadyEncrypted
 		}
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer h.Close()
 	src := h.Object()
 	if src.Encryption != nil && *bucketKey != "" && src.Encryption.KeyID == *bucketKey {
-		return 0, errAlreadyEncrypted
+		return 0, nil, errAlreadyEncrypted
 	}
 	var algs []string
 	for _, c := range src.Checksums {
@@ -226,11 +289,11 @@ func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *s
 	}
 	o, err := s.Put(ctx, in)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if o.Encryption == nil {
-		return 0, fmt.Errorf("bucket %s: default encryption was turned off during the run: %w", bucket, ErrBucketNotEncrypting)
+		return 0, nil, fmt.Errorf("bucket %s: default encryption was turned off during the run: %w", bucket, ErrBucketNotEncrypting)
 	}
 	*bucketKey = o.Encryption.KeyID
-	return src.Size, nil
+	return src.Size, src, nil
 }

@@ -61,6 +61,9 @@ type RewrapReport struct {
 type rewrapCheckpoint struct {
 	Bucket string `json:"bucket"`
 	After  string `json:"after"` // last key done in Bucket
+	// Purge (encrypt-existing) lists the ids (hex) of plain inline objects
+	// replaced since the last purge of the metadata engine's files.
+	Purge []string `json:"purge,omitempty"`
 }
 
 func rewrapScope(opts RewrapOptions) string {

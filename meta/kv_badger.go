@@ -715,3 +715,30 @@ func (l badgerLogger) Warningf(format string, args ...any) {
 
 func (badgerLogger) Infof(string, ...any)  {}
 func (badgerLogger) Debugf(string, ...any) {}
+
+// purge removes every version of keys (deleted, never written again) from
+// Badger's files (purge.go): DropPrefix with each key as its prefix flushes
+// the memtables (their write-ahead logs are truncated and removed), and
+// rewrites the level-0 tables and every table holding one of the keys
+// without them. DropPrefix skips a prefix with no live key, so each key is
+// first set to an empty value. Badger refuses writes while it runs: purge
+// holds mu for writing, so transactions wait for it in begin instead of
+// failing.
+func (kv *badgerKV) purge(keys [][]byte) error {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if kv.ro.Load() {
+		return ErrNoSpace
+	}
+	wb := kv.bdb.NewWriteBatch()
+	for _, k := range keys {
+		if err := wb.Set(k, nil); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	return kv.bdb.DropPrefix(keys...)
+}
