@@ -63,6 +63,10 @@ type blobFiles struct {
 	// keep, when set (a shared store, shared.go), removes from the
 	// collector's candidates the files it must keep anyway.
 	keep func(ctx context.Context, files map[meta.BlobID]time.Time) error
+
+	// pool, when set (a file store this process alone owns), holds blob
+	// files created ahead of need (blobpool.go).
+	pool *blobPool
 }
 
 type pendingRemoval struct {
@@ -70,8 +74,15 @@ type pendingRemoval struct {
 	refs  []meta.BlobRef
 }
 
+// openBlobFiles opens the blob files of a data directory, which this
+// process alone writes: new blobs go into files created ahead of need.
 func openBlobFiles(dataDir string, logger *slog.Logger) (*blobFiles, error) {
-	return openBlobFilesAt(filepath.Join(dataDir, "blobs"), filepath.Join(dataDir, "tmp"), logger)
+	b, err := openBlobFilesAt(filepath.Join(dataDir, "blobs"), filepath.Join(dataDir, "tmp"), logger)
+	if err != nil {
+		return nil, err
+	}
+	b.pool = newBlobPool(b)
+	return b, nil
 }
 
 // openBlobFilesAt opens the file store of blobs in dir with temporary files
@@ -130,6 +141,9 @@ func cleanTmp(tmp string, logger *slog.Logger) error {
 
 // create starts a new blob: it is in flight until committed or abandoned.
 func (b *blobFiles) create(ctx context.Context) (meta.BlobID, BlobUpload, error) {
+	if id, w, ok := b.pool.take(); ok {
+		return id, w, nil // in flight since the pool made it
+	}
 	id := meta.NewBlobID()
 	b.mu.Lock()
 	b.inflight[id] = struct{}{}
@@ -409,6 +423,9 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 	sizes := make(map[meta.BlobID]int64)
 	cutoff := time.Now().Add(-b.grace)
 	err := b.be.List(ctx, func(bi BlobInfo) error {
+		if b.pool.holds(bi.ID) {
+			return nil // an empty file made ahead of need: not a blob yet
+		}
 		st.Blobs++
 		if b.grace > 0 && bi.ModTime.After(cutoff) {
 			return nil // perhaps about to be committed (DefaultBlobGrace)
@@ -597,6 +614,7 @@ type fileWriter struct {
 	end     int64 // bytes written so far
 	flushed int64 // bytes whose writeback has started
 	closed  bool
+	inPlace bool // the file is at its final name already (blobpool.go)
 }
 
 func (w *fileWriter) Write(p []byte) (int, error) {
@@ -611,7 +629,9 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 }
 
 // Commit makes the blob durable under its final name: fsync, rename, fsync
-// the directory. The caller abandons the blob on error.
+// the directory; a blob written into a file created ahead (blobpool.go) has
+// its final name already durable, and needs the fsync only. The caller
+// abandons the blob on error.
 func (w *fileWriter) Commit() error {
 	fb, id := w.fb, w.id
 	err := w.f.Sync()
@@ -619,6 +639,9 @@ func (w *fileWriter) Commit() error {
 		err = cerr
 	}
 	w.closed = true
+	if w.inPlace {
+		return err
+	}
 	if err == nil {
 		err = os.Rename(fb.tmpPath(id), fb.path(id))
 		if errors.Is(err, fs.ErrNotExist) {

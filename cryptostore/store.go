@@ -261,6 +261,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	s.blobs.pool.close()
 	if s.blobs.hasPending() {
 		return s.Sync(context.Background())
 	}

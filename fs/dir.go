@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,34 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // lookupKey finds what name is in the store: a directory when a key starts
 // with key+"/" (a directory wins over an object of the same name), else the
 // object key.
+//
+// One listing of the keys starting with key, with "/" as the delimiter,
+// answers for a file or an absent name in one store call: the object key
+// comes first and the directory key+"/" is rolled up, whatever it holds.
+// Only a directory (whose marker the listing does not return) or a page
+// cut short by keys that sort between the two ("key.bak") takes the two
+// calls of the general case.
 func (d *dirNode) lookupKey(ctx context.Context, name, bucket, key string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	prefix := key + "/"
+	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: key, Delimiter: "/", MaxKeys: lookupPage})
+	if err != nil {
+		return nil, d.fs.errno(err, bucket, key)
+	}
+	if !page.IsTruncated && !slices.Contains(page.CommonPrefixes, prefix) {
+		if len(page.Objects) > 0 && page.Objects[0].Key == key {
+			return d.objectChild(ctx, name, page.Objects[0], out), 0
+		}
+		return nil, syscall.ENOENT
+	}
+	return d.lookupKeySlow(ctx, name, bucket, key, out)
+}
+
+// lookupPage is how many entries lookupKey's listing may return.
+const lookupPage = 4
+
+// lookupKeySlow is lookupKey in two store calls: the directory's first key
+// (its marker if it has one), else the object.
+func (d *dirNode) lookupKeySlow(ctx context.Context, name, bucket, key string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	prefix := key + "/"
 	page, err := d.fs.store.List(d.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, MaxKeys: 1})
 	if err != nil {

@@ -168,3 +168,44 @@ func TestMountBackingDevice(t *testing.T) {
 		t.Errorf("strict_limit %d: the mount's dirty pages must stay bounded", s)
 	}
 }
+
+// TestMountLookupKinds: a name is a directory when keys run through it
+// (a directory wins over an object of the same name), else a file, else
+// absent, also where other keys sort between the name and its directory
+// ("f.1" lies between "f" and "f/").
+func TestMountLookupKinds(t *testing.T) {
+	d := startMount(t, DaemonOptions{})
+	b := newBucket(t, d, "kinds", false)
+	c := d.S3()
+	ctx := context.Background()
+	keys := []string{"f", "d", "d/x", "e/", "g/deep/y"}
+	for i := 1; i <= 6; i++ {
+		keys = append(keys, fmt.Sprintf("f.%d", i), fmt.Sprintf("e-%d", i), fmt.Sprintf("d.%d", i))
+	}
+	for _, k := range keys {
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("kinds"), Key: aws.String(k), Body: strings.NewReader("body of " + k)}); err != nil {
+			t.Fatalf("S3 put %s: %v", k, err)
+		}
+	}
+	for name, want := range map[string]string{
+		"f": "file", "f.3": "file", "d": "dir", "d.6": "file", "e": "dir", "e-1": "file", "g": "dir", "g/deep": "dir",
+		"h": "absent", "f.7": "absent", "e-": "absent",
+	} {
+		st, err := os.Stat(filepath.Join(b, name))
+		got := "absent"
+		switch {
+		case err == nil && st.IsDir():
+			got = "dir"
+		case err == nil && st.Mode().IsRegular():
+			got = "file"
+			if st.Size() != int64(len("body of "+name)) {
+				t.Errorf("%s: size %d, want %d", name, st.Size(), len("body of "+name))
+			}
+		case !os.IsNotExist(err):
+			t.Fatalf("stat %s: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s is a %s, want %s", name, got, want)
+		}
+	}
+}

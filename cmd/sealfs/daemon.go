@@ -165,8 +165,12 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		return nil, err
 	}
 	var storeKMS kms.KMS = d.kms
+	if c.Bool("pprof") && c.String("metrics") == "" {
+		return nil, exitUsage(errors.New("--pprof is served on the --metrics listener: give --metrics too"))
+	}
 	if addr := c.String("metrics"); addr != "" {
 		d.metrics, d.metricsAddr = newMetrics(), addr
+		d.metrics.pprof = c.Bool("pprof")
 		storeKMS = &countingKMS{KMS: d.kms, arn: d.kms.ARN, ops: d.metrics.kmsOps}
 	}
 	if d.replq, err = cryptostore.NewReplicationQueue(d.meta, d.kms, logger); err != nil {

@@ -30,11 +30,14 @@ func metricsFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "metrics", EnvVars: []string{"SEALFS_METRICS"}, Category: "Monitoring",
 			Usage: "address of a plain-HTTP listener serving Prometheus metrics on /metrics (off unless given; bind it to a private address)"},
+		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"SEALFS_PPROF"}, Category: "Monitoring",
+			Usage: "also serve Go's profiler under /debug/pprof/ on the --metrics listener, with blocking and mutex profiles sampled (for finding where time goes; costs a little CPU)"},
 	}, auditFlags()...)
 }
 
 type metrics struct {
-	reg *prometheus.Registry
+	reg   *prometheus.Registry
+	pprof bool // serve /debug/pprof/ beside /metrics
 
 	s3Requests *prometheus.CounterVec
 	s3Duration *prometheus.HistogramVec
@@ -244,6 +247,9 @@ func (m *metrics) gauge(name, help string, fn func() float64) {
 func (m *metrics) serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	if m.pprof {
+		servePprof(mux)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -71,24 +71,29 @@ type workload struct {
 	kind    string
 	unit    string  // "MB/s", "ops/s" or "pages/s"
 	minio   float64 // MinIO-SSE's figure / ceiling, from perf-notes
-	target  float64 // required multiple of minio
+	target  float64 // required sealfs-SSE figure / ceiling
 }
 
-// allWorkloads returns the workloads in the order they run.
+// allWorkloads returns the workloads in the order they run. The targets are
+// fractions of the ceiling measured in the same run: for the rows the
+// performance issue names, its figures (twice MinIO's fraction where MinIO
+// is weak, clearly above it elsewhere, and the small-object and listing rows
+// at least their fractions when it was filed); for the two single-client
+// GET rows it does not name, MinIO's fraction plus a tenth.
 func allWorkloads() []workload {
 	return []workload{
-		{name: "PUT 1 MiB x1", clients: 1, size: 1 << 20, kind: "put", unit: "MB/s", minio: 0.18, target: 2},
-		{name: "PUT 1 MiB x4", clients: 4, size: 1 << 20, kind: "put", unit: "MB/s", minio: 0.21, target: 2},
-		{name: "GET 1 MiB x1", clients: 1, size: 1 << 20, kind: "get", unit: "MB/s", minio: 0.53, target: 1.1},
-		{name: "GET 1 MiB x4", clients: 4, size: 1 << 20, kind: "get", unit: "MB/s", minio: 0.54, target: 1.1},
-		{name: "PUT 64 MiB x1", clients: 1, size: 64 << 20, kind: "put", unit: "MB/s", minio: 0.33, target: 1.2},
-		{name: "PUT 64 MiB x2", clients: 2, size: 64 << 20, kind: "put", unit: "MB/s", minio: 0.44, target: 1.2},
-		{name: "GET 64 MiB x1", clients: 1, size: 64 << 20, kind: "get", unit: "MB/s", minio: 0.68, target: 1.1},
-		{name: "GET 64 MiB x2", clients: 2, size: 64 << 20, kind: "get", unit: "MB/s", minio: 0.80, target: 1.1},
-		{name: "PUT 4 KiB x16", clients: 16, size: 4 << 10, kind: "put", unit: "ops/s", minio: 0.08, target: 3},
-		{name: "GET 4 KiB x16", clients: 16, size: 4 << 10, kind: "get", unit: "ops/s", minio: 0.35, target: 1.5},
-		{name: "LIST flat", clients: 1, kind: "list", unit: "pages/s", minio: 0.255, target: 2.5},
-		{name: "LIST delimiter", clients: 1, kind: "listdelim", unit: "pages/s", minio: 0.255, target: 2.5},
+		{name: "PUT 1 MiB x1", clients: 1, size: 1 << 20, kind: "put", unit: "MB/s", minio: 0.18, target: 0.40},
+		{name: "PUT 1 MiB x4", clients: 4, size: 1 << 20, kind: "put", unit: "MB/s", minio: 0.21, target: 0.45},
+		{name: "GET 1 MiB x1", clients: 1, size: 1 << 20, kind: "get", unit: "MB/s", minio: 0.53, target: 0.58},
+		{name: "GET 1 MiB x4", clients: 4, size: 1 << 20, kind: "get", unit: "MB/s", minio: 0.54, target: 0.70},
+		{name: "PUT 64 MiB x1", clients: 1, size: 64 << 20, kind: "put", unit: "MB/s", minio: 0.33, target: 0.50},
+		{name: "PUT 64 MiB x2", clients: 2, size: 64 << 20, kind: "put", unit: "MB/s", minio: 0.44, target: 0.45},
+		{name: "GET 64 MiB x1", clients: 1, size: 64 << 20, kind: "get", unit: "MB/s", minio: 0.68, target: 0.75},
+		{name: "GET 64 MiB x2", clients: 2, size: 64 << 20, kind: "get", unit: "MB/s", minio: 0.80, target: 0.85},
+		{name: "PUT 4 KiB x16", clients: 16, size: 4 << 10, kind: "put", unit: "ops/s", minio: 0.08, target: 0.31},
+		{name: "GET 4 KiB x16", clients: 16, size: 4 << 10, kind: "get", unit: "ops/s", minio: 0.35, target: 0.81},
+		{name: "LIST flat", clients: 1, kind: "list", unit: "pages/s", minio: 0.255, target: 0.79},
+		{name: "LIST delimiter", clients: 1, kind: "listdelim", unit: "pages/s", minio: 0.255, target: 0.79},
 	}
 }
 
@@ -117,6 +122,8 @@ type target struct {
 	name     string
 	endpoint string
 	bucket   string
+	sse      bool    // the bucket has default encryption
+	daemon   *daemon // nil for the ceiling
 	client   *awss3.Client
 }
 
@@ -128,6 +135,8 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the data directory")
 	memLimit := flag.String("daemon-gomemlimit", "", "GOMEMLIMIT for the daemon (e.g. 200MiB); default: the daemon's own setting")
 	flag.StringVar(&summaryFile, "summary", "", "append the results to this file as tab-separated rows (make bench's table)")
+	beforeBin := flag.String("before", "", "a second sealfs binary (e.g. an older build) measured in the same run, interleaved, on an encrypting bucket: the before/after column")
+	flag.StringVar(&profileDir, "profile", "", "write a CPU and a blocking profile of the daemon for each workload on the encrypting bucket (round 1) into this directory, and print their top entries")
 	flag.Parse()
 	log.SetFlags(0)
 	// This machine exports CA bundle variables; the SDK would let them
@@ -143,9 +152,18 @@ func main() {
 		log.Fatal(err)
 	}
 	d, err := startDaemon(*sealfsBin, filepath.Join(dir, "data"), *memLimit)
+	var before *daemon
+	if err == nil && *beforeBin != "" {
+		if before, err = startDaemon(*beforeBin, filepath.Join(dir, "before"), *memLimit); err != nil {
+			d.stop()
+		}
+	}
 	if err == nil {
-		err = run(d, dir, *dur, *rounds, *only)
+		err = run(d, before, dir, *dur, *rounds, *only)
 		d.stop()
+		if before != nil {
+			before.stop()
+		}
 	}
 	if !*keep {
 		os.RemoveAll(dir)
@@ -155,12 +173,16 @@ func main() {
 	}
 }
 
-func run(d *daemon, dir string, dur time.Duration, rounds int, only string) error {
+func run(d, before *daemon, dir string, dur time.Duration, rounds int, only string) error {
 	ceiling, err := startCeiling(filepath.Join(dir, "data", "tls"))
 	if err != nil {
 		return err
 	}
-	hc, err := httpClient(filepath.Join(dir, "data", "tls", "cert.pem"))
+	cas := []string{filepath.Join(dir, "data", "tls", "cert.pem")}
+	if before != nil {
+		cas = append(cas, filepath.Join(dir, "before", "tls", "cert.pem"))
+	}
+	hc, err := httpClient(cas...)
 	if err != nil {
 		return err
 	}
@@ -175,8 +197,11 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 	}
 	targets := []*target{
 		{name: "ceiling", endpoint: "https://" + ceiling, bucket: "ceiling"},
-		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse"},
-		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain"},
+		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse", sse: true, daemon: d},
+		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d},
+	}
+	if before != nil {
+		targets = append(targets, &target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before})
 	}
 	for _, t := range targets {
 		t.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
@@ -190,11 +215,14 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 		if _, err := t.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(t.bucket)}); err != nil {
 			return err
 		}
-	}
-	if _, err := targets[1].client.PutBucketEncryption(ctx, &awss3.PutBucketEncryptionInput{Bucket: aws.String("bench-sse"),
-		ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{Rules: []types.ServerSideEncryptionRule{{
-			ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAwsKms}}}}}); err != nil {
-		return err
+		if !t.sse {
+			continue
+		}
+		if _, err := t.client.PutBucketEncryption(ctx, &awss3.PutBucketEncryptionInput{Bucket: aws.String(t.bucket),
+			ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{Rules: []types.ServerSideEncryptionRule{{
+				ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAwsKms}}}}}); err != nil {
+			return err
+		}
 	}
 
 	var selected []workload
@@ -234,7 +262,14 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 		for _, w := range selected {
 			for _, t := range targets {
 				mem.setWorkload(w.name)
+				var prof *profiling
+				if round == 0 && t.name == "sealfs-SSE" {
+					prof = startProfiles(d, w.name, dur)
+				}
 				v, err := measure(ctx, t, w, dur)
+				if prof != nil {
+					prof.wait()
+				}
 				if err != nil {
 					return fmt.Errorf("%s on %s: %w", w.name, t.name, err)
 				}
@@ -252,8 +287,12 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 	anon, _ := procStatus(d.cmd.Process.Pid, "RssAnon")
 	file, _ := procStatus(d.cmd.Process.Pid, "RssFile")
 	fmt.Println()
-	fmt.Printf("%-15s %-8s %12s %12s %12s %10s %10s %10s %8s %s\n", "workload", "unit", "sealfs-SSE", "sealfs-plain", "ceiling",
+	fmt.Printf("%-15s %-8s %12s %12s %12s %10s %10s %10s %8s %s", "workload", "unit", "sealfs-SSE", "sealfs-plain", "ceiling",
 		"SSE/ceil", "MinIO/ceil", "×MinIO", "target", "")
+	if before != nil {
+		fmt.Printf("%8s %12s %12s", "", "before-SSE", "now/before")
+	}
+	fmt.Println()
 	met := 0
 	for _, w := range selected {
 		r := results[w.name]
@@ -261,14 +300,19 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 		ratio := sse / ceil
 		x := ratio / w.minio
 		verdict := "met"
-		if x < w.target {
+		if ratio < w.target {
 			verdict = "MISSED"
 		} else {
 			met++
 		}
-		fmt.Printf("%-15s %-8s %12.1f %12.1f %12.1f %10.2f %10.2f %9.2f× %7.1f× %s\n", w.name, w.unit, sse, plain, ceil, ratio, w.minio, x, w.target, verdict)
+		fmt.Printf("%-15s %-8s %12.1f %12.1f %12.1f %10.2f %10.2f %9.2f× %8.2f %-6s", w.name, w.unit, sse, plain, ceil, ratio, w.minio, x, w.target, verdict)
+		if before != nil {
+			b := median(r["before-SSE"])
+			fmt.Printf(" %12.1f %11.2f×", b, sse/b)
+		}
+		fmt.Println()
 		summaryRow("s3", w.name+" (SSE)", fmt.Sprintf("%.1f %s", sse, w.unit), "ceiling", fmt.Sprintf("%.1f", ceil),
-			fmt.Sprintf("%.2f of ceiling = %.2fx MinIO-SSE's %.2f", ratio, x, w.minio), fmt.Sprintf(">= %.1fx MinIO", w.target), verdict)
+			fmt.Sprintf("%.2f of ceiling (MinIO-SSE: %.2f)", ratio, w.minio), fmt.Sprintf(">= %.2f of ceiling", w.target), verdict)
 	}
 	fmt.Printf("\ntargets met: %d of %d\n", met, len(selected))
 	verdict := "met (< 256 MiB)"
@@ -281,6 +325,11 @@ func run(d *daemon, dir string, dur time.Duration, rounds int, only string) erro
 	for _, w := range selected {
 		fmt.Printf("  peak anonymous during %-15s %4d MiB\n", w.name, mem.byWorkload[w.name]>>20)
 	}
+	if before != nil {
+		bpeak, _ := procStatus(before.cmd.Process.Pid, "VmHWM")
+		fmt.Printf("before: daemon peak RSS (VmHWM) %d MiB\n", bpeak>>20)
+	}
+	printProfiles(selected)
 	return nil
 }
 
@@ -453,14 +502,16 @@ func parallel(workers, n int, fn func(int) error) error {
 	return errors.Join(errs...)
 }
 
-func httpClient(caFile string) (*http.Client, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
+func httpClient(caFiles ...string) (*http.Client, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificate in %s", caFile)
+	for _, caFile := range caFiles {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in %s", caFile)
+		}
 	}
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool},
@@ -560,12 +611,17 @@ func startCeiling(tlsDir string) (string, error) {
 // ---- the daemon
 
 type daemon struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd     *exec.Cmd
+	addr    string
+	metrics string // host:port of the metrics (and profiler) listener, with -profile
 }
 
 func startDaemon(bin, dataDir, memLimit string) (*daemon, error) {
-	cmd := exec.Command(bin, "serve", "--data", dataDir, "--s3", "127.0.0.1:0", "--log-level", "warn")
+	args := []string{"serve", "--data", dataDir, "--s3", "127.0.0.1:0", "--log-level", "warn"}
+	if profileDir != "" {
+		args = append(args, "--metrics", "127.0.0.1:0", "--pprof")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY="+accessKey, "SEALFS_SECRET_KEY="+secretKey)
 	if memLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
@@ -583,8 +639,14 @@ func startDaemon(bin, dataDir, memLimit string) (*daemon, error) {
 	d := &daemon{cmd: cmd}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "S3 endpoint: https://"); ok {
+		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "metrics:"); ok {
+			d.metrics = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "http://"), "/metrics")
+		}
+		if v, ok := strings.CutPrefix(line, "S3 endpoint: https://"); ok {
 			d.addr = v
+		}
+		if d.addr != "" && (profileDir == "" || d.metrics != "") {
 			break
 		}
 	}
