@@ -63,16 +63,16 @@ type view struct {
 	User    string
 	Version string
 	Region  string
-	Flash   string
+	Flash   []string
 	Data    any
 }
 
 // render writes a page. The HTML is built in memory first, so that a
 // failing template answers 500 rather than half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name, title, nav string, data any) {
-	v := view{Title: title, Nav: nav, Version: c.cfg.Version, Region: c.cfg.Region, Data: data, Flash: r.URL.Query().Get("done")}
+	v := view{Title: title, Nav: nav, Version: c.cfg.Version, Region: c.cfg.Region, Data: data}
 	if s != nil {
-		v.CSRF, v.User = s.csrf, s.accessKey
+		v.CSRF, v.User, v.Flash = s.csrf, s.accessKey, s.takeFlash()
 	}
 	var buf bytes.Buffer
 	if err := c.pages[name].Execute(&buf, v); err != nil {
@@ -86,14 +86,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 }
 
 // back redirects after a POST (the browser then GETs the page: reloading
-// it does not repeat the change), with a message shown once.
-func back(w http.ResponseWriter, r *http.Request, to, done string) {
+// it does not repeat the change), with a message the page shows once.
+func back(w http.ResponseWriter, r *http.Request, s *session, to, done string) {
 	if done != "" {
-		sep := "?"
-		if strings.Contains(to, "?") {
-			sep = "&"
-		}
-		to += sep + "done=" + url.QueryEscape(done)
+		s.addFlash(done)
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
@@ -293,7 +289,7 @@ func (c *Console) createBucket(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 	}
 	c.log.Info("console: bucket created", "bucket", name, "access_key", s.accessKey)
-	back(w, r, Prefix+"buckets", "Bucket "+name+" created.")
+	back(w, r, s, Prefix+"buckets", "Bucket "+name+" created.")
 	return nil
 }
 
@@ -354,7 +350,7 @@ func (c *Console) deleteBucket(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	c.log.Info("console: bucket deleted", "bucket", name, "access_key", s.accessKey)
-	back(w, r, Prefix+"buckets", "Bucket "+name+" deleted.")
+	back(w, r, s, Prefix+"buckets", "Bucket "+name+" deleted.")
 	return nil
 }
 
@@ -425,7 +421,7 @@ func (c *Console) setEncryption(w http.ResponseWriter, r *http.Request, s *sessi
 	if !on {
 		msg = "Default encryption is now off: objects written from now on are stored unencrypted; existing objects stay as they are."
 	}
-	back(w, r, Prefix+"buckets/"+url.PathEscape(name)+"/settings", msg)
+	back(w, r, s, Prefix+"buckets/"+url.PathEscape(name)+"/settings", msg)
 	return nil
 }
 
@@ -685,11 +681,12 @@ func (c *Console) upload(w http.ResponseWriter, r *http.Request, s *session) err
 	}
 	c.log.Info("console: uploaded", "bucket", bucket, "keys", stored, "access_key", s.accessKey)
 	if r.Header.Get("X-CSRF-Token") != "" {
+		s.addFlash("Uploaded " + strings.Join(stored, ", ") + ".")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "stored %d\n", len(stored))
 		return nil
 	}
-	back(w, r, Prefix+"buckets/"+url.PathEscape(bucket)+"/objects?prefix="+url.QueryEscape(prefix), fmt.Sprintf("Uploaded %d file(s).", len(stored)))
+	back(w, r, s, Prefix+"buckets/"+url.PathEscape(bucket)+"/objects?prefix="+url.QueryEscape(prefix), fmt.Sprintf("Uploaded %d file(s).", len(stored)))
 	return nil
 }
 
@@ -708,7 +705,7 @@ func (c *Console) deleteObject(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	c.log.Info("console: object deleted", "bucket", bucket, "key", key, "access_key", s.accessKey)
-	back(w, r, Prefix+"buckets/"+url.PathEscape(bucket)+"/objects?prefix="+url.QueryEscape(parentPrefix(key)), "Deleted "+key+".")
+	back(w, r, s, Prefix+"buckets/"+url.PathEscape(bucket)+"/objects?prefix="+url.QueryEscape(parentPrefix(key)), "Deleted "+key+".")
 	return nil
 }
 
@@ -811,7 +808,7 @@ func (c *Console) keyAction(w http.ResponseWriter, r *http.Request, s *session) 
 		return err
 	}
 	c.log.Info("console: key "+op, "key", id, "access_key", s.accessKey)
-	back(w, r, Prefix+"keys", fmt.Sprintf("Key %s: %s done.", id, op))
+	back(w, r, s, Prefix+"keys", fmt.Sprintf("Key %s: %s done.", id, op))
 	return nil
 }
 
@@ -880,7 +877,7 @@ func (c *Console) startResync(w http.ResponseWriter, r *http.Request, s *session
 	}
 	c.jobs.add(p.ID)
 	c.log.Info("console: resync started", "bucket", p.Bucket, "id", p.ID, "access_key", s.accessKey)
-	back(w, r, Prefix+"replication/resync/"+url.PathEscape(p.ID), "")
+	back(w, r, s, Prefix+"replication/resync/"+url.PathEscape(p.ID), "")
 	return nil
 }
 

@@ -37,6 +37,28 @@ type session struct {
 	accessKey string
 	created   time.Time
 	lastSeen  time.Time
+
+	// flash are the messages the next page shows once (what a POST did).
+	// They are kept here, not in the URL, so that no link can make the
+	// console say something it did not.
+	mu    sync.Mutex
+	flash []string
+}
+
+func (s *session) addFlash(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.flash) < 20 {
+		s.flash = append(s.flash, msg)
+	}
+}
+
+func (s *session) takeFlash() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.flash
+	s.flash = nil
+	return f
 }
 
 func (s *session) checkCSRF(tok string) bool {

@@ -20,10 +20,15 @@
       var failed = 0;
       var next = function (i) {
         if (i >= files.length) {
-          var msg = failed ? failed + " upload(s) failed." : "Uploaded " + files.length + " file(s).";
-          var u = new URL(window.location.href);
-          u.searchParams.set("done", msg);
-          window.location.assign(u.toString());
+          if (!failed) {
+            window.location.reload(); // the page lists them, and says so once
+            return;
+          }
+          button.disabled = false;
+          var note = document.createElement("li");
+          note.setAttribute("role", "alert");
+          note.textContent = failed + " of " + files.length + " upload(s) failed; reload the page to see what was stored.";
+          list.appendChild(note);
           return;
         }
         var f = files[i];
