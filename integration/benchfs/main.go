@@ -36,6 +36,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement; the median is shown")
 	encrypt := flag.Bool("encrypt", true, "turn the sealfs bucket's default encryption on")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	old := flag.String("old", "", "also measure this other sealfs binary (an older build) in the same runs, as the target sealfs-old, to compare builds within one run")
 	summary := flag.String("summary", "", "append the results to this file as tab-separated rows (make bench's table)")
 	profile := flag.String("profile", "", "instead of the comparison, run one row on the sealfs mount alone (cp-in, cp-out, untar or ls) while the daemon profiles itself; writes ROW.cpu.pprof and ROW.block.pprof to -profile-dir and prints their top entries and the FUSE operations")
 	profileDir := flag.String("profile-dir", ".", "where -profile writes its files")
@@ -48,7 +49,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *dir, *size, *files, *runs, *encrypt, *keep, *summary); err != nil {
+	if err := run(*bin, *old, *dir, *size, *files, *runs, *encrypt, *keep, *summary); err != nil {
 		fmt.Fprintln(os.Stderr, "benchfs:", err)
 		os.Exit(1)
 	}
@@ -68,7 +69,7 @@ type result struct {
 	bytes        int64
 }
 
-func run(bin, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
+func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: it drops the page cache and mounts")
 	}
@@ -79,6 +80,11 @@ func run(bin, dir string, size int64, nfiles, runs int, encrypt, keep bool, summ
 	}
 	if bin, err = filepath.Abs(bin); err != nil {
 		return err
+	}
+	if old != "" {
+		if old, err = filepath.Abs(old); err != nil {
+			return err
+		}
 	}
 	if dir == "" {
 		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
@@ -141,6 +147,19 @@ func run(bin, dir string, size int64, nfiles, runs int, encrypt, keep bool, summ
 	}
 	var untarOps map[string]float64 // the sealfs mount's FUSE operations in the last untar
 	targets := []target{{"plain", plain}, {"gocryptfs", gcMnt}, {"sealfs", bucket}}
+	if old != "" {
+		oldMnt := filepath.Join(dir, "sealfs-old")
+		stopOld, err := startSealfs(old, filepath.Join(dir, "sealfs-old-data"), oldMnt)
+		if err != nil {
+			return fmt.Errorf("the -old binary: %w", err)
+		}
+		defer stopOld()
+		oldBucket, err := makeBucket(oldMnt, encrypt)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{"sealfs-old", oldBucket})
+	}
 
 	results := []*result{
 		{op: fmt.Sprintf("cp %d MiB in (cp returns)", size>>20), higherBetter: true, bytes: size},
@@ -289,7 +308,14 @@ func report(w io.Writer, results []*result, targets []target, runs int, treeByte
 	}
 	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n", runs, enc, treeBytes>>20)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\tplain\tgocryptfs\tsealfs\tsealfs vs gocryptfs\t")
+	head := "operation\t"
+	for _, t := range targets {
+		head += t.name + "\t"
+	}
+	for _, t := range targets[2:] {
+		head += t.name + " vs gocryptfs\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range results {
 		line := r.op + "\t"
 		for _, t := range targets {
@@ -300,11 +326,14 @@ func report(w io.Writer, results []*result, targets []target, runs int, treeByte
 				line += fmt.Sprintf("%.2fs\t", d.Seconds())
 			}
 		}
-		gc, sf := median(r.times["gocryptfs"]).Seconds(), median(r.times["sealfs"]).Seconds()
-		if r.higherBetter {
-			line += fmt.Sprintf("%.2fx throughput\t", gc/sf)
-		} else {
-			line += fmt.Sprintf("%.2fx time\t", sf/gc)
+		gc := median(r.times["gocryptfs"]).Seconds()
+		for _, t := range targets[2:] {
+			sf := median(r.times[t.name]).Seconds()
+			if r.higherBetter {
+				line += fmt.Sprintf("%.2fx throughput\t", gc/sf)
+			} else {
+				line += fmt.Sprintf("%.2fx time\t", sf/gc)
+			}
 		}
 		fmt.Fprintln(tw, line)
 	}
