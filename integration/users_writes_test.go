@@ -198,3 +198,54 @@ func TestUserMultipartAndReplicaWrites(t *testing.T) {
 		absent("enc", key)
 	}
 }
+
+// TestUserSecureTransportDeny: a policy whose Deny has the condition
+// aws:SecureTransport=false refuses its user's requests over the
+// plain-HTTP listener (AccessDenied, explicit deny) and allows them over
+// HTTPS; a user without that Deny is served over plain HTTP. aws-sdk-go-v2.
+func TestUserSecureTransportDeny(t *testing.T) {
+	d := startS3Daemon(t, s3DaemonOptions{PlainHTTP: true})
+	ctx := t.Context()
+	if _, err := d.sdk().CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("pub")}); err != nil {
+		t.Fatal(err)
+	}
+	allow := `{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::pub/*"}`
+	policies := map[string]string{
+		"tlsonly": `{"Version":"2012-10-17","Statement":[` + allow + `,
+  {"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`,
+		"anywire": `{"Version":"2012-10-17","Statement":[` + allow + `]}`,
+	}
+	dir := t.TempDir()
+	client := func(endpoint, ak, sk string) *awss3.Client {
+		return awss3.New(d.sdkFor(endpoint).Options(), func(o *awss3.Options) {
+			o.Credentials = credentials.NewStaticCredentialsProvider(ak, sk, "")
+		})
+	}
+	for name, pol := range policies {
+		file := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(file, []byte(pol), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sealfsAdmin(t, d.Daemon, "", "user", "create", name, "--policy", file)
+		ak, sk := newAccessKey(t, d.Daemon, name)
+		secure, plain := client("https://"+d.S3Addr, ak, sk), client("http://"+d.httpAddr, ak, sk)
+		key := aws.String(name + ".txt")
+		if _, err := secure.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("pub"), Key: key, Body: strings.NewReader("x")}); err != nil {
+			t.Fatalf("%s PUT over HTTPS: %v", name, err)
+		}
+		if _, err := secure.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("pub"), Key: key}); err != nil {
+			t.Fatalf("%s GET over HTTPS: %v", name, err)
+		}
+		_, getErr := plain.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("pub"), Key: key})
+		_, putErr := plain.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("pub"), Key: key, Body: strings.NewReader("y")})
+		for what, err := range map[string]error{"GET": getErr, "PUT": putErr} {
+			var ae smithy.APIError
+			if name == "anywire" && err != nil {
+				t.Errorf("%s %s over plain HTTP: %v", name, what, err)
+			}
+			if name == "tlsonly" && (!errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" || !strings.Contains(ae.ErrorMessage(), "with an explicit deny")) {
+				t.Errorf("%s %s over plain HTTP: %v, want AccessDenied with an explicit deny", name, what, err)
+			}
+		}
+	}
+}
