@@ -242,8 +242,44 @@ func (b *blobFiles) acquire(refs []meta.BlobRef) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
-		b.refs[r.ID]++
+		if !r.Hole {
+			b.refs[r.ID]++
+		}
 	}
+}
+
+// missing returns a blob of refs that is not there, or nil: Store.Open's
+// check after acquire. Whole-blob objects (one blob, or a multipart
+// object's parts) lose their blobs all at once, so the first one tells;
+// a composed version may share blobs with the version it replaced, which
+// keep existing while the others go, so each of its blobs is checked.
+func (b *blobFiles) missing(ctx context.Context, refs []meta.BlobRef) (*meta.BlobID, error) {
+	composed := false
+	for i := range refs {
+		if !refs[i].Whole() {
+			composed = true
+			break
+		}
+	}
+	seen := make(map[meta.BlobID]bool)
+	for i := range refs {
+		r := &refs[i]
+		if r.Hole || seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		ok, err := b.exists(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &r.ID, nil
+		}
+		if !composed {
+			break
+		}
+	}
+	return nil, nil
 }
 
 // release lets go of blobs taken by acquire, removing doomed ones nobody
@@ -253,6 +289,9 @@ func (b *blobFiles) release(refs []meta.BlobRef) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
+		if r.Hole {
+			continue
+		}
 		n := b.refs[r.ID] - 1
 		if n > 0 {
 			b.refs[r.ID] = n

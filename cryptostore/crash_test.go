@@ -45,12 +45,27 @@ func TestCrashChild(t *testing.T) {
 	root, _ := hex.DecodeString(os.Getenv(envCrashRoot))
 	e := openEnv(t, os.Getenv(envCrashDir), root, func(c *Config) {
 		switch mode {
-		case "before-commit":
+		case "before-commit", "compose-before-commit":
 			c.testHookBeforeCommit = killSelf
-		case "after-commit":
+		case "after-commit", "compose-after-commit":
 			c.testHookAfterCommit = killSelf
 		}
 	})
+	if mode == "compose-before-commit" || mode == "compose-after-commit" {
+		// A patch in place: the new blob holds the patch only, the rest
+		// is shared with version 1.
+		h, err := e.store.Open(ctx, "bkt", "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.store.Compose(ctx, &ComposeInput{Bucket: "bkt", Key: "k", Size: h.Size(), Base: h, BaseLen: h.Size(),
+			Changed: []Range{{Off: crashPatchAt, Len: int64(len(crashPatch))}}, Content: bytes.NewReader(crashPatched())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Commit(ctx, nil)
+		t.Fatal("the child survived its crash point")
+	}
 	body := io.Reader(bytes.NewReader(crashVersion(2)))
 	if mode == "mid-write" {
 		body = io.MultiReader(io.LimitReader(body, 1<<20), readerFunc(func([]byte) (int, error) { killSelf(); return 0, nil }))
@@ -59,18 +74,32 @@ func TestCrashChild(t *testing.T) {
 	t.Fatal("the child survived its crash point")
 }
 
+// The patch the compose modes write into version 1.
+const crashPatchAt = 1<<20 + 5
+
+var crashPatch = []byte("patched in place")
+
+func crashPatched() []byte {
+	b := crashVersion(1)
+	copy(b[crashPatchAt:], crashPatch)
+	return b
+}
+
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func TestCrashBetweenBlobAndCommit(t *testing.T) {
 	for _, tc := range []struct {
-		mode string
-		want byte // the version that must survive
+		mode  string
+		want  byte // the version that must survive
+		blobs int  // left after collection (0: 1)
 	}{
 		{mode: "mid-write", want: 1},
 		{mode: "before-commit", want: 1},
 		{mode: "after-commit", want: 2},
+		{mode: "compose-before-commit", want: 1},
+		{mode: "compose-after-commit", want: 3, blobs: 2}, // 3: crashPatched; its blob and version 1's, shared
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			dir := t.TempDir()
@@ -91,11 +120,15 @@ func TestCrashBetweenBlobAndCommit(t *testing.T) {
 			e = openEnv(t, dir, root, nil) // collects orphans on open
 			defer e.close()
 			e.removeReplaced(t)
-			if got := e.mustGet(t, "bkt", "k"); !bytes.Equal(got, crashVersion(tc.want)) {
+			want := crashVersion(tc.want)
+			if tc.want == 3 {
+				want = crashPatched()
+			}
+			if got := e.mustGet(t, "bkt", "k"); !bytes.Equal(got, want) {
 				t.Fatalf("after a crash (%s) the object is not version %d", tc.mode, tc.want)
 			}
-			if n := len(blobFilesIn(t, dir)); n != 1 {
-				t.Fatalf("want 1 blob after collection, have %d", n)
+			if n := len(blobFilesIn(t, dir)); n != max(tc.blobs, 1) {
+				t.Fatalf("want %d blobs after collection, have %d", max(tc.blobs, 1), n)
 			}
 			tmp, _ := os.ReadDir(e.store.blobs.tmp)
 			if len(tmp) != 0 {

@@ -83,6 +83,7 @@ func (s *Store) syncMeta() error {
 // removeAfterCommit removes blobs a successful commit made with ctx stopped
 // referencing: now if the commit was synced, after the next sync otherwise.
 func (s *Store) removeAfterCommit(ctx context.Context, refs []meta.BlobRef) {
+	refs = distinctBlobs(refs)
 	if len(refs) == 0 {
 		return
 	}
@@ -136,4 +137,37 @@ func (s *Store) syncLoop(every time.Duration) {
 			s.logger.Warn("background sync", "err", err)
 		}
 	}
+}
+
+// distinctBlobs returns the blobs refs read from, each once, holes left
+// out (a composed version may read one blob through several extents).
+func distinctBlobs(refs []meta.BlobRef) []meta.BlobRef {
+	out := make([]meta.BlobRef, 0, len(refs))
+	seen := make(map[meta.BlobID]bool, len(refs))
+	for _, r := range refs {
+		if r.Hole || seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		out = append(out, r)
+	}
+	return out
+}
+
+// blobsNotIn returns the blobs of old that refs does not read from: what a
+// commit of refs over old stops referencing.
+func blobsNotIn(old, refs []meta.BlobRef) []meta.BlobRef {
+	keep := make(map[meta.BlobID]bool, len(refs))
+	for _, r := range refs {
+		if !r.Hole {
+			keep[r.ID] = true
+		}
+	}
+	var out []meta.BlobRef
+	for _, r := range distinctBlobs(old) {
+		if !keep[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
 }

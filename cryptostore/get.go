@@ -25,8 +25,8 @@ type Handle struct {
 
 	mu     sync.Mutex
 	inline *BlobReader
-	open   map[int]*openBlob // blob index in obj.Blobs → open reader
-	order  []int             // open blobs, oldest first
+	open   map[meta.BlobID]*openBlob // open readers
+	order  []meta.BlobID             // open blobs, oldest first
 	closed bool
 
 	logged atomic.Bool // a verification failure was logged; set without mu (corrupt runs with and without it)
@@ -65,23 +65,24 @@ func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !obj.Inline && len(obj.Blobs) > 0 {
-			// Blobs of one object are removed together, under the lock
-			// acquire takes: if the first is still there now that we hold
-			// them, all are and stay until release. If it is gone, the
-			// object was replaced after our snapshot: look again.
+		if !obj.Inline {
+			// Blobs a commit stops referencing are removed together,
+			// under the lock acquire takes: if the ones checked are still
+			// there now that we hold them, all are and stay until
+			// release. If one is gone, the object was replaced after our
+			// snapshot: look again.
 			s.blobs.acquire(obj.Blobs)
-			ok, err := s.blobs.exists(ctx, obj.Blobs[0].ID)
+			gone, err := s.blobs.missing(ctx, obj.Blobs)
 			if err != nil {
 				s.blobs.release(obj.Blobs)
 				return nil, fmt.Errorf("opening %s/%s: %w", bucket, key, err)
 			}
-			if !ok {
+			if gone != nil {
 				s.blobs.release(obj.Blobs)
 				if obj.ID == missing {
 					// Still current after a second look: the record
 					// points at a blob that is not there.
-					return nil, fmt.Errorf("%w: %s/%s: blob %s is missing", ErrCorruptBlob, bucket, key, obj.Blobs[0].ID)
+					return nil, fmt.Errorf("%w: %s/%s: blob %s is missing", ErrCorruptBlob, bucket, key, *gone)
 				}
 				missing = obj.ID
 				continue
@@ -99,8 +100,27 @@ func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
 	return nil, fmt.Errorf("opening %s/%s: object keeps changing", bucket, key)
 }
 
+// checkExtent checks that an extent is one a reader can follow: a hole
+// with nothing else set, or a range inside its blob. (The record's MAC
+// says it is the one sealfs wrote; this catches what no writer makes.)
+func checkExtent(r *meta.BlobRef) error {
+	switch {
+	case r.Size < 0 || r.Off < 0 || r.BlobSize < 0:
+		return fmt.Errorf("negative size or offset")
+	case r.Hole && (r.ID != meta.BlobID{} || r.Index != 0 || r.Off != 0 || r.BlobSize != 0 || !r.Owner.IsZero()):
+		return fmt.Errorf("a hole with a blob")
+	case r.Hole:
+		return nil
+	case r.BlobSize == 0 && r.Off != 0:
+		return fmt.Errorf("an offset into a blob of unknown size")
+	case r.Off+r.Size > r.StoredSize() || r.Off+r.Size < r.Off:
+		return fmt.Errorf("range [%d, %d) past the blob's %d bytes", r.Off, r.Off+r.Size, r.StoredSize())
+	}
+	return nil
+}
+
 func (s *Store) newHandle(ctx context.Context, obj *meta.Object, inline []byte) (*Handle, error) {
-	key, err := s.dataKey(ctx, obj.Bucket, obj.ID, obj.Encryption)
+	key, err := s.dataKey(ctx, obj.Bucket, keyObject(obj), obj.Encryption)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +131,7 @@ func (s *Store) newHandle(ctx context.Context, obj *meta.Object, inline []byte) 
 // caller has acquired obj's blobs; Close releases them.
 func (s *Store) newHandleKey(obj *meta.Object, key, inline []byte) (*Handle, error) {
 	var err error
-	h := &Handle{s: s, obj: obj, key: key, open: make(map[int]*openBlob)}
+	h := &Handle{s: s, obj: obj, key: key, open: make(map[meta.BlobID]*openBlob)}
 	if obj.Inline {
 		h.inline, err = OpenBlob(bytes.NewReader(inline), obj.Size, BlobParams{Key: key, ObjectID: obj.ID})
 		if err != nil {
@@ -120,7 +140,11 @@ func (s *Store) newHandleKey(obj *meta.Object, key, inline []byte) (*Handle, err
 		return h, nil
 	}
 	var off int64
-	for _, b := range obj.Blobs {
+	for i := range obj.Blobs {
+		b := &obj.Blobs[i]
+		if err := checkExtent(b); err != nil {
+			return nil, fmt.Errorf("%w: %s/%s: extent %d: %w", ErrCorruptBlob, obj.Bucket, obj.Key, i, err)
+		}
 		h.starts = append(h.starts, off)
 		off += b.Size
 	}
@@ -160,14 +184,21 @@ func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	total := 0
 	for len(p) > 0 && off < h.obj.Size {
 		i := sort.Search(len(h.starts), func(i int) bool { return h.starts[i] > off }) - 1
+		ref := &h.obj.Blobs[i]
+		within := off - h.starts[i]
+		want := min(int64(len(p)), ref.Size-within)
+		if ref.Hole {
+			clear(p[:want])
+			total += int(want)
+			off += want
+			p = p[want:]
+			continue
+		}
 		ob, err := h.blob(i)
 		if err != nil {
 			return total, err
 		}
-		ref := h.obj.Blobs[i]
-		within := off - h.starts[i]
-		want := min(int64(len(p)), ref.Size-within)
-		n, err := ob.r.ReadAt(p[:want], within)
+		n, err := ob.r.ReadAt(p[:want], ref.Off+within)
 		h.put(ob)
 		total += n
 		off += int64(n)
@@ -193,16 +224,16 @@ func (h *Handle) blob(i int) (*openBlob, error) {
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if ob, ok := h.open[i]; ok {
+	ref := h.obj.Blobs[i]
+	if ob, ok := h.open[ref.ID]; ok {
 		ob.users++
 		return ob, nil
 	}
-	ref := h.obj.Blobs[i]
 	f, err := h.s.blobs.be.Open(context.Background(), ref.ID)
 	if err != nil {
 		return nil, h.corrupt(fmt.Errorf("blob %s: %w", ref.ID, err))
 	}
-	r, err := OpenBlob(f, ref.Size, BlobParams{Key: h.key, ObjectID: h.obj.ID, Index: ref.Index})
+	r, err := OpenBlob(f, ref.StoredSize(), BlobParams{Key: h.key, ObjectID: ref.SealedFor(h.obj.ID), Index: ref.Index})
 	if err != nil {
 		f.Close()
 		return nil, h.corrupt(fmt.Errorf("blob %s: %w", ref.ID, err))
@@ -218,8 +249,8 @@ func (h *Handle) blob(i int) (*openBlob, error) {
 		}
 	}
 	ob := &openBlob{f: f, r: r, users: 1}
-	h.open[i] = ob
-	h.order = append(h.order, i)
+	h.open[ref.ID] = ob
+	h.order = append(h.order, ref.ID)
 	return ob, nil
 }
 

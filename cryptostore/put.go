@@ -96,13 +96,35 @@ type staged struct {
 	// ETag is computed from them.
 	partSizes []int64
 	partMD5s  [][]byte
+	// composed: a composed version (compose.go). Its owned blobs are
+	// fresh only; borrowed are blobs of the object's current version it
+	// shares, which the commit checks are still that version's.
+	composed bool
+	fresh    []meta.BlobID
+	borrowed []meta.BlobID
 }
+
+// ownedBlobs returns the blobs written for this commit.
+func (st *staged) ownedBlobs() []meta.BlobID {
+	if st.composed {
+		return st.fresh
+	}
+	return blobIDs(st.blobs)
+}
+
+// errBaseReplaced: a composed version's base is no longer the object's
+// current version, so its blobs cannot be shared.
+var errBaseReplaced = errors.New("the version edited was replaced")
 
 // etag returns the ETag of the version st holds, chosen from how its data
 // is actually stored (sums.go): random for encrypted data, from the MD5s
 // for plain data. Called for each commit attempt, after any restage.
 func (st *staged) etag() (string, error) {
 	switch {
+	case st.composed:
+		// Not an MD5 of the data (computing one would read it all):
+		// the encrypted form, for plain data too (sums.go).
+		return randomETag(1), nil
 	case st.enc != nil:
 		return randomETag(max(1, len(st.partSizes))), nil
 	case st.partSizes != nil:
@@ -214,6 +236,9 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 					return err
 				}
 			}
+			if len(st.borrowed) > 0 && !sharesWith(st.borrowed, cur) {
+				return errBaseReplaced
+			}
 			obj.LastModified = time.Now().UTC()
 			if s.cfg.OnCommit != nil {
 				if err := s.cfg.OnCommit(tx, &CommitEvent{Bucket: b, Key: obj.Key, Old: cur, New: obj}); err != nil {
@@ -241,7 +266,7 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 			old = cur
 			return nil
 		})
-		if errors.Is(err, errSettingChanged) && attempt < 8 {
+		if (errors.Is(err, errSettingChanged) || errors.Is(err, errBaseReplaced)) && attempt < 8 {
 			// Rare: default encryption was switched while the data was
 			// being written. Rewrite it under the setting now in force.
 			st2, rerr := s.restage(ctx, st)
@@ -257,7 +282,7 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 				// Only the sync after the commit failed: the record may
 				// reach the disk, so its blobs stay (and what it replaced
 				// stays too).
-				s.blobs.settle(blobIDs(st.blobs)...)
+				s.blobs.settle(st.ownedBlobs()...)
 				return nil, err
 			}
 			s.discard(st)
@@ -267,10 +292,10 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 			s.cfg.testHookAfterCommit()
 		}
 		if st.owned {
-			s.blobs.settle(blobIDs(st.blobs)...)
+			s.blobs.settle(st.ownedBlobs()...)
 		}
 		if old != nil && old.ID != obj.ID {
-			dropped = append(dropped, old.Blobs...)
+			dropped = append(dropped, blobsNotIn(old.Blobs, obj.Blobs)...)
 		}
 		s.removeAfterCommit(ctx, dropped)
 		s.changed(ChangePut, obj.Bucket, obj.Key)
@@ -281,8 +306,27 @@ func (s *Store) commitStaged(ctx context.Context, st *staged, obj *meta.Object,
 // discard throws staged data away.
 func (s *Store) discard(st *staged) {
 	if st.owned {
-		s.blobs.abandon(blobIDs(st.blobs)...)
+		s.blobs.abandon(st.ownedBlobs()...)
 	}
+}
+
+// sharesWith reports whether every blob of ids belongs to cur.
+func sharesWith(ids []meta.BlobID, cur *meta.Object) bool {
+	if cur == nil || cur.Inline {
+		return false
+	}
+	have := make(map[meta.BlobID]bool, len(cur.Blobs))
+	for _, r := range cur.Blobs {
+		if !r.Hole {
+			have[r.ID] = true
+		}
+	}
+	for _, id := range ids {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
 }
 
 func blobIDs(refs []meta.BlobRef) []meta.BlobID {

@@ -134,17 +134,15 @@ func (s *Store) openRecord(ctx context.Context, obj *meta.Object) (*Handle, erro
 		return s.newHandle(ctx, obj, inline)
 	}
 	s.blobs.acquire(obj.Blobs)
-	if len(obj.Blobs) > 0 {
-		ok, err := s.blobs.exists(ctx, obj.Blobs[0].ID)
-		if err != nil || !ok {
-			s.blobs.release(obj.Blobs)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("opening %s/%s: %w", obj.Bucket, obj.Key, err)
-		}
-		if !ok {
-			return nil, fmt.Errorf("%w: %s/%s", ErrVersionGone, obj.Bucket, obj.Key)
-		}
+	gone, err := s.blobs.missing(ctx, obj.Blobs)
+	if err != nil || gone != nil {
+		s.blobs.release(obj.Blobs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s/%s: %w", obj.Bucket, obj.Key, err)
+	}
+	if gone != nil {
+		return nil, fmt.Errorf("%w: %s/%s", ErrVersionGone, obj.Bucket, obj.Key)
 	}
 	h, err := s.newHandle(ctx, obj, nil)
 	if err != nil {

@@ -490,6 +490,16 @@ func encContext(bucket string, id meta.ObjectID) kms.Context {
 	return kms.Context{"bucket": bucket, "object": id.String()}
 }
 
+// keyObject returns the object id obj's wrapped data key is bound to: its
+// own, or for a version composed over an older one, that version's
+// (meta.Encryption.KeyObject).
+func keyObject(obj *meta.Object) meta.ObjectID {
+	if obj.Encryption != nil && !obj.Encryption.KeyObject.IsZero() {
+		return obj.Encryption.KeyObject
+	}
+	return obj.ID
+}
+
 // masterKey returns the bucket's master key id, creating the key the first
 // time an object is encrypted in the bucket.
 func (s *Store) masterKey(ctx context.Context, bucket string) (string, error) {

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -590,16 +589,32 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 	}
 	m := st.finalMeta()
 	if st.put != nil {
+		if tail := st.size - st.win.off - int64(len(st.win.buf)); tail < tailHole {
+			staged, err := st.finishStream()
+			if err != nil {
+				return nil, err
+			}
+			h, err := staged.Commit(ctx, &m)
+			if err != nil {
+				st.broken = err
+				return nil, err
+			}
+			return h, nil
+		}
+		// A long run of zeros after what was written (a truncate past
+		// the end, a sparse copy): end the stream where the data ends
+		// and store the rest as a hole.
+		size := st.size
+		st.size = st.win.off + int64(len(st.win.buf))
 		staged, err := st.finishStream()
+		st.size = size
 		if err != nil {
 			return nil, err
 		}
-		h, err := staged.Commit(ctx, &m)
-		if err != nil {
-			st.broken = err
-			return nil, err
+		if st.base != nil {
+			st.base.release()
 		}
-		return h, nil
+		st.base, st.baseLen, st.win = stagedBase{staged}, staged.Size(), nil
 	}
 	if sb, ok := st.base.(stagedBase); ok && st.win == nil && !st.anyChunk() && st.size == st.baseLen && st.size == sb.Size() {
 		// The content is what the stream staged, unchanged since: commit
@@ -612,26 +627,80 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		}
 		return h, nil
 	}
-	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Size: st.size, Meta: m}
-	if st.win != nil {
-		w := st.win
-		var parts []io.Reader
-		if st.baseLen > 0 {
-			parts = append(parts, io.NewSectionReader(st.base, 0, st.baseLen))
-		}
-		parts = append(parts, bytes.NewReader(w.buf))
-		if rest := st.size - w.off - int64(len(w.buf)); rest > 0 {
-			parts = append(parts, &zeroReader{n: rest})
-		}
-		in.Body = io.MultiReader(parts...)
-	} else {
-		in.Body = io.NewSectionReader(overlayReader{st}, 0, st.size)
+	// Only what was written since the base is sealed and stored: the
+	// rest is shared with the base version or a hole (cryptostore.Compose).
+	in := &cryptostore.ComposeInput{Bucket: bucket, Key: key, Meta: m, Size: st.size, BaseLen: st.baseLen}
+	if p, ok := st.base.(*pinned); ok {
+		in.Base = p.h
 	}
-	staged, err := st.store.Stage(ctx, in)
+	if w := st.win; w != nil {
+		// Nothing was sent (no stream runs), so the window starts where
+		// the base ends.
+		if len(w.buf) > 0 {
+			in.Changed = []cryptostore.Range{{Off: w.off, Len: int64(len(w.buf))}}
+		}
+		in.Content = windowReader{st}
+	} else {
+		in.Changed = st.spoolRanges()
+		in.Content = overlayReader{st}
+	}
+	staged, err := st.store.Compose(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	return staged.Commit(ctx, nil)
+}
+
+// tailHole: zeros past the written end of at least this many bytes are
+// stored as a hole rather than streamed.
+const tailHole = 1 << 20
+
+// spoolRanges returns the runs of chunks in the spool, within the content.
+func (st *staging) spoolRanges() []cryptostore.Range {
+	var out []cryptostore.Range
+	for c := int64(0); c < int64(len(st.have))*64 && c*chunk < st.size; c++ {
+		if !st.has(c) {
+			continue
+		}
+		off := c * chunk
+		n := min(chunk, st.size-off)
+		if k := len(out) - 1; k >= 0 && out[k].Off+out[k].Len == off {
+			out[k].Len += n
+			continue
+		}
+		out = append(out, cryptostore.Range{Off: off, Len: n})
+	}
+	return out
+}
+
+// windowReader reads the content in stream mode with nothing sent: the
+// base up to baseLen, the window from there (past it, zeros).
+type windowReader struct{ st *staging }
+
+func (r windowReader) ReadAt(p []byte, off int64) (int, error) {
+	st := r.st
+	if off >= st.size {
+		return 0, io.EOF
+	}
+	var eof error
+	if rest := st.size - off; int64(len(p)) > rest {
+		p, eof = p[:rest], io.EOF
+	}
+	end := off + int64(len(p))
+	if b := min(end, st.baseLen) - off; b > 0 {
+		if err := readBase(st.base, p[:b], off); err != nil {
+			return 0, err
+		}
+	}
+	from := max(off, st.baseLen)
+	if gap := min(end, st.win.off); from < gap {
+		clear(p[from-off : gap-off])
+		from = gap
+	}
+	if from < end {
+		st.win.read(p[from-off:], from)
+	}
+	return len(p), eof
 }
 
 // close releases what the staging holds; uncommitted data is dropped.

@@ -27,7 +27,9 @@ package meta
 //	1 Created time · 2 Region string · 3 EncryptionOn bool ·
 //	4 MasterKeyID string · 5 Replication bytes
 //
-// Object (version FormatVersion = 1; bucket and key come from the key)
+// Object (version FormatVersion = 1, or FormatVersionExtents = 2 exactly
+// when a BlobRef uses fields 4–7 or the Encryption field 5: an older reader
+// refuses those; bucket and key come from the key)
 //
 //	1 ID id · 2 Size int · 3 ETag string · 4 Checksum nested, repeated ·
 //	5 LastModified time · 6 Meta nested · 7 Encryption nested (present ⇔
@@ -52,9 +54,11 @@ package meta
 // Nested records
 //
 //	Checksum:   1 Algorithm string · 2 Value string
-//	BlobRef:    1 ID id · 2 Index uint (≤ 2³²-1) · 3 Size int
+//	BlobRef:    1 ID id · 2 Index uint (≤ 2³²-1) · 3 Size int ·
+//	            4 Hole bool · 5 Off int · 6 BlobSize int · 7 Owner id
+//	            (4–7: version 2 only)
 //	Encryption: 1 Algorithm string · 2 KeyID string · 3 KeyVersion uint
-//	            (≤ 2³²-1) · 4 WrappedKey bytes
+//	            (≤ 2³²-1) · 4 WrappedKey bytes · 5 KeyObject id (version 2)
 //	ObjectMeta: 1 ContentType · 2 ContentEncoding · 3 ContentDisposition ·
 //	            4 ContentLanguage · 5 CacheControl · 6 Expires (strings) ·
 //	            7 User entry nested, repeated, written in name order:
@@ -120,14 +124,19 @@ const (
 	checksumAlgorithm = 1
 	checksumValue     = 2
 
-	blobID    = 1
-	blobIndex = 2
-	blobSize  = 3
+	blobID       = 1
+	blobIndex    = 2
+	blobSize     = 3
+	blobHole     = 4
+	blobOff      = 5
+	blobBlobSize = 6
+	blobOwner    = 7
 
 	encAlgorithm  = 1
 	encKeyID      = 2
 	encKeyVersion = 3
 	encWrappedKey = 4
+	encKeyObject  = 5
 
 	metaContentType        = 1
 	metaContentEncoding    = 2
@@ -235,14 +244,19 @@ func appendChecksum(b []byte, c Checksum) []byte {
 func appendBlobRef(b []byte, r BlobRef) []byte {
 	b = appendID(b, blobID, r.ID)
 	b = appendUint(b, blobIndex, uint64(r.Index))
-	return appendInt(b, blobSize, r.Size)
+	b = appendInt(b, blobSize, r.Size)
+	b = appendBool(b, blobHole, r.Hole)
+	b = appendInt(b, blobOff, r.Off)
+	b = appendInt(b, blobBlobSize, r.BlobSize)
+	return appendID(b, blobOwner, r.Owner)
 }
 
 func appendEncryption(b []byte, e *Encryption) []byte {
 	b = appendString(b, encAlgorithm, e.Algorithm)
 	b = appendString(b, encKeyID, e.KeyID)
 	b = appendUint(b, encKeyVersion, uint64(e.KeyVersion))
-	return appendBytes(b, encWrappedKey, e.WrappedKey)
+	b = appendBytes(b, encWrappedKey, e.WrappedKey)
+	return appendID(b, encKeyObject, e.KeyObject)
 }
 
 func (m *ObjectMeta) isZero() bool {
@@ -292,7 +306,7 @@ func encodeBucket(dst []byte, bk *Bucket) []byte {
 // encodeObject appends o's record to dst, with version FormatVersion. Bucket,
 // Key and o.FormatVersion are not encoded.
 func encodeObject(dst []byte, o *Object) []byte {
-	dst = append(dst, FormatVersion)
+	dst = append(dst, o.EncodedVersion())
 	dst = appendID(dst, objectID, o.ID)
 	dst = appendInt(dst, objectSize, o.Size)
 	dst = appendString(dst, objectETag, o.ETag)
@@ -538,6 +552,14 @@ func decodeBlobRef(f *fields, r *BlobRef) {
 			g.uint32(&r.Index)
 		case blobSize:
 			g.int64(&r.Size)
+		case blobHole:
+			g.bool(&r.Hole)
+		case blobOff:
+			g.int64(&r.Off)
+		case blobBlobSize:
+			g.int64(&r.BlobSize)
+		case blobOwner:
+			g.id((*[16]byte)(&r.Owner))
 		}
 	}
 	if g.err != nil {
@@ -558,6 +580,8 @@ func decodeEncryption(f *fields) *Encryption {
 			g.uint32(&e.KeyVersion)
 		case encWrappedKey:
 			g.bytes(&e.WrappedKey)
+		case encKeyObject:
+			g.id((*[16]byte)(&e.KeyObject))
 		}
 	}
 	if g.err != nil {
@@ -643,11 +667,11 @@ func decodeBucket(data []byte, bk *Bucket) error {
 // decodeObject decodes an object record into o (all fields but Bucket and
 // Key).
 func decodeObject(data []byte, o *Object) error {
-	data, err := version("object record", data, FormatVersion)
+	data, v, err := objectVersion(data)
 	if err != nil {
 		return err
 	}
-	o.FormatVersion = FormatVersion
+	o.FormatVersion = v
 	f := fields{rec: "object record", b: data}
 	for f.next() {
 		switch f.tag {
@@ -681,7 +705,22 @@ func decodeObject(data []byte, o *Object) error {
 			f.time(&o.ReplicaSourceModified)
 		}
 	}
+	if f.err == nil && o.EncodedVersion() != v {
+		// Version 1 has no extents; version 2 is written only with them.
+		return fmt.Errorf("%w: object record: version %d with%s extent fields", ErrCorruptRecord, v,
+			map[bool]string{true: "", false: "out"}[o.Composed()])
+	}
 	return f.err
+}
+
+// objectVersion checks an object record's version byte: FormatVersion, or
+// FormatVersionExtents for a record with extents.
+func objectVersion(data []byte) ([]byte, uint8, error) {
+	if len(data) > 0 && data[0] == FormatVersionExtents {
+		return data[1:], FormatVersionExtents, nil
+	}
+	rest, err := version("object record", data, FormatVersion)
+	return rest, FormatVersion, err
 }
 
 // decodeUpload decodes an upload record into u (all fields but Bucket, Key
@@ -741,7 +780,7 @@ func decodePart(data []byte, p *Part) error {
 
 // objectRecordSize reads only the size of an object record.
 func objectRecordSize(data []byte) (int64, error) {
-	data, err := version("object record", data, FormatVersion)
+	data, _, err := objectVersion(data)
 	if err != nil {
 		return 0, err
 	}
@@ -757,7 +796,7 @@ func objectRecordSize(data []byte) (int64, error) {
 
 // objectRecordBlobs calls fn with the id of every blob of an object record.
 func objectRecordBlobs(data []byte, fn func(BlobID) error) error {
-	data, err := version("object record", data, FormatVersion)
+	data, _, err := objectVersion(data)
 	if err != nil {
 		return err
 	}
@@ -768,6 +807,9 @@ func objectRecordBlobs(data []byte, fn func(BlobID) error) error {
 			decodeBlobRef(&f, &r)
 			if f.err != nil {
 				break
+			}
+			if r.Hole {
+				continue
 			}
 			if err := fn(r.ID); err != nil {
 				return err

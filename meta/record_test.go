@@ -194,7 +194,7 @@ func TestDecodeCorrupt(t *testing.T) {
 		data []byte
 	}{
 		{name: "empty", data: nil},
-		{name: "unknown version", data: []byte{FormatVersion + 1}},
+		{name: "unknown version", data: []byte{FormatVersionExtents + 1}},
 		{name: "version zero", data: []byte{0}},
 		{name: "truncated", data: valid[:len(valid)-1]},
 		{name: "length past end", data: rec([]byte{byte(objectETag), 5, 'a'})},

@@ -258,7 +258,7 @@ func (tx *Txn) PutObject(o *Object) error {
 	if err := ValidKey(o.Key); err != nil {
 		return err
 	}
-	o.FormatVersion = FormatVersion
+	o.FormatVersion = o.EncodedVersion()
 	k := objectKey(o.Bucket, o.Key)
 	if err := tx.kv.set(k, tx.seal(k, encodeObject(nil, o))); err != nil {
 		return err

@@ -186,6 +186,11 @@ type Encryption struct {
 	KeyID      string // KMS master key id
 	KeyVersion uint32 // master key version that wrapped the data key
 	WrappedKey []byte // the data key, wrapped by the KMS
+	// KeyObject is the object id the wrapped key is bound to (its KMS
+	// context), when it is not the record's own id: a version composed
+	// over an older one (extents, see BlobRef) keeps that version's data
+	// key, wrapped as it was. Zero: the record's own id.
+	KeyObject ObjectID
 }
 
 // Checksum is an integrity checksum of the whole plaintext.
@@ -194,16 +199,88 @@ type Checksum struct {
 	Value     string // base64 of the big-endian digest, as S3 sends it
 }
 
-// BlobRef points at one blob holding part of an object's data. An object's
-// data is the concatenation of its blobs in order.
+// BlobRef is one extent of an object's data: Size bytes taken from a blob,
+// or a hole of Size zero bytes. An object's data is the concatenation of
+// its extents in order.
+//
+// A plain object has one extent per blob, each a whole blob (a single PUT
+// one, a multipart object one per part). A version composed by a partial
+// rewrite (Store.Compose: a file patched in place or grown with holes
+// through the mount) may also have holes, which are stored nowhere, and
+// extents that take a range (Off, Size) of a blob of Blob Size bytes,
+// possibly a blob sealed for an older version of the object (Owner), which
+// the new version then shares.
 type BlobRef struct {
 	ID    BlobID
 	Index uint32 // bound into every chunk's associated data (part number; 0 for single blobs)
-	Size  int64  // plaintext bytes
+	Size  int64  // plaintext bytes of the extent
+	// Hole: Size zero bytes, no blob (ID, Index, Off, BlobSize and Owner
+	// are zero).
+	Hole bool
+	// Off is where the extent starts in the blob's plaintext.
+	Off int64
+	// BlobSize is the blob's whole plaintext size; zero means Size (the
+	// extent is the whole blob, Off zero).
+	BlobSize int64
+	// Owner is the object id the blob was sealed under (bound into its
+	// chunks' associated data) when it is not the record's own id.
+	Owner ObjectID
 }
 
-// FormatVersion is the version of the object record encoding written now.
+// Whole reports whether the extent is a whole blob sealed for the record's
+// own id: what every extent is in a record written by FormatVersion 1.
+func (r *BlobRef) Whole() bool {
+	return !r.Hole && r.Off == 0 && (r.BlobSize == 0 || r.BlobSize == r.Size) && r.Owner.IsZero()
+}
+
+// StoredSize returns the plaintext size of the blob the extent reads from.
+func (r *BlobRef) StoredSize() int64 {
+	if r.BlobSize != 0 {
+		return r.BlobSize
+	}
+	return r.Size
+}
+
+// SealedFor returns the object id r's blob was sealed under, for a record
+// with id id.
+func (r *BlobRef) SealedFor(id ObjectID) ObjectID {
+	if !r.Owner.IsZero() {
+		return r.Owner
+	}
+	return id
+}
+
+// FormatVersion is the version of the object record encoding written for a
+// record whose extents are all whole blobs of its own (and whose wrapped
+// key is its own): the first release's encoding, unchanged.
 const FormatVersion = 1
+
+// FormatVersionExtents is the version written for a record with holes,
+// partial extents, shared blobs or a borrowed wrapped key (BlobRef,
+// Encryption.KeyObject): a reader that knows only version 1 would read such
+// a record wrong, so it must refuse it.
+const FormatVersionExtents = 2
+
+// Composed reports whether the record needs FormatVersionExtents.
+func (o *Object) Composed() bool {
+	if o.Encryption != nil && !o.Encryption.KeyObject.IsZero() {
+		return true
+	}
+	for i := range o.Blobs {
+		if !o.Blobs[i].Whole() {
+			return true
+		}
+	}
+	return false
+}
+
+// EncodedVersion is the record version o is written with.
+func (o *Object) EncodedVersion() uint8 {
+	if o.Composed() {
+		return FormatVersionExtents
+	}
+	return FormatVersion
+}
 
 // Object is an object's record.
 type Object struct {
