@@ -28,12 +28,7 @@ var pageNames = []string{"login", "overview", "buckets", "bucket_delete", "setti
 
 var funcs = template.FuncMap{
 	"bytes": humanBytes,
-	"time": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
+	"time":  formatTime,
 	"pct": func(part, whole int64) string {
 		if whole == 0 {
 			return "—"
@@ -41,6 +36,13 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.0f %%", 100*float64(part)/float64(whole))
 	},
 	"p": url.PathEscape,
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -433,13 +435,17 @@ const (
 	maxPageSize     = 1000
 )
 
+// objectRow is a row of the object browser, its links and texts made
+// here rather than by template functions (a page has up to 1000 rows).
 type objectRow struct {
-	Key          string // full key
-	Name         string // the key below the prefix
-	Size         int64
-	LastModified time.Time
-	Encrypted    bool
-	Replication  string
+	Name        string // the key below the prefix
+	Href        string // the object's details
+	Download    string
+	Delete      string
+	Size        string
+	Modified    string
+	Encrypted   bool
+	Replication string
 }
 
 type folderRow struct {
@@ -474,8 +480,11 @@ func (c *Console) objectsPage(w http.ResponseWriter, r *http.Request, s *session
 		folders = append(folders, folderRow{Prefix: p, Name: strings.TrimPrefix(p, prefix)})
 	}
 	objs := make([]objectRow, 0, len(page.Objects))
+	base := Prefix + "buckets/" + url.PathEscape(bucket) + "/"
 	for _, o := range page.Objects {
-		objs = append(objs, objectRow{Key: o.Key, Name: strings.TrimPrefix(o.Key, prefix), Size: o.Size, LastModified: o.LastModified,
+		q := "?key=" + url.QueryEscape(o.Key)
+		objs = append(objs, objectRow{Name: strings.TrimPrefix(o.Key, prefix), Href: base + "object" + q, Download: base + "download" + q,
+			Delete: base + "object/delete" + q, Size: humanBytes(o.Size), Modified: formatTime(o.LastModified),
 			Encrypted: o.Encryption != nil, Replication: o.ReplicationStatus})
 	}
 	d["Folders"], d["Objects"] = folders, objs
