@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -190,7 +191,11 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			return errno
 		}
 		if err := n.st.truncate(int64(size)); err != nil {
-			return n.fs.errno(err, bucket, key)
+			if n.opens == 0 && ok {
+				n.dropIdleStagingLocked()
+				return n.fs.errno(err, bucket, key)
+			}
+			return n.fs.errno(n.stagingFailed(err), bucket, key)
 		}
 		n.st.wrote = true
 		n.st.mtimeSet = false
@@ -224,7 +229,10 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	}
 	if _, has := in.GetSize(); has && n.opens == 0 && ok {
 		// truncate(2) of a file nobody has open: no flush will follow.
+		kver := n.kver
 		if err := n.commitLocked(ctx); err != nil {
+			n.dropIdleStagingLocked()
+			n.kver = kver
 			return n.fs.errno(err, bucket, key)
 		}
 	}
@@ -305,7 +313,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		fuseFlags = fuse.FOPEN_KEEP_CACHE
 		if trunc {
 			if err := n.st.truncate(0); err != nil {
-				return nil, 0, n.fs.errno(err, bucket, key)
+				return nil, 0, n.fs.errno(n.stagingFailed(err), bucket, key)
 			}
 			n.st.wrote = true
 		}
@@ -315,7 +323,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		fuseFlags = fuse.FOPEN_DIRECT_IO
 		if trunc {
 			if err := n.st.truncate(0); err != nil {
-				return nil, 0, n.fs.errno(err, bucket, key)
+				return nil, 0, n.fs.errno(n.stagingFailed(err), bucket, key)
 			}
 			n.st.wrote = true
 		}
@@ -439,6 +447,42 @@ func (n *fileNode) commitLocked(ctx context.Context) error {
 	return nil
 }
 
+// dropIdleStagingLocked drops the staging of a truncate(2) of a file
+// nobody has open that failed: no flush would ever commit it, and the
+// kernel keeps the file's old size, so the file keeps the version it has
+// (kept staged, it would be read with the kernel's old size, zeros past
+// the new end).
+func (n *fileNode) dropIdleStagingLocked() {
+	if n.st == nil {
+		return
+	}
+	n.st.close()
+	n.st = nil
+	n.fs.markClean(n)
+}
+
+// stagingFailed records that an operation on the file's staging failed
+// (the disk is full, say). It may have lost bytes the staging held (a
+// window half moved into the spool, a chunk half written), and the
+// kernel's pages may hold writes it never stored (the kernel reports their
+// error at fsync or close): a commit of what is left would store a version
+// that is neither the file's old content nor its new one. So the staging
+// is broken — every later commit of it fails, and the last close drops it,
+// the file keeping the version last committed — and the inode loses its
+// version: its pages are dropped and the next lookup makes a new inode.
+// Called with n.mu held; returns err.
+func (n *fileNode) stagingFailed(err error) error {
+	if n.st != nil && n.st.broken == nil {
+		n.st.broken = fmt.Errorf("writes since the last commit were lost: %w", err)
+	}
+	n.kver = cryptostore.ObjectID{}
+	n.stale.Store(true)
+	if bucket, key, ok := n.loc(); ok {
+		n.fs.inval.post(cryptostore.ChangeEvent{Kind: cryptostore.ChangePut, Bucket: bucket, Key: key})
+	}
+	return err
+}
+
 // committedLocked records a version this mount committed (h, which it
 // takes; nil if it could not be held). If the kernel's pages and size hold
 // its content (consistent), it is the inode's version from now on, and
@@ -560,6 +604,9 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	bucket, key, _ := n.loc()
 	if n.st != nil {
 		nr, err := n.st.readAt(dest, off)
+		if err != nil && err != io.EOF {
+			n.stagingFailed(err)
+		}
 		n.mu.Unlock()
 		if err != nil && err != io.EOF {
 			return nil, n.fs.errno(err, bucket, key)
@@ -599,7 +646,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, errno
 	}
 	if err := n.st.write(data, off); err != nil {
-		return 0, n.fs.errno(err, bucket, key)
+		return 0, n.fs.errno(n.stagingFailed(err), bucket, key)
 	}
 	return uint32(len(data)), 0
 }
@@ -690,7 +737,7 @@ func (h *fileHandle) Allocate(ctx context.Context, off uint64, size uint64, mode
 	if end := int64(off + size); end > n.st.size {
 		bucket, key, _ := n.loc()
 		if err := n.st.truncate(end); err != nil {
-			return n.fs.errno(err, bucket, key)
+			return n.fs.errno(n.stagingFailed(err), bucket, key)
 		}
 		n.st.wrote = true
 	}
