@@ -121,6 +121,7 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 		return
 	}
 	if ev.Kind == cryptostore.ChangeBucket {
+		f.root.changedOutside(ev.Bucket)
 		root.NotifyEntry(ev.Bucket)
 		if b := root.GetChild(ev.Bucket); b != nil {
 			b.NotifyContent(0, 0) // attributes and the cached listing

@@ -3,7 +3,9 @@ package fs
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -17,10 +19,46 @@ import (
 type rootNode struct {
 	gofs.Inode
 	fs *FS
+
+	// changed is when a bucket was last created or deleted (UnixNano; 0:
+	// not since the mount started), which the root's mtime and ctime show.
+	changed atomic.Int64
+}
+
+// touch records that a bucket was created or deleted at t.
+func (r *rootNode) touch(t time.Time) {
+	for {
+		c := r.changed.Load()
+		if t.UnixNano() <= c || r.changed.CompareAndSwap(c, t.UnixNano()) {
+			return
+		}
+	}
+}
+
+// changedOutside records a change of a bucket made outside the mount (over
+// S3, by an admin command): if it created or deleted the bucket, the root's
+// mtime moves. (Other changes of a bucket, its encryption, leave it.) Run on
+// the invalidator's goroutine: it sends the kernel a notification.
+func (r *rootNode) changedOutside(name string) {
+	b, err := r.fs.store.GetBucket(context.Background(), name)
+	before := r.changed.Load()
+	switch {
+	case errors.Is(err, cryptostore.ErrNoSuchBucket):
+		r.touch(time.Now())
+	case err == nil:
+		r.touch(b.Created)
+	}
+	if r.changed.Load() != before {
+		r.NotifyContent(-1, 0)
+	}
 }
 
 func (r *rootNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	r.fs.fillAttr(&out.Attr, 1, kindDir, posix{mode: 0o755, uid: r.fs.uid, gid: r.fs.gid, mtime: r.fs.started}, 0)
+	mtime := r.fs.started
+	if c := time.Unix(0, r.changed.Load()); c.After(mtime) {
+		mtime = c
+	}
+	r.fs.fillAttr(&out.Attr, 1, kindDir, posix{mode: 0o755, uid: r.fs.uid, gid: r.fs.gid, mtime: mtime}, 0)
 	return 0
 }
 
@@ -104,6 +142,7 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
 	}
+	r.touch(time.Now())
 	b, err := r.fs.store.GetBucket(r.fs.keep(ctx), name)
 	if err != nil {
 		return nil, r.fs.errno(err, name, "")
@@ -125,6 +164,7 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return r.fs.errno(err, name, "")
 	}
+	r.touch(time.Now())
 	if ch := r.GetChild(name); ch != nil {
 		if d, ok := ch.Operations().(*dirNode); ok {
 			d.markGone()
