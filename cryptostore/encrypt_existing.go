@@ -27,8 +27,11 @@ import (
 // plain blob behind). Plain objects kept inline in the metadata are
 // deleted there, and their bytes purged from the engine's files
 // (meta.DB.PurgeInline: Badger's write-ahead logs and tables) every
-// purgeBatch objects and at the end of the run; the ids waiting for it are
-// kept in the checkpoint, so a run resumed after a crash purges them too.
+// purgeBatch objects and at the end of the run — with those it read and
+// found overwritten by a client meanwhile; the ids waiting for it are kept
+// in the checkpoint, so a run resumed after a crash purges them too. (A
+// plain object a client overwrote or deleted before the run reached it is
+// not known to the run: its bytes go with the engine's own compaction.)
 // On a shared engine (PostgreSQL, etcd) the server's storage is out of
 // reach: the run logs a warning saying so.
 //
@@ -242,7 +245,8 @@ func (s *Store) purgeInline(ctx context.Context, ids []string) error {
 }
 
 // encryptOne rewrites one object in place unless it is encrypted under
-// *bucketKey already, and returns its size and the version it replaced.
+// *bucketKey already, and returns its size and the version it replaced (or
+// saw replaced by another writer: errEncryptRaced).
 // *bucketKey is filled in when the bucket's master key is made by this
 // write.
 func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *string) (int64, *meta.Object, error) {
@@ -288,6 +292,11 @@ func (s *Store) encryptOne(ctx context.Context, bucket, key string, bucketKey *s
 		in.ReplicationStatus, in.ReplicaSourceModified = src.ReplicationStatus, src.ReplicaSourceModified
 	}
 	o, err := s.Put(ctx, in)
+	if errors.Is(err, errEncryptRaced) {
+		// Overwritten or deleted since it was read: its writer deleted
+		// the version read, inline data included.
+		return 0, src, err
+	}
 	if err != nil {
 		return 0, nil, err
 	}
