@@ -68,8 +68,11 @@ test-engines: build
 
 # The integration package STRESS_RUNS times in a row (3 unless given), to
 # catch flaky tests: every run goes to the end; the summary says which runs
-# failed, and the make fails if any did. Full logs in a temporary directory.
+# failed, and the make fails if any did. Then sealfs's fsx and fsstress
+# (internal/fsx) on a nearly full data disk for FSX_DURATION (make test runs
+# them for 20s), with their counts. Full logs in a temporary directory.
 STRESS_RUNS ?= 3
+FSX_DURATION ?= 5m
 stress: build
 	@out=$$(mktemp -d /tmp/sealfs-stress.XXXXXX); failed=""; \
 	for i in $$(seq $(STRESS_RUNS)); do \
@@ -77,7 +80,10 @@ stress: build
 	  SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/ >$$out/run$$i.log 2>&1 || failed="$$failed $$i"; \
 	  grep -E '^(--- FAIL|FAIL|ok|panic:)' $$out/run$$i.log; \
 	done; \
-	if [ -n "$$failed" ]; then echo "stress: run(s)$$failed of $(STRESS_RUNS) failed; logs in $$out"; exit 1; fi; \
+	echo "== fsx and fsstress on a nearly full data disk for $(FSX_DURATION) (log: $$out/fsx.log)"; \
+	SEALFS_FSX_DURATION=$(FSX_DURATION) SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestMountFsxDiskFull$$' -v ./integration/ >$$out/fsx.log 2>&1 || failed="$$failed fsx"; \
+	grep -E 'seed|fsx: |fsstress: |ballast:|after the restart|^(--- |FAIL|ok|panic:)' $$out/fsx.log | grep -v '"level"'; \
+	if [ -n "$$failed" ]; then echo "stress: run(s)$$failed failed; logs in $$out"; exit 1; fi; \
 	echo "stress: every run passed ($(STRESS_RUNS) in a row)"
 
 # Power cuts, many of them (make test runs a short version): the daemon runs

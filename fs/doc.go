@@ -18,7 +18,9 @@
 //
 //   - rootNode, the mount's top: one directory per bucket. mkdir creates a
 //     bucket (a name S3 refuses is EINVAL), rmdir deletes an empty one
-//     (ENOTEMPTY otherwise). Nothing else can be created at the top, and
+//     (ENOTEMPTY otherwise); its mtime and ctime show when a bucket was
+//     last created or deleted, through the mount or over S3 (in memory:
+//     the mount's start after a restart). Nothing else can be created at the top, and
 //     buckets cannot be renamed (EPERM).
 //   - dirNode, a bucket's directory (key prefix "") or a directory inside
 //     one: a key prefix ending in "/". mkdir writes a marker object, the
@@ -101,6 +103,27 @@
 // far durable before returning. Data blobs are synced before any record
 // points at them, so a crash loses a version not yet synced whole, never
 // half. (S3 writes are always synced before they are acknowledged.)
+//
+// A full data disk (ENOSPC) loses no acknowledged byte and shows no byte
+// that was never written. With the kernel's writeback cache, write(2)
+// only fills the page cache: a write the mount cannot stage fails when
+// the kernel sends it back, and the error reaches the program at fsync
+// or close. Any failed operation on a file's staging (a write, a truncate,
+// a read that had to move it into the spool) breaks it (stagingFailed in
+// file.go), because it may have lost bytes it held: every later commit of
+// it fails, the last close drops it, and the file keeps the version last
+// committed (by a close or fsync that succeeded), never that version with
+// some of the writes. The inode loses its version, so no page the kernel
+// cached of the lost writes is read again. A commit that fails (the blob
+// or the record cannot be written) leaves the staging whole, to be
+// committed by a later close once space returns: the file then holds all
+// of its writes or, if none succeeds, the old version. A truncate(2) of a
+// file nobody has open that fails changes nothing. So after an ENOSPC a
+// file holds the old content or the new one; internal/fsx checks exactly
+// that on a nearly full disk (integration TestMountFsxDiskFull). One
+// exception, as on a local file system: msync(2) and sync_file_range(2)
+// of a range write back only that range, so the commit they cause holds
+// the writes of that range and not those still cached elsewhere.
 //
 // A file created through the mount exists only in the mount until its
 // first commit: lookups and listings of its directory include it (if that
