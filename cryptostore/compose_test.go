@@ -400,3 +400,35 @@ func TestComposeTamper(t *testing.T) {
 		})
 	}
 }
+
+// A composed version's wrapped key is bound to the version it was first
+// wrapped for (Encryption.KeyObject): rotation and rewrap re-wrap it under
+// that context, and it reads afterwards.
+func TestComposeRewrap(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.InlineMax = -1 })
+	e.bucket(t, "bkt", true)
+	data := randBytes(1 << 20)
+	e.put(t, "bkt", "f", data)
+	h, err := e.store.Open(ctx, "bkt", "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(data[5000:], "patch")
+	o := e.compose(t, "bkt", "f", h, h.Size(), data, Range{5000, 5})
+	h.Close()
+	if o.Encryption.KeyObject.IsZero() || o.Encryption.KeyObject == o.ID {
+		t.Fatalf("composed version's key object %s (its id %s)", o.Encryption.KeyObject, o.ID)
+	}
+	b, _ := e.store.GetBucket(ctx, "bkt")
+	if _, err := e.store.RotateKey(ctx, b.MasterKeyID); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.store.Rewrap(ctx, RewrapOptions{})
+	if err != nil || rep.Rewrapped != 1 || len(rep.Failed) != 0 {
+		t.Fatalf("rewrap: %+v, %v", rep, err)
+	}
+	o2 := wantContent(t, e, "bkt", "f", data)
+	if o2.Encryption.KeyVersion != 2 || o2.Encryption.KeyObject != o.Encryption.KeyObject {
+		t.Fatalf("after rewrap: %+v", o2.Encryption)
+	}
+}

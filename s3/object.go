@@ -322,7 +322,9 @@ func partRange(obj *cryptostore.Object, pn string) (start, length int64, count i
 	if perr != nil || n < 1 || n > s3xml.MaxPartNumber {
 		return 0, 0, 0, errPartNumber
 	}
-	multipart := !obj.Inline && len(obj.Blobs) > 0 && obj.Blobs[0].Index > 0
+	// A composed version (edited in place through the mount) lists
+	// extents, not parts, even where it shares a multipart object's blobs.
+	multipart := !obj.Inline && len(obj.Blobs) > 0 && obj.Blobs[0].Index > 0 && !obj.Composed()
 	if !multipart {
 		if n != 1 {
 			return 0, 0, 0, s3err.ErrInvalidRange.WithMessage("The requested partnumber is not satisfiable")
