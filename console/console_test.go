@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/replicate"
 )
 
 // consoleURLs are every console route, with a bucket, object and key
@@ -579,5 +580,110 @@ func TestConsoleLinks(t *testing.T) {
 		if !found {
 			t.Errorf("no download link reaches %q (links: %v)", k, seen)
 		}
+	}
+}
+
+// TestConsoleKeys: rotate, disable and enable a bucket's key from the
+// keys page's confirmations; the system key cannot be disabled.
+func TestConsoleKeys(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keyID := seedOnce(t, e)
+	c := e.client(t)
+	tok, _ := e.login(t, c, testAccessKey, testSecretKey)
+	page := e.get(t, c, "/console/keys", http.StatusOK)
+	if !strings.Contains(page, keyID) || !strings.Contains(page, "bkt1") || !strings.Contains(page, "system key") {
+		t.Fatalf("keys page:\n%s", page)
+	}
+	for _, op := range []string{"rotate", "disable", "enable"} {
+		confirm := e.get(t, c, "/console/keys/"+keyID+"/"+op, http.StatusOK)
+		if !strings.Contains(confirm, `id="confirm-key"`) || !strings.Contains(confirm, "bkt1") {
+			t.Fatalf("%s confirmation:\n%s", op, confirm)
+		}
+		if resp := e.post(t, c, "/console/keys/"+keyID+"/"+op, url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: %d %s", op, resp.StatusCode, readBody(resp))
+		}
+		md, err := e.store.DescribeKey(ctx, keyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch op {
+		case "rotate":
+			if md.CurrentVersion != 2 {
+				t.Fatalf("after rotate: version %d", md.CurrentVersion)
+			}
+		case "disable":
+			if md.State != cryptostore.KeyDisabled {
+				t.Fatalf("after disable: %s", md.State)
+			}
+			// An object under a disabled key cannot be read; the console says why.
+			page := e.get(t, c, "/console/buckets/bkt1/download?key=a.txt", 0)
+			if !strings.Contains(page, "disabled") {
+				t.Errorf("download under a disabled key:\n%.500s", page)
+			}
+		case "enable":
+			if md.State != cryptostore.KeyEnabled {
+				t.Fatalf("after enable: %s", md.State)
+			}
+		}
+	}
+	sys, err := e.store.SystemKeyID(ctx)
+	if err != nil || sys == "" {
+		t.Fatalf("system key: %q %v", sys, err)
+	}
+	if resp := e.post(t, c, "/console/keys/"+sys+"/disable", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("disabling the system key: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleReplication: targets, a bucket's rules and a resync followed
+// to its end.
+func TestConsoleReplication(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	seedOnce(t, e)
+	repl := e.console.repl
+	if _, err := repl.AddTarget(ctx, &replicate.TargetInput{Region: "eu-west-1", Endpoint: "https://127.0.0.1:1", AccessKey: "AK", SecretKey: "SK"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repl.Enable(ctx, "bkt1", &replicate.EnableInput{To: "eu-west-1/backup"}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(t)
+	tok, _ := e.login(t, c, testAccessKey, testSecretKey)
+	page := e.get(t, c, "/console/replication", http.StatusOK)
+	for _, want := range []string{"eu-west-1", "https://127.0.0.1:1", "backup", "bkt1", "Resync"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("replication page lacks %q", want)
+		}
+	}
+	resp := e.post(t, c, "/console/replication/bkt1/resync", url.Values{"csrf": {tok}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/replication/resync/") {
+		t.Fatalf("resync: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	loc := resp.Header.Get("Location")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		page = e.get(t, c, loc, http.StatusOK)
+		if strings.Contains(page, "<progress") && strings.Contains(page, "done ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resync did not finish:\n%s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(page, `value="100"`) {
+		t.Errorf("a finished resync's progress is not 100:\n%s", page)
+	}
+	if page = e.get(t, c, "/console/replication", http.StatusOK); !strings.Contains(page, "Resyncs started here") {
+		t.Error("the replication page does not list the resync")
+	}
+	// A bucket without rules cannot be resynced.
+	if err := e.store.CreateBucket(ctx, "norules", "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.post(t, c, "/console/replication/norules/resync", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("resync without rules: %d %s", resp.StatusCode, readBody(resp))
 	}
 }

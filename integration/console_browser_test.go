@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -363,18 +364,44 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 
 	// A phone's width.
-	b.do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
-	b.do("objects", chromedp.Navigate(base+"/console/buckets/"+bucket+"/objects"))
-	b.until("the objects page", `document.querySelector("#upload-files")`)
-	w, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
-	if err != nil || w > 390 {
-		t.Errorf("at a phone's width the page is %d px wide (%v): it scrolls sideways", w, err)
+	// Every page at a phone's width (wide tables scroll inside their box,
+	// the page itself does not) and at 1280×800.
+	pages := []struct{ name, path, ready string }{
+		{"overview", "/console/", "#ov-objects"},
+		{"buckets", "/console/buckets", "#bucket-name"},
+		{"settings", "/console/buckets/" + bucket + "/settings", "#encryption-modify"},
+		{"settings-modify", "/console/buckets/" + bucket + "/settings?modify=encryption", "#mode-kms"},
+		{"objects", "/console/buckets/" + bucket + "/objects", "#upload-files"},
+		{"object", "/console/buckets/" + bucket + "/object?key=secret-report.txt", "#object-sse"},
+		{"object-delete", "/console/buckets/" + bucket + "/object/delete?key=secret-report.txt", "#delete-object"},
+		{"bucket-delete", "/console/buckets/" + bucket + "/delete", "#delete-bucket"},
+		{"keys", "/console/keys", "#keys"},
+		{"key-rotate", "/console/keys/" + path.Base(aws.ToString(head.SSEKMSKeyId)) + "/rotate", "#confirm-key"},
+		{"replication", "/console/replication", "#targets"},
 	}
-	b.shot("objects-phone")
-	b.do("settings", chromedp.Navigate(base+"/console/buckets/"+bucket+"/settings"))
-	b.until("the settings page", `document.querySelector("#encryption-modify")`)
-	b.shot("settings-phone")
-	b.do("desktop", chromedp.EmulateViewport(1280, 800))
+	for _, vp := range []struct {
+		name string
+		w, h int64
+		opts []chromedp.EmulateViewportOption
+	}{{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile}}, {"desktop", 1280, 800, nil}} {
+		b.do(vp.name, chromedp.EmulateViewport(vp.w, vp.h, vp.opts...))
+		for _, p := range pages {
+			b.do(p.name, chromedp.Navigate(base+p.path))
+			b.until("the "+p.name+" page", `document.querySelector("`+p.ready+`")`)
+			w, err := chromedp.Run(b.ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
+			if err != nil || w > vp.w {
+				t.Errorf("%s at %d px: the page is %d px wide (%v): it scrolls sideways", p.name, vp.w, w, err)
+			}
+			// Every form field has a label.
+			unlabelled, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea")).filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).length`))
+			if err != nil || unlabelled != 0 {
+				t.Errorf("%s: %d form fields without a label (%v)", p.name, unlabelled, err)
+			}
+			if vp.name == "phone" {
+				b.shot(p.name + "-phone")
+			}
+		}
+	}
 
 	// Log out: the console is closed again.
 	b.do("log out", chromedp.Click(chromedp.CSS(`form.logout button`)))
