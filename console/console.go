@@ -169,6 +169,28 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux.ServeHTTP(w, r)
 }
 
+// Serves reports whether the daemon should hand r to the console: a path
+// under Prefix (or Prefix without its slash) that is not an S3 request. A
+// request signed for S3 (an Authorization header, or a presigned URL's
+// query) goes to the S3 API, so that a bucket named "console" stays
+// reachable over S3.
+func Serves(r *http.Request) bool {
+	if !strings.HasPrefix(r.URL.Path, Prefix) && r.URL.Path != strings.TrimSuffix(Prefix, "/") {
+		return false
+	}
+	return !s3Signed(r)
+}
+
+// s3Signed reports whether r carries S3 authentication (SigV4 or V2, in a
+// header or a presigned URL's query).
+func s3Signed(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	q := r.URL.Query()
+	return q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential") || q.Has("X-Amz-Algorithm") || q.Has("AWSAccessKeyId") || q.Has("Signature")
+}
+
 // IsBrowserRoot reports whether r is a browser asking for "/" (a GET that
 // accepts HTML and carries no S3 authentication), which the daemon
 // redirects to the console. S3 clients (signed, presigned, or anonymous

@@ -8,6 +8,7 @@ import (
 	"html"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -685,5 +686,29 @@ func TestConsoleReplication(t *testing.T) {
 	}
 	if resp := e.post(t, c, "/console/replication/norules/resync", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("resync without rules: %d %s", resp.StatusCode, readBody(resp))
+	}
+}
+
+func TestServes(t *testing.T) {
+	for _, tt := range []struct {
+		target string
+		auth   string
+		want   bool
+	}{
+		{"/console/", "", true},
+		{"/console", "", true},
+		{"/console/buckets?x=1", "", true},
+		{"/console/login", "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request", false},
+		{"/console/key?X-Amz-Signature=abc&X-Amz-Credential=x", "", false},
+		{"/consoles/", "", false},
+		{"/bucket/console/", "", false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "https://x"+tt.target, nil)
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		if got := Serves(r); got != tt.want {
+			t.Errorf("Serves(%s, auth %q) = %v, want %v", tt.target, tt.auth, got, tt.want)
+		}
 	}
 }

@@ -24,7 +24,10 @@
 // by the S3 API as before. It is never served over the plain-HTTP
 // listener (403: the cookie is Secure and secrets are typed into it). It
 // is on by default; --console=false (SEALFS_CONSOLE=false) turns it off,
-// and /console/ is then an S3 path like any other.
+// and /console/ is then an S3 path like any other. Requests under /console/
+// that are signed for S3 (an Authorization header or a presigned URL: a
+// browser's never are) go to the S3 API even with the console on
+// (Serves), so a bucket named "console" stays reachable over S3.
 //
 // Every page and asset is embedded in the binary (html/template pages, one
 // stylesheet and one small script, written for it): nothing is fetched

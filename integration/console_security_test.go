@@ -199,6 +199,27 @@ func TestConsoleSecurity(t *testing.T) {
 	if err != nil || len(out.Buckets) != 2 {
 		t.Fatalf("signed ListBuckets: %v %v", out, err)
 	}
+
+	// A bucket named "console" is S3's for signed requests.
+	if _, err := cli.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("console")}); err != nil {
+		t.Fatalf("creating bucket console: %v", err)
+	}
+	if _, err := cli.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("console"), Key: aws.String("login"), Body: strings.NewReader("an object")}); err != nil {
+		t.Fatalf("PUT console/login: %v", err)
+	}
+	got, err := cli.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("console"), Key: aws.String("login")})
+	if err != nil {
+		t.Fatalf("GET console/login: %v", err)
+	}
+	b, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if string(b) != "an object" {
+		t.Fatalf("GET console/login: %q", b)
+	}
+	lo, err := cli.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("console")})
+	if err != nil || len(lo.Contents) != 1 {
+		t.Fatalf("listing bucket console: %v %v", lo, err)
+	}
 }
 
 // TestConsoleOff: with --console=false there is no console; /console/ is an

@@ -295,7 +295,7 @@ func (d *daemon) routes() http.Handler {
 		}
 		// The web console: HTTPS only (it refuses plain HTTP itself), and
 		// "/" from a browser (never an S3 client's ListBuckets).
-		if webConsole != nil && (strings.HasPrefix(r.URL.Path, console.Prefix) || r.URL.Path == "/console") {
+		if webConsole != nil && console.Serves(r) {
 			webConsole.ServeHTTP(w, r)
 			return
 		}
