@@ -17,6 +17,10 @@
 //
 //	go run ./integration/s3bench -sealfs bin/sealfs
 //
+// With -user-policy FILE the sealfs targets sign as a user with that
+// policy (policy10.json: 10 statements), so every request pays for its
+// evaluation; with -before BIN an older build is measured in the same run.
+//
 // It only reads and writes its own temporary data directory.
 package main
 
@@ -136,6 +140,7 @@ func main() {
 	memLimit := flag.String("daemon-gomemlimit", "", "GOMEMLIMIT for the daemon (e.g. 200MiB); default: the daemon's own setting")
 	flag.StringVar(&summaryFile, "summary", "", "append the results to this file as tab-separated rows (make bench's table)")
 	beforeBin := flag.String("before", "", "a second sealfs binary (e.g. an older build) measured in the same run, interleaved, on an encrypting bucket: the before/after column")
+	flag.StringVar(&userPolicy, "user-policy", "", "sign the requests to the sealfs targets (not -before's) as a user with this policy (e.g. integration/s3bench/policy10.json, 10 statements): every request evaluated against it")
 	flag.StringVar(&profileDir, "profile", "", "write a CPU and a blocking profile of the daemon for each workload on the encrypting bucket (round 1) into this directory, and print their top entries")
 	flag.Parse()
 	log.SetFlags(0)
@@ -222,6 +227,21 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 			ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{Rules: []types.ServerSideEncryptionRule{{
 				ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAwsKms}}}}}); err != nil {
 			return err
+		}
+	}
+
+	if userPolicy != "" {
+		ak, sk, err := makeUser(d, userPolicy)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("the sealfs targets sign as user %q, policy %s\n", benchUser, userPolicy)
+		for _, t := range targets {
+			if t.daemon == d {
+				t.client = awss3.New(t.client.Options(), func(o *awss3.Options) {
+					o.Credentials = credentials.NewStaticCredentialsProvider(ak, sk, "")
+				})
+			}
 		}
 	}
 
@@ -330,6 +350,7 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		fmt.Printf("before: daemon peak RSS (VmHWM) %d MiB\n", bpeak>>20)
 	}
 	printProfiles(selected)
+	seaweedNote()
 	return nil
 }
 
@@ -610,7 +631,48 @@ func startCeiling(tlsDir string) (string, error) {
 
 // ---- the daemon
 
+// userPolicy (-user-policy) is the policy file of the user the sealfs
+// targets sign as; "" for the admin.
+var userPolicy string
+
+const benchUser = "bench"
+
+// makeUser creates the user benchUser with the policy in file on d, and an
+// access key for it.
+func makeUser(d *daemon, file string) (ak, sk string, err error) {
+	admin := func(args ...string) (string, error) {
+		cmd := exec.Command(d.bin, append(args, "--data", d.dataDir)...)
+		cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY="+accessKey, "SEALFS_SECRET_KEY="+secretKey)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("sealfs %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	if _, err := admin("user", "create", benchUser, "--policy", file); err != nil {
+		return "", "", err
+	}
+	out, err := admin("accesskey", "create", benchUser)
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "aws_access_key_id = "); ok {
+			ak = v
+		}
+		if v, ok := strings.CutPrefix(line, "aws_secret_access_key = "); ok {
+			sk = v
+		}
+	}
+	if ak == "" || sk == "" {
+		return "", "", fmt.Errorf("sealfs accesskey create printed no key:\n%s", out)
+	}
+	return ak, sk, nil
+}
+
 type daemon struct {
+	bin     string
+	dataDir string
 	cmd     *exec.Cmd
 	addr    string
 	metrics string // host:port of the metrics (and profiler) listener, with -profile
@@ -636,7 +698,7 @@ func startDaemon(bin, dataDir, memLimit string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	d := &daemon{cmd: cmd}
+	d := &daemon{bin: bin, dataDir: dataDir, cmd: cmd}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
