@@ -123,7 +123,7 @@ bench: build
 	$(GO) test -run '^$$' -bench '64MiB' -benchtime 5x -count 1 ./cryptostore/ | tee $$out/go.txt; \
 	$(GO) test -run '^$$' -bench '4KiB' -benchtime 3000x -count 1 ./cryptostore/ | tee -a $$out/go.txt; \
 	$(GO) test -run '^$$' -bench 'Rewrap|EncryptExisting' -benchtime 2x -count 1 ./cryptostore/ | tee -a $$out/go.txt; \
-	$(GO) test -run '^$$' -bench . -count 1 ./meta/ ./kms/ ./s3/... | tee -a $$out/go.txt; \
+	$(GO) test -run '^$$' -bench . -count 1 ./meta/ ./kms/ ./iam/ ./s3/... | tee -a $$out/go.txt; \
 	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -summary $$out/summary.tsv $(BENCHS3_FLAGS); \
 	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory bench-fs BENCHFS_FLAGS="-summary $$out/summary.tsv $(BENCHFS_FLAGS)"; \
 	else echo "bench-fs needs root (it mounts and drops caches): skipped"; fi; \
