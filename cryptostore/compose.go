@@ -53,6 +53,12 @@ type ComposeInput struct {
 	// shared: its bytes are then copied). The caller keeps it open until
 	// the Staged is committed or discarded.
 	Base *Handle
+	// BaseStaged, instead of Base, is data staged and not committed (the
+	// mount's stream): the composed version takes it over, with its
+	// object id, key and blobs, when it shares them; it is then done
+	// (Commit and Discard do nothing), and the composed version's commit
+	// or discard decides its blobs' fate.
+	BaseStaged *Staged
 	// BaseLen: the bytes [0, BaseLen) outside Changed are Base's at the
 	// same offsets; the bytes from BaseLen outside Changed are zeros.
 	BaseLen int64
@@ -198,10 +204,27 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 	if err != nil {
 		return nil, err
 	}
+	base := in.Base
+	var baseCRC uint64
+	var haveCRC bool
+	var adopt *Staged // BaseStaged, taken over if shared
+	if p := in.BaseStaged; p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.done {
+			return nil, ErrStagedDone
+		}
+		base, adopt = p.h, p
+		if c, ok := p.st.sums.Checksums[CRC64NVME]; ok && len(c) == 8 {
+			baseCRC, haveCRC = binary.BigEndian.Uint64(c), true
+		}
+	} else if base != nil {
+		baseCRC, haveCRC = objectCRC64(base.obj)
+	}
 	var baseExt []meta.BlobRef
 	var baseID meta.ObjectID
 	share := false
-	if base := in.Base; base != nil && !base.obj.Inline && in.BaseLen <= base.Size() {
+	if base != nil && !base.obj.Inline && in.BaseLen <= base.Size() {
 		baseExt, baseID = base.obj.Blobs, base.obj.ID
 		enc := base.obj.Encryption
 		share = b.EncryptionOn == (enc != nil) && (enc == nil || enc.KeyID == b.MasterKeyID)
@@ -228,13 +251,24 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 	}
 
 	st := &staged{bucket: in.Bucket, id: meta.NewObjectID(), size: in.Size, owned: true, composed: true, fresh: []meta.BlobID{}}
+	var index uint32 // of the new blob
 	switch {
+	case shared && adopt != nil:
+		// The staged data was never committed: its id, key and blobs
+		// become the composed version's.
+		st.id, st.key, st.enc = adopt.st.id, bytes.Clone(adopt.st.key), adopt.st.enc
+		if adopt.st.owned {
+			st.fresh = append(st.fresh, adopt.st.ownedBlobs()...)
+		}
+		for _, r := range adopt.st.blobs {
+			index = max(index, r.Index+1)
+		}
 	case shared:
-		st.key = bytes.Clone(in.Base.key)
-		if enc := in.Base.obj.Encryption; enc != nil {
+		st.key = bytes.Clone(base.key)
+		if enc := base.obj.Encryption; enc != nil {
 			e := *enc
 			e.WrappedKey = bytes.Clone(enc.WrappedKey)
-			e.KeyObject = keyObject(in.Base.obj)
+			e.KeyObject = keyObject(base.obj)
 			st.enc = &e
 		}
 	case b.EncryptionOn:
@@ -244,29 +278,36 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 	}
 	var newID meta.BlobID
 	if newBytes > 0 {
-		if newID, err = s.sealSegments(ctx, st, segs, in.Content); err != nil {
+		if newID, err = s.sealSegments(ctx, st, index, segs, in.Content); err != nil {
 			return nil, err
 		}
-		st.fresh = []meta.BlobID{newID}
+		st.fresh = append(st.fresh, newID)
 	}
 	var blobOff int64
 	borrowed := map[meta.BlobID]bool{}
+	for _, id := range st.fresh {
+		borrowed[id] = true // not borrowed: this version's own
+	}
 	for _, sg := range segs {
 		switch sg.kind {
 		case segHole:
 			st.blobs = append(st.blobs, meta.BlobRef{Hole: true, Size: sg.n})
 		case segRef:
-			st.blobs = append(st.blobs, sg.ref)
-			if !borrowed[sg.ref.ID] {
-				borrowed[sg.ref.ID] = true
-				st.borrowed = append(st.borrowed, sg.ref.ID)
+			r := sg.ref
+			if r.Owner == st.id {
+				r.Owner = meta.ObjectID{}
+			}
+			st.blobs = append(st.blobs, r)
+			if !borrowed[r.ID] {
+				borrowed[r.ID] = true
+				st.borrowed = append(st.borrowed, r.ID)
 			}
 		case segNew:
-			st.blobs = append(st.blobs, meta.BlobRef{ID: newID, Size: sg.n, Off: blobOff, BlobSize: newBytes})
+			st.blobs = append(st.blobs, meta.BlobRef{ID: newID, Index: index, Size: sg.n, Off: blobOff, BlobSize: newBytes})
 			blobOff += sg.n
 		}
 	}
-	crc, ok, err := composedCRC(in, segs)
+	crc, ok, err := composedCRC(in, base, baseCRC, haveCRC, segs)
 	if err != nil {
 		s.discard(st)
 		return nil, err
@@ -280,20 +321,30 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 	h, err := s.newHandleKey(obj, bytes.Clone(st.key), nil)
 	if err != nil {
 		s.blobs.release(st.blobs)
+		if adopt != nil {
+			st.fresh = st.fresh[len(st.fresh)-1:] // the staged data stays its own
+			if newID == (meta.BlobID{}) {
+				st.fresh = nil
+			}
+		}
 		s.discard(st)
 		return nil, err
+	}
+	if adopt != nil {
+		adopt.done = true
+		adopt.h.Close()
 	}
 	return &Staged{s: s, in: PutInput{Bucket: in.Bucket, Key: in.Key, Meta: in.Meta.Clone(), Condition: in.Condition}, st: st, h: h}, nil
 }
 
 // sealSegments writes the new segments of segs, read from content, into
-// one new blob under st's key and id (blob index 0), and sets each one's
-// CRC.
-func (s *Store) sealSegments(ctx context.Context, st *staged, segs []seg, content io.ReaderAt) (meta.BlobID, error) {
+// one new blob under st's key and id with blob index index, and sets each
+// one's CRC.
+func (s *Store) sealSegments(ctx context.Context, st *staged, index uint32, segs []seg, content io.ReaderAt) (meta.BlobID, error) {
 	if err := s.meta.CheckSpace(); err != nil {
 		return meta.BlobID{}, err
 	}
-	sealer, err := NewSealer(BlobParams{Key: st.key, ObjectID: st.id, ChunkSize: s.cfg.ChunkSize})
+	sealer, err := NewSealer(BlobParams{Key: st.key, ObjectID: st.id, Index: index, ChunkSize: s.cfg.ChunkSize})
 	if err != nil {
 		return meta.BlobID{}, err
 	}
@@ -340,7 +391,7 @@ func (c *crcWriter) Write(p []byte) (int, error) { return c.h.Write(p) }
 // segments' CRCs when nothing is shared. ok is false when the base has no
 // CRC-64/NVME to start from, or was cut short (BaseLen below its size):
 // the version then carries no full-object checksum.
-func composedCRC(in *ComposeInput, segs []seg) (crc uint64, ok bool, err error) {
+func composedCRC(in *ComposeInput, base *Handle, baseCRC uint64, haveCRC bool, segs []seg) (crc uint64, ok bool, err error) {
 	shared := false
 	for _, sg := range segs {
 		shared = shared || sg.kind == segRef
@@ -355,12 +406,7 @@ func composedCRC(in *ComposeInput, segs []seg) (crc uint64, ok bool, err error) 
 		}
 		return crc, true, nil
 	}
-	base := in.Base
-	if in.BaseLen != base.Size() {
-		return 0, false, nil
-	}
-	baseCRC, have := objectCRC64(base.obj)
-	if !have {
+	if in.BaseLen != base.Size() || !haveCRC {
 		return 0, false, nil
 	}
 	// B' = the base followed by zeros up to Size; the new content differs

@@ -432,3 +432,45 @@ func TestComposeRewrap(t *testing.T) {
 		t.Fatalf("after rewrap: %+v", o2.Encryption)
 	}
 }
+
+// Data staged by the mount's stream and not committed is taken over by the
+// composed version built on it: a hole after it or a patch into it does
+// not copy it.
+func TestComposeOverStaged(t *testing.T) {
+	for _, encrypt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("encrypted=%v", encrypt), func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.InlineMax = -1 })
+			singleGateway(t, e)
+			e.bucket(t, "bkt", encrypt)
+			streamed := randBytes(3 << 20)
+			p, err := e.store.Stage(ctx, &PutInput{Bucket: "bkt", Key: "f", Body: bytes.NewReader(streamed), Size: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 64<<20)
+			copy(data, streamed)
+			copy(data[1<<20:], "patched")
+			c, err := e.store.Compose(ctx, &ComposeInput{Bucket: "bkt", Key: "f", Size: int64(len(data)), BaseStaged: p,
+				BaseLen: int64(len(streamed)), Changed: []Range{{1 << 20, 7}}, Content: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Discard() // taken over: does nothing
+			h, err := c.Commit(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := h.Object()
+			h.Close()
+			if n := storedBytes(t, e, o); n > int64(len(streamed))+1<<20 {
+				t.Fatalf("%d bytes stored: the staged data was copied", n)
+			}
+			if len(blobsOf(o)) != 2 || !o.Blobs[len(o.Blobs)-1].Hole {
+				t.Fatalf("extents %+v", o.Blobs)
+			}
+			wantContent(t, e, "bkt", "f", data)
+			e.put(t, "bkt", "f", randBytes(10))
+			wantGone(t, e, o)
+		})
+	}
+}

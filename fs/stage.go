@@ -630,8 +630,13 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 	// Only what was written since the base is sealed and stored: the
 	// rest is shared with the base version or a hole (cryptostore.Compose).
 	in := &cryptostore.ComposeInput{Bucket: bucket, Key: key, Meta: m, Size: st.size, BaseLen: st.baseLen}
-	if p, ok := st.base.(*pinned); ok {
-		in.Base = p.h
+	switch b := st.base.(type) {
+	case *pinned:
+		in.Base = b.h
+	case stagedBase:
+		// The stream's uncommitted data: the new version takes it over
+		// rather than copy it.
+		in.BaseStaged = b.Staged
 	}
 	if w := st.win; w != nil {
 		// Nothing was sent (no stream runs), so the window starts where
@@ -648,7 +653,11 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 	if err != nil {
 		return nil, err
 	}
-	return staged.Commit(ctx, nil)
+	h, err := staged.Commit(ctx, nil)
+	if err != nil && in.BaseStaged != nil {
+		st.broken = err // the staged base may have gone with it
+	}
+	return h, err
 }
 
 // tailHole: zeros past the written end of at least this many bytes are

@@ -218,6 +218,29 @@ func TestMountSparse(t *testing.T) {
 		t.Fatalf("HEAD of the copy: CRC64NVME %s, content's %s", sum, crc64Base64(crcOfFile(t, src)))
 	}
 
+	// Written and grown in one open: the streamed data is kept, not
+	// copied, and the rest is a hole.
+	requireTool(t, "python3")
+	grow := "import sys\nf = open(sys.argv[1], 'wb')\nf.write(open(sys.argv[2], 'rb').read() * 5)\nf.truncate(1 << 30)\nf.close()"
+	took, wrote = cost(t, d, "python3", "-c", grow, filepath.Join(b, "grown"), mid)
+	t.Logf("5 MiB written then truncated to 1 GiB in one open: %v, daemon wrote %d bytes", took, wrote)
+	if wrote > 12<<20 {
+		t.Fatalf("5 MiB written then grown to 1 GiB: the daemon wrote %d bytes", wrote)
+	}
+	wantGrown := crc64nvme.New()
+	for range 5 {
+		wantGrown.Write(piece)
+	}
+	for left := int64(1<<30 - 5<<20); left > 0; left -= int64(len(zero)) {
+		wantGrown.Write(zero)
+	}
+	if got := crcOfFile(t, filepath.Join(b, "grown")); got != wantGrown.Sum64() {
+		t.Fatal("the grown file reads back different")
+	}
+	if _, sum := s3Head(t, c, "sparse", "grown"); sum != crc64Base64(wantGrown.Sum64()) {
+		t.Fatalf("HEAD of the grown file: CRC64NVME %s, content's %s", sum, crc64Base64(wantGrown.Sum64()))
+	}
+
 	// 1 TiB.
 	took, wrote = cost(t, d, "truncate", "-s", "1T", filepath.Join(b, "tera"))
 	t.Logf("truncate -s 1T: %v, daemon wrote %d bytes", took, wrote)
