@@ -103,7 +103,8 @@ type Config struct {
 	SharedGrace time.Duration
 	// Audit, if set, is told of every use of a master key for an object's
 	// data key (users.go): who, which key, which object, and the outcome.
-	// It must not block.
+	// It is called on the request path and must return quickly (the
+	// daemon's audit log queues the line for a background writer).
 	Audit func(KeyUse)
 	// testShared makes the store behave as shared over any engine (tests:
 	// two stores on one Badger).
