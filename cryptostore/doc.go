@@ -32,6 +32,12 @@
 //
 //   - The blob format (FORMAT.md, blob.go): chunked AES-256-GCM for
 //     encrypted objects, chunked CRC32C for plain ones, random access by chunk.
+//   - Composed versions (compose.go, FORMAT.md section 12): Compose stages a
+//     version made of extents — ranges of the blobs of the version it
+//     edits, shared under that version's data key, one new blob for what
+//     changed, and holes stored nowhere — with its CRC64NVME derived
+//     without reading the shared bytes (crcalgebra.go); the commit removes
+//     only the blobs the new version no longer reads.
 //   - The one write path: Put streams a body through hashing (CRC64NVME and
 //     any requested checksums; the MD5 only for data stored plain, whose
 //     ETag it is, or when a client's Content-MD5 must be checked: an

@@ -83,15 +83,19 @@
 // size.
 //
 // Why a staged base and not the spool from the start: streaming keeps the
-// common case to one pass over the bytes; the rare switch costs one more
-// pass (the close writes the whole content again), as the old intermediate
-// commit did, without publishing anything.
+// common case to one pass over the bytes; the switch costs nothing more,
+// because the close commits a composed version (cryptostore.Compose) that
+// takes the staged data over.
 //
-// A file is at most MaxFileSize (5 TiB, the largest object S3 stores): a
-// truncate, write or fallocate that would make it longer fails with EFBIG
-// before anything is staged. Below that limit, a region never written (a
-// truncate up, a write past the end) is still stored as zeros at commit:
-// the blob format has no holes yet.
+// The close stores only what changed (cryptostore.Compose, FORMAT.md
+// section 12): the chunks written since the version the file was opened
+// at go into one new blob, the rest of the new version reads from that
+// version's blobs, and regions never written (a truncate up, a write past
+// the end, the holes of a sparse copy) are holes, stored nowhere and read
+// as zeros. A 4 KiB patch into a 1 GiB file writes one 64 KiB chunk;
+// `truncate -s 4G` writes the record only. A file is at most MaxFileSize
+// (5 TiB, the largest object S3 stores): a truncate, write or fallocate
+// that would make it longer fails with EFBIG before anything is staged.
 //
 // # Durability
 //
