@@ -1,10 +1,12 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -240,16 +242,25 @@ func (c *Console) action(fn func(w http.ResponseWriter, r *http.Request, s *sess
 		}
 		tok := r.Header.Get("X-CSRF-Token")
 		if tok == "" {
-			// Uploads are multipart; the others are url-encoded and small.
 			if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
-				if err := r.ParseMultipartForm(32 << 20); err != nil {
+				// An upload sent by the form itself (no script): the token
+				// is its first field. The files after it are streamed to
+				// the store by the handler, never spooled here (a spool
+				// would hold their plaintext).
+				mr, err := r.MultipartReader()
+				if err != nil {
 					http.Error(w, "malformed form", http.StatusBadRequest)
 					return
 				}
+				if p, err := mr.NextPart(); err == nil && p.FormName() == "csrf" {
+					b, _ := io.ReadAll(io.LimitReader(p, 256))
+					tok = string(b)
+				}
+				r = r.WithContext(context.WithValue(r.Context(), multipartKey{}, mr))
 			} else {
 				r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+				tok = r.PostFormValue("csrf")
 			}
-			tok = r.PostFormValue("csrf")
 		}
 		if !s.checkCSRF(tok) {
 			c.log.Warn("console: a request without a valid CSRF token was refused", "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -261,6 +272,10 @@ func (c *Console) action(fn func(w http.ResponseWriter, r *http.Request, s *sess
 		}
 	})
 }
+
+// multipartKey carries, in a request's context, the multipart reader whose
+// first field (the CSRF token) action read.
+type multipartKey struct{}
 
 // refuse answers a request without a valid session: a browser's GET is
 // sent to the login page; anything else is 401.

@@ -712,3 +712,44 @@ func TestServes(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleUploadCSRF: a form upload's token must come first, before any
+// file is read (the files are streamed to the store, never spooled).
+func TestConsoleUploadCSRF(t *testing.T) {
+	e := newEnv(t)
+	seedOnce(t, e)
+	c := e.client(t)
+	tok, _ := e.login(t, c, testAccessKey, testSecretKey)
+	send := func(tokenFirst bool, token string) int {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		if tokenFirst {
+			mw.WriteField("csrf", token)
+		}
+		fw, _ := mw.CreateFormFile("file", "late.txt")
+		fw.Write([]byte("late"))
+		if !tokenFirst {
+			mw.WriteField("csrf", token)
+		}
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/console/buckets/bkt1/upload", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, _ := e.do(t, c, req)
+		return resp.StatusCode
+	}
+	if code := send(false, tok); code != http.StatusForbidden {
+		t.Errorf("token after the file: %d, want 403", code)
+	}
+	if code := send(true, "forged"); code != http.StatusForbidden {
+		t.Errorf("forged token: %d, want 403", code)
+	}
+	if _, err := e.store.Head(context.Background(), "bkt1", "late.txt"); err == nil {
+		t.Fatal("a refused upload was stored")
+	}
+	if code := send(true, tok); code != http.StatusSeeOther {
+		t.Errorf("token first: %d, want 303", code)
+	}
+	if _, err := e.store.Head(context.Background(), "bkt1", "late.txt"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -613,77 +614,55 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, s *session) e
 	return nil
 }
 
-// upload stores the files of a multipart form under the form's prefix.
-// The browser's script sends one file per request, to show each one's
-// progress; without the script the form sends them all at once.
+// upload streams the files of a multipart form into the store under the
+// form's prefix (nothing is spooled on the way). The browser's script
+// sends one file per request, to show each one's progress; without the
+// script the form sends them all at once.
 func (c *Console) upload(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
 	bucket := r.PathValue("bucket")
 	if _, err := c.store.GetBucket(ctx, bucket); err != nil {
 		return err
 	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		if r.MultipartForm == nil {
+	mr, _ := r.Context().Value(multipartKey{}).(*multipart.Reader)
+	if mr == nil {
+		var err error
+		if mr, err = r.MultipartReader(); err != nil {
 			return badRequest("an upload is a multipart form: %v", err)
 		}
 	}
 	prefix := r.URL.Query().Get("prefix")
 	var stored []string
-	put := func(name string, body io.Reader, size int64, ctype string) error {
-		name = path.Base(strings.ReplaceAll(name, "\\", "/"))
-		if name == "." || name == "/" || name == "" {
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return badRequest("reading the upload: %v", err)
+		}
+		if p.FormName() != "file" || p.FileName() == "" {
+			p.Close()
+			continue
+		}
+		name := path.Base(strings.ReplaceAll(p.FileName(), "\\", "/"))
+		if name == "." || name == "/" {
 			return badRequest("a file without a name")
 		}
 		key := prefix + name
 		if err := cryptostore.ValidKey(key); err != nil {
 			return badRequest("%q is not a valid object key", key)
 		}
+		ctype := p.Header.Get("Content-Type")
 		if ctype == "" || ctype == "application/octet-stream" {
 			if t := mime.TypeByExtension(path.Ext(name)); t != "" {
 				ctype = t
 			}
 		}
-		_, err := c.store.Put(ctx, &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: size, Meta: cryptostore.ObjectMeta{ContentType: ctype}})
-		if err != nil {
+		if _, err := c.store.Put(ctx, &cryptostore.PutInput{Bucket: bucket, Key: key, Body: p, Size: -1, Meta: cryptostore.ObjectMeta{ContentType: ctype}}); err != nil {
 			return err
 		}
 		stored = append(stored, key)
-		return nil
-	}
-	if mr != nil {
-		// Streamed: the CSRF token came as a header.
-		for {
-			p, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return badRequest("reading the upload: %v", err)
-			}
-			if p.FormName() != "file" || p.FileName() == "" {
-				p.Close()
-				continue
-			}
-			if err := put(p.FileName(), p, -1, p.Header.Get("Content-Type")); err != nil {
-				return err
-			}
-		}
-	} else {
-		// Parsed already, to read the CSRF field (the form sent without
-		// the script).
-		for _, fh := range r.MultipartForm.File["file"] {
-			f, err := fh.Open()
-			if err != nil {
-				return err
-			}
-			err = put(fh.Filename, f, fh.Size, fh.Header.Get("Content-Type"))
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
-		defer r.MultipartForm.RemoveAll()
 	}
 	if len(stored) == 0 {
 		return badRequest("no file was chosen")
