@@ -44,6 +44,10 @@
 //     and spool writers keep it too; UseReserve lets deletions use half of
 //     it); on a full disk the store opens read-only and turns read-write
 //     by itself when space returns.
+//   - Purging deleted inline data (purge.go, Badger): PurgeInline drops the
+//     bytes of deleted objects' inline data from the engine's logs and
+//     tables at once (encrypt-existing's plaintext); shared engines report
+//     that they cannot.
 //
 // # What it must never do
 //
