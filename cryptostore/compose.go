@@ -307,10 +307,17 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 			blobOff += sg.n
 		}
 	}
+	// fail throws away what this call wrote: the new blob, not the staged
+	// data it was taking over.
+	fail := func(err error) (*Staged, error) {
+		if newID != (meta.BlobID{}) {
+			s.blobs.abandon(newID)
+		}
+		return nil, err
+	}
 	crc, ok, err := composedCRC(in, base, baseCRC, haveCRC, segs)
 	if err != nil {
-		s.discard(st)
-		return nil, err
+		return fail(err)
 	}
 	st.sums = Sums{Size: in.Size}
 	if ok {
@@ -321,14 +328,7 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 	h, err := s.newHandleKey(obj, bytes.Clone(st.key), nil)
 	if err != nil {
 		s.blobs.release(st.blobs)
-		if adopt != nil {
-			st.fresh = st.fresh[len(st.fresh)-1:] // the staged data stays its own
-			if newID == (meta.BlobID{}) {
-				st.fresh = nil
-			}
-		}
-		s.discard(st)
-		return nil, err
+		return fail(err)
 	}
 	if adopt != nil {
 		adopt.done = true
