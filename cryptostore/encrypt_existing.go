@@ -152,8 +152,10 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 			}
 		}
 		if len(purge) >= purgeBatch {
+			// A busy store: the ids stay in the checkpoint for the next
+			// batch or the end of the run.
 			if err := purgeNow(key); err != nil {
-				return err
+				s.logger.Warn("encrypt-existing: purging replaced plaintext from the metadata files; trying again later", "objects", len(purge), "err", err)
 			}
 		}
 		if opts.Progress != nil {

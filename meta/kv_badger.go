@@ -723,9 +723,20 @@ func (badgerLogger) Debugf(string, ...any) {}
 // without them. DropPrefix skips a prefix with no live key, so each key is
 // first set to an empty value. Badger refuses writes while it runs: purge
 // holds mu for writing, so transactions wait for it in begin instead of
-// failing.
+// failing. It takes mu as reopenWritable does, with TryLock (a waiting
+// Lock would hold up every new transaction, and deadlock one begun inside
+// another), for up to purgeWait; a store busier than that is an error
+// (the caller tries again later).
 func (kv *badgerKV) purge(keys [][]byte) error {
-	kv.mu.Lock()
+	locked := false
+	for deadline := time.Now().Add(purgeWait); !locked && time.Now().Before(deadline); {
+		if locked = kv.mu.TryLock(); !locked {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if !locked {
+		return fmt.Errorf("transactions kept the store busy for %s", purgeWait)
+	}
 	defer kv.mu.Unlock()
 	if kv.ro.Load() {
 		return ErrNoSpace
@@ -742,3 +753,6 @@ func (kv *badgerKV) purge(keys [][]byte) error {
 	}
 	return kv.bdb.DropPrefix(keys...)
 }
+
+// purgeWait bounds how long purge waits for a moment without transactions.
+const purgeWait = 30 * time.Second
