@@ -107,6 +107,7 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 		s.logger.Info("encrypt-existing: resuming", "bucket", opts.Bucket, "prefix", opts.Prefix, "after", cp.After)
 	}
 	var purge []string // plain inline objects replaced, not yet purged
+	purgeAt := purgeBatch
 	if cp != nil {
 		purge = cp.Purge
 	}
@@ -151,11 +152,14 @@ func (s *Store) EncryptExisting(ctx context.Context, opts EncryptExistingOptions
 				return err
 			}
 		}
-		if len(purge) >= purgeBatch {
+		if len(purge) >= purgeAt {
 			// A busy store: the ids stay in the checkpoint for the next
 			// batch or the end of the run.
 			if err := purgeNow(key); err != nil {
 				s.logger.Warn("encrypt-existing: purging replaced plaintext from the metadata files; trying again later", "objects", len(purge), "err", err)
+				purgeAt = len(purge) + purgeBatch
+			} else {
+				purgeAt = purgeBatch
 			}
 		}
 		if opts.Progress != nil {
