@@ -2,8 +2,10 @@ package meta
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +64,33 @@ func TestObjectRecordExtents(t *testing.T) {
 	}
 	if !bytes.Equal(encodeObject(nil, plain), v1) {
 		t.Fatal("encoding is not deterministic")
+	}
+}
+
+// The version 2 encoding, pinned: a record written by this release must
+// decode the same in every later one (FORMAT.md section 12).
+func TestObjectRecordExtentsGolden(t *testing.T) {
+	o := &Object{ID: ObjectID{1}, Size: 3 << 20, FormatVersion: FormatVersionExtents,
+		Encryption: &Encryption{Algorithm: "aws:kms", KeyID: "k", KeyVersion: 1, WrappedKey: []byte{7}, KeyObject: ObjectID{2}},
+		Blobs: []BlobRef{{ID: BlobID{3}, Size: 1 << 20, BlobSize: 2 << 20, Owner: ObjectID{2}}, {Hole: true, Size: 1 << 20},
+			{ID: BlobID{4}, Size: 1 << 20, Off: 65536, BlobSize: 2 << 20}}}
+	const golden = "02" + "0110" + "01000000000000000000000000000000" + "020480808003" +
+		"0724" + "0107" + "61777 33a6b6d73" + "02016b" + "030101" + "040107" + "0510" + "02000000000000000000000000000000" +
+		"0830" + "0110" + "03000000000000000000000000000000" + "030480808001" + "060480808002" + "0710" + "02000000000000000000000000000000" +
+		"0809" + "030480808001" + "040101" +
+		"0823" + "0110" + "04000000000000000000000000000000" + "030480808001" + "0503808008" + "060480808002"
+	want, err := hex.DecodeString(strings.ReplaceAll(golden, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := encodeObject(nil, o); !bytes.Equal(got, want) {
+		t.Fatalf("encoding changed:\n got %x\nwant %x", got, want)
+	}
+	var got Object
+	if err := decodeObject(want, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, o) {
+		t.Fatalf("decoded %+v\nwant %+v", &got, o)
 	}
 }
