@@ -503,6 +503,26 @@ func TestScheduleDeletionWindow(t *testing.T) {
 	}
 }
 
+// TestScheduleDeletionPending: a waiting period given as Pending (tests
+// only) overrides PendingDays, whatever its length, and the key is gone
+// once it has passed.
+func TestScheduleDeletionPending(t *testing.T) {
+	clock := newClock()
+	k := openTest(t, t.TempDir(), randomRoot(t), LocalOptions{Now: clock.Now})
+	id := newKey(t, k)
+	md, err := k.ScheduleKeyDeletion(context.Background(), &ScheduleDeletionRequest{KeyID: id, PendingDays: 99, Pending: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := md.DeletionDate.Sub(clock.Now()); got != 3*time.Second {
+		t.Fatalf("window %s, want 3s", got)
+	}
+	clock.Advance(4 * time.Second)
+	if _, err := k.DescribeKey(context.Background(), &KeyRequest{KeyID: id}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("after the deletion date: %v, want ErrKeyNotFound", err)
+	}
+}
+
 func TestReopenPersists(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
