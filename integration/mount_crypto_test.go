@@ -155,12 +155,9 @@ func TestMountTamperedBlob(t *testing.T) {
 	b := newBucket(t, d, "tamper", true)
 	blobs := func() map[string]bool {
 		m := map[string]bool{}
-		filepath.WalkDir(filepath.Join(d.DataDir, "blobs"), func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.Type().IsRegular() {
-				m[p] = true
-			}
-			return nil
-		})
+		for _, p := range storedBlobs(t, d.DataDir) {
+			m[p] = true
+		}
 		return m
 	}
 	before := blobs()

@@ -446,12 +446,11 @@ func TestMountWritesInvisibleBeforeClose(t *testing.T) {
 func newBlobs(t *testing.T, d *Daemon, before map[string]bool) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(filepath.Join(d.DataDir, "blobs"), func(p string, e fs.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() && !before[p] {
+	for _, p := range storedBlobs(t, d.DataDir) {
+		if !before[p] {
 			out = append(out, p)
 		}
-		return nil
-	})
+	}
 	return out
 }
 

@@ -404,13 +404,7 @@ func TestScrubDamageExit3(t *testing.T) {
 		Body: strings.NewReader(strings.Repeat("sealfs ", 100000))}); err != nil {
 		t.Fatal(err)
 	}
-	var blobs []string
-	filepath.WalkDir(filepath.Join(d.DataDir, "blobs"), func(p string, e os.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() {
-			blobs = append(blobs, p)
-		}
-		return nil
-	})
+	blobs := storedBlobs(t, d.DataDir)
 	if len(blobs) != 1 {
 		t.Fatalf("want one blob file, have %q", blobs)
 	}
