@@ -298,6 +298,15 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
+	if n.st != nil && n.st.broken != nil {
+		// Its writes were lost (stagingFailed): the handles still open
+		// only wait for their close to fail. A new open must not join
+		// them; ESTALE has the kernel look the name up again, and the
+		// lookup makes a new inode, which reads the version last
+		// committed.
+		n.stale.Store(true)
+		return nil, 0, syscall.ESTALE
+	}
 	h := &fileHandle{n: n}
 	var fuseFlags uint32
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
@@ -469,17 +478,18 @@ func (n *fileNode) dropIdleStagingLocked() {
 // that is neither the file's old content nor its new one. So the staging
 // is broken — every later commit of it fails, and the last close drops it,
 // the file keeping the version last committed — and the inode loses its
-// version: its pages are dropped and the next lookup makes a new inode.
+// version: the next lookup makes a new inode, which reads that version.
 // Called with n.mu held; returns err.
 func (n *fileNode) stagingFailed(err error) error {
 	if n.st != nil && n.st.broken == nil {
 		n.st.broken = fmt.Errorf("writes since the last commit were lost: %w", err)
 	}
 	n.kver = cryptostore.ObjectID{}
+	// Stale, so that the next lookup makes a new inode, whose pages are
+	// empty. No invalidation is posted: it names the key, and would reach
+	// the new inode (marking it stale in turn, splitting the file between
+	// the inode its writer holds and the one a new open gets).
 	n.stale.Store(true)
-	if bucket, key, ok := n.loc(); ok {
-		n.fs.inval.post(cryptostore.ChangeEvent{Kind: cryptostore.ChangePut, Bucket: bucket, Key: key})
-	}
 	return err
 }
 
