@@ -117,14 +117,18 @@
 // file.go), because it may have lost bytes it held: every later commit of
 // it fails, the last close drops it, and the file keeps the version last
 // committed (by a close or fsync that succeeded), never that version with
-// some of the writes. The inode loses its version, so no page the kernel
-// cached of the lost writes is read again. A commit that fails (the blob
+// some of the writes. The inode is marked stale and no new open joins it
+// (ESTALE, so the kernel looks the name up again and gets a new inode,
+// without the lost writes in its pages). A commit that fails (the blob
 // or the record cannot be written) leaves the staging whole, to be
 // committed by a later close once space returns: the file then holds all
 // of its writes or, if none succeeds, the old version. A truncate(2) of a
 // file nobody has open that fails changes nothing. So after an ENOSPC a
-// file holds the old content or the new one; internal/fsx checks exactly
-// that on a nearly full disk (integration TestMountFsxDiskFull). One
+// file should hold the old content or the new one; internal/fsx checks
+// exactly that on a nearly full disk (integration TestMountFsxDiskFull,
+// make stress), and still finds cases where it does not: after a failed
+// commit the mount can hold two inodes for one key, and a second open may
+// read the committed version instead of the writer's staged one. One
 // exception, as on a local file system: msync(2) and sync_file_range(2)
 // of a range write back only that range, so the commit they cause holds
 // the writes of that range and not those still cached elsewhere.
