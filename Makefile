@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines profile-fs fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines profile-fs profile-s3 fuzz clean
 
 all: build
 
@@ -164,6 +164,16 @@ ROW ?= untar
 PROFILE_DIR ?= profiles
 profile-fs: build
 	$(GO) run ./integration/benchfs -bin ./$(BIN) -profile $(ROW) -profile-dir $(PROFILE_DIR) $(BENCHFS_FLAGS)
+
+# The S3 rows' profiles: make profile-s3 S3ROW="PUT 1 MiB x1" runs the
+# s3bench workloads whose names contain S3ROW once ("" runs them all), with
+# the daemon profiling itself (--metrics, --pprof) while the encrypting
+# bucket is measured; writes <row>.cpu.pprof and <row>.block.pprof (only
+# the request-serving goroutines are shown from it) to PROFILE_DIR and
+# prints their top entries.
+S3ROW ?= PUT 1 MiB x1
+profile-s3: build
+	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -rounds 1 -d 3s -only "$(S3ROW)" -profile $(PROFILE_DIR) $(BENCHS3_FLAGS)
 
 # The metadata engines and blob stores side by side, in one run: Badger,
 # PostgreSQL and a 3-member etcd cluster, each with file:// and s3:// blobs
