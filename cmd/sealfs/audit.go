@@ -80,6 +80,11 @@ type auditLog struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// mu makes record and Close safe together: senders hold it for
+	// reading, Close takes it to close q, so a key use recorded by a
+	// request that outlived the shutdown is logged, not a panic.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // openAuditLog opens the audit log --audit-log names in dataDir and starts
@@ -130,6 +135,12 @@ func (a *auditLog) record(u cryptostore.KeyUse) {
 		a.uses.WithLabelValues(r.Action, r.Result, r.User).Inc()
 	}
 	if a.q == nil {
+		return
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		a.logger.Warn("key use after the audit log closed (not in the audit log)", "action", r.Action, "user", r.User, "key", r.KeyID, "bucket", r.Bucket, "object", r.Object, "result", r.Result)
 		return
 	}
 	select {
@@ -187,14 +198,20 @@ func (a *auditLog) writer(f *os.File, every time.Duration) {
 	}
 }
 
-// Close writes what is queued, syncs and closes the file. The store must
-// be closed first (no record after Close).
+// Close writes what is queued, syncs and closes the file. The store is
+// closed first; a key use recorded after Close anyway (a request that
+// outlived the listeners' shutdown) goes to the daemon's log instead.
 func (a *auditLog) Close() error {
 	if a == nil || a.q == nil {
 		return nil
 	}
 	a.closeOnce.Do(func() {
+		// Senders blocked on a full queue hold mu for reading; the
+		// writer keeps draining, so they finish and Lock returns.
+		a.mu.Lock()
+		a.closed = true
 		close(a.q)
+		a.mu.Unlock()
 		<-a.done
 	})
 	return a.closeErr

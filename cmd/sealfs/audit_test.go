@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,55 @@ func TestAuditLogWriter(t *testing.T) {
 	if err := json.Unmarshal([]byte(last), &r); err != nil || r.User != "writer" || r.Result != "failed" || r.Error != "kms: key is disabled" {
 		t.Errorf("last line %s: %+v, %v", last, r, err)
 	}
+}
+
+// TestAuditRecordAfterClose: a key use recorded after Close (a request the
+// shutdown did not wait for), even by callers blocked on a full queue while
+// Close runs, neither panics nor hangs; it goes to the daemon's log.
+func TestAuditRecordAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key-use.jsonl")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	var mu sync.Mutex
+	a := &auditLog{logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))}
+	a.start(f, 1, time.Hour)
+	use := cryptostore.KeyUse{Time: time.Now().UTC(), Action: "kms:Decrypt", KeyID: "k", Bucket: "b", Object: "0123"}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				a.record(use)
+			}
+		}()
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	a.record(use)
+	written := lines(t, path)
+	mu.Lock()
+	late := strings.Count(logged.String(), "key use after the audit log closed")
+	mu.Unlock()
+	if written+late != 8*50+1 || late == 0 {
+		t.Fatalf("%d lines written and %d logged after Close, want 401 in all with the last one logged", written, late)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func lines(t *testing.T, path string) int {
