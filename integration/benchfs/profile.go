@@ -8,13 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sealfs/sealfs/internal/pprofget"
 )
 
 // profileRow runs one row of the comparison on the sealfs mount alone while
@@ -115,11 +116,8 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	sh("sync")
 	dropCaches()
 
-	base := "http://" + metrics
 	cpuFile, blockFile := filepath.Join(outDir, row+".cpu.pprof"), filepath.Join(outDir, row+".block.pprof")
-	done := make(chan error, 2)
-	go func() { done <- fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), cpuFile) }()
-	go func() { done <- fetch(fmt.Sprintf("%s/debug/pprof/block?seconds=%d", base, secs), blockFile) }()
+	wait := pprofget.Start(metrics, secs, cpuFile, blockFile)
 	time.Sleep(500 * time.Millisecond) // both windows are open
 	ops0 := scrapeOps(metrics)
 	say("profiling %s for %ds", row, secs)
@@ -133,53 +131,16 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 		say("the row took %v, longer than -profile-seconds %d: the profiles miss its end", took.Round(time.Millisecond), secs)
 	}
 	say("%s took %v; waiting for the profiles", row, took.Round(time.Millisecond))
-	for range 2 {
-		if err := <-done; err != nil {
-			return err
-		}
+	if err := wait(); err != nil {
+		return err
 	}
 	fmt.Printf("\n%s on the sealfs mount: %.2fs\n", row, took.Seconds())
 	printOps(os.Stdout, "FUSE operations the daemon served (requests go-fuse answers itself, RELEASE and FORGET are not counted)", ops, perFile)
 	fmt.Printf("\nprofiles: %s %s (go tool pprof -http : %s %s)\n", cpuFile, blockFile, bin, cpuFile)
-	pprofTop("CPU, by cumulative time in the daemon's code", bin, cpuFile, "-cum", "-focus", "github.com/sealfs/sealfs/")
-	pprofTop("CPU, flat", bin, cpuFile)
-	pprofTop("blocking inside the mount's requests, by cumulative delay", bin, blockFile, "-cum", "-focus", "github.com/sealfs/sealfs/fs\\.")
+	pprofget.Top(os.Stdout, "CPU, by cumulative time in the daemon's code", bin, cpuFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/")
+	pprofget.Top(os.Stdout, "CPU, flat", bin, cpuFile, 25)
+	pprofget.Top(os.Stdout, "blocking inside the mount's requests, by cumulative delay", bin, blockFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/fs\\.")
 	return nil
-}
-
-// fetch saves what url returns to path.
-func fetch(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// pprofTop prints the top entries of a profile.
-func pprofTop(title, bin, file string, args ...string) {
-	fmt.Printf("\n== %s\n", title)
-	cmd := exec.Command("go", append(append([]string{"tool", "pprof", "-top", "-nodecount=25"}, args...), bin, file)...)
-	cmd.Stderr = io.Discard
-	b, err := cmd.Output()
-	if err != nil {
-		fmt.Printf("go tool pprof: %v\n", err)
-		return
-	}
-	fmt.Print(string(b))
 }
 
 // freeAddr returns a loopback address with a port free at the moment.

@@ -2,15 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/sealfs/sealfs/internal/pprofget"
 )
 
 // profileDir, when set (-profile), receives a CPU and a blocking profile of
@@ -20,7 +19,7 @@ import (
 var profileDir string
 
 // profiling is one workload's profiles being taken.
-type profiling struct{ wg sync.WaitGroup }
+type profiling struct{ done func() error }
 
 // profileFile names a workload's profile of a kind ("cpu", "block").
 func profileFile(workload, kind string) string {
@@ -28,7 +27,7 @@ func profileFile(workload, kind string) string {
 	return filepath.Join(profileDir, name+"."+kind+".pprof")
 }
 
-// startProfiles starts fetching d's CPU profile and the blocking delta over
+// startProfiles starts taking d's CPU profile and the blocking delta over
 // about dur (at least a second, the profiler's unit).
 func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 	if profileDir == "" || d.metrics == "" {
@@ -39,40 +38,13 @@ func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 		return nil
 	}
 	secs := max(1, int(dur.Round(time.Second).Seconds()))
-	p := &profiling{}
-	for kind, path := range map[string]string{"cpu": "profile", "block": "block"} {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", d.metrics, path, secs)
-			if err := fetch(url, profileFile(workload, kind)); err != nil {
-				log.Printf("profile %s of %s: %v", kind, workload, err)
-			}
-		}()
-	}
-	return p
+	return &profiling{done: pprofget.Start(d.metrics, secs, profileFile(workload, "cpu"), profileFile(workload, "block"))}
 }
 
-func (p *profiling) wait() { p.wg.Wait() }
-
-func fetch(url, file string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
+func (p *profiling) wait() {
+	if err := p.done(); err != nil {
+		log.Printf("profile: %v", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // printProfiles prints the top entries of every profile taken, with the
@@ -87,18 +59,14 @@ func printProfiles(selected []workload) {
 			if _, err := os.Stat(file); err != nil {
 				continue
 			}
-			fmt.Printf("\n== %s profile of %s (go tool pprof -http=: %s)\n", kind, w.name, file)
-			args := []string{"tool", "pprof", "-top", "-nodecount", "20"}
+			title := fmt.Sprintf("%s profile of %s (go tool pprof -http=: %s)", kind, w.name, file)
 			if kind == "block" {
 				// Only the request-serving goroutines: the idle
 				// background ones would fill the table otherwise.
-				args = append(args, "-cum", "-focus", `s3\.\(\*Handler\)\.ServeHTTP`)
+				pprofget.Top(os.Stdout, title, "", file, 20, "-cum", "-focus", `s3\.\(\*Handler\)\.ServeHTTP`)
+			} else {
+				pprofget.Top(os.Stdout, title, "", file, 20)
 			}
-			out, err := exec.Command("go", append(args, file)...).CombinedOutput()
-			if err != nil {
-				fmt.Printf("pprof: %v\n", err)
-			}
-			os.Stdout.Write(out)
 		}
 	}
 }
