@@ -116,12 +116,7 @@ func (p *blobPool) fill() {
 
 func (p *blobPool) create(fb *fileBlobs, ids []meta.BlobID) error {
 	dir := filepath.Dir(fb.path(ids[0]))
-	if err := os.Mkdir(dir, 0o700); err == nil {
-		// A new shard directory: its own entry must be durable too.
-		if err := syncDir(fb.dir); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	for _, id := range ids {
@@ -133,7 +128,13 @@ func (p *blobPool) create(fb *fileBlobs, ids []meta.BlobID) error {
 			return err
 		}
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	// The shard directory's own entry: made just now, here or by a blob
+	// written the slow way whose fsync of it may not have run yet. With
+	// nothing new in it this fsync has nothing to write.
+	return syncDir(fb.dir)
 }
 
 // holds reports whether id is a file made ahead that nobody took yet.
