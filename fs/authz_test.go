@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"crypto/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -12,8 +10,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/sealfs/sealfs/cryptostore"
-	"github.com/sealfs/sealfs/kms"
-	"github.com/sealfs/sealfs/meta"
 )
 
 // TestActingAs: a file system acting as a read-only user without the
@@ -21,30 +17,8 @@ import (
 // plain file, and gets EACCES reading the encrypted one and creating a
 // file; the same store without --as reads both.
 func TestActingAs(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	db, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := make([]byte, 32)
-	rand.Read(root)
-	k, err := kms.OpenLocal(filepath.Join(dir, "kms"), root, kms.LocalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := cryptostore.Open(ctx, cryptostore.Config{Dir: dir, Meta: db, KMS: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		k.Close()
-		db.Close()
-	})
-	if err := s.CreateBucket(ctx, "bkt", ""); err != nil {
-		t.Fatal(err)
-	}
+	s, dir := newTestStore(t)
 	put := func(key, body string) {
 		t.Helper()
 		if _, err := s.Put(ctx, &cryptostore.PutInput{Bucket: "bkt", Key: key, Body: strings.NewReader(body), Size: int64(len(body))}); err != nil {

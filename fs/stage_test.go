@@ -15,9 +15,9 @@ import (
 	"github.com/sealfs/sealfs/meta"
 )
 
-// newTestFS returns a file system (not mounted) over a real store on a
-// temporary data directory, with an encrypting bucket "bkt".
-func newTestFS(t *testing.T) *FS {
+// newTestStore returns a real store on a temporary data directory (also
+// returned), with a plain bucket "bkt".
+func newTestStore(t *testing.T) (*cryptostore.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -43,7 +43,15 @@ func newTestFS(t *testing.T) *FS {
 	if err := s.CreateBucket(ctx, "bkt", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetBucketEncryption(ctx, "bkt", true); err != nil {
+	return s, dir
+}
+
+// newTestFS returns a file system (not mounted) over a new test store
+// whose bucket "bkt" encrypts.
+func newTestFS(t *testing.T) *FS {
+	t.Helper()
+	s, dir := newTestStore(t)
+	if err := s.SetBucketEncryption(context.Background(), "bkt", true); err != nil {
 		t.Fatal(err)
 	}
 	return newFS(Options{Store: s, DataDir: dir})
