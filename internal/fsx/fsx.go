@@ -80,21 +80,27 @@ type Stats struct {
 }
 
 func (s *Stats) String() string {
-	names := make([]string, 0, len(s.ByOp))
-	for k := range s.ByOp {
+	ops, unsupported := opCounts(s.ByOp, s.Unsupported)
+	return fmt.Sprintf("%d ops in %v (%s), %d bytes written, %d read and checked, %d ENOSPC, %d faults in maps, %d recoveries (%d ESTALE reopens), %d wrong reads%s",
+		s.Ops, s.Elapsed.Round(time.Millisecond), ops, s.Written, s.Read, s.NoSpace, s.Faults, s.Recoveries, s.Stale, s.WrongReads, unsupported)
+}
+
+// opCounts formats operation counts by name ("read 3, write 5") and the
+// operations a file system did not have ("; not supported: ...", or "").
+func opCounts(byOp map[string]int, unsupported []string) (ops, notSupported string) {
+	names := make([]string, 0, len(byOp))
+	for k := range byOp {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s %d", k, s.ByOp[k])
+		parts[i] = fmt.Sprintf("%s %d", k, byOp[k])
 	}
-	u := ""
-	if len(s.Unsupported) > 0 {
-		u = "; not supported: " + strings.Join(s.Unsupported, ", ")
+	if len(unsupported) > 0 {
+		notSupported = "; not supported: " + strings.Join(unsupported, ", ")
 	}
-	return fmt.Sprintf("%d ops in %v (%s), %d bytes written, %d read and checked, %d ENOSPC, %d faults in maps, %d recoveries (%d ESTALE reopens), %d wrong reads%s",
-		s.Ops, s.Elapsed.Round(time.Millisecond), strings.Join(parts, ", "), s.Written, s.Read, s.NoSpace, s.Faults, s.Recoveries, s.Stale, s.WrongReads, u)
+	return strings.Join(parts, ", "), notSupported
 }
 
 // ErrWrongRead is wrapped by the error of a run that read other bytes than

@@ -86,21 +86,9 @@ type StressStats struct {
 }
 
 func (s *StressStats) String() string {
-	names := make([]string, 0, len(s.ByOp))
-	for k := range s.ByOp {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s %d", k, s.ByOp[k])
-	}
-	u := ""
-	if len(s.Unsupported) > 0 {
-		u = "; not supported: " + strings.Join(s.Unsupported, ", ")
-	}
+	ops, unsupported := opCounts(s.ByOp, s.Unsupported)
 	return fmt.Sprintf("%d ops in %v (%s), %d bytes written, %d read and checked, %d ENOSPC, %d paths left uncertain, %d wrong reads%s",
-		s.Ops, s.Elapsed.Round(time.Millisecond), strings.Join(parts, ", "), s.Written, s.Read, s.NoSpace, s.Uncertain, s.WrongReads, u)
+		s.Ops, s.Elapsed.Round(time.Millisecond), ops, s.Written, s.Read, s.NoSpace, s.Uncertain, s.WrongReads, unsupported)
 }
 
 type worker struct {
