@@ -21,7 +21,9 @@ import (
 //
 // The file store (fileBlobs, below; file://DIR, the default) lays them out
 // as DIR/blobs/<first two hex digits>/<32 hex digits> for committed blobs,
-// DIR/tmp/<32 hex digits>.tmp while one is being written.
+// DIR/tmp/<32 hex digits>.tmp while one is being written; or, in a data
+// directory's own blob store, written in place into an empty file made
+// ahead of need under its final name (blobpool.go).
 //
 // A blob is removable when no committed record points at it, no write that
 // will commit it is in flight, and no reader holds it. Only this process owns

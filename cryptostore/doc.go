@@ -42,7 +42,8 @@
 //     any requested checksums; the MD5 only for data stored plain, whose
 //     ETag it is, or when a client's Content-MD5 must be checked: an
 //     encrypted object's ETag is random, see sums.go) and sealing in parallel
-//     stages, writes a new blob (temp file → fsync → rename → fsync dir) or,
+//     stages, writes a new blob (into a file made ahead under its final
+//     name, blobpool.go → fsync; or temp file → fsync → rename → fsync dir) or,
 //     for small objects, keeps the sealed bytes inline in the metadata store,
 //     then commits the object record in one metadata transaction. Copy,
 //     multipart Complete and replicas arriving from another region go through
