@@ -36,6 +36,7 @@ type blobPool struct {
 
 	mu      sync.Mutex
 	ready   []meta.BlobID
+	batch   []meta.BlobID // the batch being created (fill), not ready yet
 	filling bool
 	closed  bool
 	pause   time.Time // after a failed batch, no new one before this
@@ -91,18 +92,23 @@ func (p *blobPool) fill() {
 		ids[i] = meta.NewBlobID()
 		ids[i][0] = ids[0][0] // one shard directory for the batch
 	}
-	// In flight before they exist: the collector must never see them free.
+	// In flight before they exist: the collector must never see them free
+	// (nor count them as blobs: holds).
 	p.b.mu.Lock()
 	for _, id := range ids {
 		p.b.inflight[id] = struct{}{}
 	}
 	p.b.mu.Unlock()
+	p.mu.Lock()
+	p.batch = ids
+	p.mu.Unlock()
 
 	fb := p.b.local
 	err := p.create(fb, ids)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.filling = false
+	p.batch = nil
 	if err == nil && !p.closed {
 		p.ready = append(p.ready, ids...)
 		return
@@ -137,14 +143,15 @@ func (p *blobPool) create(fb *fileBlobs, ids []meta.BlobID) error {
 	return syncDir(fb.dir)
 }
 
-// holds reports whether id is a file made ahead that nobody took yet.
+// holds reports whether id is a file made ahead that nobody took yet, or
+// one of the batch being made.
 func (p *blobPool) holds(id meta.BlobID) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Contains(p.ready, id)
+	return slices.Contains(p.ready, id) || slices.Contains(p.batch, id)
 }
 
 // close waits for a batch under way and removes the files nobody took.
