@@ -70,8 +70,8 @@ test-engines: build
 # catch flaky tests: every run goes to the end; the summary says which runs
 # failed, and the make fails if any did. Then sealfs's fsx and fsstress
 # (internal/fsx) on a nearly full data disk for FSX_DURATION (make test runs
-# them for 10s on a disk with room), with their counts. Full logs in a
-# temporary directory.
+# them for 10s on a disk with room and 15s on a nearly full one), with their
+# counts. Full logs in a temporary directory.
 STRESS_RUNS ?= 3
 FSX_DURATION ?= 5m
 stress: build

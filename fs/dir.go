@@ -216,6 +216,10 @@ func (d *dirNode) objectChild(ctx context.Context, name string, obj *cryptostore
 		}
 	}
 	c := newFileNode(d.fs, kind, obj.Bucket, obj.Key)
+	// An older node of this key may be alive though no longer the child
+	// (a stale one, still open, or held by the kernel): never its
+	// generation, or go-fuse would hand it back for this lookup.
+	gen = d.fs.inodes.newGen(c.ino, gen)
 	c.last, c.gen, c.kver = obj, gen, obj.ID
 	d.fs.objectAttr(&out.Attr, c.ino, obj)
 	return d.NewInode(ctx, c, gofs.StableAttr{Mode: fileType(kind), Ino: c.ino, Gen: gen})
@@ -441,13 +445,14 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		return nil, nil, 0, errno
 	}
 	fn := newFileNode(d.fs, kindFile, bucket, key)
+	fn.gen = d.fs.inodes.newGen(fn.ino, 0) // see objectChild
 	fn.pending.Store(true)
 	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777), true)
 	fn.opens = 1
 	d.fs.markDirty(fn)
 	d.touch()
 	fn.attr(&out.Attr)
-	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino})
+	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino, Gen: fn.gen})
 	return ch, &fileHandle{n: fn}, 0, 0
 }
 
@@ -465,7 +470,7 @@ func (d *dirNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *f
 	fn.st = newStaging(fn, nil, d.fs.newMeta(ctx, syscall.S_IFREG|mode&0o7777), true)
 	fn.opens = 1
 	fn.attr(&out.Attr)
-	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino})
+	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino, Gen: fn.gen})
 	return ch, &fileHandle{n: fn}, 0, 0
 }
 

@@ -110,25 +110,42 @@
 //
 // A full data disk (ENOSPC) loses no acknowledged byte and shows no byte
 // that was never written. With the kernel's writeback cache, write(2)
-// only fills the page cache: a write the mount cannot stage fails when
-// the kernel sends it back, and the error reaches the program at fsync
-// or close. Any failed operation on a file's staging (a write, a truncate,
-// a read that had to move it into the spool) breaks it (stagingFailed in
-// file.go), because it may have lost bytes it held: every later commit of
-// it fails, the last close drops it, and the file keeps the version last
-// committed (by a close or fsync that succeeded), never that version with
-// some of the writes. The inode is marked stale and no new open joins it
-// (ESTALE, so the kernel looks the name up again and gets a new inode,
-// without the lost writes in its pages). A commit that fails (the blob
-// or the record cannot be written) leaves the staging whole, to be
-// committed by a later close once space returns: the file then holds all
-// of its writes or, if none succeeds, the old version. A truncate(2) of a
-// file nobody has open that fails changes nothing. So after an ENOSPC a
-// file should hold the old content or the new one; internal/fsx checks
-// exactly that on a nearly full disk (integration TestMountFsxDiskFull,
-// make stress), and still finds cases where it does not: after a failed
-// commit the mount can hold two inodes for one key, and a second open may
-// read the committed version instead of the writer's staged one. One
+// only fills the page cache: the kernel sends the pages back later, and
+// marks them clean whatever the answer, so a write the mount failed to
+// stage would leave the page cache holding bytes the file does not. So a
+// write never fails for a full disk: the overlay's chunks that the spool
+// cannot take are kept in memory (at most 256 MiB for the mount), and a
+// stream whose Stage fails moves into the overlay from its copy of what
+// it sent. The full disk shows at the commit instead: a flush, fsync or
+// close fails with ENOSPC and leaves the staging whole — every handle of
+// the file still reads its writes, and the next flush, fsync or close
+// commits them all once space returns. If the last close cannot commit
+// them either, they are dropped: the file keeps the version last
+// committed (by a close, fsync or truncate that succeeded), never that
+// version with some of the writes. The kernel's pages and size of that
+// inode then hold a content no version has, so nothing opens them again:
+// a read opens the committed version past the page cache
+// (FOPEN_DIRECT_IO), an open for writing answers ESTALE, which the kernel
+// takes as a cue to look the name up again (LOOKUP_REVAL) and retry once,
+// and that lookup makes a new inode. A truncate(2) is committed at once
+// (unless writes are staged, which it joins): one that fails changes
+// nothing, one that succeeds stays, even when a descriptor is open (its
+// release, which the kernel sends after close returns, commits nothing
+// of it). So after an ENOSPC a file holds the old content or the new one;
+// internal/fsx checks exactly that on a nearly full disk (integration
+// TestMountFsxDiskFull in make test, longer in make stress).
+//
+// What stays breakable: a write the mount cannot stage even so (past the
+// memory bound, a stream of more than 8 MiB whose Stage or commit fails,
+// a spool that fails other than for space) breaks the file's staging
+// (stagingFailed in file.go), because it may have lost bytes it held:
+// every later commit of it fails, the last close drops it, the file keeps
+// the version last committed, and the inode is marked stale so that no
+// new open joins it (ESTALE, and the kernel's retry gets a new inode). A
+// second descriptor opened meanwhile then reads the committed version,
+// not the first one's writes.
+//
+// One One
 // exception, as on a local file system: msync(2) and sync_file_range(2)
 // of a range write back only that range, so the commit they cause holds
 // the writes of that range and not those still cached elsewhere.

@@ -180,6 +180,14 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			return errno
 		}
 	}
+	// A truncate(2) (no handle) with nothing staged is committed at once,
+	// as is any truncate of a file nobody has open: no flush of the
+	// caller's would report a failed commit, and a handle still counted
+	// open may be one whose release has not arrived yet (the kernel sends
+	// it after close returns), whose failed commit would undo a truncate
+	// that had succeeded. An ftruncate is staged with the handle's writes.
+	_, sized := in.GetSize()
+	atOnce := sized && ok && (n.opens == 0 || (fh == nil && n.st == nil))
 	if size, has := in.GetSize(); has {
 		if n.kind == kindLink {
 			return syscall.EINVAL
@@ -191,7 +199,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			return errno
 		}
 		if err := n.st.truncate(int64(size)); err != nil {
-			if n.opens == 0 && ok {
+			if atOnce {
 				n.dropIdleStagingLocked()
 				return n.fs.errno(err, bucket, key)
 			}
@@ -227,8 +235,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			n.last = obj
 		}
 	}
-	if _, has := in.GetSize(); has && n.opens == 0 && ok {
-		// truncate(2) of a file nobody has open: no flush will follow.
+	if atOnce {
 		kver := n.kver
 		if err := n.commitLocked(ctx); err != nil {
 			n.dropIdleStagingLocked()
@@ -702,6 +709,11 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 			n.st.close()
 			n.st = nil
 			n.fs.markClean(n)
+			// The kernel's pages and size hold what could not be
+			// committed: no open may use them (Open finds no version
+			// for them), and the next lookup makes a new inode.
+			n.kver = cryptostore.ObjectID{}
+			n.stale.Store(true)
 			if n.pending.Swap(false) {
 				// A new file that never made it to the store: have the
 				// kernel forget it.

@@ -109,6 +109,9 @@ type FS struct {
 	// absent is known to be absent still while it has not moved
 	// (dirNode.absent).
 	outside atomic.Uint64
+	// memStaged counts the bytes of files' staging kept in memory because
+	// the disk could not take them (staging.mem), at most memStageMax.
+	memStaged atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error

@@ -20,6 +20,7 @@ type inodeTable struct {
 type inoEntry struct {
 	id   string // identity the number stands for; "" once retired
 	refs int    // live nodes holding the number
+	gen  uint64 // the highest inode generation of those nodes so far
 }
 
 // Node kinds, the first byte of an identity.
@@ -111,4 +112,23 @@ func (t *inodeTable) rekey(n uint64, id string) {
 	if e := t.byIno[n]; e != nil {
 		e.id = id
 	}
+}
+
+// newGen returns the generation for a new node that took number n: at
+// least gen, and above every generation of the number's nodes still alive,
+// so that the new node is never taken for one of them (go-fuse merges
+// nodes of one number and generation into one). Called once the node
+// holds the number (acquire).
+func (t *inodeTable) newGen(n, gen uint64) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.byIno[n]
+	if e == nil {
+		return gen
+	}
+	if e.refs > 1 {
+		gen = max(gen, e.gen+1)
+	}
+	e.gen = max(e.gen, gen)
+	return gen
 }

@@ -58,7 +58,23 @@ type staging struct {
 	put *streamPut // the running Stage, once the window first filled
 
 	spool *cryptostore.Spool // overlay mode
-	have  []uint64           // bit i: chunk i is in the spool
+	have  []uint64           // bit i: chunk i is in the overlay (the spool, or mem)
+	// mem holds the overlay's chunks the spool could not take (the disk is
+	// full): a chunk in mem is read from there, never from the spool, and
+	// once the spool failed (spoolFull) every chunk written goes to mem. So
+	// a write the kernel sends back is never lost to a full disk: the
+	// error comes at the commit, which leaves the staging whole. Counted in
+	// FS.memStaged, at most memStageMax for the mount.
+	mem       map[int64][]byte
+	spoolFull bool
+
+	// tee copies the bytes sent to the running Stage (the content from
+	// baseLen on) while they are at most teeMax: if the Stage fails (a full
+	// disk), or its commit does, the content is rebuilt from the base and
+	// the copy in the overlay (unstream) instead of being lost. teeOK says
+	// it holds all of them.
+	tee   []byte
+	teeOK bool
 
 	broken error // a stream that failed: its data is lost
 
@@ -91,6 +107,14 @@ const (
 	turnStall = 10 * time.Second
 	// chunk is the overlay's unit: the spool's.
 	chunk = cryptostore.SpoolChunkSize
+	// teeMax bounds the copy a stream keeps of what it sent (see
+	// staging.tee): a file streamed further than this loses its writes if
+	// the stream or its commit fails.
+	teeMax = winMax
+	// memStageMax bounds the overlay chunks the mount keeps in memory when
+	// the disk cannot take them (staging.mem); past it a write fails with
+	// ENOSPC and the staging breaks.
+	memStageMax = 256 << 20
 )
 
 // base is what a staging's content starts from: a pinned version or staged
@@ -144,6 +168,7 @@ func (st *staging) startPut() error {
 		body = io.MultiReader(io.NewSectionReader(st.base, 0, st.baseLen), pr)
 	}
 	p := &streamPut{pw: pw, done: make(chan struct{})}
+	st.tee, st.teeOK = st.tee[:0], true
 	in := &cryptostore.PutInput{Bucket: bucket, Key: key, Body: body, Size: -1, Meta: st.meta.Clone()}
 	go func() {
 		defer close(p.done)
@@ -163,10 +188,30 @@ func (st *staging) send(p []byte) error {
 	if _, err := st.put.pw.Write(p); err != nil {
 		return st.fail(err)
 	}
+	st.teeAppend(p)
 	return nil
 }
 
-// fail records that the running Stage failed: the streamed data is lost.
+// teeAppend adds bytes the Stage took to the copy, or gives the copy up
+// once it would pass teeMax.
+func (st *staging) teeAppend(p []byte) {
+	if !st.teeOK {
+		return
+	}
+	if len(st.tee)+len(p) > teeMax {
+		st.tee, st.teeOK = nil, false
+		return
+	}
+	st.tee = append(st.tee, p...)
+}
+
+// errUnstreamed: the running Stage failed, and the content was moved into
+// the overlay whole (unstream); the operation goes on there.
+var errUnstreamed = errors.New("stream moved to the overlay")
+
+// fail records that the running Stage failed. With the copy of what was
+// sent (tee) the content moves into the overlay, nothing lost
+// (errUnstreamed); without it the streamed data is lost (broken).
 func (st *staging) fail(err error) error {
 	<-st.put.done
 	if st.put.err != nil {
@@ -176,8 +221,40 @@ func (st *staging) fail(err error) error {
 		st.put.staged.Discard()
 	}
 	st.put = nil
+	if st.teeOK {
+		if uerr := st.unstream("stream failed: " + err.Error()); uerr != nil {
+			return uerr
+		}
+		return errUnstreamed
+	}
 	st.broken = fmt.Errorf("streaming to the store: %w", err)
 	return st.broken
+}
+
+// unstream leaves stream mode without the Stage: what was sent (the copy in
+// tee) and the window go into the overlay, over the base, which the stream
+// mode still holds. The running Stage, if any, is abandoned. If the overlay
+// cannot take the content the staging is broken.
+func (st *staging) unstream(why string) error {
+	if st.n.fs.log.Enabled(context.Background(), slog.LevelDebug) {
+		bucket, key, _ := st.n.loc()
+		st.n.fs.log.Debug("staging a file in the spool", "bucket", bucket, "key", key, "why", why, "sent", len(st.tee))
+	}
+	tee := st.tee
+	st.tee, st.teeOK = nil, false
+	st.abortStream()
+	w := st.win
+	st.win = nil
+	defer st.advanced() // nobody waits for a turn in overlay mode
+	err := st.overlayWrite(tee, st.baseLen)
+	if err == nil && len(w.buf) > 0 {
+		err = st.overlayWrite(w.buf, w.off)
+	}
+	if err != nil {
+		st.broken = fmt.Errorf("moving the stream into the spool: %w", err)
+		return st.broken
+	}
+	return nil
 }
 
 // finishStream sends the rest of the content, ends the body and waits for
@@ -190,19 +267,23 @@ func (st *staging) finishStream() (*cryptostore.Staged, error) {
 		}
 	}
 	if sent := w.off + int64(len(w.buf)); sent < st.size {
-		if _, err := io.Copy(st.put.pw, &zeroReader{n: st.size - sent}); err != nil {
-			return nil, st.fail(err)
+		zeros := make([]byte, min(st.size-sent, 1<<20))
+		for sent < st.size {
+			k := min(st.size-sent, int64(len(zeros)))
+			if err := st.send(zeros[:k]); err != nil {
+				return nil, err
+			}
+			sent += k
 		}
 	}
 	st.put.pw.Close()
 	<-st.put.done
 	staged, err := st.put.staged, st.put.err
+	if err != nil {
+		return nil, st.fail(err)
+	}
 	st.put = nil
 	st.win = &window{off: st.size}
-	if err != nil {
-		st.broken = err
-		return nil, err
-	}
 	return staged, nil
 }
 
@@ -243,6 +324,12 @@ func (st *staging) write(p []byte, off int64) error {
 			err := st.windowWrite(p, off)
 			if st.win == nil || st.win.end() > before {
 				st.advanced()
+			}
+			if errors.Is(err, errUnstreamed) {
+				// The stream failed and its content moved into the
+				// overlay: the write goes there (again, if part of it
+				// was in the window).
+				err = st.overlayWrite(p, off)
 			}
 			if err != nil {
 				return err
@@ -398,13 +485,29 @@ func (st *staging) truncate(size int64) error {
 		}
 	}
 	if size < st.size {
-		if st.spool != nil && size < st.spool.Size() {
+		if st.spool != nil && !st.spoolFull && size < st.spool.Size() {
 			if err := st.spool.Truncate(size); err != nil {
-				return err
+				if !isNoSpace(err) {
+					return err
+				}
+				// The spool is not written again (its cut-off bytes may
+				// remain): the chunk cut in two moves to memory.
+				st.spoolFull = true
+			}
+		}
+		if c := size / chunk; size%chunk != 0 && st.has(c) {
+			if st.spoolFull && st.mem[c] == nil {
+				if err := st.toMem(c); err != nil {
+					return err
+				}
+			}
+			if b := st.mem[c]; b != nil {
+				clear(b[size%chunk:])
 			}
 		}
 		for c := (size + chunk - 1) / chunk; c < int64(len(st.have))*64; c++ {
 			st.have[c/64] &^= 1 << (c % 64)
+			st.dropMem(c)
 		}
 		st.baseLen = min(st.baseLen, size)
 	}
@@ -420,10 +523,18 @@ func (st *staging) toOverlay(why string, off int64, n int) error {
 		st.n.fs.log.Debug("staging a file in the spool", "bucket", bucket, "key", key, "why", why,
 			"off", off, "len", n, "window", w.off, "buffered", len(w.buf), "streaming", st.put != nil)
 	}
+	if st.put != nil && st.teeOK {
+		// What was sent is copied in tee: the overlay takes it, over the
+		// base, so that a failed commit loses nothing (see staging.tee).
+		return st.unstream(why)
+	}
 	if st.put != nil {
 		// End the stream: what it staged (uncommitted, seen by nobody
 		// else) becomes the base. The content is unchanged.
 		staged, err := st.finishStream()
+		if errors.Is(err, errUnstreamed) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -469,6 +580,93 @@ func (st *staging) overlayWrite(p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
+	if !st.spoolFull && !st.anyMem(off, len(p)) {
+		err := st.spoolWrite(p, off)
+		if err == nil || !isNoSpace(err) {
+			return err
+		}
+		// The disk is full: this write and every later one go to memory.
+		st.spoolFull = true
+	}
+	return st.memWrite(p, off)
+}
+
+// isNoSpace reports whether err is a full disk (or the store's reserve).
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// anyMem reports whether a chunk that [off, off+n) touches is in mem.
+func (st *staging) anyMem(off int64, n int) bool {
+	if len(st.mem) == 0 {
+		return false
+	}
+	for c := off / chunk; c <= (off+int64(n)-1)/chunk; c++ {
+		if st.mem[c] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// memWrite stores p at off in memory chunks, each filled first with what
+// the content holds there.
+func (st *staging) memWrite(p []byte, off int64) error {
+	end := off + int64(len(p))
+	for c := off / chunk; c <= (end-1)/chunk; c++ {
+		if st.mem[c] == nil {
+			if err := st.toMem(c); err != nil {
+				return err
+			}
+		}
+		cs := c * chunk
+		lo, hi := max(off, cs), min(end, cs+chunk)
+		copy(st.mem[c][lo-cs:hi-cs], p[lo-off:hi-off])
+		st.mark(c)
+	}
+	return nil
+}
+
+// toMem moves chunk c into memory with the content's bytes there (the
+// spool's, the base's or zeros), within the mount's budget.
+func (st *staging) toMem(c int64) error {
+	if st.n.fs.memStaged.Add(chunk) > memStageMax {
+		st.n.fs.memStaged.Add(-chunk)
+		return fmt.Errorf("staging in memory: more than %d MiB held for a full disk: %w", memStageMax>>20, syscall.ENOSPC)
+	}
+	b := make([]byte, chunk)
+	cs := c * chunk
+	switch {
+	case st.has(c):
+		n, err := st.spool.ReadAt(b, cs)
+		if err != nil && err != io.EOF {
+			st.n.fs.memStaged.Add(-chunk)
+			return err
+		}
+		clear(b[n:])
+	case cs < st.baseLen:
+		if err := readBase(st.base, b[:min(chunk, st.baseLen-cs)], cs); err != nil {
+			st.n.fs.memStaged.Add(-chunk)
+			return err
+		}
+	}
+	if st.mem == nil {
+		st.mem = make(map[int64][]byte)
+	}
+	st.mem[c] = b
+	return nil
+}
+
+// dropMem forgets chunk c's memory copy.
+func (st *staging) dropMem(c int64) {
+	if st.mem[c] != nil {
+		delete(st.mem, c)
+		st.n.fs.memStaged.Add(-chunk)
+	}
+}
+
+// spoolWrite stores p at off in the spool.
+func (st *staging) spoolWrite(p []byte, off int64) error {
 	if st.spool == nil {
 		sp, err := st.store.NewSpool()
 		if err != nil {
@@ -508,9 +706,15 @@ func (st *staging) overlayWrite(p []byte, off int64) error {
 func (st *staging) overlayRead(p []byte, off int64) error {
 	end := off + int64(len(p))
 	for pos := off; pos < end; {
+		if b := st.mem[pos/chunk]; b != nil {
+			run := min((pos/chunk+1)*chunk, end)
+			copy(p[pos-off:run-off], b[pos%chunk:])
+			pos = run
+			continue
+		}
 		inSpool := st.has(pos / chunk)
 		run := min((pos/chunk+1)*chunk, end)
-		for run < end && st.has(run/chunk) == inSpool {
+		for run < end && st.has(run/chunk) == inSpool && st.mem[run/chunk] == nil {
 			run = min(run+chunk, end)
 		}
 		seg := p[pos-off : run-off]
@@ -588,19 +792,40 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		return nil, st.broken
 	}
 	m := st.finalMeta()
+	if st.put != nil && st.size-st.win.off-int64(len(st.win.buf)) >= tailHole && st.teeOK {
+		// A long run of zeros after what was written, which the
+		// overlay's commit stores as a hole.
+		if err := st.unstream("a hole after the data"); err != nil {
+			return nil, err
+		}
+	}
 	if st.put != nil {
 		if tail := st.size - st.win.off - int64(len(st.win.buf)); tail < tailHole {
 			staged, err := st.finishStream()
-			if err != nil {
+			switch {
+			case errors.Is(err, errUnstreamed):
+				// The content is in the overlay: committed below.
+			case err != nil:
+				return nil, err
+			default:
+				h, err := staged.Commit(ctx, &m)
+				if err == nil {
+					return h, nil
+				}
+				// The staged data went with the failed commit; the copy
+				// keeps the content for the next one.
+				if !st.teeOK {
+					st.broken = err
+					return nil, err
+				}
+				if uerr := st.unstream("commit failed"); uerr != nil {
+					return nil, uerr
+				}
 				return nil, err
 			}
-			h, err := staged.Commit(ctx, &m)
-			if err != nil {
-				st.broken = err
-				return nil, err
-			}
-			return h, nil
 		}
+	}
+	if st.put != nil {
 		// A long run of zeros after what was written (a truncate past
 		// the end, a sparse copy): end the stream where the data ends
 		// and store the rest as a hole.
@@ -609,6 +834,7 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		staged, err := st.finishStream()
 		st.size = size
 		if err != nil {
+			// Not errUnstreamed: the copy was given up (teeOK).
 			return nil, err
 		}
 		if st.base != nil {
@@ -720,6 +946,10 @@ func (st *staging) close() {
 		st.spool.Close()
 		st.spool = nil
 	}
+	for c := range st.mem {
+		st.dropMem(c)
+	}
+	st.tee, st.teeOK = nil, false
 	if st.base != nil {
 		st.base.release()
 		st.base = nil
@@ -845,19 +1075,4 @@ func (w *window) truncate(size int64) {
 		out = append(out, span{s.lo, min(s.hi, rel)})
 	}
 	w.spans = out
-}
-
-// zeroReader yields n zero bytes.
-type zeroReader struct{ n int64 }
-
-func (z *zeroReader) Read(p []byte) (int, error) {
-	if z.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > z.n {
-		p = p[:z.n]
-	}
-	clear(p)
-	z.n -= int64(len(p))
-	return len(p), nil
 }

@@ -161,8 +161,10 @@ func TestStagingModel(t *testing.T) {
 
 // TestStagingModes checks which path a write takes: a file written in order
 // streams into a running Stage (no spool), a write behind it moves it to the
-// spool over what was streamed, staged but committed nowhere (nothing is
-// visible before the commit), and a small file is put whole.
+// spool: over what was streamed, staged but committed nowhere (nothing is
+// visible before the commit), once more than teeMax was streamed; over the
+// version it started from, with the copy of what was sent, before. A small
+// file is put whole.
 func TestStagingModes(t *testing.T) {
 	f := newTestFS(t)
 	ctx := context.Background()
@@ -178,7 +180,7 @@ func TestStagingModes(t *testing.T) {
 		t.Fatal("a 100-byte file started a stream or a spool")
 	}
 	data := fill(100, 1)
-	for i := range 8 {
+	for i := range 12 {
 		p := fill(1<<20, byte(i))
 		if err := st.write(p, int64(len(data))); err != nil {
 			t.Fatal(err)
@@ -186,7 +188,7 @@ func TestStagingModes(t *testing.T) {
 		data = append(data, p...)
 	}
 	if st.put == nil || st.spool != nil {
-		t.Fatalf("an 8 MiB file written in order: streaming=%t spool=%t, want a stream", st.put != nil, st.spool != nil)
+		t.Fatalf("a 12 MiB file written in order: streaming=%t spool=%t, want a stream", st.put != nil, st.spool != nil)
 	}
 	// A chmod while the data streams is committed with it.
 	setPOSIXField(&st.meta, cryptostore.MetaMode, 0o100640)
@@ -220,6 +222,35 @@ func TestStagingModes(t *testing.T) {
 	}
 	if got := stored(t, f, "modes"); !bytes.Equal(got, data) {
 		t.Fatal("final content differs")
+	}
+
+	// A 3 MiB file: the write behind the stream moves the copy of what was
+	// sent into the spool, over the version the file started from.
+	n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
+	st = n.st
+	data = nil
+	for i := range 3 {
+		p := fill(1<<20, byte(i))
+		if err := st.write(p, int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, p...)
+	}
+	if st.put == nil || !st.teeOK {
+		t.Fatalf("a 3 MiB file written in order: streaming=%t copy=%t, want both", st.put != nil, st.teeOK)
+	}
+	if err := st.write([]byte("patch"), 10); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[10:], "patch")
+	if st.put != nil || st.spool == nil || st.base != nil || st.baseLen != 0 {
+		t.Fatalf("after a write behind the stream: streaming=%t spool=%t base=%t baseLen=%d", st.put != nil, st.spool != nil, st.base != nil, st.baseLen)
+	}
+	if err := n.commitLocked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(t, f, "modes"); !bytes.Equal(got, data) {
+		t.Fatal("final content of the 3 MiB file differs")
 	}
 }
 
