@@ -8,6 +8,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/sealfs/sealfs/cryptostore"
@@ -83,7 +84,10 @@ func fill(n int, seed byte) []byte {
 // TestStagingModel drives a file's staging area with random writes (in
 // order, out of order, far ahead, behind), reads, truncations and commits,
 // and compares it after every step with a byte slice, and with the store
-// after every commit.
+// after every commit. It also makes the disk "fill" at random points: the
+// spool refuses writes (the staging keeps chunks in memory from then on),
+// or the running stream's Stage fails (the staging moves into the overlay
+// from its copy of what was sent); no byte may be lost either way.
 func TestStagingModel(t *testing.T) {
 	f := newTestFS(t)
 	ctx := context.Background()
@@ -100,7 +104,15 @@ func TestStagingModel(t *testing.T) {
 				}
 			}
 			st := n.st
-			switch op := rng.IntN(20); {
+			switch op := rng.IntN(24); {
+			case op >= 22: // the disk fills under the stream
+				if st.put != nil {
+					st.put.pw.CloseWithError(syscall.ENOSPC)
+				}
+				continue
+			case op >= 20: // the spool cannot take more
+				st.spoolFull = true
+				continue
 			case op < 10: // in order, the common case
 				p := fill(rng.IntN(2<<20)+1, byte(step))
 				off := int64(len(model))
@@ -156,6 +168,9 @@ func TestStagingModel(t *testing.T) {
 		if got := stored(t, f, "model"); !bytes.Equal(got, model) {
 			t.Fatalf("seed %d: final content differs (%d bytes, want %d)", seed, len(got), len(model))
 		}
+	}
+	if m := f.memStaged.Load(); m != 0 {
+		t.Fatalf("%d bytes of staging still counted in memory after every commit", m)
 	}
 }
 
