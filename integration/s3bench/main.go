@@ -206,7 +206,13 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d},
 	}
 	if before != nil {
-		targets = append(targets, &target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before})
+		// The older build gets the same buckets and the same work as the
+		// one measured, so that both daemons hold the same data and
+		// carry the same background work (flushes, compactions) into
+		// each measurement.
+		targets = append(targets,
+			&target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before},
+			&target{name: "before-plain", endpoint: "https://" + before.addr, bucket: "bench-plain", daemon: before})
 	}
 	for _, t := range targets {
 		t.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
@@ -280,7 +286,11 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 	results := map[string]map[string][]float64{}
 	for round := 0; round < rounds; round++ {
 		for _, w := range selected {
-			for _, t := range targets {
+			// Each round starts at another target, so that no target
+			// is always measured right after the same one (and its
+			// daemon's leftover work).
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
 				mem.setWorkload(w.name)
 				var prof *profiling
 				if round == 0 && t.name == "sealfs-SSE" {
