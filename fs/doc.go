@@ -239,6 +239,11 @@
 // kernel forgot it and looked it up again. The table of live numbers moves
 // a colliding identity to the next free number, and files a renamed node's
 // number under its new key, so a new file at the old name gets another.
+// A node made for a key whose older node is still alive (stale, but held
+// open or not yet forgotten by the kernel) gets a generation above every
+// live one's: go-fuse takes two nodes of one number and generation for
+// one, and would hand the stale inode back to the lookup meant to replace
+// it (an open retried after ESTALE would then fail again).
 //
 // # Kernel caching
 //
