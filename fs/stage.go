@@ -792,13 +792,6 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		return nil, st.broken
 	}
 	m := st.finalMeta()
-	if st.put != nil && st.size-st.win.off-int64(len(st.win.buf)) >= tailHole && st.teeOK {
-		// A long run of zeros after what was written, which the
-		// overlay's commit stores as a hole.
-		if err := st.unstream("a hole after the data"); err != nil {
-			return nil, err
-		}
-	}
 	if st.put != nil {
 		if tail := st.size - st.win.off - int64(len(st.win.buf)); tail < tailHole {
 			staged, err := st.finishStream()
@@ -825,6 +818,12 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 			}
 		}
 	}
+	// prev is the base the stream started from, kept (with the copy of
+	// what was sent) until the commit succeeds, so that a failed one loses
+	// nothing.
+	var prev base
+	var prevLen int64
+	keep := false
 	if st.put != nil {
 		// A long run of zeros after what was written (a truncate past
 		// the end, a sparse copy): end the stream where the data ends
@@ -833,14 +832,19 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		st.size = st.win.off + int64(len(st.win.buf))
 		staged, err := st.finishStream()
 		st.size = size
-		if err != nil {
-			// Not errUnstreamed: the copy was given up (teeOK).
+		switch {
+		case errors.Is(err, errUnstreamed):
+			// The content is in the overlay: committed below.
+		case err != nil:
 			return nil, err
+		default:
+			if st.teeOK {
+				prev, prevLen, keep = st.base, st.baseLen, true
+			} else if st.base != nil {
+				st.base.release()
+			}
+			st.base, st.baseLen, st.win = stagedBase{staged}, staged.Size(), nil
 		}
-		if st.base != nil {
-			st.base.release()
-		}
-		st.base, st.baseLen, st.win = stagedBase{staged}, staged.Size(), nil
 	}
 	if sb, ok := st.base.(stagedBase); ok && st.win == nil && !st.anyChunk() && st.size == st.baseLen && st.size == sb.Size() {
 		// The content is what the stream staged, unchanged since: commit
@@ -876,11 +880,27 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		in.Content = overlayReader{st}
 	}
 	staged, err := st.store.Compose(ctx, in)
-	if err != nil {
-		return nil, err
+	var h *cryptostore.Handle
+	if err == nil {
+		h, err = staged.Commit(ctx, nil)
 	}
-	h, err := staged.Commit(ctx, nil)
-	if err != nil && in.BaseStaged != nil {
+	switch {
+	case err == nil:
+		if prev != nil {
+			prev.release()
+		}
+	case keep:
+		// The staged base may have gone with the failed commit: the
+		// content goes back to the base the stream started from and the
+		// copy of what it sent.
+		st.base.release()
+		st.base, st.baseLen = prev, prevLen
+		tee := st.tee
+		st.tee, st.teeOK = nil, false
+		if werr := st.overlayWrite(tee, prevLen); werr != nil {
+			st.broken = fmt.Errorf("moving the stream into the spool: %w", werr)
+		}
+	case in.BaseStaged != nil:
 		st.broken = err // the staged base may have gone with it
 	}
 	return h, err
