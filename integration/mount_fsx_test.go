@@ -164,7 +164,15 @@ func runFsx(t *testing.T, full bool, dur time.Duration) {
 	var topper sync.WaitGroup
 	var bal *ballast
 	var makeSpace func()
+	file := filepath.Join(b, "fsx.bin")
 	if full {
+		// fsx's file exists before the disk fills. A file created through
+		// the mount exists only in the mount until its first commit, and
+		// vanishes if its last close cannot commit (fs/doc.go): fsx, which
+		// reopens its file after every ENOSPC, would find it gone if the
+		// first close failed. fsstress's creat checks that case ("none" is
+		// one of its states).
+		mustWrite(t, file, nil)
 		bal = newBallast(t, disk, 8<<20)
 		t.Logf("data disk: %d MiB free after the ballast (%d MiB)", freeBytes(t, disk)>>20, bal.size>>20)
 		topper.Add(1)
@@ -197,7 +205,6 @@ func runFsx(t *testing.T, full bool, dur time.Duration) {
 		sst      fsx.StressStats
 		stressEr error
 	)
-	file := filepath.Join(b, "fsx.bin")
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
