@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -244,7 +245,39 @@ func (q *request) fail(err error) {
 	if q.w.status != 0 {
 		return
 	}
+	q.drainBody()
 	s3err.WriteXML(q.w, q.r, e, q.id)
+}
+
+// maxDrain bounds how much of a refused request's body is read, and
+// drainTime how long that may take.
+const (
+	maxDrain  = 16 << 20
+	drainTime = 10 * time.Second
+)
+
+// drainBody reads (and drops) what is left of a refused request's body, up
+// to maxDrain, before the error is answered. Otherwise the connection is
+// closed with the body's bytes unread while the client is still sending
+// them: the client's writes meet a reset, which may discard the response
+// it had not read yet, and it sees a broken connection (an SDK retries,
+// then reports a transport error) instead of the error (AccessDenied on an
+// UploadPart, say). A client that asked to wait for "100 Continue" has
+// sent nothing yet and is not made to send it. A longer body is left to
+// net/http, which closes the connection after the response.
+func (q *request) drainBody() {
+	if q.r.Body == nil || q.r.Body == http.NoBody || q.r.ContentLength == 0 || q.r.ContentLength > maxDrain {
+		return
+	}
+	if q.payload == nil && strings.EqualFold(q.r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	rc := http.NewResponseController(q.w.ResponseWriter)
+	if err := rc.SetReadDeadline(time.Now().Add(drainTime)); err != nil {
+		return
+	}
+	io.CopyN(io.Discard, q.r.Body, maxDrain)
+	rc.SetReadDeadline(time.Time{})
 }
 
 func (h *Handler) logRequest(q *request, start time.Time) {
