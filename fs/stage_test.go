@@ -58,19 +58,10 @@ func newTestFS(t *testing.T) *FS {
 	return newFS(Options{Store: s, DataDir: dir})
 }
 
-// stored reads an object's committed content.
+// stored reads an object's committed content in bucket "bkt".
 func stored(t *testing.T, f *FS, key string) []byte {
 	t.Helper()
-	h, err := f.store.Open(context.Background(), "bkt", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	b := make([]byte, h.Size())
-	if _, err := h.ReadAt(b, 0); err != nil && err != io.EOF {
-		t.Fatal(err)
-	}
-	return b
+	return storedIn(t, f, "bkt", key)
 }
 
 func fill(n int, seed byte) []byte {

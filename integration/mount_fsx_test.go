@@ -309,14 +309,7 @@ func (b *ballast) setFree(free int64) {
 // kernel cached them and zeros elsewhere, and the next close committed the
 // truncate that had failed.
 func TestMountFullDiskTruncate(t *testing.T) {
-	requireFUSE(t)
-	disk := smallDisk(t, 384<<20)
-	d := startMount(t, DaemonOptions{DataDir: disk})
-	b := newBucket(t, d, "full", true)
-	f := filepath.Join(b, "f")
-	want := pattern(4<<20, 1)
-	mustWrite(t, f, want)
-	bal := newBallast(t, disk, 8<<20)
+	d, f, want, bal := fullDiskFile(t, 4<<20, 1)
 	// Only the first MiB of the file in the kernel's cache.
 	fd, err := os.Open(f)
 	if err != nil {
@@ -361,14 +354,7 @@ func TestMountFullDiskTruncate(t *testing.T) {
 // committed (not what was just written, though no error had been reported
 // yet), and no later fsync could commit the writes.
 func TestMountFullDiskKeepsWrites(t *testing.T) {
-	requireFUSE(t)
-	disk := smallDisk(t, 384<<20)
-	d := startMount(t, DaemonOptions{DataDir: disk})
-	b := newBucket(t, d, "full", true)
-	path := filepath.Join(b, "f")
-	old := pattern(3<<20, 1)
-	mustWrite(t, path, old)
-	bal := newBallast(t, disk, 8<<20)
+	d, path, old, bal := fullDiskFile(t, 3<<20, 1)
 
 	fd, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -418,6 +404,21 @@ func TestMountFullDiskKeepsWrites(t *testing.T) {
 	}
 }
 
+// fullDiskFile starts a mount on a 384 MiB data disk, writes pattern(n,
+// seed) to the file "f" of an encrypting bucket, then fills the disk
+// with a ballast leaving 8 MiB above the store's reserve. It returns the
+// daemon, the file's path, its content and the ballast.
+func fullDiskFile(t *testing.T, n int, seed uint64) (*Daemon, string, []byte, *ballast) {
+	t.Helper()
+	requireFUSE(t)
+	disk := smallDisk(t, 384<<20)
+	d := startMount(t, DaemonOptions{DataDir: disk})
+	path := filepath.Join(newBucket(t, d, "full", true), "f")
+	content := pattern(n, seed)
+	mustWrite(t, path, content)
+	return d, path, content, newBallast(t, disk, 8<<20)
+}
+
 // firstDiff is the first offset where a and b differ.
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
@@ -434,14 +435,7 @@ func firstDiff(a, b []byte) int {
 // close, failing on the full disk, undid it (fsstress met it with a
 // descriptor whose release had not reached the daemon yet).
 func TestMountFullDiskTruncateWhileOpen(t *testing.T) {
-	requireFUSE(t)
-	disk := smallDisk(t, 384<<20)
-	d := startMount(t, DaemonOptions{DataDir: disk})
-	b := newBucket(t, d, "full", true)
-	path := filepath.Join(b, "f")
-	old := pattern(4<<20, 1)
-	mustWrite(t, path, old)
-	bal := newBallast(t, disk, 8<<20)
+	d, path, old, bal := fullDiskFile(t, 4<<20, 1)
 	fd, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -479,14 +473,7 @@ func TestMountFullDiskTruncateWhileOpen(t *testing.T) {
 // which go-fuse took for the old inode (alive while the reader has it
 // open): the retry answered ESTALE too, and the program got it.
 func TestMountFullDiskReopenAfterFailedClose(t *testing.T) {
-	requireFUSE(t)
-	disk := smallDisk(t, 384<<20)
-	d := startMount(t, DaemonOptions{DataDir: disk})
-	b := newBucket(t, d, "full", true)
-	path := filepath.Join(b, "f")
-	old := pattern(1<<20, 1)
-	mustWrite(t, path, old)
-	bal := newBallast(t, disk, 8<<20)
+	_, path, old, bal := fullDiskFile(t, 1<<20, 1)
 	bal.setFree(meta.Reserve / 2)
 	time.Sleep(100 * time.Millisecond) // past the store's cached free-space probe
 	w, err := os.OpenFile(path, os.O_RDWR, 0)
