@@ -145,7 +145,7 @@
 // second descriptor opened meanwhile then reads the committed version,
 // not the first one's writes.
 //
-// One One
+// One
 // exception, as on a local file system: msync(2) and sync_file_range(2)
 // of a range write back only that range, so the commit they cause holds
 // the writes of that range and not those still cached elsewhere.
