@@ -186,9 +186,9 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	// open may be one whose release has not arrived yet (the kernel sends
 	// it after close returns), whose failed commit would undo a truncate
 	// that had succeeded. An ftruncate is staged with the handle's writes.
-	_, sized := in.GetSize()
+	size, sized := in.GetSize()
 	atOnce := sized && ok && (n.opens == 0 || (fh == nil && n.st == nil))
-	if size, has := in.GetSize(); has {
+	if sized {
 		if n.kind == kindLink {
 			return syscall.EINVAL
 		}

@@ -240,14 +240,22 @@ func (st *staging) unstream(why string) error {
 		bucket, key, _ := st.n.loc()
 		st.n.fs.log.Debug("staging a file in the spool", "bucket", bucket, "key", key, "why", why, "sent", len(st.tee))
 	}
-	tee := st.tee
-	st.tee, st.teeOK = nil, false
 	st.abortStream()
 	w := st.win
 	st.win = nil
 	defer st.advanced() // nobody waits for a turn in overlay mode
+	return st.overlayFromTee(w)
+}
+
+// overlayFromTee writes the copy of what the stream sent (tee) into the
+// overlay, over the base from baseLen, then w's bytes if w is set, and
+// gives the copy up. If the overlay cannot take them the staging is
+// broken.
+func (st *staging) overlayFromTee(w *window) error {
+	tee := st.tee
+	st.tee, st.teeOK = nil, false
 	err := st.overlayWrite(tee, st.baseLen)
-	if err == nil && len(w.buf) > 0 {
+	if err == nil && w != nil && len(w.buf) > 0 {
 		err = st.overlayWrite(w.buf, w.off)
 	}
 	if err != nil {
@@ -895,11 +903,7 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 		// copy of what it sent.
 		st.base.release()
 		st.base, st.baseLen = prev, prevLen
-		tee := st.tee
-		st.tee, st.teeOK = nil, false
-		if werr := st.overlayWrite(tee, prevLen); werr != nil {
-			st.broken = fmt.Errorf("moving the stream into the spool: %w", werr)
-		}
+		st.overlayFromTee(nil) // a failure breaks the staging; the commit's error is returned
 	case in.BaseStaged != nil:
 		st.broken = err // the staged base may have gone with it
 	}
