@@ -597,7 +597,7 @@ func (w *worker) checkDir(dir string) error {
 		}
 		t, ok := listed[p]
 		if !ok {
-			return fmt.Errorf("%w: readdir of %s does not list %s", ErrWrongRead, dir, p)
+			return fmt.Errorf("%w: readdir of %s does not list %s (%s)", ErrWrongRead, dir, p, w.missDetail(dir, p))
 		}
 		if want := typeOf(e.kind); t != want {
 			return fmt.Errorf("%w: readdir of %s lists %s as %v, want %v", ErrWrongRead, dir, p, t, want)
@@ -609,6 +609,28 @@ func (w *worker) checkDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// missDetail says what a path a listing left out looks like right after:
+// whether it can be looked up, and whether a second listing has it.
+func (w *worker) missDetail(dir, p string) string {
+	var st unix.Stat_t
+	look := "lstat finds it"
+	if err := unix.Lstat(w.abs(p), &st); err != nil {
+		look = "lstat: " + err.Error()
+	}
+	again := "a second listing leaves it out too"
+	if des, err := os.ReadDir(w.abs(dir)); err != nil {
+		again = "a second listing failed: " + err.Error()
+	} else {
+		for _, de := range des {
+			if de.Name() == filepath.Base(p) {
+				again = "a second listing has it"
+				break
+			}
+		}
+	}
+	return look + "; " + again
 }
 
 func typeOf(k kind) fs.FileMode {
