@@ -20,8 +20,10 @@ const listPage = 1000
 // dirHandle is an open directory. It reads the store's listing a page at a
 // time (so a directory of a million keys costs O(page) memory), and keeps
 // each entry's record so that READDIRPLUS answers the kernel's lookup of it
-// without asking the store again. Offsets are entry positions: seeking
-// backwards beyond the current page reads the listing again from the start.
+// without asking the store again. The listing is ".", "..", then every
+// name in the store's key order, the files being created here (captured
+// at the handle's first read) merged in by name. Offsets are cookies
+// (cookies.go): a seek goes on after the entry a cookie names.
 type dirHandle struct {
 	fs   *FS
 	dir  *dirNode  // nil for the root
@@ -30,16 +32,19 @@ type dirHandle struct {
 	mu      sync.Mutex
 	started bool
 	entries []dirEntry // the current page
-	start   int        // position of entries[0]
-	pos     int        // position of the next entry to return
-	after   string     // where the next store page starts
+	next    int        // index in entries of the next entry to return
+	after   string     // sort key the next page starts after
 	more    bool       // the store has more pages
 	pending []string   // files being created here, captured on the first read
 	last    *dirEntry  // what Readdirent returned last
 }
 
 type dirEntry struct {
-	name   string
+	name string
+	// key orders the listing: the name, with "/" after a directory's (its
+	// key relative to the directory's prefix, so the store's order).
+	key    string
+	off    uint64 // the entry's cookie
 	kind   byte
 	ino    uint64
 	obj    *cryptostore.Object // a file's or symlink's record
@@ -68,44 +73,64 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 			return nil, errno
 		}
 	}
-	for h.pos >= h.start+len(h.entries) {
+	for h.next >= len(h.entries) {
 		if !h.more {
 			return nil, 0
 		}
-		if errno := h.nextPage(ctx); errno != 0 {
+		h.entries, h.next = nil, 0
+		if errno := h.load(ctx, h.after); errno != 0 {
 			return nil, errno
 		}
 	}
-	e := &h.entries[h.pos-h.start]
-	h.pos++
+	e := &h.entries[h.next]
+	h.next++
 	h.last = e
-	return &fuse.DirEntry{Name: e.name, Mode: fileType(e.kind), Ino: e.ino, Off: uint64(h.pos)}, 0
+	if e.off > cookieDotDot {
+		h.fs.cookies.handOut(h.ino(), e.off, e.key)
+	}
+	return &fuse.DirEntry{Name: e.name, Mode: fileType(e.kind), Ino: e.ino, Off: e.off}, 0
 }
 
-// Seekdir moves to position off (0 is the start).
+// Seekdir goes on after the entry whose cookie is off (0: the start).
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	k := int(off)
-	if h.started && k >= h.start && k <= h.start+len(h.entries) {
-		h.pos = k
-		return 0
-	}
-	if errno := h.restart(ctx); errno != 0 {
-		return errno
-	}
-	for k > h.start+len(h.entries) && h.more {
-		h.pos = h.start + len(h.entries) // let nextPage drop the page
-		if errno := h.nextPage(ctx); errno != 0 {
+	if off == 0 || off == cookieDot || off == cookieDotDot {
+		if errno := h.restart(ctx); errno != 0 {
 			return errno
 		}
+		h.next = int(off) // restart put "." and ".." first
+		return 0
 	}
-	h.pos = min(k, h.start+len(h.entries))
-	return 0
+	if h.started {
+		for i := range h.entries {
+			if h.entries[i].off == off {
+				h.next = i + 1
+				return 0
+			}
+		}
+	}
+	key, ok := h.fs.cookies.lookup(h.ino(), off)
+	if !ok {
+		// Not handed out lately: start again, which may list names twice
+		// but never leaves one out.
+		h.fs.log.Debug("directory offset not known, listing from the start", "dir", h.ino(), "offset", off)
+		return h.restart(ctx)
+	}
+	h.capturePending()
+	h.entries, h.next, h.last = nil, 0, nil
+	return h.load(ctx, key)
 }
 
-// restart goes back to the first entry: ".", "..", the files being created
-// here, then the store's listing.
+// ino returns the directory's inode number.
+func (h *dirHandle) ino() uint64 {
+	if h.dir == nil {
+		return 1
+	}
+	return h.dir.ino
+}
+
+// restart goes back to the first entry: ".", "..", then the listing.
 func (h *dirHandle) restart(ctx context.Context) syscall.Errno {
 	self, parent := uint64(1), uint64(1)
 	if h.dir != nil {
@@ -114,23 +139,21 @@ func (h *dirHandle) restart(ctx context.Context) syscall.Errno {
 			parent = p.StableAttr().Ino
 		}
 	}
-	entries := []dirEntry{
-		{name: ".", kind: kindDir, ino: self, local: true},
-		{name: "..", kind: kindDir, ino: parent, local: true},
+	h.capturePending()
+	h.entries = []dirEntry{
+		{name: ".", kind: kindDir, ino: self, off: cookieDot, local: true},
+		{name: "..", kind: kindDir, ino: parent, off: cookieDotDot, local: true},
 	}
-	if h.dir != nil {
-		if !h.started {
-			h.pending = h.dir.pendingNames()
-		}
-		for _, name := range h.pending {
-			if ch := h.dir.GetChild(name); ch != nil {
-				entries = append(entries, dirEntry{name: name, kind: kindFile, ino: ch.StableAttr().Ino, local: true})
-			}
-		}
+	h.next, h.last = 0, nil
+	return h.load(ctx, "")
+}
+
+// capturePending notes the files being created here, on the first read.
+func (h *dirHandle) capturePending() {
+	if !h.started && h.dir != nil {
+		h.pending = h.dir.pendingNames()
 	}
 	h.started = true
-	h.entries, h.start, h.pos, h.after, h.more, h.last = entries, 0, 0, "", true, nil
-	return h.nextPage(ctx)
 }
 
 // pendingNames returns the files created in d and not yet committed, sorted.
@@ -145,38 +168,29 @@ func (d *dirNode) pendingNames() []string {
 	return names
 }
 
-// nextPage appends the store's next page to the entries, dropping the
-// current page first unless it is the first one.
-func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
-	if h.pos > 0 && h.pos >= h.start+len(h.entries) {
-		h.start += len(h.entries)
-		h.entries = nil
-	}
+// load appends the page of the listing that follows sort key after ("":
+// the start) to the entries.
+func (h *dirHandle) load(ctx context.Context, after string) syscall.Errno {
 	if h.root != nil {
-		h.more = false
-		bs, err := h.fs.store.ListBuckets(h.fs.keep(ctx))
-		if err != nil {
-			return h.fs.errno(err, "", "")
-		}
-		for _, b := range bs {
-			ino := h.fs.inodes.peek(identity(kindDir, b.Name, ""))
-			if ch := h.root.GetChild(b.Name); ch != nil {
-				ino = ch.StableAttr().Ino
-			}
-			h.entries = append(h.entries, dirEntry{name: b.Name, kind: kindDir, ino: ino, bucket: b})
-		}
-		return 0
+		return h.loadBuckets(ctx, after)
 	}
 	bucket, prefix, ok := h.dir.loc()
 	if !ok {
 		h.more = false
 		return 0
 	}
-	page, err := h.fs.store.List(h.fs.keep(ctx), bucket, cryptostore.ListOptions{Prefix: prefix, Delimiter: "/", After: h.after, MaxKeys: listPage})
+	opts := cryptostore.ListOptions{Prefix: prefix, Delimiter: "/", MaxKeys: listPage}
+	if after != "" {
+		opts.After = prefix + after
+	}
+	page, err := h.fs.store.List(h.fs.keep(ctx), bucket, opts)
 	if err != nil {
 		return h.fs.errno(err, bucket, prefix)
 	}
-	h.more, h.after = page.IsTruncated, page.NextAfter
+	h.more = page.IsTruncated
+	if h.more {
+		h.after = page.NextAfter[len(prefix):]
+	}
 	dirs := make(map[string]bool, len(page.CommonPrefixes))
 	for _, p := range page.CommonPrefixes {
 		dirs[p] = true
@@ -185,12 +199,28 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 		i := sort.SearchStrings(h.pending, name)
 		return i < len(h.pending) && h.pending[i] == name
 	}
+	// The new files this page covers: after after, up to its last key.
+	pending := h.pending[sort.Search(len(h.pending), func(i int) bool { return h.pending[i] > after }):]
+	if h.more {
+		pending = pending[:sort.Search(len(pending), func(i int) bool { return pending[i] > h.after })]
+	}
+	addPending := func(upTo string, last bool) {
+		for len(pending) > 0 && (last || pending[0] < upTo) {
+			name := pending[0]
+			pending = pending[1:]
+			if ch := h.dir.GetChild(name); ch != nil {
+				h.entries = append(h.entries, dirEntry{name: name, key: name, off: h.fs.cookies.cookie(name), kind: kindFile, ino: ch.StableAttr().Ino, local: true})
+			}
+		}
+	}
 	add := func(name string, kind byte, key string, obj *cryptostore.Object) {
+		rel := key[len(prefix):]
+		addPending(rel, false)
 		ino := h.fs.inodes.peek(identity(kind, bucket, key))
 		if ch := h.dir.GetChild(name); ch != nil && ch.StableAttr().Mode == fileType(kind) {
 			ino = ch.StableAttr().Ino
 		}
-		h.entries = append(h.entries, dirEntry{name: name, kind: kind, ino: ino, obj: obj})
+		h.entries = append(h.entries, dirEntry{name: name, key: rel, off: h.fs.cookies.cookie(rel), kind: kind, ino: ino, obj: obj})
 	}
 	objs, prefs := page.Objects, page.CommonPrefixes
 	for len(objs) > 0 || len(prefs) > 0 {
@@ -218,6 +248,28 @@ func (h *dirHandle) nextPage(ctx context.Context) syscall.Errno {
 		if name := p[len(prefix) : len(p)-1]; validName(name) {
 			add(name, kindDir, p, nil)
 		}
+	}
+	addPending("", true)
+	return 0
+}
+
+// loadBuckets reads the root's listing, the buckets named after after.
+func (h *dirHandle) loadBuckets(ctx context.Context, after string) syscall.Errno {
+	h.more = false
+	bs, err := h.fs.store.ListBuckets(h.fs.keep(ctx))
+	if err != nil {
+		return h.fs.errno(err, "", "")
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Name < bs[j].Name })
+	for _, b := range bs {
+		if b.Name <= after {
+			continue
+		}
+		ino := h.fs.inodes.peek(identity(kindDir, b.Name, ""))
+		if ch := h.root.GetChild(b.Name); ch != nil {
+			ino = ch.StableAttr().Ino
+		}
+		h.entries = append(h.entries, dirEntry{name: b.Name, key: b.Name, off: h.fs.cookies.cookie(b.Name), kind: kindDir, ino: ino, bucket: b})
 	}
 	return 0
 }

@@ -35,7 +35,11 @@
 //
 // Open directories are dirHandles, which read the store's listing a page
 // (listPage keys) at a time and answer READDIRPLUS's lookups from the
-// records they listed. Open files are fileHandles. api_check.go lists every
+// records they listed. A listing is in key order, files being created
+// merged in by name, and its offsets are cookies that name an entry, not
+// positions (cookies.go): the kernel goes on with a listing from its cache
+// or through another handle, so an offset must mean the same place in
+// every listing of the directory. Open files are fileHandles. api_check.go lists every
 // FUSE operation each type implements.
 //
 // Names: an object "x" and a directory "x/" can both exist in S3; the mount
@@ -262,7 +266,10 @@
 // for a change made elsewhere the invalidator drops the listing of the
 // deepest directory the kernel knows on the key's path (a notification of
 // the entry alone would not: the kernel ties it to a dentry, which a new
-// name does not have).
+// name does not have). The kernel fills that cache from whichever handle
+// reads at the end of what it holds, and a reader whose cache was dropped
+// mid-listing goes on through its own handle: both are whole because an
+// offset names the entry (see Open directories above).
 //
 // One version per open. A file opened through the mount reads exactly one
 // version from open to close, whatever S3, replication or an admin command

@@ -91,6 +91,7 @@ type FS struct {
 	mountpoint string
 
 	inodes  inodeTable
+	cookies cookieTable // directory offsets (cookies.go)
 	nodeSeq atomic.Uint64
 	errs    errorLog
 	inval   *invalidator
@@ -208,6 +209,7 @@ func newFS(opts Options) *FS {
 		f.gid = *opts.GID
 	}
 	f.inodes.init()
+	f.cookies.init()
 	f.errs.init(f.log)
 	f.root = &rootNode{fs: f}
 	f.inval = newInvalidator(f)

@@ -209,3 +209,107 @@ func TestMountLookupKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestMountListingOffsets: a reader that lists a directory a few entries
+// at a time (getdents with a small buffer) sees every name that exists
+// for the whole read exactly once, while other readers list it and
+// writers change it in between. The kernel continues a listing at the
+// offset of the last entry it returned, from its cache or from a handle
+// that did not produce that offset, so an offset must name the same
+// place in every listing of the directory: with positions as offsets, a
+// name removed before the reader's place, or a new file committed (which
+// moves it from the files-being-created group to its place by name), made
+// the reader skip a name that never changed.
+func TestMountListingOffsets(t *testing.T) {
+	d := startMount(t, DaemonOptions{})
+	b := newBucket(t, d, "offsets", false)
+	const n = 60
+	fill := func(dir string) []string {
+		t.Helper()
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for i := range n {
+			name := fmt.Sprintf("f%03d", i)
+			mustWrite(t, filepath.Join(dir, name), []byte(name))
+			names = append(names, name)
+		}
+		return names
+	}
+	// open starts a listing and reads its first few entries.
+	open := func(dir string) (int, []string) {
+		t.Helper()
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd, getdents(t, fd, 128, 1)
+	}
+	rest := func(fd int) []string { return getdents(t, fd, 128, -1) }
+	check := func(what string, got, want []string) {
+		t.Helper()
+		seen := map[string]int{}
+		for _, name := range got {
+			seen[name]++
+		}
+		for _, name := range want {
+			if seen[name] != 1 {
+				t.Errorf("%s: %s listed %d times, want once (listing %q)", what, name, seen[name], got)
+			}
+		}
+	}
+	all := func(dir string) []string {
+		t.Helper()
+		fd, first := open(dir)
+		return append(first, rest(fd)...)
+	}
+
+	// A name removed before the reader's place, and another reader
+	// listing the changed directory before the first one goes on.
+	dir := filepath.Join(b, "removed")
+	names := fill(dir)
+	check("first listing", all(dir), names)
+	fd, got := open(dir)
+	if err := os.Remove(filepath.Join(dir, names[0])); err != nil {
+		t.Fatal(err)
+	}
+	check("listing after the removal", all(dir), names[1:])
+	check("listing across the removal", append(got, rest(fd)...), names[1:])
+
+	// A file created before the reader started and committed while it
+	// reads.
+	dir = filepath.Join(b, "committed")
+	names = fill(dir)
+	w, err := os.Create(filepath.Join(dir, "zz-late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, got = open(dir)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("listing while the file commits", all(dir), append(names, "zz-late"))
+	check("listing across the commit", append(got, rest(fd)...), names)
+	check("listing after the commit", all(dir), append(names, "zz-late"))
+}
+
+// getdents reads names from a directory descriptor with a buffer of size
+// bytes: calls getdents(2) calls, or until the end if calls is negative.
+func getdents(t *testing.T, fd, size, calls int) []string {
+	t.Helper()
+	buf := make([]byte, size)
+	var names []string
+	for i := 0; calls < 0 || i < calls; i++ {
+		k, err := unix.Getdents(fd, buf)
+		if err != nil {
+			t.Fatalf("getdents: %v", err)
+		}
+		if k == 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:k], -1, names)
+	}
+	return names
+}
