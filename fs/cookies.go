@@ -8,24 +8,25 @@ import (
 // Directory offsets.
 //
 // The kernel goes on with a listing at the offset (d_off) of the last
-// entry it handed to the program. It may do so from its readdir cache,
-// through another open handle than the one that produced the offset (a
-// handle of its own, when the cache was dropped in the middle of a read),
-// and after names were created or removed in the directory. So an offset
-// must name the same place in every listing of the directory, and entry
-// positions do not: a name removed before the reader's place, or a new
-// file committed (moving from the files-being-created group to its place
-// by name), shifted every later position, and the kernel skipped a name
-// (or filled its cache from two listings that did not agree).
+// entry it handed to the program, and a program may seekdir(3) back to an
+// offset telldir(3) gave it, after names were created or removed in
+// between. So an offset must name the same place in every listing of the
+// directory, and entry positions do not: a name removed before the
+// reader's place, or a new file committed (moving from the
+// files-being-created group to its place by name), shifted every later
+// position, and the listing skipped a name. (The kernel's readdir cache,
+// which sealfs used to let it keep, did the same across handles; see
+// listingFlags in dir.go.)
 //
 // A listing is therefore sorted by key alone (new files merged in by
 // name), and an entry's offset is a cookie: a 63-bit hash of its sort key
 // (its name, with "/" after a directory's, which is its order in the
 // store). "." and ".." are 1 and 2. A handle asked to go on after a cookie
-// it did not produce finds the sort key in a table of recently handed-out
-// cookies and lists the keys after it, whether or not that name still
-// exists. Two names of one directory sharing a cookie (about one chance in
-// 2^63 per pair) would confuse the kernel's cache between them.
+// that is not in the page it holds finds the sort key in a table of
+// recently handed-out cookies and lists the keys after it, whether or not
+// that name still exists. Two names of one directory sharing a cookie
+// (about one chance in 2^63 per pair) would be taken for each other by a
+// seek.
 
 // cookieGen is how many cookies one generation of the table holds; the
 // table keeps two, so it remembers at least the last cookieGen handed out

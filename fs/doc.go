@@ -37,9 +37,8 @@
 // (listPage keys) at a time and answer READDIRPLUS's lookups from the
 // records they listed. A listing is in key order, files being created
 // merged in by name, and its offsets are cookies that name an entry, not
-// positions (cookies.go): the kernel goes on with a listing from its cache
-// or through another handle, so an offset must mean the same place in
-// every listing of the directory. Open files are fileHandles. api_check.go lists every
+// positions (cookies.go), so that a seek goes on after the same entry
+// whatever changed before it. Open files are fileHandles. api_check.go lists every
 // FUSE operation each type implements.
 //
 // Names: an object "x" and a directory "x/" can both exist in S3; the mount
@@ -259,17 +258,11 @@
 // entries, attributes and failed lookups non-zero timeouts
 // (DefaultTimeout).
 //
-// Directories' listings are kept by the kernel between opens
-// (FOPEN_CACHE_DIR with FOPEN_KEEP_CACHE): an unchanged directory listed
-// again costs no READDIRPLUS. The kernel drops a listing itself when a
-// name is created, removed or renamed in the directory through the mount;
-// for a change made elsewhere the invalidator drops the listing of the
-// deepest directory the kernel knows on the key's path (a notification of
-// the entry alone would not: the kernel ties it to a dentry, which a new
-// name does not have). The kernel fills that cache from whichever handle
-// reads at the end of what it holds, and a reader whose cache was dropped
-// mid-listing goes on through its own handle: both are whole because an
-// offset names the entry (see Open directories above).
+// Directories' listings are not kept by the kernel between opens (no
+// FOPEN_CACHE_DIR; see listingFlags in dir.go): each opendir lists from the
+// store, the page a handle reads answering that handle alone. For a change
+// made elsewhere the invalidator drops the kernel's entry and attributes of
+// the deepest directory it knows on the key's path.
 //
 // One version per open. A file opened through the mount reads exactly one
 // version from open to close, whatever S3, replication or an admin command

@@ -152,9 +152,8 @@ func (f *FS) invalidate(ev cryptostore.ChangeEvent) {
 				}
 			}
 			parent.NotifyEntry(name)
-			// The kernel drops parent's cached listing (cachedListing) with
-			// the entry only if it holds a dentry for name, which a new name
-			// has not: the listing is invalidated explicitly.
+			// The directory's attributes (mtime, size) change with its
+			// names: drop what the kernel caches of them too.
 			parent.NotifyContent(0, 0)
 			if child != nil {
 				child.NotifyContent(0, 0)
