@@ -259,6 +259,29 @@ func TestMountListingOffsets(t *testing.T) {
 	check("listing while the file commits", all(dir), append(names, "zz-late"))
 	check("listing across the commit", append(got, rest(fd)...), names)
 	check("listing after the commit", all(dir), append(names, "zz-late"))
+
+	// A reader that started before a change goes on after a second
+	// reader, started after the change, has read a little: every listing
+	// after both is whole and current. (With the kernel's readdir cache
+	// the first reader extended the cache the second had begun from the
+	// listing it read at its start, and the listing after both showed the
+	// removed name and left out the new one.)
+	dir = filepath.Join(b, "interleaved")
+	names = fill(dir)
+	fd, got = open(dir)
+	check("listing before the change", all(dir), names)
+	if err := os.Remove(filepath.Join(dir, names[50])); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(dir, "f055x"), []byte("new"))
+	open(dir)
+	check("listing across the change", append(got, rest(fd)...), append(slices.Clone(names[:50]), names[51:]...))
+	now := append(append(slices.Clone(names[:50]), names[51:]...), "f055x")
+	after := all(dir)
+	check("listing after both readers", after, now)
+	if slices.Contains(after, names[50]) {
+		t.Errorf("listing after both readers shows %s, removed before either read it: %q", names[50], after)
+	}
 }
 
 // getdents reads names from a directory descriptor with a buffer of size
