@@ -361,7 +361,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 // that opened before a change could so extend a cache that a later reader
 // had begun after it, and every later listing left out new names and
 // showed removed ones until the next change: fsstress found it (a name
-// it had just created missing, one it had removed listed). Each open now
+// it knew missing, one it had removed listed). Each open now
 // lists from the store. A warm ls -lR of 10k files took 0.70-0.84 s with
 // the cache and 0.77-1.03 s without it, in alternated runs.
 const listingFlags = 0

@@ -38,8 +38,8 @@
 // records they listed. A listing is in key order, files being created
 // merged in by name, and its offsets are cookies that name an entry, not
 // positions (cookies.go), so that a seek goes on after the same entry
-// whatever changed before it. Open files are fileHandles. api_check.go lists every
-// FUSE operation each type implements.
+// whatever changed before it. Open files are fileHandles. api_check.go
+// lists every FUSE operation each type implements.
 //
 // Names: an object "x" and a directory "x/" can both exist in S3; the mount
 // shows the directory (the object is reachable over S3 only). Keys with an
