@@ -51,13 +51,10 @@ func TestActingAs(t *testing.T) {
 		return string(b), 0
 	}
 	list := func(f *FS) ([]string, syscall.Errno) {
-		d := &dirNode{isBucket: true}
-		d.init(f, kindDir, "bkt", "")
-		fh, _, errno := d.OpendirHandle(ctx, 0)
+		h, errno := openBucketDir(ctx, f)
 		if errno != 0 {
 			return nil, errno
 		}
-		h := fh.(*dirHandle)
 		var names []string
 		for {
 			e, errno := h.Readdirent(ctx)

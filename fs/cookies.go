@@ -22,14 +22,14 @@ import (
 // name), and an entry's offset is a cookie: a 63-bit hash of its sort key
 // (its name, with "/" after a directory's, which is its order in the
 // store). "." and ".." are 1 and 2. A handle asked to go on after a cookie
-// that is not in the page it holds finds the sort key in a table of
-// recently handed-out cookies and lists the keys after it, whether or not
-// that name still exists. Two names of one directory sharing a cookie
+// that is not in the page it holds finds the sort key in a table of the
+// cookies of recently read pages (any handle's) and lists the keys after
+// it, whether or not that name still exists. Two names of one directory sharing a cookie
 // (about one chance in 2^63 per pair) would be taken for each other by a
 // seek.
 
 // cookieGen is how many cookies one generation of the table holds; the
-// table keeps two, so it remembers at least the last cookieGen handed out
+// table keeps two, so it remembers at least the last cookieGen read
 // (a few MiB at most).
 const cookieGen = 1 << 15
 
@@ -43,7 +43,8 @@ type cookieKey struct {
 	off uint64
 }
 
-// cookieTable remembers which sort key recent cookies stand for.
+// cookieTable remembers which sort key the cookies of recently read
+// pages stand for.
 type cookieTable struct {
 	seed maphash.Seed
 
@@ -65,14 +66,21 @@ func (c *cookieTable) cookie(key string) uint64 {
 	return v
 }
 
-// handOut records that off, in directory dir, stands for key.
-func (c *cookieTable) handOut(dir, off uint64, key string) {
+// record notes the cookies of entries (a page a handle just read) in
+// directory dir, under one lock; "." and ".." have fixed ones.
+func (c *cookieTable) record(dir uint64, entries []dirEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cur) >= cookieGen {
-		c.old, c.cur = c.cur, make(map[cookieKey]string, cookieGen)
+	for i := range entries {
+		e := &entries[i]
+		if e.off <= cookieDotDot {
+			continue
+		}
+		if len(c.cur) >= cookieGen {
+			c.old, c.cur = c.cur, make(map[cookieKey]string, cookieGen)
+		}
+		c.cur[cookieKey{dir, e.off}] = e.key
 	}
-	c.cur[cookieKey{dir, off}] = key
 }
 
 // lookup returns the sort key off stands for in directory dir.

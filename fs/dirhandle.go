@@ -85,9 +85,6 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	e := &h.entries[h.next]
 	h.next++
 	h.last = e
-	if e.off > cookieDotDot {
-		h.fs.cookies.handOut(h.ino(), e.off, e.key)
-	}
 	return &fuse.DirEntry{Name: e.name, Mode: fileType(e.kind), Ino: e.ino, Off: e.off}, 0
 }
 
@@ -112,7 +109,7 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	}
 	key, ok := h.fs.cookies.lookup(h.ino(), off)
 	if !ok {
-		// Not handed out lately: start again, which may list names twice
+		// Not read lately: start again, which may list names twice
 		// but never leaves one out.
 		h.fs.log.Debug("directory offset not known, listing from the start", "dir", h.ino(), "offset", off)
 		return h.restart(ctx)
@@ -169,8 +166,10 @@ func (d *dirNode) pendingNames() []string {
 }
 
 // load appends the page of the listing that follows sort key after ("":
-// the start) to the entries.
+// the start) to the entries, and records their cookies.
 func (h *dirHandle) load(ctx context.Context, after string) syscall.Errno {
+	read := len(h.entries)
+	defer func() { h.fs.cookies.record(h.ino(), h.entries[read:]) }()
 	if h.root != nil {
 		return h.loadBuckets(ctx, after)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sealfs/sealfs/cryptostore"
@@ -32,13 +33,11 @@ func TestDirCookies(t *testing.T) {
 	}
 	name := func(key string) string { n, _, _ := strings.Cut(key, "/"); return n }
 	open := func() *dirHandle {
-		d := &dirNode{isBucket: true}
-		d.init(f, kindDir, "bkt", "")
-		fh, _, errno := d.OpendirHandle(ctx, 0)
+		h, errno := openBucketDir(ctx, f)
 		if errno != 0 {
 			t.Fatal(errno)
 		}
-		return fh.(*dirHandle)
+		return h
 	}
 	type ent struct {
 		name string
@@ -98,11 +97,22 @@ func TestDirCookies(t *testing.T) {
 	if got := read(h1, 1); len(got) != 1 || got[0] != first[101] {
 		t.Errorf("after a seek to %s's cookie: %v, want %v", back.name, got, first[101])
 	}
-	// A cookie nobody handed out: the listing starts again.
+	// A cookie no page held: the listing starts again.
 	if errno := h1.Seekdir(ctx, 1<<62+12345); errno != 0 {
 		t.Fatal(errno)
 	}
 	if got := read(h1, 1); len(got) != 1 || got[0].name != "." {
 		t.Errorf("after a seek to an unknown cookie: %v, want \".\"", got)
 	}
+}
+
+// openBucketDir opens the directory of the test store's bucket "bkt".
+func openBucketDir(ctx context.Context, f *FS) (*dirHandle, syscall.Errno) {
+	d := &dirNode{isBucket: true}
+	d.init(f, kindDir, "bkt", "")
+	fh, _, errno := d.OpendirHandle(ctx, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fh.(*dirHandle), 0
 }

@@ -15,11 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMountListingCache: a change made over S3 — a new name, a new
+// TestMountListingChanges: a change made over S3 — a new name, a new
 // subdirectory, a deletion, one that empties an implicit directory — shows
 // in the next listing at once, in the directory and in the bucket's, and
 // so does one made through the mount.
-func TestMountListingCache(t *testing.T) {
+func TestMountListingChanges(t *testing.T) {
 	d := startMount(t, DaemonOptions{})
 	b := newBucket(t, d, "listed", true)
 	c := d.S3()
