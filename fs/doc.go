@@ -230,10 +230,16 @@
 // metadata; sealfs does both. The cost: getfattr -d does not show the
 // headers; getfattr -n sealfs.headers (or one name) does.
 //
-// security.*, system.*, trusted.* and any other namespace are answered "no
-// such attribute" without touching the store and cannot be set
-// (EOPNOTSUPP); go-fuse answers the kernel's security.capability and POSIX
-// ACL probes itself (IgnoreSecurityLabels).
+// security.*, system.*, trusted.* and any other namespace are not held:
+// getting, setting and removing them answer EOPNOTSUPP, without a look at
+// the store, as a local file system mounted without ACLs or labels does.
+// "Not supported" rather than "no such attribute" matters for speed: ls -l
+// asks every file for its SELinux label and POSIX ACL, and remembers a
+// "not supported" for the whole file system, where ENODATA made it ask
+// again, two round trips per file, most of the time of a warm ls -lR.
+// getfacl then shows the ACL the mode bits make; the kernel still asks for
+// security.capability before a file's first write and on chown (a round
+// trip each), and takes "not supported" as "no capabilities".
 //
 // # Inode numbers
 //

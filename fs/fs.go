@@ -140,10 +140,7 @@ func Mount(mountpoint string, opts Options) (*FS, error) {
 		MaxWrite:     MaxWrite,
 		MaxReadAhead: MaxWrite,
 		// Requests the kernel sends without waiting (writeback, readahead).
-		MaxBackground: maxBackground,
-		// The kernel probes security.capability and the POSIX ACL names
-		// all the time; go-fuse answers those from memory.
-		IgnoreSecurityLabels: true,
+		MaxBackground:        maxBackground,
 		EnableSymlinkCaching: true,
 		DirectMount:          os.Geteuid() == 0,
 		// Writeback cache: the kernel collects small writes into pages

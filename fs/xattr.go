@@ -36,8 +36,8 @@ import (
 //     sealfs.default-encryption ("aws:kms" while on), which can be set
 //     (turning encryption on) and removed (turning it off).
 //
-// security.*, system.* and trusted.* names are answered "no such
-// attribute" without a look at the store.
+// security.*, system.* and trusted.* names are not held: EOPNOTSUPP,
+// without a look at the store (doc.go says why not ENODATA).
 const (
 	xattrUser    = "user."
 	xattrSealfs  = "sealfs."
@@ -304,12 +304,10 @@ func getxattr(ctx context.Context, t xattrTarget, name string, dest []byte) (uin
 	if _, ok := t.(bucketXattrs); ok && name == xattrBucketSSEOld {
 		name = xattrBucketSSE
 	}
-	user, sys := strings.HasPrefix(name, xattrUser), strings.HasPrefix(name, xattrSealfs)
-	if !user && !sys {
-		// security.*, system.*, trusted.*: none, answered without a
-		// look at the store.
-		return 0, syscall.ENODATA
+	if !held(name) {
+		return 0, syscall.EOPNOTSUPP
 	}
+	sys := strings.HasPrefix(name, xattrSealfs)
 	users, headers, errno := t.attrs(ctx)
 	if errno != 0 {
 		return 0, errno
@@ -352,7 +350,17 @@ func setxattr(ctx context.Context, t xattrTarget, name string, value []byte, fla
 }
 
 func removexattr(ctx context.Context, t xattrTarget, name string) syscall.Errno {
+	if !held(name) {
+		return syscall.EOPNOTSUPP
+	}
 	return t.remove(ctx, name)
+}
+
+// held tells the namespaces sealfs keeps (user.* and its own sealfs.*)
+// from those it does not (security.*, system.*, trusted.*), which are
+// answered without a look at the store.
+func held(name string) bool {
+	return strings.HasPrefix(name, xattrUser) || strings.HasPrefix(name, xattrSealfs)
 }
 
 // metaEditor is an object (a file, or a directory's marker) whose user

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,12 +17,7 @@ import (
 // TestMetrics runs a mounted daemon with --metrics, works through both
 // doors, and reads the counters back from /metrics.
 func TestMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
 
 	bucket := filepath.Join(d.MountDir, "metered")

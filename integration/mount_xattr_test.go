@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,10 +109,15 @@ func TestMountXattrs(t *testing.T) {
 	if _, err := getxattr(t, enc, "user.nothing"); errnoOf(err) != syscall.ENODATA {
 		t.Fatalf("absent xattr: %v, want ENODATA", err)
 	}
-	// The kernel's probes: answered, without errors in the log.
-	for _, name := range []string{"security.capability", "system.posix_acl_access", "security.selinux"} {
-		if _, err := getxattr(t, enc, name); errnoOf(err) != syscall.ENODATA {
-			t.Fatalf("%s: %v, want ENODATA", name, err)
+	// The namespaces sealfs does not hold answer "not supported", as
+	// setting them does: the kernel's capability probe, ls's ACL and
+	// SELinux probes (TestMountLsProbesOnce), getfacl.
+	for _, name := range []string{"security.capability", "system.posix_acl_access", "system.posix_acl_default", "security.selinux", "trusted.x"} {
+		if _, err := getxattr(t, enc, name); errnoOf(err) != syscall.EOPNOTSUPP {
+			t.Fatalf("%s: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Removexattr(enc, name); errnoOf(err) != syscall.EOPNOTSUPP {
+			t.Fatalf("removing %s: %v, want EOPNOTSUPP", name, err)
 		}
 	}
 
@@ -284,4 +291,49 @@ func TestMountBucketEncryptionXattr(t *testing.T) {
 			t.Errorf("%s: encrypted=%t (%v), want %t", c.file, err == nil, err, c.encrypted)
 		}
 	}
+}
+
+// TestMountLsProbesOnce: ls -l asks every file for its SELinux label and
+// its POSIX ACL. sealfs holds neither, and says so with EOPNOTSUPP, which
+// ls remembers for the whole file system; an ENODATA answer ("this file
+// has none") made it ask again for every file, two FUSE round trips each,
+// most of a warm ls -lR.
+func TestMountLsProbesOnce(t *testing.T) {
+	addr := freeAddr(t)
+	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+	dir := filepath.Join(d.MountDir, "probed")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const files = 200
+	for i := range files {
+		mustWrite(t, filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte("x"))
+	}
+	before := fuseOpCount(t, scrape(t, addr), "GetXAttr")
+	out := run(t, "/usr/bin/ls", "-lR", dir)
+	if n := strings.Count(out, "\n-rw"); n != files {
+		t.Fatalf("ls -lR listed %d files, want %d:\n%s", n, files, out)
+	}
+	if asked := fuseOpCount(t, scrape(t, addr), "GetXAttr") - before; asked > 8 {
+		t.Fatalf("ls -lR of %d files asked for %d extended attributes; want a few for the whole mount", files, asked)
+	}
+}
+
+// fuseOpCount sums sealfs_fuse_operations_total for op over its results.
+func fuseOpCount(t *testing.T, metrics, op string) int {
+	t.Helper()
+	total := 0
+	prefix := `sealfs_fuse_operations_total{op="` + op + `",`
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)
+		n, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		total += int(n)
+	}
+	return total
 }

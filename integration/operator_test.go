@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -272,12 +271,7 @@ func scrape(t *testing.T, addr string) string {
 // the store's contents are gauges: buckets, objects, bytes, the encrypted
 // share (in total and per bucket), with the build's version.
 func TestMetricsFromStart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
 	text := scrape(t, addr)
 	for _, want := range []string{

@@ -25,9 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// replFreeAddr returns a loopback address with a port free right now, so a
-// daemon can be restarted on the address its peers know.
-func replFreeAddr(t *testing.T) string {
+// freeAddr returns a loopback address with a port free right now (so a
+// daemon can also be restarted on the address its peers know).
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

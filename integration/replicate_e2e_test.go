@@ -30,9 +30,9 @@ func newReplPair(t *testing.T, srcEnv ...string) *replPair {
 	t.Helper()
 	base := t.TempDir()
 	p := &replPair{
-		dst: replStart(t, replMustMkdir(t, filepath.Join(base, "eu")), "eu-west-1", replFreeAddr(t)),
+		dst: replStart(t, replMustMkdir(t, filepath.Join(base, "eu")), "eu-west-1", freeAddr(t)),
 	}
-	p.src = replStart(t, replMustMkdir(t, filepath.Join(base, "us")), "us-east-1", replFreeAddr(t), srcEnv...)
+	p.src = replStart(t, replMustMkdir(t, filepath.Join(base, "us")), "us-east-1", freeAddr(t), srcEnv...)
 	replConnect(t, p.src, p.dst)
 	return p
 }
