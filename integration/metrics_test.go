@@ -68,6 +68,7 @@ func TestMetrics(t *testing.T) {
 		`sealfs_s3_request_duration_seconds_count\{op="GetObject"\} 1`,
 		`sealfs_kms_operations_total\{op="Decrypt",result="ok"\} [1-9]`,
 		`sealfs_fuse_operation_duration_seconds_count\{op="Lookup"\} [1-9]`,
+		`sealfs_fuse_operations_total\{op="Write",result="ok"\} [1-9]`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("metrics lack %s", re)
