@@ -719,7 +719,7 @@ func TestWALFileNames(t *testing.T) {
 			return
 		}
 	}
-	t.Fatalf("no *%s file in %s: Badger renamed its write-ahead logs; fix syncOlderWALs", walSuffix, dir)
+	t.Fatalf("no *%s file in %s: Badger renamed its write-ahead logs; fix syncWALs", walSuffix, dir)
 }
 
 // TestWithoutSync: a deferred commit is visible at once, survives a clean

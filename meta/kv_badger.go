@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -91,7 +92,7 @@ type badgerKV struct {
 	syncer      syncer
 	// walFiles are descriptors of Badger's write-ahead logs, opened by the
 	// syncer and kept open so that an fsync through them reports every
-	// writeback error since their open (see syncOlderWALs). Only the
+	// writeback error since their open (see syncWALs). Only the
 	// running sync uses them.
 	walFiles map[int]*os.File
 	// walSynced are the rotated-out logs fsynced since their rotation:
@@ -99,6 +100,13 @@ type badgerKV struct {
 	// fsync makes it durable for good, and later syncs skip it (an fsync,
 	// even of a file with nothing dirty, can cost a disk cache flush).
 	walSynced map[int]bool
+	// vlogUsed is set when Badger may have written its value log since
+	// the last sync: a value of valueThreshold bytes or more was set, the
+	// value-log GC ran, or the store was (re)opened. Only then does a sync
+	// ask Badger's DB.Sync, which msyncs the value log's mapping as well
+	// as the active write-ahead log's; otherwise the logs are synced
+	// through our own descriptors alone (syncWALs).
+	vlogUsed atomic.Bool
 
 	gcStop chan struct{}
 	gcDone chan struct{}
@@ -162,6 +170,7 @@ func openBadger(dir string, opts Options) (*badgerKV, error) {
 // if Badger can, else read-write with writes refused if there is room to
 // recover, else not at all.
 func (kv *badgerKV) open() error {
+	kv.vlogUsed.Store(true)
 	free, serr := kv.space.statfs(kv.dir)
 	if serr != nil || free >= kv.space.reserve || emptyStore(kv.dir) && free >= recoveryNeed(kv.dir) {
 		bdb, err := badger.Open(kv.bo)
@@ -249,6 +258,7 @@ func (kv *badgerKV) reopenWritable() {
 		return
 	}
 	kv.bdb = bdb
+	kv.vlogUsed.Store(true)
 	kv.ro.Store(false)
 	kv.space.full.Store(false)
 	kv.log.Info("meta: free space is back on the data disk: the metadata store is read-write again; writes are accepted",
@@ -368,6 +378,9 @@ func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
 }
 
 func (t *badgerTxn) set(key, value []byte) error {
+	if len(value) >= valueThreshold {
+		t.kv.vlogUsed.Store(true)
+	}
 	if err := t.btx.Set(key, value); err != nil {
 		return badgerErr(err)
 	}
@@ -481,29 +494,46 @@ func (i *badgerIter) close()     { i.it.Close() }
 // the disk really holds) makes the store trustworthy again. Reads go on.
 var ErrSyncFailed = errors.New("an earlier sync of the metadata store failed; writes are refused until restart")
 
-// fsyncFile syncs a file; a hook for tests.
-var fsyncFile = (*os.File).Sync
+// datasyncFile makes a file's data durable (fdatasync); a hook for tests.
+var datasyncFile = func(f *os.File) error {
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+	}
+	return nil
+}
 
 // syncAll makes every committed write durable.
 //
-// Badger's DB.Sync (v4.9.6, db.go) msyncs the active memtable's write-ahead
-// log and the value-log file being written. Value-log files written before
-// are synced when Badger rotates them (logFile.doneWriting truncates the
-// file, and z.MmapFile.Truncate msyncs first). A memtable that has been
-// rotated out but not yet flushed to a level-0 table, however, is not synced
-// by DB.Sync, nor at rotation (ensureRoomForWrite only swaps it): a commit
-// that landed in it just before the rotation would be at risk until the
-// flush, which syncs the new table. So after DB.Sync, the write-ahead logs of
-// those memtables (*.mem files but the newest) are fsynced through a file
-// descriptor of our own. A file gone meanwhile was flushed, and is safe.
+// Every value meta writes is below valueThreshold, so a commit lands in
+// the active memtable's write-ahead log alone, and syncWALs makes it
+// durable with one fdatasync of that log. Badger writes its logs through
+// shared file mappings, and on Linux msync(MS_SYNC) of such a mapping is an
+// fdatasync of the file's range (mm/msync.c): pages written through the
+// mapping are dirty in the page cache (ext4 tracks them by page_mkwrite),
+// and fdatasync of any descriptor of the file writes them. Badger's own
+// DB.Sync (v4.9.6, db.go) msyncs the active write-ahead log and also the
+// value-log file being written; that second msync costs a sync of a file
+// nobody wrote, so DB.Sync runs only while the value log may hold
+// something new (vlogUsed).
+//
+// Value-log files written before are synced when Badger rotates them
+// (logFile.doneWriting truncates the file, and z.MmapFile.Truncate msyncs
+// first). A memtable that has been rotated out but not yet flushed to a
+// level-0 table, however, is synced neither at rotation (ensureRoomForWrite
+// only swaps it) nor by DB.Sync: a commit that landed in it just before the
+// rotation would be at risk until the flush, which syncs the new table.
+// syncWALs syncs those logs too.
 func (kv *badgerKV) syncAll() error {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
 	if kv.ro.Load() {
 		return nil // nothing was written
 	}
-	err := kv.bdb.Sync()
-	if werr := kv.syncOlderWALs(); err == nil {
+	var err error
+	if kv.vlogUsed.Swap(false) {
+		err = kv.bdb.Sync()
+	}
+	if werr := kv.syncWALs(); err == nil {
 		err = werr
 	}
 	return err
@@ -513,7 +543,8 @@ func (kv *badgerKV) syncAll() error {
 // ("%05d.mem", memtable.go).
 const walSuffix = ".mem"
 
-// syncOlderWALs fsyncs the write-ahead logs of the memtables rotated out.
+// syncWALs fdatasyncs the active memtable's write-ahead log (the newest),
+// and each log rotated out since its rotation, once.
 //
 // Which descriptor reports a writeback error: since Linux 4.13 an error is
 // recorded per file (errseq_t in the inode's mapping), and fsync on a
@@ -523,13 +554,13 @@ const walSuffix = ".mem"
 // reported yet is also reported to one opened after it. A
 // fresh descriptor per sync would therefore depend on nobody else having
 // reported the error first. Instead each log is opened once, the first
-// time a sync sees it (the newest one too, though DB.Sync covers it), and
-// the descriptor is kept until Badger deletes the file: an fsync through it
-// reports every error since that open, and any error before the open that
-// nobody has reported. Badger keeps the file open and mapped meanwhile, so
-// the inode (and the error recorded in it) stays in memory. Whatever it
-// reports makes the failure permanent (syncer.fail).
-func (kv *badgerKV) syncOlderWALs() error {
+// time a sync sees it, and the descriptor is kept until Badger deletes the
+// file: a sync through it reports every error since that open, and any
+// error before the open that nobody has reported. Badger keeps the file
+// open and mapped meanwhile, so the inode (and the error recorded in it)
+// stays in memory. Whatever it reports makes the failure permanent
+// (syncer.fail).
+func (kv *badgerKV) syncWALs() error {
 	entries, err := os.ReadDir(kv.dir)
 	if err != nil {
 		return err
@@ -567,16 +598,16 @@ func (kv *badgerKV) syncOlderWALs() error {
 			}
 			kv.walFiles[fid] = f
 		}
-		if i == len(fids)-1 {
-			break // the active log: DB.Sync msynced it
-		}
-		if kv.walSynced[fid] {
+		active := i == len(fids)-1
+		if !active && kv.walSynced[fid] {
 			continue // rotated before an earlier sync, and synced by it
 		}
-		if err := fsyncFile(f); err != nil {
+		if err := datasyncFile(f); err != nil {
 			return fmt.Errorf("syncing %s: %w", f.Name(), err)
 		}
-		kv.walSynced[fid] = true
+		if !active {
+			kv.walSynced[fid] = true
+		}
 	}
 	return nil
 }
@@ -691,6 +722,7 @@ func (kv *badgerKV) runGC() bool {
 	}
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
+	kv.vlogUsed.Store(true) // a rewrite goes through the value log
 	err := kv.bdb.RunValueLogGC(gcDiscardRatio)
 	if err == nil {
 		return true // a file was rewritten: try the next one

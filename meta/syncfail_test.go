@@ -77,7 +77,9 @@ func TestSyncFailureIsPermanent(t *testing.T) {
 	})
 }
 
-// A failed fsync of a rotated write-ahead log (syncOlderWALs) is as
+var origDatasync = datasyncFile
+
+// A failed sync of a rotated write-ahead log (syncWALs) is as
 // permanent as a failed Badger sync.
 func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 	db := openTest(t)
@@ -107,21 +109,21 @@ func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 		}
 	}
 	if wals < 2 {
-		t.Skipf("no memtable waiting to be flushed (%d write-ahead logs): nothing for syncOlderWALs to sync", wals)
+		t.Skipf("no memtable waiting to be flushed (%d write-ahead logs): nothing for syncWALs to sync", wals)
 	}
 	failed := false
-	fsyncFile = func(f *os.File) error {
+	datasyncFile = func(f *os.File) error {
 		failed = true
 		return syscall.EIO
 	}
-	t.Cleanup(func() { fsyncFile = (*os.File).Sync })
+	t.Cleanup(func() { datasyncFile = origDatasync })
 	if err := db.Sync(); err == nil {
 		if !failed {
 			t.Skip("the rotated memtable was flushed before the sync")
 		}
 		t.Fatal("Sync returned nil although an fsync failed")
 	}
-	fsyncFile = (*os.File).Sync
+	datasyncFile = origDatasync
 	if err := db.Sync(); !errors.Is(err, ErrSyncFailed) {
 		t.Fatalf("Sync after a failed fsync: %v", err)
 	}
