@@ -132,3 +132,42 @@ func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 		t.Fatalf("a commit after a failed fsync: %v", err)
 	}
 }
+
+// Badger's DB.Sync (which also syncs the value log) runs only after a value
+// that Badger puts in its value log; every other sync is the write-ahead
+// log's fdatasync alone.
+func TestSyncAsksBadgerOnlyForValueLogWrites(t *testing.T) {
+	db := openTest(t)
+	kv := badgerOf(t, db)
+	createBucket(t, db, "bkt") // synced: the open's flag is spent
+	if kv.vlogUsed.Load() {
+		t.Fatal("the value log is marked written after a small synced commit")
+	}
+	syncs := 0
+	datasyncFile = func(f *os.File) error { syncs++; return origDatasync(f) }
+	t.Cleanup(func() { datasyncFile = origDatasync })
+	if err := db.Update(context.Background(), func(tx *Txn) error { return tx.PutConfig("small", []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if syncs == 0 {
+		t.Fatal("a synced commit did not fdatasync the write-ahead log")
+	}
+	if kv.vlogUsed.Load() {
+		t.Fatal("a small value marked the value log written")
+	}
+	err := db.Update(WithoutSync(context.Background()), func(tx *Txn) error {
+		return tx.PutConfig("large", make([]byte, valueThreshold))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kv.vlogUsed.Load() {
+		t.Fatal("a value of valueThreshold bytes did not mark the value log written")
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if kv.vlogUsed.Load() {
+		t.Fatal("the sync left the value log marked written")
+	}
+}
