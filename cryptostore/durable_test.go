@@ -104,6 +104,7 @@ func TestPendingRemovalWaitsForReader(t *testing.T) {
 		t.Fatalf("reader after delete+sync: %v", err)
 	}
 	h.Close()
+	e.store.blobs.waitRemovals()
 	if exists(p) {
 		t.Fatal("blob kept after its last reader closed")
 	}

@@ -263,10 +263,12 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.blobs.pool.close()
+	var err error
 	if s.blobs.hasPending() {
-		return s.Sync(context.Background())
+		err = s.Sync(context.Background())
 	}
-	return nil
+	s.blobs.waitRemovals()
+	return err
 }
 
 // Meta returns the metadata database, for packages that keep their own

@@ -111,11 +111,13 @@ func singleGateway(t testing.TB, e *testEnv) {
 	}
 }
 
-// removeReplaced, on a shared store, waits out the grace periods and runs
+// removeReplaced waits for the store's removals, which run in the
+// background, and, on a shared store, waits out the grace periods and runs
 // the sweeper and the orphan collector, so that the blobs no record
 // references any more are gone, as a store alone removes them by itself.
 func (e *testEnv) removeReplaced(t testing.TB) {
 	t.Helper()
+	e.store.blobs.waitRemovals() // the removals run in the background
 	if e.store.sh == nil {
 		return
 	}
@@ -126,6 +128,7 @@ func (e *testEnv) removeReplaced(t testing.TB) {
 	if _, err := e.store.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.store.blobs.waitRemovals()
 }
 
 // ageOrphans, on a shared store, waits until blobs written now are old
@@ -935,6 +938,7 @@ func TestMultipart(t *testing.T) {
 	if err := e.store.AbortMultipart(ctx, "bkt", "small", small.ID); err != nil {
 		t.Fatal(err)
 	}
+	e.removeReplaced(t)
 	partBlobs := blobFilesIn(t, e.dir)
 	o, err := e.store.CompleteMultipart(ctx, "bkt", "m", u.ID, parts, nil)
 	if err != nil {
