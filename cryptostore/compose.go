@@ -272,7 +272,7 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 			st.enc = &e
 		}
 	case b.EncryptionOn:
-		if st.key, st.enc, err = s.newDataKey(ctx, in.Bucket, st.id); err != nil {
+		if st.key, st.enc, err = s.newDataKey(ctx, b, st.id); err != nil {
 			return nil, err
 		}
 	}

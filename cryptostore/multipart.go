@@ -44,7 +44,7 @@ func (s *Store) CreateMultipart(ctx context.Context, bucket, key string, m meta.
 		ChecksumAlgorithm: strings.ToUpper(checksumAlg),
 	}
 	if b.EncryptionOn {
-		k, enc, err := s.newDataKey(ctx, bucket, u.ObjectID)
+		k, enc, err := s.newDataKey(ctx, b, u.ObjectID)
 		if err != nil {
 			return nil, err
 		}

@@ -165,7 +165,7 @@ func (s *Store) stageInput(ctx context.Context, in *PutInput) (*staged, error) {
 	if in.MD5 {
 		h.withMD5()
 	}
-	st, err := s.stage(ctx, in.Bucket, meta.NewObjectID(), 0, b.EncryptionOn, in.Body, in.Size, h, s.cfg.InlineMax)
+	st, err := s.stage(ctx, b, meta.NewObjectID(), 0, in.Body, in.Size, h, s.cfg.InlineMax)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +365,7 @@ func (s *Store) restage(ctx context.Context, st *staged) (*staged, error) {
 		hs = &hasher{}
 		hs.withMD5()
 	}
-	st2, err := s.stage(ctx, st.bucket, meta.NewObjectID(), 0, b.EncryptionOn, h.Reader(0, st.size), st.size, hs, s.cfg.InlineMax)
+	st2, err := s.stage(ctx, b, meta.NewObjectID(), 0, h.Reader(0, st.size), st.size, hs, s.cfg.InlineMax)
 	if err != nil {
 		return nil, err
 	}
@@ -385,16 +385,17 @@ func (s *Store) restage(ctx context.Context, st *staged) (*staged, error) {
 }
 
 // stage seals body into a new blob, or inline bytes when it is at most
-// inlineMax bytes (inlineMax < 0: never inline). h, if set, receives every
-// plaintext byte. Encryption, if on, uses a fresh data key for the object.
-func (s *Store) stage(ctx context.Context, bucket string, id meta.ObjectID, index uint32, encrypt bool,
+// inlineMax bytes (inlineMax < 0: never inline), for bucket b as the caller
+// read it. h, if set, receives every plaintext byte. Encryption, if b's is
+// on, uses a fresh data key for the object.
+func (s *Store) stage(ctx context.Context, b *meta.Bucket, id meta.ObjectID, index uint32,
 	body io.Reader, size int64, h *hasher, inlineMax int) (*staged, error) {
-	st := &staged{bucket: bucket, id: id, index: index}
-	if !encrypt && h != nil {
+	st := &staged{bucket: b.Name, id: id, index: index}
+	if !b.EncryptionOn && h != nil {
 		h.withMD5() // a plain object's ETag
 	}
-	if encrypt {
-		key, enc, err := s.newDataKey(ctx, bucket, id)
+	if b.EncryptionOn {
+		key, enc, err := s.newDataKey(ctx, b, id)
 		if err != nil {
 			return nil, err
 		}

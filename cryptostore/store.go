@@ -548,11 +548,19 @@ func (s *Store) masterKey(ctx context.Context, bucket string) (string, error) {
 	return keyID, nil
 }
 
-// newDataKey issues a fresh data key for an object in bucket.
-func (s *Store) newDataKey(ctx context.Context, bucket string, id meta.ObjectID) ([]byte, *meta.Encryption, error) {
-	keyID, err := s.masterKey(ctx, bucket)
-	if err != nil {
-		return nil, nil, err
+// newDataKey issues a fresh data key for an object in bucket b.
+//
+// b is the bucket as the caller read it: its master key is used as it was
+// then (the commit checks it again, and a key changed meanwhile makes the
+// data staged again under the new one); a bucket without one yet gets it
+// created (masterKey).
+func (s *Store) newDataKey(ctx context.Context, b *meta.Bucket, id meta.ObjectID) ([]byte, *meta.Encryption, error) {
+	bucket, keyID := b.Name, b.MasterKeyID
+	if keyID == "" {
+		var err error
+		if keyID, err = s.masterKey(ctx, bucket); err != nil {
+			return nil, nil, err
+		}
 	}
 	done, err := s.useKey(ctx, "kms:GenerateDataKey", keyID, bucket, id)
 	if err != nil {
