@@ -317,10 +317,10 @@ func (tx *Txn) CountObjects(bucket string) (n int64, total int64, err error) {
 
 // ---- inline data ----
 
-// PutInline stores an object's data (blob bytes) in the metadata store. The
-// data is copied.
+// PutInline stores an object's data (blob bytes) in the metadata store.
+// The data is not copied: it must not change until the transaction ends.
 func (tx *Txn) PutInline(id ObjectID, data []byte) error {
-	return tx.kv.set(inlineKey(id), bytes.Clone(data))
+	return tx.kv.set(inlineKey(id), data)
 }
 
 // GetInline returns a copy of an object's inline data, or an error wrapping
