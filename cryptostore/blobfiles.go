@@ -351,7 +351,8 @@ func (b *blobFiles) release(refs []meta.BlobRef) {
 // remove deletes blobs that a committed transaction stopped referencing, now
 // or when their last reader releases them.
 //
-// The files are unlinked under mu, the lock acquire takes: Store.Open
+// The blobs are marked removing under mu, the lock acquire takes, and exists
+// answers no for them from then on, though the files go later: Store.Open
 // relies on it (a reader that acquired an object's blobs and then finds the
 // first one present knows none of them is removed until it releases them).
 func (b *blobFiles) remove(refs []meta.BlobRef) {

@@ -91,13 +91,13 @@ type badgerKV struct {
 	groupCommit bool
 	syncer      syncer
 	// walFiles are descriptors of Badger's write-ahead logs, opened by the
-	// syncer and kept open so that an fsync through them reports every
+	// syncer and kept open so that a sync through them reports every
 	// writeback error since their open (see syncWALs). Only the
 	// running sync uses them.
 	walFiles map[int]*os.File
-	// walSynced are the rotated-out logs fsynced since their rotation:
+	// walSynced are the rotated-out logs synced since their rotation:
 	// Badger never writes to a log again once it has rotated it, so one
-	// fsync makes it durable for good, and later syncs skip it (an fsync,
+	// sync makes it durable for good, and later syncs skip it (a sync,
 	// even of a file with nothing dirty, can cost a disk cache flush).
 	walSynced map[int]bool
 	// vlogUsed is set when Badger may have written its value log since
