@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,6 +30,10 @@ import (
 )
 
 func main() {
+	// Output piped into a reader that stops early (make ... | head)
+	// must not kill the run before it unmounts and stops its daemons: a
+	// write to the closed pipe fails instead.
+	signal.Ignore(syscall.SIGPIPE)
 	bin := flag.String("bin", "./bin/sealfs", "the sealfs binary")
 	dir := flag.String("dir", "", "work directory, on the disk to measure (default: a new directory under /var/tmp)")
 	size := flag.Int64("size", 1<<30, "size of the large file, bytes")

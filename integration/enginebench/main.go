@@ -47,6 +47,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -125,6 +126,10 @@ type fuseOp struct {
 }
 
 func main() {
+	// Output piped into a reader that stops early (make ... | head)
+	// must not kill the run before it unmounts and stops its daemons: a
+	// write to the closed pipe fails instead.
+	signal.Ignore(syscall.SIGPIPE)
 	bin := flag.String("sealfs", "bin/sealfs", "the sealfs binary")
 	dur := flag.Duration("d", 3*time.Second, "duration of each throughput measurement")
 	files := flag.Int("files", 2000, "small files in the untarred tree")

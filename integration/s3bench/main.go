@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -132,6 +133,10 @@ type target struct {
 }
 
 func main() {
+	// Output piped into a reader that stops early (make ... | head)
+	// must not kill the run before it unmounts and stops its daemons: a
+	// write to the closed pipe fails instead.
+	signal.Ignore(syscall.SIGPIPE)
 	sealfsBin := flag.String("sealfs", "bin/sealfs", "the sealfs binary to benchmark")
 	dur := flag.Duration("d", 2*time.Second, "duration of each measurement")
 	rounds := flag.Int("rounds", 3, "measurements per workload and target (the median is reported)")
