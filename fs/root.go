@@ -196,7 +196,12 @@ func (r *rootNode) Rename(ctx context.Context, name string, newParent gofs.Inode
 	return syscall.EPERM
 }
 
+// Getxattr: the mount's root holds no attributes; the namespaces sealfs
+// does not hold answer "not supported", as on every other node (xattr.go).
 func (r *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !held(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	return 0, syscall.ENODATA
 }
 

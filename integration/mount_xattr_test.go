@@ -312,6 +312,13 @@ func TestMountLsProbesOnce(t *testing.T) {
 	for i := range files {
 		mustWrite(t, filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte("x"))
 	}
+	// The mount's root answers as every other node does.
+	if _, err := getxattr(t, d.MountDir, "security.selinux"); errnoOf(err) != syscall.EOPNOTSUPP {
+		t.Fatalf("security.selinux of the mount's root: %v, want EOPNOTSUPP", err)
+	}
+	if _, err := getxattr(t, d.MountDir, "user.x"); errnoOf(err) != syscall.ENODATA {
+		t.Fatalf("user.x of the mount's root: %v, want ENODATA", err)
+	}
 	before := fuseOpCount(t, scrape(t, addr), "GetXAttr")
 	out := run(t, "/usr/bin/ls", "-lR", dir)
 	if n := strings.Count(out, "\n-rw"); n != files {
