@@ -210,24 +210,12 @@ func (b *blobFiles) removeRemote(id meta.BlobID) error {
 	return b.be.Remove(ctx, id)
 }
 
-// flushRemovals starts deleting, outside mu and in the background, the
-// blobs that unlinkLocked queued. Called after every unlock that may have
-// queued some. Deleting a large file takes the file system a while (freeing
-// its blocks, dropping its cached pages: ~30 ms for 64 MiB here), and a
-// remote store a round trip: neither is a reason for the request whose
-// commit replaced the blob to wait, nor to hold mu.
-func (b *blobFiles) flushRemovals() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.toRemove) == 0 || b.remover {
-		return
-	}
-	b.remover = true
-	go b.runRemovals()
-}
-
-// runRemovals deletes queued blobs until the queue is empty. A deletion
-// that fails is logged and left to the orphan collector.
+// runRemovals deletes queued blobs, outside mu, until the queue is empty
+// (unlinkLocked starts it). Deleting a large file takes the file system a
+// while (freeing its blocks, dropping its cached pages: ~30 ms for 64 MiB
+// here), and a remote store a round trip: neither is a reason for the
+// request whose commit replaced the blob to wait, nor to hold mu. A
+// deletion that fails is logged and left to the orphan collector.
 func (b *blobFiles) runRemovals() {
 	b.mu.Lock()
 	for len(b.toRemove) > 0 {
@@ -328,7 +316,6 @@ func (b *blobFiles) missing(ctx context.Context, refs []meta.BlobRef) (*meta.Blo
 // release lets go of blobs taken by acquire, removing doomed ones nobody
 // holds any more.
 func (b *blobFiles) release(refs []meta.BlobRef) {
-	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
@@ -356,7 +343,6 @@ func (b *blobFiles) release(refs []meta.BlobRef) {
 // relies on it (a reader that acquired an object's blobs and then finds the
 // first one present knows none of them is removed until it releases them).
 func (b *blobFiles) remove(refs []meta.BlobRef) {
-	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range refs {
@@ -392,7 +378,6 @@ func (b *blobFiles) syncMark() uint64 {
 // drain runs the pending removals of epochs up to mark, after a sync that
 // syncMark returned mark for succeeded.
 func (b *blobFiles) drain(mark uint64) {
-	defer b.flushRemovals()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.syncFailed {
@@ -439,11 +424,14 @@ func (b *blobFiles) hasPending() bool {
 }
 
 // unlinkLocked removes a blob: it is marked removing (exists says no from
-// now on) and deleted in the background once flushRemovals runs, after mu
-// is released.
+// now on) and deleted in the background (runRemovals), once mu is released.
 func (b *blobFiles) unlinkLocked(id meta.BlobID) {
 	b.removing[id] = struct{}{}
 	b.toRemove = append(b.toRemove, id)
+	if !b.remover {
+		b.remover = true
+		go b.runRemovals()
+	}
 }
 
 // busy reports whether a blob must be kept regardless of what the metadata
@@ -554,7 +542,6 @@ func (b *blobFiles) collect(ctx context.Context, db *meta.DB, sync func() error)
 			}
 		}
 		b.mu.Unlock()
-		b.flushRemovals()
 	}
 	b.waitRemovals() // the orphans are gone when collect returns
 	return st, nil

@@ -61,9 +61,11 @@
 //   - Blob lifetime: blobs replaced or deleted by a commit are removed once
 //     that commit is durable (at once for a synced commit; after the next
 //     sync for one made WithoutSync, see durable.go), and not before the
-//     last reader lets go of them; blobs left behind by a crash are found
-//     and removed by the orphan collector, which syncs the metadata after
-//     its snapshot and before it removes anything.
+//     last reader lets go of them. From then on they count as gone, and a
+//     background goroutine deletes them, so the request that replaced them
+//     does not wait. Blobs left behind by a crash are found and removed by
+//     the orphan collector, which syncs the metadata after its snapshot and
+//     before it removes anything.
 //   - Where blobs live: a BlobStore (blobstore.go). The file store
 //     (blobfiles.go, the default: DATA/blobs or a shared directory) or an
 //     S3 bucket (blobstore_s3.go: PutObject or a streamed multipart
