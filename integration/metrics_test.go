@@ -14,11 +14,18 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
+// startMetered starts a mounted daemon serving /metrics on a free loopback
+// address, and returns it with that address (for scrape).
+func startMetered(t *testing.T) (*Daemon, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	return startMount(t, DaemonOptions{Args: []string{"--metrics", addr}}), addr
+}
+
 // TestMetrics runs a mounted daemon with --metrics, works through both
 // doors, and reads the counters back from /metrics.
 func TestMetrics(t *testing.T) {
-	addr := freeAddr(t)
-	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+	d, addr := startMetered(t)
 
 	bucket := filepath.Join(d.MountDir, "metered")
 	if err := os.Mkdir(bucket, 0o755); err != nil {

@@ -302,8 +302,7 @@ func TestMountBucketEncryptionXattr(t *testing.T) {
 // has none") made it ask again for every file, two FUSE round trips each,
 // most of a warm ls -lR.
 func TestMountLsProbesOnce(t *testing.T) {
-	addr := freeAddr(t)
-	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+	d, addr := startMetered(t)
 	dir := filepath.Join(d.MountDir, "probed")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -271,8 +271,7 @@ func scrape(t *testing.T, addr string) string {
 // the store's contents are gauges: buckets, objects, bytes, the encrypted
 // share (in total and per bucket), with the build's version.
 func TestMetricsFromStart(t *testing.T) {
-	addr := freeAddr(t)
-	d := startMount(t, DaemonOptions{Args: []string{"--metrics", addr}})
+	d, addr := startMetered(t)
 	text := scrape(t, addr)
 	for _, want := range []string{
 		`sealfs_s3_requests_total{op="PutObject",status="200"} 0`,
