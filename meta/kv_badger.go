@@ -813,10 +813,9 @@ func (kv *badgerKV) openDB(o badger.Options) (*badger.DB, error) {
 // takes an allocator from a pool of eight kept by the DB, grows it past
 // the table's size (a block that outgrows its buffer is copied, and every
 // block is copied once more to be compressed), and returns it with all of
-// its buffers;
-// the pool lets one go only after two seconds in which no build started.
-// Under steady writes it never does, so up to eight allocators sized for
-// the largest recent builds stay live. Without jemalloc those buffers are
+// its buffers. The pool lets one go only after two seconds in which no
+// build started; under steady writes it never does, so up to eight
+// allocators sized for the largest recent builds stay live. Without jemalloc those buffers are
 // ordinary Go memory. Unpacking a tarball of 10,000 small files through
 // the mount three times, they held 108–144 MiB of the heap during the
 // second pass (276–480 MiB during the third with no memory limit), and

@@ -45,9 +45,17 @@ func TestBuilderBuffersAreNotKept(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The drain may be busy releasing one allocator when the next comes
+	// back, so one is let pass for a moment; Badger alone keeps it for
+	// two seconds or more.
+	held := 0
 	for range 50 {
 		if n := len(ch); n > 0 {
-			t.Fatalf("Badger's allocator pool holds %d allocators after a table build", n)
+			if held++; held == 3 {
+				t.Fatalf("Badger's allocator pool holds %d allocators after a table build", n)
+			}
+		} else {
+			held = 0
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
