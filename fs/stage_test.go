@@ -285,3 +285,27 @@ func TestWindowSpans(t *testing.T) {
 		t.Fatalf("after truncate: %q", p)
 	}
 }
+
+// TestWritesInProgressKeepNoMap: the node tracks the writes in progress
+// by offset, and keeps no map once the last of them has ended.
+func TestWritesInProgressKeepNoMap(t *testing.T) {
+	n := newFileNode(newTestFS(t), kindFile, "bkt", "w")
+	first := n.arriving(0)
+	second := n.arriving(4096)
+	again := n.arriving(0)
+	if !n.arrived(0) || !n.arrived(4096) || n.arrived(8192) {
+		t.Fatal("arrived does not report the writes in progress")
+	}
+	first()
+	if !n.arrived(0) {
+		t.Fatal("one of two writes at 0 ended, and arrived(0) says none is in progress")
+	}
+	again()
+	second()
+	if n.arrived(0) || n.arrived(4096) {
+		t.Fatal("arrived reports writes that ended")
+	}
+	if n.writesAt != nil {
+		t.Fatalf("the node keeps a map of %d writes after all of them ended", len(n.writesAt))
+	}
+}
