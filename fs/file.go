@@ -88,8 +88,8 @@ func (n *fileNode) isPending() bool { return n.pending.Load() }
 // arriving registers a WRITE at off until the returned function is called.
 // The map goes when the last write in progress ends: a node outlives its
 // writes by far (the kernel keeps inodes it has seen), and an emptied map
-// keeps its memory, ~250 bytes, which was the largest part of an untarred
-// file's node.
+// keeps its memory, ~250 bytes, the largest single allocation an untarred
+// file's node held on to.
 func (n *fileNode) arriving(off int64) func() {
 	n.writesMu.Lock()
 	if n.writesAt == nil {
