@@ -182,7 +182,7 @@ func (b *blobFiles) abandon(ids ...meta.BlobID) {
 	for _, id := range ids {
 		if b.local != nil {
 			b.local.abandon(id)
-		} else if err := b.removeRemote(id); err != nil {
+		} else if err := b.removeBlob(id); err != nil {
 			b.logger.Warn("removing abandoned blob", "blob", id.String(), "err", err)
 		}
 		b.settle(id)
@@ -201,11 +201,12 @@ func (b *blobFiles) exists(ctx context.Context, id meta.BlobID) (bool, error) {
 	return b.be.Exists(ctx, id)
 }
 
-// remoteTimeout bounds one deletion in a remote store.
-const remoteTimeout = time.Minute
+// removeTimeout bounds one deletion (a remote store's round trip).
+const removeTimeout = time.Minute
 
-func (b *blobFiles) removeRemote(id meta.BlobID) error {
-	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+// removeBlob deletes blob id from the store, whichever it is.
+func (b *blobFiles) removeBlob(id meta.BlobID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 	defer cancel()
 	return b.be.Remove(ctx, id)
 }
@@ -223,13 +224,7 @@ func (b *blobFiles) runRemovals() {
 		b.toRemove = nil
 		b.mu.Unlock()
 		for _, id := range ids {
-			var err error
-			if b.local != nil {
-				err = b.local.Remove(context.Background(), id)
-			} else {
-				err = b.removeRemote(id)
-			}
-			if err != nil {
+			if err := b.removeBlob(id); err != nil {
 				b.logger.Warn("removing blob", "blob", id.String(), "store", b.be.String(), "err", err)
 			}
 			b.mu.Lock()
