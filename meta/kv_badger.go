@@ -173,7 +173,6 @@ func openBadger(dir string, opts Options) (*badgerKV, error) {
 // if Badger can, else read-write with writes refused if there is room to
 // recover, else not at all.
 func (kv *badgerKV) open() error {
-	kv.vlogUsed.Store(true)
 	free, serr := kv.space.statfs(kv.dir)
 	if serr != nil || free >= kv.space.reserve || emptyStore(kv.dir) && free >= recoveryNeed(kv.dir) {
 		bdb, err := kv.openDB(kv.bo)
@@ -261,7 +260,6 @@ func (kv *badgerKV) reopenWritable() {
 		return
 	}
 	kv.bdb = bdb
-	kv.vlogUsed.Store(true)
 	kv.ro.Store(false)
 	kv.space.full.Store(false)
 	kv.log.Info("meta: free space is back on the data disk: the metadata store is read-write again; writes are accepted",
@@ -793,8 +791,11 @@ func (kv *badgerKV) purge(keys [][]byte) error {
 const purgeWait = 30 * time.Second
 
 // openDB opens Badger with o and keeps its table builders from holding
-// on to memory they no longer use (releaseBuilderBuffers).
+// on to memory they no longer use (releaseBuilderBuffers). An open may
+// write the value log (replay, truncation), so the next sync asks Badger
+// (vlogUsed).
 func (kv *badgerKV) openDB(o badger.Options) (*badger.DB, error) {
+	kv.vlogUsed.Store(true)
 	bdb, err := badger.Open(o)
 	if err != nil {
 		return nil, err
@@ -815,12 +816,13 @@ func (kv *badgerKV) openDB(o badger.Options) (*badger.DB, error) {
 // block is copied once more to be compressed), and returns it with all of
 // its buffers. The pool lets one go only after two seconds in which no
 // build started; under steady writes it never does, so up to eight
-// allocators sized for the largest recent builds stay live. Without jemalloc those buffers are
-// ordinary Go memory. Unpacking a tarball of 10,000 small files through
-// the mount three times, they held 108–144 MiB of the heap during the
-// second pass (276–480 MiB during the third with no memory limit), and
-// under a 192 MiB memory limit the collector ran almost without
-// pause: 437–489 collections over the three passes, 181–191 with this.
+// allocators sized for the largest recent builds stay live. Without
+// jemalloc those buffers are ordinary Go memory. Unpacking a tarball of
+// 10,000 small files through the mount three times, they held up to
+// 144 MiB of the heap during the second pass (276–480 MiB during the third
+// with no memory limit), and under a 192 MiB memory limit the collector
+// ran almost without pause: 381–537 collections over the three passes,
+// 181–191 with this.
 //
 // Badger has no option for it, so this receives from the pool's channel
 // for as long as the DB is open: a returned allocator goes straight to
