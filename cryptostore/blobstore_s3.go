@@ -273,13 +273,18 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 		o.mu.Unlock()
 		return 0, io.EOF
 	}
-	if off >= o.bufOff && off+int64(len(p)) <= o.bufOff+int64(len(o.buf)) {
-		n := copy(p, o.buf[off-o.bufOff:])
+	// What the last response holds is served from it; only the rest is
+	// fetched.
+	n := 0
+	if off >= o.bufOff && off < o.bufOff+int64(len(o.buf)) {
+		n = copy(p, o.buf[off-o.bufOff:])
+	}
+	if n == len(p) {
 		o.next = off + int64(n)
 		o.mu.Unlock()
 		return n, nil
 	}
-	want := len(p)
+	from, want := off+int64(n), len(p)-n
 	if off == o.next {
 		o.run++
 	} else {
@@ -291,24 +296,25 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 		o.ahead = min(2*o.ahead, readAheadMax)
 	}
 	if o.size >= 0 {
-		want = int(min(int64(want), o.size-off))
+		want = int(min(int64(want), o.size-from))
 	}
 	o.mu.Unlock()
 
-	data, size, err := o.get(off, want)
+	data, size, err := o.get(from, want)
 	if err != nil {
-		return 0, err
+		return n, err
 	}
-	n := copy(p, data)
+	k := copy(p[n:], data)
 	o.mu.Lock()
 	if size >= 0 {
 		o.size = size
 	}
-	o.next = off + int64(n)
-	if len(data) > n {
-		o.buf, o.bufOff = data, off
+	o.next = from + int64(k)
+	if len(data) > k {
+		o.buf, o.bufOff = data, from
 	}
 	o.mu.Unlock()
+	n += k
 	if n < len(p) {
 		return n, io.EOF
 	}

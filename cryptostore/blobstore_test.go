@@ -434,7 +434,7 @@ func TestS3BlobsCommitOrder(t *testing.T) {
 }
 
 // TestS3BlobsRangedReads: a read fetches the chunks it touches, no more;
-// a sequential read fetches each byte about once, in few requests.
+// a sequential read fetches each byte once, in few requests.
 func TestS3BlobsRangedReads(t *testing.T) {
 	bk := &testBackend{name: "s3", srv: s3Server(t)}
 	e := newS3Env(t, bk, nil)
@@ -480,7 +480,9 @@ func TestS3BlobsRangedReads(t *testing.T) {
 	}
 	storedSize := int64(HeaderSize) + int64(size/DefaultChunkSize)*chunk
 	served, gets := bk.counter.got.Load(), bk.counter.gets.Load()
-	if served < storedSize || served > storedSize+storedSize/10 {
+	if served != storedSize {
+		// A read that runs past what the last response holds takes the
+		// part it holds from it and fetches the rest alone.
 		t.Fatalf("a sequential read of %d stored bytes fetched %d", storedSize, served)
 	}
 	if gets > 40 {
