@@ -637,6 +637,65 @@ func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
 	}
 }
 
+// runBufSize bounds the stored bytes one read of several chunks takes:
+// reading them in one call instead of one call a chunk costs a page-cache
+// read about half as much CPU on these machines (pread of 64 KiB against
+// 256 KiB and more).
+const runBufSize = 1<<20 + 64
+
+// runBufs holds the buffers of readRun, shared by every reader.
+var runBufs = sync.Pool{New: func() any { b := make([]byte, runBufSize); return &b }}
+
+// wholeChunks returns how many whole chunks, from chunk i on, a read of
+// room bytes starting within bytes into chunk i covers, at most as many as
+// one run buffer holds.
+func (br *BlobReader) wholeChunks(i int64, within, room int) int {
+	if within != 0 {
+		return 0
+	}
+	cs, stored := int64(br.c.chunkSize), int64(br.c.chunkSize+br.c.overhead)
+	fit := (runBufSize - 1) / stored // the 1: the final chunk's probe byte
+	k := min(int64(room)/cs, fit, br.nChunks-i)
+	if last := br.nChunks - 1; i+k == last && k < fit && int64(room)-k*cs >= int64(br.chunkLen(last)) {
+		k++ // the final chunk, shorter than the others, fits too
+	}
+	return int(k)
+}
+
+// readRun reads chunks i to i+k-1 with one read and opens them into p,
+// which has room for their plaintext. It returns the plaintext bytes of
+// the chunks that verified, and ok false (with no error) when the read
+// came back short or failed: the caller then reads them one by one, for
+// the exact error.
+func (br *BlobReader) readRun(i int64, k int, p []byte) (int, bool, error) {
+	bufp := runBufs.Get().(*[]byte)
+	defer runBufs.Put(bufp)
+	stored := br.c.chunkSize + br.c.overhead
+	last := i + int64(k) - 1
+	final := last == br.nChunks-1
+	want := (k-1)*stored + br.chunkLen(last) + br.c.overhead
+	ask := want
+	if final {
+		ask++ // the probe for data past the final chunk
+	}
+	off := HeaderSize + i*int64(stored)
+	got, err := br.r.ReadAt((*bufp)[:ask], off)
+	if got != want || (err != nil && err != io.EOF) {
+		return 0, false, nil
+	}
+	buf := (*bufp)[:want]
+	n := 0
+	for j := i; j <= last; j++ {
+		end := min(len(buf), stored)
+		if _, err := br.c.open(p[n:n], buf[:end], uint64(j), j == br.nChunks-1); err != nil {
+			return n, false, err
+		}
+		n += end - br.c.overhead
+		buf = buf[end:]
+	}
+	return n, true, nil
+}
+
 // copyCached copies from the cached chunk i, at offset within, into p.
 func (br *BlobReader) copyCached(i int64, within int, p []byte) (int, bool) {
 	br.mu.Lock()
@@ -692,6 +751,19 @@ func (br *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 			continue
 		}
 		final := i == br.nChunks-1
+		if k := br.wholeChunks(i, within, len(p)-n); k > 1 {
+			// Several whole chunks: one read of their stored bytes.
+			m, ok, err := br.readRun(i, k, p[n:])
+			n += m
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				continue
+			}
+			// The run was cut short: read it chunk by chunk below, which
+			// names the chunk at fault.
+		}
 		if plen := br.chunkLen(i); within == 0 && len(p)-n >= plen {
 			// The read covers the whole chunk: open it into p, in place if
 			// p has room for the stored chunk (and the final chunk's probe

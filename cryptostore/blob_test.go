@@ -427,6 +427,46 @@ func TestReadCache(t *testing.T) {
 	wg.Wait()
 }
 
+// TestWholeChunkReadsAreOneRead: a read that covers several whole chunks
+// reads their stored bytes with one call, as many chunks as the run buffer
+// holds, the short final chunk included; the bytes are the plaintext's.
+func TestWholeChunkReadsAreOneRead(t *testing.T) {
+	const cs = DefaultChunkSize
+	perRun := (runBufSize - 1) / (cs + blobTagSize) // chunks one call reads
+	size := (perRun+5)*cs + 7                       // perRun+6 chunks, the last of 7 bytes
+	plaintext := testBytes(size, 11)
+	p := BlobParams{Key: testKey(2), ObjectID: testID(4), ChunkSize: cs}
+	blob := writeBlob(t, plaintext, p, rand.New(rand.NewPCG(5, 6)))
+	cr := &countingReaderAt{r: bytes.NewReader(blob)}
+	br, err := OpenBlob(cr, int64(size), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		off, n int
+		reads  int
+	}{
+		{off: 0, n: size, reads: 2},                     // a full run, then the 6 chunks left
+		{off: cs, n: 4 * cs, reads: 1},                  // 4 whole chunks
+		{off: (perRun + 3) * cs, n: 2*cs + 7, reads: 1}, // 2 whole chunks and the final one
+		{off: cs, n: 2*cs + 100, reads: 2},              // 2 whole chunks, then part of one
+		{off: 100, n: 3 * cs, reads: 3},                 // part of chunk 0, chunks 1 and 2 together, part of chunk 3
+		{off: 100, n: cs, reads: 2},                     // parts of two chunks: one read each
+	} {
+		cr.reads = 0
+		got := make([]byte, tt.n)
+		if k, err := br.ReadAt(got, int64(tt.off)); k != tt.n || (err != nil && err != io.EOF) {
+			t.Fatalf("ReadAt(%d at %d) = %d, %v", tt.n, tt.off, k, err)
+		}
+		if !bytes.Equal(got, plaintext[tt.off:tt.off+tt.n]) {
+			t.Fatalf("ReadAt(%d at %d) returned wrong bytes", tt.n, tt.off)
+		}
+		if cr.reads != tt.reads {
+			t.Errorf("ReadAt(%d at %d) read the blob %d times, want %d", tt.n, tt.off, cr.reads, tt.reads)
+		}
+	}
+}
+
 // --- the blob writer ----------------------------------------------------------
 
 // failAfter accepts limit bytes, then fails every write.
