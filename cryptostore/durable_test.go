@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sealfs/sealfs/meta"
+	"golang.org/x/sys/unix"
 )
 
 // overwriteNoSync replaces bkt/k without sync and returns the path of the
@@ -153,5 +156,69 @@ func TestClosePendingRemovals(t *testing.T) {
 	}
 	if exists(p) {
 		t.Fatal("Close left a pending removal undone")
+	}
+}
+
+// setSyncData replaces the background data sync of blob files for the
+// test.
+func setSyncData(t *testing.T, fn func(f *os.File) error) {
+	orig := syncData
+	syncData = fn
+	t.Cleanup(func() { syncData = orig })
+}
+
+// TestBlobSyncsWhileWritten: a large blob's data is synced in the
+// background while it is written, before the fsync its commit waits for.
+func TestBlobSyncsWhileWritten(t *testing.T) {
+	var calls atomic.Int32
+	setSyncData(t, func(f *os.File) error {
+		calls.Add(1)
+		return unix.Fdatasync(int(f.Fd()))
+	})
+	e := newEnv(t, nil)
+	e.bucket(t, "bkt", true)
+	data := randBytes(3*syncEvery + 100)
+	e.put(t, "bkt", "big", data)
+	if n := calls.Load(); n < 1 || n > 3 {
+		t.Fatalf("writing %d bytes ran %d background syncs, want 1 to 3 (one every %d bytes, one at a time)", len(data), n, syncEvery)
+	}
+	if !bytes.Equal(e.mustGet(t, "bkt", "big"), data) {
+		t.Fatal("read back differs")
+	}
+	calls.Store(0)
+	e.put(t, "bkt", "small", randBytes(syncEvery/2))
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("a blob under %d bytes ran %d background syncs", syncEvery, n)
+	}
+}
+
+// TestBlobBackgroundSyncFailure: a background sync that fails fails the
+// write, even though the fsync before the commit succeeds; nothing is
+// committed and no blob file is left.
+func TestBlobBackgroundSyncFailure(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	setSyncData(t, func(f *os.File) error {
+		if fail.Swap(false) {
+			return unix.EIO
+		}
+		return unix.Fdatasync(int(f.Fd()))
+	})
+	e := newEnv(t, nil)
+	e.bucket(t, "bkt", true)
+	data := randBytes(2*syncEvery + 100)
+	_, err := e.store.Put(ctx, &PutInput{Bucket: "bkt", Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))})
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("Put with a failed background sync: %v; want an error wrapping EIO", err)
+	}
+	if _, err := e.get(t, "bkt", "k"); !errors.Is(err, meta.ErrNoSuchKey) {
+		t.Fatalf("get after the failed put: %v; want no such key", err)
+	}
+	if files := blobFilesIn(t, e.dir); len(files) != 0 {
+		t.Fatalf("the failed put left blob files: %v", files)
+	}
+	e.put(t, "bkt", "k", data)
+	if !bytes.Equal(e.mustGet(t, "bkt", "k"), data) {
+		t.Fatal("read back differs")
 	}
 }

@@ -510,9 +510,8 @@ func sealAll(sl *Sealer, p []byte) []byte {
 // hashing stage and a sealing+writing stage that run side by side; pipeDepth
 // pieces are in flight at most, so memory stays O(chunk), not O(object).
 const (
-	writebackBytes = 8 << 20
-	pieceBytes     = 256 << 10
-	pipeDepth      = 4
+	pieceBytes = 256 << 10
+	pipeDepth  = 4
 )
 
 type piece struct {
@@ -591,8 +590,8 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f io.Writer, r io.Reader, 
 					}
 				}
 				if werr = s.meta.CheckSpace(); werr == nil {
-					// The file store starts writeback every few MiB
-					// (fileWriter).
+					// The file store syncs in the background every
+					// few MiB (fileWriter).
 					_, werr = f.Write(out)
 				}
 			}
