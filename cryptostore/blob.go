@@ -637,10 +637,10 @@ func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
 	}
 }
 
-// runBufSize bounds the stored bytes one read of several chunks takes:
-// reading them in one call instead of one call a chunk costs a page-cache
-// read about half as much CPU on these machines (pread of 64 KiB against
-// 256 KiB and more).
+// runBufSize bounds the stored bytes one read of several chunks takes.
+// One call for several chunks instead of one a chunk: on these machines a
+// pread from the page cache moved 9-10 GB/s in 64 KiB calls, 14-15 GB/s
+// in 256 KiB calls and 17-19 GB/s in 1 MiB calls.
 const runBufSize = 1<<20 + 64
 
 // runBufs holds the buffers of readRun, shared by every reader.
