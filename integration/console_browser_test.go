@@ -71,14 +71,20 @@ func newBrowser(t *testing.T) *browser {
 	})
 	shots := os.Getenv("SEALFS_CONSOLE_SCREENSHOTS")
 	if shots == "" {
+		// Kept only when the test fails, to see what the browser saw.
 		var err error
 		if shots, err = os.MkdirTemp("", "sealfs-console-screenshots-"); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			if !t.Failed() {
+				os.RemoveAll(shots)
+			}
+		})
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshots of the pages visited: %s", shots)
+	t.Logf("screenshots of the pages visited (a directory of its own is removed when the test passes): %s", shots)
 	b := &browser{t: t, ctx: ctx, shots: shots, dialogs: make(chan string, 16)}
 	// Starts the browser; the page's viewport is exactly 1280×800.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
