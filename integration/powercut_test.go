@@ -330,6 +330,9 @@ func pcWorker(d *Daemon, c *awss3.Client, m *pcModel, tally *pcTally, r *rand.Ra
 	defer cancel()
 	go func() { <-stop; cancel() }()
 	sizes := []int{700, 20 << 10, 100 << 10, 300 << 10, 1500 << 10}
+	// One write in 16 is larger than the 8 MiB after which a blob's data
+	// is synced in the background while it is written.
+	const large = 9<<20 + 300<<10
 	for n := 0; ; n++ {
 		select {
 		case <-stop:
@@ -339,7 +342,11 @@ func pcWorker(d *Daemon, c *awss3.Client, m *pcModel, tally *pcTally, r *rand.Ra
 		name := fmt.Sprintf("w%d-k%d", w, r.IntN(nkeys))
 		k := m.key(name)
 		v := int(time.Now().UnixNano() % 1e12)
-		body := pcVersion(name, v, sizes[r.IntN(len(sizes))])
+		size := sizes[r.IntN(len(sizes))]
+		if r.IntN(16) == 0 {
+			size = large
+		}
+		body := pcVersion(name, v, size)
 		path := d.Path(pcBucket, name)
 		tally.writes.Add(1)
 		op := r.IntN(16)
