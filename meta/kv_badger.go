@@ -833,14 +833,7 @@ func (kv *badgerKV) openDB(o badger.Options) (*badger.DB, error) {
 // the goroutine. TestBuilderBuffersAreNotKept fails if a Badger upgrade
 // renames them.
 func releaseBuilderBuffers(bdb *badger.DB) error {
-	pool, err := unexportedField[*z.AllocatorPool](reflect.ValueOf(bdb).Elem(), "allocPool")
-	if err != nil {
-		return err
-	}
-	if pool == nil {
-		return errors.New("badger.DB has no allocator pool")
-	}
-	ch, err := unexportedField[chan *z.Allocator](reflect.ValueOf(pool).Elem(), "allocCh")
+	ch, err := allocatorPool(bdb)
 	if err != nil {
 		return err
 	}
@@ -850,6 +843,19 @@ func releaseBuilderBuffers(bdb *badger.DB) error {
 		}
 	}()
 	return nil
+}
+
+// allocatorPool returns the channel of the DB's pool of table-builder
+// allocators, an unexported field of an unexported field.
+func allocatorPool(bdb *badger.DB) (chan *z.Allocator, error) {
+	pool, err := unexportedField[*z.AllocatorPool](reflect.ValueOf(bdb).Elem(), "allocPool")
+	if err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, errors.New("badger.DB has no allocator pool")
+	}
+	return unexportedField[chan *z.Allocator](reflect.ValueOf(pool).Elem(), "allocCh")
 }
 
 // unexportedField reads the field name of the struct v as a T.

@@ -3,12 +3,10 @@ package meta
 import (
 	"crypto/rand"
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // TestBuilderBuffersAreNotKept: once a memtable flush has built its table,
@@ -18,11 +16,7 @@ import (
 func TestBuilderBuffersAreNotKept(t *testing.T) {
 	db := openTest(t)
 	kv := badgerOf(t, db)
-	pool, err := unexportedField[*z.AllocatorPool](reflect.ValueOf(kv.bdb).Elem(), "allocPool")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := unexportedField[chan *z.Allocator](reflect.ValueOf(pool).Elem(), "allocCh")
+	ch, err := allocatorPool(kv.bdb)
 	if err != nil {
 		t.Fatal(err)
 	}
