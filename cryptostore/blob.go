@@ -608,6 +608,11 @@ func (br *BlobReader) chunkLen(i int64) int {
 	return int(br.size - i*int64(br.c.chunkSize))
 }
 
+// storedOffset returns where stored chunk i starts in the blob.
+func (br *BlobReader) storedOffset(i int64) int64 {
+	return HeaderSize + i*int64(br.c.chunkSize+br.c.overhead)
+}
+
 // readStored reads stored chunk i into buf and returns it. For the final
 // chunk it asks for one byte more, which must not be there.
 func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
@@ -617,7 +622,7 @@ func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
 	if final {
 		want++
 	}
-	off := HeaderSize + i*int64(br.c.chunkSize+br.c.overhead)
+	off := br.storedOffset(i)
 	n, err := br.r.ReadAt(buf[:want], off)
 	switch {
 	case n > slen:
@@ -678,8 +683,7 @@ func (br *BlobReader) readRun(i int64, k int, p []byte) (int, bool, error) {
 	if final {
 		ask++ // the probe for data past the final chunk
 	}
-	off := HeaderSize + i*int64(stored)
-	got, err := br.r.ReadAt((*bufp)[:ask], off)
+	got, err := br.r.ReadAt((*bufp)[:ask], br.storedOffset(i))
 	if got != want || (err != nil && err != io.EOF) {
 		return 0, false, nil
 	}

@@ -723,8 +723,9 @@ func (w *fileWriter) syncDone() bool {
 
 // waitSync waits for the background sync, if one runs, and returns the
 // first failure of any. A failed sync fails the blob even if a later one
-// succeeds: the kernel reports a writeback error to one sync only, and the
-// pages it could not write may be gone.
+// succeeds: a descriptor reports a writeback error once, so the fsync
+// before the commit, on the same descriptor, would not see it, and the
+// pages that could not be written may be gone.
 func (w *fileWriter) waitSync() error {
 	if w.syncing != nil {
 		<-w.syncing
