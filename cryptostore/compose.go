@@ -246,8 +246,8 @@ func (s *Store) Compose(ctx context.Context, in *ComposeInput) (*Staged, error) 
 		}
 	}
 	if !shared && !holes {
-		return s.Stage(ctx, &PutInput{Bucket: in.Bucket, Key: in.Key, Meta: in.Meta, Condition: in.Condition,
-			Body: io.NewSectionReader(in.Content, 0, in.Size), Size: in.Size})
+		return s.stageIn(ctx, &PutInput{Bucket: in.Bucket, Key: in.Key, Meta: in.Meta, Condition: in.Condition,
+			Body: io.NewSectionReader(in.Content, 0, in.Size), Size: in.Size}, b)
 	}
 
 	st := &staged{bucket: in.Bucket, id: meta.NewObjectID(), size: in.Size, owned: true, composed: true, fresh: []meta.BlobID{}}

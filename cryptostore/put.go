@@ -140,7 +140,7 @@ func (st *staged) etag() (string, error) {
 
 // Put writes an object through the one write path and returns its record.
 func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
-	st, err := s.stageInput(ctx, in)
+	st, err := s.stageInput(ctx, in, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -149,14 +149,17 @@ func (s *Store) Put(ctx context.Context, in *PutInput) (*meta.Object, error) {
 
 // stageInput stages in's body under a fresh object id, encrypted if the
 // bucket's setting is on now (commitStaged checks it again), and runs
-// in.Verify: what Put and Stage do before their commit.
-func (s *Store) stageInput(ctx context.Context, in *PutInput) (*staged, error) {
+// in.Verify: what Put and Stage do before their commit. b is the bucket's
+// record if the caller has just read it; nil reads it.
+func (s *Store) stageInput(ctx context.Context, in *PutInput, b *meta.Bucket) (*staged, error) {
 	if err := meta.ValidKey(in.Key); err != nil {
 		return nil, err
 	}
-	b, err := s.GetBucket(ctx, in.Bucket)
-	if err != nil {
-		return nil, err
+	if b == nil {
+		var err error
+		if b, err = s.GetBucket(ctx, in.Bucket); err != nil {
+			return nil, err
+		}
 	}
 	h, err := newHasher(in.Checksums)
 	if err != nil {

@@ -41,7 +41,13 @@ var ErrStagedDone = errors.New("staged version already committed or discarded")
 // commit. in.Verify is called as by Put; in.Condition and in.Meta are used
 // by Commit.
 func (s *Store) Stage(ctx context.Context, in *PutInput) (*Staged, error) {
-	st, err := s.stageInput(ctx, in)
+	return s.stageIn(ctx, in, nil)
+}
+
+// stageIn is Stage with the bucket's record when the caller has just read
+// it (nil: read it).
+func (s *Store) stageIn(ctx context.Context, in *PutInput, b *meta.Bucket) (*Staged, error) {
+	st, err := s.stageInput(ctx, in, b)
 	if err != nil {
 		return nil, err
 	}
