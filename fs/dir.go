@@ -43,11 +43,66 @@ type dirNode struct {
 	// need not ask the store again while nothing changed elsewhere and
 	// nothing was created here since.
 	absent atomic.Pointer[absentName]
+
+	// fresh is set on a directory Mkdir made here, which found nothing
+	// under its prefix: while nothing changes outside the mount, the
+	// directory holds only names created through this node since, which
+	// fresh records. A lookup of any other name is then answered ENOENT
+	// without asking the store; unpacking an archive into a new directory
+	// looks up every name before creating it.
+	fresh atomic.Pointer[freshDir]
 }
 
 type absentName struct {
 	name    string
 	outside uint64
+}
+
+// freshDir is what a fresh directory knows: FS.outside when Mkdir began,
+// and the names every operation that may add one (Create, Mkdir, Symlink,
+// Mknod, a rename into it) recorded before it changed the store.
+type freshDir struct {
+	outside uint64
+	mu      sync.Mutex
+	names   map[string]struct{}
+}
+
+// freshMax bounds the names a fresh directory records; past it the
+// directory stops being fresh, and its lookups ask the store again.
+const freshMax = 4096
+
+// freshAbsent reports whether name is absent from a fresh directory: it
+// was never created here, and nothing changed outside the mount since the
+// directory was made (outside is FS.outside now).
+func (d *dirNode) freshAbsent(name string, outside uint64) bool {
+	f := d.fresh.Load()
+	if f == nil {
+		return false
+	}
+	if f.outside != outside {
+		d.fresh.CompareAndSwap(f, nil)
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, made := f.names[name]
+	return !made
+}
+
+// adding records that an operation is about to add name to the directory
+// (it may fail: the name is then only looked up in the store again).
+func (d *dirNode) adding(name string) {
+	f := d.fresh.Load()
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	f.names[name] = struct{}{}
+	full := len(f.names) > freshMax
+	f.mu.Unlock()
+	if full {
+		d.fresh.CompareAndSwap(f, nil)
+	}
 }
 
 // touch records a change of the directory's entries.
@@ -126,6 +181,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, errno
 	}
 	outside := d.fs.outside.Load()
+	if d.freshAbsent(name, outside) {
+		d.absent.Store(&absentName{name: name, outside: outside})
+		return nil, syscall.ENOENT
+	}
 	ch, errno := d.lookupKey(ctx, name, bucket, key, out)
 	if errno == syscall.ENOENT {
 		d.absent.Store(&absentName{name: name, outside: outside})
@@ -186,6 +245,14 @@ func (d *dirNode) lookupKeySlow(ctx context.Context, name, bucket, key string, o
 // dirChild returns the node of the subdirectory name, reusing the one the
 // kernel knows.
 func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, marker *cryptostore.Object, out *fuse.EntryOut) *gofs.Inode {
+	return d.dirChildFresh(ctx, name, bucket, prefix, marker, out, nil)
+}
+
+// dirChildFresh is dirChild for Mkdir: a node it makes is fresh (f). A
+// node already known stays as it was: operations on it may have run
+// without recording their names. (go-fuse also hands back the inode it
+// already has for the number, if any, rather than the new node.)
+func (d *dirNode) dirChildFresh(ctx context.Context, name, bucket, prefix string, marker *cryptostore.Object, out *fuse.EntryOut, f *freshDir) *gofs.Inode {
 	if ch := d.GetChild(name); ch != nil {
 		if c, ok := ch.Operations().(*dirNode); ok {
 			c.seenMarker(marker)
@@ -196,6 +263,9 @@ func (d *dirNode) dirChild(ctx context.Context, name, bucket, prefix string, mar
 	c := &dirNode{lastMarker: marker}
 	c.init(d.fs, kindDir, bucket, prefix)
 	c.attrOf(&out.Attr, marker)
+	if f != nil {
+		c.fresh.Store(f)
+	}
 	return d.NewInode(ctx, c, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: c.ino})
 }
 
@@ -396,11 +466,16 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if errno := d.fs.allowObject("s3:PutObject", bucket, key+"/"); errno != 0 {
 		return nil, errno
 	}
+	// Nothing is under the prefix (exists), and only this node's
+	// operations add to it while nothing changes outside the mount: the
+	// new directory is fresh as of this count.
+	outside := d.fs.outside.Load()
 	if ok, errno := d.exists(ctx, name, bucket, key); errno != 0 {
 		return nil, errno
 	} else if ok {
 		return nil, syscall.EEXIST
 	}
+	d.adding(name)
 	prefix := key + "/"
 	done := d.fs.ownOp(bucket, prefix)
 	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
@@ -412,7 +487,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, d.fs.errno(err, bucket, prefix)
 	}
 	d.touch()
-	return d.dirChild(ctx, name, bucket, prefix, obj, out), 0
+	return d.dirChildFresh(ctx, name, bucket, prefix, obj, out, &freshDir{outside: outside, names: map[string]struct{}{}}), 0
 }
 
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
@@ -450,6 +525,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.fs.writable(ctx, bucket); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	d.adding(name)
 	fn := newFileNode(d.fs, kindFile, bucket, key)
 	fn.gen = d.fs.inodes.newGen(fn.ino, 0) // see objectChild
 	fn.pending.Store(true)
@@ -495,6 +571,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	} else if ok {
 		return nil, syscall.EEXIST
 	}
+	d.adding(name)
 	done := d.fs.ownOp(bucket, key)
 	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
 		Bucket: bucket, Key: key, Body: strings.NewReader(target), Size: int64(len(target)),
@@ -535,6 +612,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	if errno := d.fs.allowObject("s3:PutObject", bucket, key); errno != 0 {
 		return nil, errno
 	}
+	d.adding(name)
 	done := d.fs.ownOp(bucket, key)
 	obj, err := d.fs.store.Put(d.fs.keep(ctx), &cryptostore.PutInput{
 		Bucket: bucket, Key: key, Body: bytes.NewReader(nil), Size: 0,
@@ -690,6 +768,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if v := np.GetChild(newName); v != nil && v != ch {
 		victim = v
 	}
+	np.adding(newName)
 	switch src := ch.Operations().(type) {
 	case *fileNode:
 		errno = d.renameFile(ctx, src, victim, bucket, srcKey, dstKey, flags&renameNoReplace != 0)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -95,6 +96,100 @@ func TestMountListingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	list(dir, "a")
+}
+
+// TestMountFreshDirectory: in a directory made through the mount, a lookup
+// of a name nothing created there is answered without the store while
+// nothing changes outside the mount, so every way a name can arrive must
+// be seen: each name created, linked, made or renamed in through the
+// mount is found again once the kernel has forgotten it, and an O_EXCL
+// create of it fails; so is a name put over S3 into another new directory.
+func TestMountFreshDirectory(t *testing.T) {
+	d := startMount(t, DaemonOptions{})
+	b := newBucket(t, d, "fresh", true)
+	mkdir := func(dir string) {
+		t.Helper()
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// forget has the kernel forget the names it looked up in dir (or
+	// waits until it asks for them again), but not dir itself, whose node
+	// knows what was made in it: an open handle keeps it.
+	forget := func(dir string) {
+		t.Helper()
+		h, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if os.Geteuid() == 0 {
+			if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		time.Sleep(6 * time.Second) // past the mount's entry timeout
+	}
+	found := func(dir string, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			p := filepath.Join(dir, name)
+			if _, err := os.Lstat(p); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); !os.IsExist(err) {
+				if f != nil {
+					f.Close()
+				}
+				t.Errorf("O_EXCL create of %s: %v, want EEXIST", name, err)
+			}
+		}
+	}
+	absent := func(dir string, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if _, err := os.Lstat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+				t.Errorf("stat of %s, never made: %v", name, err)
+			}
+		}
+	}
+
+	dir := filepath.Join(b, "new")
+	mkdir(dir)
+	at := func(name string) string { return filepath.Join(dir, name) }
+	absent(dir, "none")
+	mustWrite(t, at("file"), []byte("file"))
+	if err := os.Symlink("file", at("link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(at("node"), unix.S_IFREG|0o644, 0); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(at("sub"))
+	mustWrite(t, filepath.Join(b, "away"), []byte("moved"))
+	if err := os.Rename(filepath.Join(b, "away"), at("moved")); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(filepath.Join(b, "otherdir"))
+	mustWrite(t, filepath.Join(b, "otherdir", "inside"), []byte("inside"))
+	if err := os.Rename(filepath.Join(b, "otherdir"), at("movedir")); err != nil {
+		t.Fatal(err)
+	}
+	forget(dir)
+	found(dir, "file", "link", "node", "sub", "moved", "movedir", "movedir/inside")
+	absent(dir, "none", "other")
+
+	// A change outside the mount: every directory asks the store again.
+	dir2 := filepath.Join(b, "new2")
+	mkdir(dir2)
+	absent(dir2, "s3")
+	if _, err := d.S3().PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String("fresh"), Key: aws.String("new2/s3"), Body: strings.NewReader("s3")}); err != nil {
+		t.Fatal(err)
+	}
+	forget(dir2)
+	found(dir2, "s3")
+	absent(dir2, "none")
 }
 
 // TestMountBackingDevice: the mount raises its readahead to 1 MiB and its
