@@ -9,11 +9,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +75,32 @@ type env struct {
 
 	mu       sync.Mutex
 	observed []observation // what Config.Observe was called with
+
+	socketWrites atomic.Int64 // write calls on the HTTPS server's sockets
+}
+
+// countingListener counts the write calls on its connections.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
 
 // observation is one call of Config.Observe.
@@ -121,6 +149,9 @@ func newEnv(t testing.TB) *env {
 	})
 	e.https = httptest.NewUnstartedServer(h)
 	e.https.EnableHTTP2 = false
+	// As the daemon serves: GET bodies gather their TLS records.
+	e.https.Listener = s3.BatchListener(countingListener{e.https.Listener, &e.socketWrites})
+	e.https.Config.ConnContext = s3.ConnContext
 	e.https.StartTLS()
 	e.http = httptest.NewServer(h)
 	t.Cleanup(func() {

@@ -216,7 +216,7 @@ func (q *request) serveObject(withBody bool) error {
 	if !withBody || length == 0 {
 		return nil
 	}
-	if _, err := q.w.Write(firstBuf); err != nil {
+	if err := q.writeBody(firstBuf); err != nil {
 		return nil // the client went away; the log line shows the bytes sent
 	}
 	if off, err := q.streamRest(hdl, start+int64(len(firstBuf)), start+length); err != nil {
@@ -285,7 +285,7 @@ func (q *request) streamRest(hdl *cryptostore.Handle, off, end int64) (int64, er
 	gone := false
 	for p := range ready {
 		if !gone && p.n > 0 {
-			if _, err := q.w.Write((*p.buf)[:p.n]); err != nil {
+			if err := q.writeBody((*p.buf)[:p.n]); err != nil {
 				gone = true // the client went away: stop reading
 				close(stop)
 			}
@@ -304,6 +304,15 @@ func (q *request) streamRest(hdl *cryptostore.Handle, off, end int64) (int64, er
 		q.h.bufs.Put(<-free)
 	}
 	return failedAt, failed
+}
+
+// writeBody writes a piece of a GET body, its TLS records gathered into one
+// write to the socket (batchconn.go).
+func (q *request) writeBody(p []byte) error {
+	return gathered(q.r.Context(), func() error {
+		_, err := q.w.Write(p)
+		return err
+	})
 }
 
 // dataError is the error of a short read of object data.

@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
@@ -428,5 +429,46 @@ func TestDamagedData(t *testing.T) {
 	}
 	if logs := e.logs.String(); !strings.Contains(logs, "read failed mid-body") {
 		t.Fatalf("no log line for the cut response:\n%s", logs)
+	}
+}
+
+// TestGetGathersTLSRecords: a large GET body reaches the socket in a few
+// writes of many TLS records each, not one write per 16 KiB record, and
+// arrives whole, from an encrypting bucket and a plain one, whole or as a
+// range.
+func TestGetGathersTLSRecords(t *testing.T) {
+	e := newEnv(t)
+	body := make([]byte, 1<<20+12345)
+	rand.Read(body)
+	for _, encrypted := range []bool{true, false} {
+		bucket := "plain"
+		if encrypted {
+			bucket = "sealed"
+		}
+		e.mkBucket(bucket, encrypted)
+		e.put(bucket, "big", body)
+
+		before := e.socketWrites.Load()
+		got := e.get(bucket, "big")
+		writes := e.socketWrites.Load() - before
+		if !bytes.Equal(got, body) {
+			t.Fatalf("%s: GET returned %d bytes, not the %d put", bucket, len(got), len(body))
+		}
+		// 1 MiB is 65 records of 16 KiB: one write each without
+		// gathering. Gathered: the headers, then a write per 256 KiB
+		// piece.
+		if writes > 12 {
+			t.Errorf("%s: the GET took %d socket writes for a %d-byte body", bucket, writes, len(body))
+		}
+
+		out, err := e.client.GetObject(e.ctx(), &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("big"), Range: aws.String("bytes=1000-700000")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = io.ReadAll(out.Body)
+		out.Body.Close()
+		if err != nil || !bytes.Equal(got, body[1000:700001]) {
+			t.Fatalf("%s: ranged GET: %d bytes, %v", bucket, len(got), err)
+		}
 	}
 }

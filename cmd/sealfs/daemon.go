@@ -339,7 +339,8 @@ func (d *daemon) serve(ctx context.Context, ready func()) error {
 				NextProtos:   []string{"http/1.1"}, // HTTP/2 is slower for large bodies here
 			},
 		}
-		ls = append(ls, listener{srv, tls.NewListener(ln, srv.TLSConfig)})
+		srv.ConnContext = s3.ConnContext
+		ls = append(ls, listener{srv, tls.NewListener(s3.BatchListener(ln), srv.TLSConfig)})
 		d.s3Addr = ln.Addr().String()
 	}
 	if d.s3HTTPAddr != "" {
