@@ -16,7 +16,8 @@ import (
 // GETs. The listener's connections therefore sit under TLS as batchConns,
 // and a GET writes each piece of its body inside batch: the records TLS
 // writes meanwhile are gathered and reach the socket in one call when the
-// piece is written. Everything else passes through unchanged.
+// piece is written. Everything else passes through unchanged. Reads run
+// ahead while a request body streams in (see batchConn).
 
 // batchBytes bounds what a batchConn gathers before it writes: a 256 KiB
 // piece sealed into records (16 × (16 KiB + 29 bytes)) fits.
@@ -53,13 +54,71 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 type batchConnKey struct{}
 
-// batchConn is a connection whose writes can be gathered for a while.
+// batchConn is a connection whose writes can be gathered for a while, and
+// whose reads run ahead while data streams in.
 type batchConn struct {
 	net.Conn
 
 	mu  sync.Mutex
 	buf *[]byte // gathering while set
 	err error   // a gathered write failed: every later write fails
+
+	// Reading: TLS reads a record at a time, one read call each, so a
+	// request body costs a call per 16 KiB. While a body streams in (the
+	// last read filled what was asked for) a read fills ahead, up to
+	// readAhead bytes, and the next reads are served from there. A fill
+	// that comes back short ends the stream: once served, its buffer
+	// goes back to the pool, so a connection waiting for its next
+	// request holds none (unless the body's last fill happened to come
+	// back exactly full). TLS reads one at a time (under its own lock),
+	// so these fields need none.
+	ahead      *[]byte
+	rpos, rend int
+	streaming  bool
+}
+
+// readAhead is the most a read fills ahead.
+const readAhead = 128 << 10
+
+var aheadBufs = sync.Pool{New: func() any { b := make([]byte, readAhead); return &b }}
+
+func (c *batchConn) Read(p []byte) (int, error) {
+	if c.rpos < c.rend {
+		n := copy(p, (*c.ahead)[c.rpos:c.rend])
+		c.rpos += n
+		if c.rpos == c.rend && !c.streaming {
+			c.release()
+		}
+		return n, nil
+	}
+	if !c.streaming || len(p) >= readAhead {
+		n, err := c.Conn.Read(p)
+		c.streaming = err == nil && n == len(p)
+		return n, err
+	}
+	if c.ahead == nil {
+		c.ahead = aheadBufs.Get().(*[]byte)
+	}
+	k, err := c.Conn.Read(*c.ahead)
+	if k == 0 {
+		c.streaming = false
+		c.release()
+		return 0, err
+	}
+	// A read that returns bytes returns no error on TCP; one that did
+	// comes back on the next read.
+	c.rpos, c.rend = 0, k
+	c.streaming = k == len(*c.ahead)
+	return c.Read(p)
+}
+
+// release returns the read-ahead buffer to the pool.
+func (c *batchConn) release() {
+	if c.ahead != nil {
+		aheadBufs.Put(c.ahead)
+		c.ahead = nil
+	}
+	c.rpos, c.rend = 0, 0
 }
 
 func (c *batchConn) Write(p []byte) (int, error) {

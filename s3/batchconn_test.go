@@ -3,15 +3,32 @@ package s3
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"testing"
 )
 
-// scriptConn records its writes and fails the ones it is told to.
+// scriptConn records its writes and fails the ones it is told to, and
+// reads what arrives in bursts: a read returns bytes of the current burst
+// only, as a socket returns what has arrived.
 type scriptConn struct {
 	net.Conn
 	writes [][]byte
 	fail   error // returned by every write once set
+	bursts [][]byte
+	reads  int
+}
+
+func (c *scriptConn) Read(p []byte) (int, error) {
+	c.reads++
+	if len(c.bursts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.bursts[0])
+	if c.bursts[0] = c.bursts[0][n:]; len(c.bursts[0]) == 0 {
+		c.bursts = c.bursts[1:]
+	}
+	return n, nil
 }
 
 func (c *scriptConn) Write(p []byte) (int, error) {
@@ -71,5 +88,49 @@ func TestBatchConn(t *testing.T) {
 	raw.fail = nil
 	if _, err := c.Write([]byte("after")); !errors.Is(err, broken) {
 		t.Fatalf("a write after a failed gathered one: %v, want %v", err, broken)
+	}
+}
+
+// TestBatchConnReadsAhead: reads made as TLS makes them (a 5-byte header,
+// then records of up to 16 KiB) get every byte in order; while data
+// streams in, the connection is read in large fills rather than a read
+// per record, and once a burst is over its buffer is let go.
+func TestBatchConnReadsAhead(t *testing.T) {
+	var want []byte
+	burst := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(len(want) + i)
+		}
+		want = append(want, b...)
+		return b
+	}
+	raw := &scriptConn{}
+	raw.bursts = [][]byte{burst(100), burst(1 << 20), burst(70000)}
+	c := &batchConn{Conn: raw}
+	var got []byte
+	for size := 5; ; size = 16<<10 + 5 {
+		p := make([]byte, size)
+		n, err := c.Read(p)
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw.bursts) == 0 && c.rpos == c.rend && c.ahead != nil {
+			t.Fatal("the read-ahead buffer is kept after the last burst was read")
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, not the %d sent, or not in order", len(got), len(want))
+	}
+	// A read per 16 KiB record would be ~70; fills of 128 KiB take ~12.
+	if raw.reads > 20 {
+		t.Errorf("%d reads of the connection for %d bytes", raw.reads, len(want))
+	}
+	if c.ahead != nil {
+		t.Error("the read-ahead buffer is still held at the end")
 	}
 }
