@@ -7,13 +7,13 @@ import (
 	"sync"
 )
 
-// Gathered writes.
+// Gathered writes and read-ahead.
 //
 // TLS writes every record, at most 16 KiB of data, to the socket as it
 // seals it: a 256 KiB piece of a GET body is 16 write calls. On these
 // machines a call is dear (on loopback the sender also runs the receiver's
-// TCP path), and the record writes were most of the daemon's CPU in large
-// GETs. The listener's connections therefore sit under TLS as batchConns,
+// TCP path): in a profile of GET 64 MiB x2 the record writes were 61% of
+// the daemon's CPU. The listener's connections therefore sit under TLS as batchConns,
 // and a GET writes each piece of its body inside batch: the records TLS
 // writes meanwhile are gathered and reach the socket in one call when the
 // piece is written. Everything else passes through unchanged. Reads run
@@ -26,8 +26,8 @@ const batchBytes = 272 << 10
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchBytes); return &b }}
 
 // BatchListener wraps ln's connections so that a GET served over them can
-// gather its TLS records (see batch). Put it under the TLS listener, and
-// set the server's ConnContext to ConnContext.
+// gather its TLS records (see batch) and their reads run ahead. Put it
+// under the TLS listener, and set the server's ConnContext to ConnContext.
 func BatchListener(ln net.Listener) net.Listener { return batchListener{ln} }
 
 type batchListener struct{ net.Listener }
