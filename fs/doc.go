@@ -270,6 +270,14 @@
 // made elsewhere the invalidator drops the kernel's entry and attributes of
 // the deepest directory it knows on the key's path.
 //
+// A failed lookup asks the store, except in a fresh directory: one Mkdir
+// made here, which found nothing under its prefix. Until something changes
+// outside the mount (FS.outside), such a directory holds only the names
+// created through its node, which Create, Mkdir, Symlink, Mknod and a
+// rename into it record before they change the store; any other name is
+// absent without a store call (an unpacked archive looks up every name
+// before creating it). See dirNode.fresh.
+//
 // One version per open. A file opened through the mount reads exactly one
 // version from open to close, whatever S3, replication or an admin command
 // do to the object meanwhile. (Writes through the mount itself are seen by

@@ -47,6 +47,10 @@
 //   - ACLs (acl.go): one owner and no grants to anyone else, so
 //     GetBucketAcl and GetObjectAcl answer the owner's FULL_CONTROL, the
 //     truth; setting an ACL is NotImplemented.
+//   - The HTTPS listener's connections beneath TLS (batchconn.go):
+//     BatchListener and ConnContext, which the daemon installs, let a GET
+//     write each piece of its body to the socket in one call instead of one
+//     per TLS record, and read request bodies ahead while they stream in.
 //
 // # Bodies and integrity
 //
