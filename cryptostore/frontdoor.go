@@ -37,6 +37,8 @@ type (
 	Checksum          = meta.Checksum
 	ListOptions       = meta.ListOptions
 	ListPage          = meta.ListPage
+	RecordPage        = meta.RecordPage
+	ObjectSummary     = meta.ObjectSummary
 	Upload            = meta.Upload
 	Part              = meta.Part
 	UploadListOptions = meta.UploadListOptions

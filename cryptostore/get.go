@@ -328,6 +328,22 @@ func (s *Store) List(ctx context.Context, bucket string, opts meta.ListOptions) 
 	return page, err
 }
 
+// ListRecords returns the page List would, its objects' records not yet
+// checked or decoded (meta.RecordPage), for a listing that answers while it
+// decodes. Release the page when done.
+func (s *Store) ListRecords(ctx context.Context, bucket string, opts meta.ListOptions) (*meta.RecordPage, error) {
+	var page *meta.RecordPage
+	err := s.meta.View(ctx, func(tx *meta.Txn) error {
+		if _, err := tx.GetBucket(bucket); err != nil {
+			return err
+		}
+		var err error
+		page, err = tx.ListRecords(bucket, opts)
+		return err
+	})
+	return page, err
+}
+
 // HasPrefix reports whether any object's key starts with prefix.
 func (s *Store) HasPrefix(ctx context.Context, bucket, prefix string) (bool, error) {
 	var ok bool

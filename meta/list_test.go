@@ -24,13 +24,35 @@ func entries(p *ListPage) []string {
 	return out
 }
 
+// list lists a page, and checks that ListRecords reads the same page and
+// that its summaries are the objects' fields.
 func list(t *testing.T, db *DB, bucket string, opts ListOptions) *ListPage {
 	t.Helper()
 	var page *ListPage
+	var recs *RecordPage
 	view(t, db, func(tx *Txn) (err error) {
-		page, err = tx.List(bucket, opts)
+		if page, err = tx.List(bucket, opts); err != nil {
+			return err
+		}
+		recs, err = tx.ListRecords(bucket, opts)
 		return err
 	})
+	defer recs.Release()
+	if recs.Len() != len(page.Objects) || !slices.Equal(recs.CommonPrefixes, page.CommonPrefixes) ||
+		recs.IsTruncated != page.IsTruncated || recs.NextAfter != page.NextAfter {
+		t.Fatalf("ListRecords: %d objects, prefixes %q, truncated %v, next %q; List: %d, %q, %v, %q", recs.Len(), recs.CommonPrefixes,
+			recs.IsTruncated, recs.NextAfter, len(page.Objects), page.CommonPrefixes, page.IsTruncated, page.NextAfter)
+	}
+	var s ObjectSummary
+	for i, o := range page.Objects {
+		if err := recs.Summary(i, &s); err != nil {
+			t.Fatal(err)
+		}
+		want := ObjectSummary{Key: o.Key, ETag: o.ETag, Size: o.Size, LastModified: o.LastModified, Checksums: o.Checksums}
+		if s.Key != want.Key || s.ETag != want.ETag || s.Size != want.Size || !s.LastModified.Equal(want.LastModified) || !slices.Equal(s.Checksums, want.Checksums) {
+			t.Fatalf("summary %d: %+v, want %+v", i, s, want)
+		}
+	}
 	return page
 }
 

@@ -713,6 +713,29 @@ func decodeObject(data []byte, o *Object) error {
 	return f.err
 }
 
+// decodeSummary decodes from an object record what a listing shows of the
+// object (all of ObjectSummary but Key), skipping the rest.
+func decodeSummary(data []byte, s *ObjectSummary) error {
+	data, _, err := objectVersion(data)
+	if err != nil {
+		return err
+	}
+	f := fields{rec: "object record", b: data}
+	for f.next() {
+		switch f.tag {
+		case objectSize:
+			f.int64(&s.Size)
+		case objectETag:
+			f.str(&s.ETag)
+		case objectChecksum:
+			s.Checksums = append(s.Checksums, decodeChecksum(&f))
+		case objectLastModified:
+			f.time(&s.LastModified)
+		}
+	}
+	return f.err
+}
+
 // objectVersion checks an object record's version byte: FormatVersion, or
 // FormatVersionExtents for a record with extents.
 func objectVersion(data []byte) ([]byte, uint8, error) {

@@ -82,8 +82,26 @@ func TestRecordAuth(t *testing.T) {
 		get := func(key string) error {
 			return db.View(ctx, func(tx *Txn) error { _, err := tx.GetObject("bkt", key); return err })
 		}
+		// list lists the bucket both ways: a failed check is List's error,
+		// and the same error from the summary of the record in a RecordPage.
 		list := func() error {
-			return db.View(ctx, func(tx *Txn) error { _, err := tx.List("bkt", ListOptions{}); return err })
+			err := db.View(ctx, func(tx *Txn) error { _, err := tx.List("bkt", ListOptions{}); return err })
+			var page *RecordPage
+			if err := db.View(ctx, func(tx *Txn) (err error) { page, err = tx.ListRecords("bkt", ListOptions{}); return err }); err != nil {
+				t.Fatalf("ListRecords: %v", err)
+			}
+			defer page.Release()
+			var recErr error
+			var s ObjectSummary
+			for i := range page.Len() {
+				if recErr = page.Summary(i, &s); recErr != nil {
+					break
+				}
+			}
+			if (err == nil) != (recErr == nil) || err != nil && errors.Is(err, ErrRecordTampered) != errors.Is(recErr, ErrRecordTampered) {
+				t.Fatalf("List: %v; RecordPage.Summary: %v", err, recErr)
+			}
+			return err
 		}
 		for _, k := range []string{"x", "y"} {
 			if err := get(k); err != nil {

@@ -344,6 +344,16 @@ type Part struct {
 	Checksums    []Checksum
 }
 
+// ObjectSummary is what a listing shows of an object
+// (RecordPage.Summary): the fields of its Object of the same names.
+type ObjectSummary struct {
+	Key          string
+	ETag         string
+	Size         int64
+	LastModified time.Time
+	Checksums    []Checksum
+}
+
 // ListOptions selects a page of a bucket listing, as S3 ListObjects does.
 type ListOptions struct {
 	Prefix    string

@@ -51,6 +51,12 @@
 //     BatchListener and ConnContext, which the daemon installs, let a GET
 //     write each piece of its body to the socket in one call instead of one
 //     per TLS record, and read request bodies ahead while they stream in.
+//   - Listings (list.go) are sent in pieces: ListObjects and ListObjectsV2
+//     read a page's records out of the store undecoded
+//     (cryptostore.RecordPage), then check, decode and send them a piece
+//     at a time, so the client parses the first objects while the daemon
+//     works on the next. A record that fails its check after the first
+//     piece cuts the connection, as a GET's damaged data does.
 //
 // # Bodies and integrity
 //

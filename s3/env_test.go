@@ -72,6 +72,7 @@ type env struct {
 	http   *httptest.Server
 	client *awss3.Client
 	logs   *syncBuffer
+	close  func() // stops the servers and closes the store (once)
 
 	mu       sync.Mutex
 	observed []observation // what Config.Observe was called with
@@ -113,7 +114,15 @@ type observation struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	dir := t.TempDir()
+	e := openEnv(t, t.TempDir())
+	t.Cleanup(e.close)
+	return e
+}
+
+// openEnv opens an env over the data directory dir, new or left by an env
+// closed before; the caller closes it.
+func openEnv(t testing.TB, dir string) *env {
+	t.Helper()
 	db, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +163,7 @@ func newEnv(t testing.TB) *env {
 	e.https.Config.ConnContext = s3.ConnContext
 	e.https.StartTLS()
 	e.http = httptest.NewServer(h)
-	t.Cleanup(func() {
+	e.close = sync.OnceFunc(func() {
 		e.https.Close()
 		e.http.Close()
 		st.Close()

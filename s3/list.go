@@ -2,8 +2,10 @@ package s3
 
 import (
 	"encoding/base64"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/s3/s3err"
@@ -34,6 +36,18 @@ func (q *request) list(opts cryptostore.ListOptions) (*cryptostore.ListPage, err
 	return q.h.store.List(q.ctx, q.bucket, opts)
 }
 
+// listRecords is list for the listings that decode as they answer
+// (writeListing).
+func (q *request) listRecords(opts cryptostore.ListOptions) (*cryptostore.RecordPage, error) {
+	if opts.MaxKeys == 0 {
+		if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
+			return nil, err
+		}
+		return &cryptostore.RecordPage{}, nil
+	}
+	return q.h.store.ListRecords(q.ctx, q.bucket, opts)
+}
+
 // primaryChecksum returns the checksum S3 would report for an object: the
 // one the client sent or asked for, else the one every object has (ok is
 // false for an object with none). sealfs keeps both; S3 keeps one, and a
@@ -56,16 +70,16 @@ func checksumType(c cryptostore.Checksum) string {
 	return "FULL_OBJECT"
 }
 
-// checksumOf names the checksum a listing shows for an object.
-func checksumOf(o *cryptostore.Object) (alg, typ string) {
-	if c, ok := primaryChecksum(o.Checksums); ok {
+// checksumOf names the checksum a listing shows for an object with sums.
+func checksumOf(sums []cryptostore.Checksum) (alg, typ string) {
+	if c, ok := primaryChecksum(sums); ok {
 		return c.Algorithm, checksumType(c)
 	}
 	return "", ""
 }
 
-func (q *request) listEntry(o *cryptostore.Object, owner bool) s3xml.Object {
-	alg, typ := checksumOf(o)
+func (q *request) listEntry(o *cryptostore.ObjectSummary, owner bool) s3xml.Object {
+	alg, typ := checksumOf(o.Checksums)
 	e := s3xml.Object{
 		Key:               o.Key,
 		LastModified:      s3xml.NewTime(o.LastModified),
@@ -113,7 +127,7 @@ func listObjectsV1(q *request) error {
 		MaxKeys:   n,
 		Delimiter: q.query.Get("delimiter"),
 	}
-	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.Marker, MaxKeys: n})
+	page, err := q.listRecords(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.Marker, MaxKeys: n})
 	if err != nil {
 		return err
 	}
@@ -121,16 +135,11 @@ func listObjectsV1(q *request) error {
 	if page.IsTruncated {
 		res.NextMarker = page.NextAfter
 	}
-	res.Contents = make([]s3xml.Object, len(page.Objects))
-	for i, o := range page.Objects {
-		res.Contents[i] = q.listEntry(o, true)
-	}
 	res.CommonPrefixes = commonPrefixes(page.CommonPrefixes)
 	if enc {
 		res.EncodeURL()
 	}
-	q.writeXMLBytes(appendListV1(nil, &res))
-	return nil
+	return q.writeListing(func(b []byte) []byte { return appendListV1Head(b, &res) }, page, true, enc, res.CommonPrefixes)
 }
 
 func listObjectsV2(q *request) error {
@@ -157,7 +166,7 @@ func listObjectsV2(q *request) error {
 		}
 		after = string(raw)
 	}
-	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: after, MaxKeys: n})
+	page, err := q.listRecords(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: after, MaxKeys: n})
 	if err != nil {
 		return err
 	}
@@ -165,17 +174,83 @@ func listObjectsV2(q *request) error {
 	if page.IsTruncated {
 		res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.NextAfter))
 	}
-	owner := q.query.Get("fetch-owner") == "true"
-	res.Contents = make([]s3xml.Object, len(page.Objects))
-	for i, o := range page.Objects {
-		res.Contents[i] = q.listEntry(o, owner)
-	}
 	res.CommonPrefixes = commonPrefixes(page.CommonPrefixes)
-	res.KeyCount = len(res.Contents) + len(res.CommonPrefixes)
+	res.KeyCount = page.Len() + len(res.CommonPrefixes)
 	if enc {
 		res.EncodeURL()
 	}
-	q.writeXMLBytes(appendListV2(nil, &res))
+	owner := q.query.Get("fetch-owner") == "true"
+	return q.writeListing(func(b []byte) []byte { return appendListV2Head(b, &res) }, page, owner, enc, res.CommonPrefixes)
+}
+
+// A listing document is sent a piece at a time: a 1000-key page is about
+// 250 KB, and the client parses the first pieces while the daemon checks and
+// decodes the records of the next. The first piece is small, so the client
+// starts early.
+const (
+	firstListPiece = 16 << 10
+	listPiece      = 64 << 10
+)
+
+// listBufs holds the buffers listing documents are built in.
+var listBufs = sync.Pool{New: func() any { b := make([]byte, 0, listPiece+8<<10); return &b }}
+
+// writeListing answers a V1 or V2 listing: the document's head (head
+// appends it), an entry for each of page's objects, then prefixes (already
+// URL-encoded when urlEncode is set) and the document's end. The bytes are
+// those appendListV1 or appendListV2 would build whole, sent in pieces as
+// the records are checked and decoded. A document that fits in the first
+// piece goes out with its Content-Length, a longer one chunked.
+//
+// A record that fails its check (a tampered store) or its decoding before
+// the first piece is sent is an error response. After, the connection is
+// cut, as for a GET whose data fails mid-body: the client sees an unfinished
+// document, never a shorter listing or an unchecked record.
+func (q *request) writeListing(head func([]byte) []byte, page *cryptostore.RecordPage, owner, urlEncode bool, prefixes []s3xml.CommonPrefix) error {
+	bufp := listBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bufp) <= 2*listPiece {
+			listBufs.Put(bufp)
+		}
+	}()
+	doc := head((*bufp)[:0])
+	defer page.Release()
+	sent := false
+	var o cryptostore.ObjectSummary
+	for i := 0; i < page.Len(); i++ {
+		if err := page.Summary(i, &o); err != nil {
+			if !sent {
+				return err
+			}
+			q.h.log.Error("s3 listing failed mid-document", "id", q.id, "bucket", q.bucket, "err", err)
+			q.w.errCode = "InternalError"
+			panic(http.ErrAbortHandler)
+		}
+		e := q.listEntry(&o, owner)
+		if urlEncode {
+			e.Key = s3xml.URLEncode(e.Key)
+		}
+		doc = appendObject(doc, &e)
+		if len(doc) >= listPiece || !sent && len(doc) >= firstListPiece {
+			if !sent {
+				q.w.Header()["Content-Type"] = []string{"application/xml"}
+				q.w.WriteHeader(http.StatusOK)
+				sent = true
+			}
+			if err := q.writeBody(doc); err != nil {
+				return nil // the client went away
+			}
+			q.w.Flush()
+			doc = doc[:0]
+		}
+	}
+	doc = appendListTail(doc, prefixes)
+	*bufp = doc[:0]
+	if !sent {
+		q.writeXMLBytes(doc)
+		return nil
+	}
+	q.writeBody(doc)
 	return nil
 }
 
@@ -204,7 +279,7 @@ func listVersions(q *request) error {
 		res.NextVersionIDMarker = "null"
 	}
 	for _, o := range page.Objects {
-		alg, typ := checksumOf(o)
+		alg, typ := checksumOf(o.Checksums)
 		res.Versions = append(res.Versions, s3xml.ObjectVersion{
 			Key:               o.Key,
 			VersionID:         "null",
