@@ -355,6 +355,8 @@ type badgerTxn struct {
 	// inside a callback); taken from valueBufs at the first get, given
 	// back at discard.
 	buf *[]byte
+	// vlog: a value set goes to the value log (commit marks vlogUsed).
+	vlog bool
 }
 
 func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
@@ -380,7 +382,7 @@ func (t *badgerTxn) get(key []byte) ([]byte, bool, error) {
 
 func (t *badgerTxn) set(key, value []byte) error {
 	if len(value) >= valueThreshold {
-		t.kv.vlogUsed.Store(true)
+		t.vlog = true
 	}
 	if err := t.btx.Set(key, value); err != nil {
 		return badgerErr(err)
@@ -426,7 +428,15 @@ func badgerErr(err error) error {
 }
 
 func (t *badgerTxn) commit() error {
-	if err := t.btx.Commit(); err != nil {
+	err := t.btx.Commit()
+	if t.vlog {
+		// Marked once the commit has written the value log (or given
+		// up): the waiter's sync starts after this and so sees the mark.
+		// Marked at set, a sync running between set and commit (another
+		// waiter's) would spend the mark before the value was written.
+		t.kv.vlogUsed.Store(true)
+	}
+	if err != nil {
 		if errors.Is(err, badger.ErrConflict) {
 			return badgerErr(err)
 		}

@@ -171,3 +171,25 @@ func TestSyncAsksBadgerOnlyForValueLogWrites(t *testing.T) {
 		t.Fatal("the sync left the value log marked written")
 	}
 }
+
+// A value-log write is marked when its commit has written it: a sync that
+// runs between the value's set and its commit (another waiter's) must not
+// spend the mark, or the commit's own sync would make its write-ahead log
+// entry durable without the value it points to.
+func TestValueLogMarkOutlivesAnEarlierSync(t *testing.T) {
+	db := openTest(t)
+	kv := badgerOf(t, db)
+	createBucket(t, db, "bkt") // synced: the open's flag is spent
+	err := db.Update(WithoutSync(context.Background()), func(tx *Txn) error {
+		if err := tx.PutConfig("large", make([]byte, valueThreshold)); err != nil {
+			return err
+		}
+		return kv.syncAll() // another waiter's sync, before the commit
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kv.vlogUsed.Load() {
+		t.Fatal("a sync between a large value's set and its commit left the value log marked synced")
+	}
+}
