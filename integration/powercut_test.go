@@ -94,16 +94,38 @@ func pcPresent(b []byte) pcState { return pcState{present: true, sum: sha256.Sum
 type pcKey struct {
 	ops     []pcState
 	durable int
+	events  []string // what happened to the key since the last check, for a failure's report
 }
 
-func (k *pcKey) attempt(s pcState) int { k.ops = append(k.ops, s); return len(k.ops) - 1 }
-func (k *pcKey) ack(i int)             { k.durable = max(k.durable, i) }
+func (k *pcKey) attempt(s pcState, what string) int {
+	k.ops = append(k.ops, s)
+	k.note("op %d: %s leaving %s", len(k.ops)-1, what, s)
+	return len(k.ops) - 1
+}
+
+func (k *pcKey) ack(i int) {
+	k.durable = max(k.durable, i)
+	k.note("op %d acknowledged", i)
+}
+
+func (k *pcKey) note(format string, args ...any) {
+	k.events = append(k.events, time.Now().Format("15:04:05.000000 ")+fmt.Sprintf(format, args...))
+}
+
+// String names a state by its digest's first bytes.
+func (s pcState) String() string {
+	if !s.present {
+		return "absent"
+	}
+	return fmt.Sprintf("%x", s.sum[:4])
+}
 
 // pcModel is every key's history. Each worker owns its keys, so one key's
 // writes are never concurrent and their order is the order of ops.
 type pcModel struct {
-	mu   sync.Mutex
-	keys map[string]*pcKey
+	mu    sync.Mutex
+	keys  map[string]*pcKey
+	cutAt time.Time // when the last cut came
 }
 
 func (m *pcModel) key(name string) *pcKey {
@@ -206,6 +228,7 @@ func powerCut(t *testing.T, engine string) {
 		// The cut: the harness dies with everything unsynced, then the
 		// daemon, then the dead mounts go.
 		h.Cut()
+		model.cutAt = time.Now()
 		close(stop)
 		d.cmd.Process.Kill()
 		abortFUSE(t, d.MountDir)
@@ -360,32 +383,40 @@ func pcWorker(d *Daemon, c *awss3.Client, m *pcModel, tally *pcTally, r *rand.Ra
 		switch {
 		case op < 4: // S3 PUT
 			tally.s3Writes.Add(1)
-			i := k.attempt(pcPresent(body))
+			i := k.attempt(pcPresent(body), "S3 PUT")
 			if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(pcBucket), Key: aws.String(name), Body: bytes.NewReader(body)}); err == nil {
 				k.ack(i)
 				tally.acked.Add(1)
+			} else {
+				k.note("op %d: %v", i, err)
 			}
 		case op < 5: // S3 DELETE
 			tally.s3Writes.Add(1)
-			i := k.attempt(pcAbsent)
+			i := k.attempt(pcAbsent, "S3 DELETE")
 			if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(pcBucket), Key: aws.String(name)}); err == nil {
 				k.ack(i)
 				tally.acked.Add(1)
+			} else {
+				k.note("op %d: %v", i, err)
 			}
 		case op < 6: // S3 multipart
 			tally.s3Writes.Add(1)
 			body = pcVersion(name, v, 5<<20+100<<10)
-			i := k.attempt(pcPresent(body))
-			if pcMultipart(ctx, c, name, body) == nil {
+			i := k.attempt(pcPresent(body), "S3 multipart upload")
+			if err := pcMultipart(ctx, c, name, body); err == nil {
 				k.ack(i)
 				tally.acked.Add(1)
+			} else {
+				k.note("op %d: %v", i, err)
 			}
 		case op < 11: // overwrite through the mount
 			tally.mountWrites.Add(1)
-			k.attempt(pcPresent(nil)) // O_TRUNC may commit an empty version first
-			i := k.attempt(pcPresent(body))
+			k.attempt(pcPresent(nil), "mount O_TRUNC") // O_TRUNC may commit an empty version first
 			sync := r.IntN(syncOdds) == 0
-			if pcWriteFile(path, body, sync) == nil && sync {
+			i := k.attempt(pcPresent(body), fmt.Sprintf("mount write (fsync %v)", sync))
+			if err := pcWriteFile(path, body, sync); err != nil {
+				k.note("op %d: %v", i, err)
+			} else if sync {
 				k.ack(i)
 				tally.acked.Add(1)
 			}
@@ -393,27 +424,30 @@ func pcWorker(d *Daemon, c *awss3.Client, m *pcModel, tally *pcTally, r *rand.Ra
 			tally.mountWrites.Add(1)
 			tmpName := name + ".tmp"
 			tk := m.key(tmpName)
-			ti := tk.attempt(pcPresent(body))
 			sync := r.IntN(syncOdds) == 0
-			if pcWriteFile(path+".tmp", body, sync) != nil {
+			ti := tk.attempt(pcPresent(body), fmt.Sprintf("mount write (fsync %v)", sync))
+			if err := pcWriteFile(path+".tmp", body, sync); err != nil {
+				tk.note("op %d: %v", ti, err)
 				continue
 			}
 			if sync {
 				tk.ack(ti)
 			}
-			ti = tk.attempt(pcAbsent)
-			i := k.attempt(pcPresent(body))
-			if os.Rename(path+".tmp", path) != nil {
+			ti = tk.attempt(pcAbsent, "renamed away")
+			i := k.attempt(pcPresent(body), "mount rename from "+tmpName)
+			if err := os.Rename(path+".tmp", path); err != nil {
+				k.note("op %d: %v", i, err)
 				continue
 			}
 			if r.IntN(syncOdds) == 0 && pcSyncDir(filepath.Dir(path)) == nil {
+				k.note("op %d: directory synced", i)
 				tk.ack(ti)
 				k.ack(i)
 				tally.acked.Add(1)
 			}
 		default: // rm through the mount
 			tally.mountWrites.Add(1)
-			i := k.attempt(pcAbsent)
+			i := k.attempt(pcAbsent, "mount rm")
 			err := os.Remove(path)
 			if errors.Is(err, os.ErrNotExist) {
 				err = nil
@@ -519,13 +553,13 @@ func pcCheck(t *testing.T, d *Daemon, c *awss3.Client, m *pcModel, tally *pcTall
 			t.Errorf("%s: unreadable after the cut (dangling record?): %v", name, err)
 			dangling++
 			c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(pcBucket), Key: aws.String(name)})
-			k.ops, k.durable = []pcState{pcAbsent}, 0
+			k.ops, k.durable, k.events = []pcState{pcAbsent}, 0, nil
 			continue
 		case len(body) > 0 && !pcWhole(body):
 			t.Errorf("%s: not a whole version after the cut (%d bytes)", name, len(body))
 			torn++
 			c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(pcBucket), Key: aws.String(name)})
-			k.ops, k.durable = []pcState{pcAbsent}, 0
+			k.ops, k.durable, k.events = []pcState{pcAbsent}, 0, nil
 			continue
 		default:
 			got, found = pcPresent(body), true
@@ -557,10 +591,17 @@ func pcCheck(t *testing.T, d *Daemon, c *awss3.Client, m *pcModel, tally *pcTall
 			if found {
 				what = "an older version"
 			}
-			t.Errorf("%s: an acknowledged write was lost: the key is %s", name, what)
+			found := "none of them"
+			for i, s := range k.ops[:k.durable] {
+				if s == got {
+					found = fmt.Sprintf("op %d", i)
+				}
+			}
+			t.Errorf("%s: an acknowledged write was lost: the key is %s (%s, left by %s; the last acknowledged is op %d). Since the last check (the cut came at %s):\n\t%s",
+				name, what, got, found, k.durable, m.cutAt.Format("15:04:05.000000"), strings.Join(k.events, "\n\t"))
 			lost++
 		}
-		k.ops, k.durable = []pcState{got}, 0
+		k.ops, k.durable, k.events = []pcState{got}, 0, nil
 	}
 	tally.lost.Add(int64(lost))
 	tally.torn.Add(int64(torn))
