@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/sealfs/sealfs/internal/enginetest"
 	"github.com/sealfs/sealfs/kms"
 	"github.com/sealfs/sealfs/meta"
 )
@@ -28,19 +29,7 @@ func rawObjectKey(bucket, key string) []byte { return []byte("o\x00" + bucket + 
 func rawBucketKey(bucket string) []byte { return []byte("b\x00" + bucket) }
 
 // withBadger runs fn on the store's Badger database, opened directly.
-func withBadger(t *testing.T, dir string, fn func(db *badger.DB)) {
-	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "meta")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	fn(db)
-}
+var withBadger = enginetest.WithBadger
 
 func rawGet(t *testing.T, db *badger.DB, k []byte) []byte {
 	t.Helper()

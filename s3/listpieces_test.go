@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/internal/enginetest"
 	"github.com/sealfs/sealfs/s3/s3xml"
 )
 
@@ -178,7 +178,7 @@ func TestListingInPieces(t *testing.T) {
 		e.close()
 		k := append([]byte("o\x00pieces\x00"), key...)
 		var saved []byte
-		withBadger(t, dir, func(db *badger.DB) {
+		enginetest.WithBadger(t, dir, func(db *badger.DB) {
 			err := db.Update(func(tx *badger.Txn) error {
 				item, err := tx.Get(k)
 				if err != nil {
@@ -199,7 +199,7 @@ func TestListingInPieces(t *testing.T) {
 		e = openEnv(t, dir)
 		return func() {
 			e.close()
-			withBadger(t, dir, func(db *badger.DB) {
+			enginetest.WithBadger(t, dir, func(db *badger.DB) {
 				if err := db.Update(func(tx *badger.Txn) error { return tx.Set(k, saved) }); err != nil {
 					t.Fatal(err)
 				}
@@ -229,19 +229,4 @@ func TestListingInPieces(t *testing.T) {
 	if _, body, err := listRaw(e, "list-type=2"); err != nil || !bytes.Contains(body, []byte(keys[650])) {
 		t.Errorf("after the record is restored: %v", err)
 	}
-}
-
-// withBadger opens the Badger database of the closed data directory dir.
-func withBadger(t *testing.T, dir string, fn func(db *badger.DB)) {
-	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "meta")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	fn(db)
 }

@@ -19,11 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/sealfs/sealfs/internal/etcdtest"
 	"github.com/sealfs/sealfs/internal/pgtest"
@@ -134,4 +137,21 @@ func Stop() {
 		pg.srv.Stop()
 	}
 	etcdtest.StopShared()
+}
+
+// WithBadger runs fn on the Badger database of the data directory dir (its
+// meta directory), opened directly, as someone who can write the data disk
+// would; the store using it must be closed. It closes the database after.
+func WithBadger(t testing.TB, dir string, fn func(db *badger.DB)) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "meta")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	fn(db)
 }
