@@ -222,3 +222,42 @@ func TestBlobBackgroundSyncFailure(t *testing.T) {
 		t.Fatal("read back differs")
 	}
 }
+
+// TestDeleteOfAbsentKeySyncs: a delete that finds no key reports
+// ErrNoSuchKey, which S3 answers as a success; the absence may be an
+// unsynced commit's, so Delete syncs first (and reports a failed sync
+// instead), except WithoutSync.
+func TestDeleteOfAbsentKeySyncs(t *testing.T) {
+	var syncs atomic.Int64
+	var fail atomic.Bool
+	e := newEnv(t, func(c *Config) {
+		c.SyncInterval = -1
+		c.testHookSync = func(err error) error {
+			syncs.Add(1)
+			if fail.Load() {
+				return errors.New("injected EIO")
+			}
+			return err
+		}
+	})
+	e.bucket(t, "bkt", true)
+	e.put(t, "bkt", "k", []byte("v"))
+	if err := e.store.Delete(WithoutSync(ctx), "bkt", "k"); err != nil {
+		t.Fatal(err)
+	}
+	before := syncs.Load()
+	if err := e.store.Delete(ctx, "bkt", "k"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("Delete of a deleted key: %v, want ErrNoSuchKey", err)
+	}
+	if syncs.Load() == before {
+		t.Fatal("a delete that found no key returned without syncing the removal it saw")
+	}
+	before = syncs.Load()
+	if err := e.store.Delete(WithoutSync(ctx), "bkt", "k"); !errors.Is(err, ErrNoSuchKey) || syncs.Load() != before {
+		t.Fatalf("Delete WithoutSync of a deleted key: %v, %d syncs", err, syncs.Load()-before)
+	}
+	fail.Store(true)
+	if err := e.store.Delete(ctx, "bkt", "k"); err == nil || errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("Delete of a deleted key with a failing sync: %v, want the sync's failure", err)
+	}
+}

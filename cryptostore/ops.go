@@ -9,7 +9,8 @@ import (
 	"github.com/sealfs/sealfs/meta"
 )
 
-// Delete removes an object. ErrNoSuchKey if there is none.
+// Delete removes an object. ErrNoSuchKey if there is none; unless ctx is
+// WithoutSync, that absence is durable when Delete returns, as a removal is.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	ctx = meta.UseReserve(ctx) // frees space: allowed on a full disk
 	var old *meta.Object
@@ -24,6 +25,15 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, meta.ErrNoSuchKey) && !noSync(ctx) {
+			// The caller takes the key's absence as its delete done (S3
+			// answers 204), but the absence may be an unsynced commit's
+			// (a mount's rm): make it durable first, as a delete that
+			// found the key would have.
+			if serr := s.Sync(ctx); serr != nil {
+				return serr
+			}
+		}
 		return err
 	}
 	s.removeAfterCommit(ctx, old.Blobs)

@@ -388,6 +388,10 @@ func deleteObjects(q *request) error {
 	if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
 		return err
 	}
+	// The deletes commit without waiting for a sync each; one sync makes
+	// them all durable (and any key found absent, see Store.Delete)
+	// before the answer reports any of them done.
+	unsynced := cryptostore.WithoutSync(q.ctx)
 	var res s3xml.DeleteResult
 	for i, o := range req.Objects {
 		var err error
@@ -398,7 +402,7 @@ func deleteObjects(q *request) error {
 			err = s3err.ErrNoSuchVersion
 		default:
 			if err = checkKey(o.Key); err == nil {
-				err = q.h.store.Delete(q.ctx, q.bucket, o.Key)
+				err = q.h.store.Delete(unsynced, q.bucket, o.Key)
 			}
 		}
 		if err == nil || errors.Is(err, cryptostore.ErrNoSuchKey) {
@@ -415,6 +419,9 @@ func deleteObjects(q *request) error {
 			q.h.log.Error("s3 delete failed", "id", q.id, "bucket", q.bucket, "key", o.Key, "err", err)
 		}
 		res.Errors = append(res.Errors, s3xml.DeleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
+	}
+	if err := q.h.store.Sync(q.ctx); err != nil {
+		return err
 	}
 	return q.writeXML(res)
 }
