@@ -117,18 +117,7 @@ func TestPendingRemovalWaitsForReader(t *testing.T) {
 // made without sync is removed by the collector only after the collector
 // synced; with the sync failing it stays.
 func TestCollectorSyncsBeforeRemoving(t *testing.T) {
-	var syncs atomic.Int32
-	var fail atomic.Bool
-	e := newEnv(t, func(c *Config) {
-		c.SyncInterval = -1
-		c.testHookSync = func(err error) error {
-			syncs.Add(1)
-			if fail.Load() {
-				return errors.New("injected EIO")
-			}
-			return err
-		}
-	})
+	e, syncs, fail := newSyncCountingEnv(t)
 	singleGateway(t, e)
 	e.bucket(t, "bkt", true)
 	p := overwriteNoSync(t, e)
@@ -228,18 +217,7 @@ func TestBlobBackgroundSyncFailure(t *testing.T) {
 // unsynced commit's, so Delete syncs first (and reports a failed sync
 // instead), except WithoutSync.
 func TestDeleteOfAbsentKeySyncs(t *testing.T) {
-	var syncs atomic.Int64
-	var fail atomic.Bool
-	e := newEnv(t, func(c *Config) {
-		c.SyncInterval = -1
-		c.testHookSync = func(err error) error {
-			syncs.Add(1)
-			if fail.Load() {
-				return errors.New("injected EIO")
-			}
-			return err
-		}
-	})
+	e, syncs, fail := newSyncCountingEnv(t)
 	e.bucket(t, "bkt", true)
 	e.put(t, "bkt", "k", []byte("v"))
 	if err := e.store.Delete(WithoutSync(ctx), "bkt", "k"); err != nil {
@@ -260,4 +238,21 @@ func TestDeleteOfAbsentKeySyncs(t *testing.T) {
 	if err := e.store.Delete(ctx, "bkt", "k"); err == nil || errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("Delete of a deleted key with a failing sync: %v, want the sync's failure", err)
 	}
+}
+
+// newSyncCountingEnv is a store without background sync whose syncs of
+// the metadata are counted, and fail with EIO while fail is set.
+func newSyncCountingEnv(t *testing.T) (e *testEnv, syncs *atomic.Int64, fail *atomic.Bool) {
+	syncs, fail = new(atomic.Int64), new(atomic.Bool)
+	e = newEnv(t, func(c *Config) {
+		c.SyncInterval = -1
+		c.testHookSync = func(err error) error {
+			syncs.Add(1)
+			if fail.Load() {
+				return errors.New("injected EIO")
+			}
+			return err
+		}
+	})
+	return e, syncs, fail
 }

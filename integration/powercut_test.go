@@ -172,10 +172,6 @@ func TestPowerCut(t *testing.T) {
 }
 
 func powerCut(t *testing.T, engine string) {
-	requireFUSE(t)
-	if os.Geteuid() != 0 {
-		notRun(t, "lazyfs mounts directly and needs root")
-	}
 	rounds := envInt("SEALFS_POWERCUT_ROUNDS", 4)
 	if engine != "badger" {
 		rounds = envInt("SEALFS_POWERCUT_SHARED_ROUNDS", 2)
@@ -184,16 +180,8 @@ func powerCut(t *testing.T, engine string) {
 	t.Logf("power cut: %d rounds, SEALFS_POWERCUT_SEED=%d", rounds, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	dir := t.TempDir()
-	backing, data := filepath.Join(dir, "backing"), filepath.Join(dir, "data")
-	for _, d := range []string{backing, data} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	trace := filepath.Join(dir, "lazyfs.trace")
-	t.Setenv("SEALFS_LAZYFS_TRACE", trace)
-	h := lazyfs.Start(t, backing, data)
+	h, backing, data := pcLazyData(t)
+	trace := filepath.Join(filepath.Dir(data), "lazyfs.trace")
 	opts := DaemonOptions{DataDir: data}
 	if engine != "badger" {
 		root := make([]byte, 32)
@@ -258,6 +246,41 @@ func powerCut(t *testing.T, engine string) {
 	if tally.lost.Load()+tally.torn.Load()+tally.dangling.Load()+tally.scrubDamaged.Load()+tally.mountDiff.Load() > 0 {
 		t.Errorf("the store broke its promise across power cuts (seed %d)", seed)
 	}
+}
+
+// pcLazyData makes a data directory served by lazyfs over a backing
+// directory, both under a new temporary directory, with the harness
+// tracing into lazyfs.trace beside them. It needs root and FUSE.
+func pcLazyData(t *testing.T) (h *lazyfs.Harness, backing, data string) {
+	t.Helper()
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		notRun(t, "lazyfs mounts directly and needs root")
+	}
+	dir := t.TempDir()
+	backing, data = filepath.Join(dir, "backing"), filepath.Join(dir, "data")
+	for _, d := range []string{backing, data} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("SEALFS_LAZYFS_TRACE", filepath.Join(dir, "lazyfs.trace"))
+	return lazyfs.Start(t, backing, data), backing, data
+}
+
+// pcCut cuts the power, as powerCut's rounds do: the harness dies with
+// everything unsynced, then the daemon, then the dead mounts go. Then the
+// data directory is mounted again and the daemon restarted on what
+// survived.
+func pcCut(t *testing.T, h *lazyfs.Harness, d *Daemon) {
+	t.Helper()
+	h.Cut()
+	d.cmd.Process.Kill()
+	abortFUSE(t, d.MountDir)
+	d.Kill()
+	unmountLazy(d.MountDir)
+	h.Remount()
+	d.start()
 }
 
 // abortFUSE aborts the FUSE connection of the mount at dir (fusectl's
@@ -349,18 +372,7 @@ func waitOrFail(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {
 // found the key would. (The power-cut rounds found it lost once: the key
 // came back with the version the mount had removed.)
 func TestPowerCutDeleteAfterMountRemove(t *testing.T) {
-	requireFUSE(t)
-	if os.Geteuid() != 0 {
-		notRun(t, "lazyfs mounts directly and needs root")
-	}
-	dir := t.TempDir()
-	backing, data := filepath.Join(dir, "backing"), filepath.Join(dir, "data")
-	for _, d := range []string{backing, data} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := lazyfs.Start(t, backing, data)
+	h, _, data := pcLazyData(t)
 	// No background sync: only what the requests make durable is.
 	d := startMount(t, DaemonOptions{DataDir: data, Args: []string{"--sync-interval", "0"}})
 	c := d.S3()
@@ -387,13 +399,7 @@ func TestPowerCutDeleteAfterMountRemove(t *testing.T) {
 		t.Fatalf("DeleteObjects: %v %+v", err, out)
 	}
 
-	h.Cut()
-	d.cmd.Process.Kill()
-	abortFUSE(t, d.MountDir)
-	d.Kill()
-	unmountLazy(d.MountDir)
-	h.Remount()
-	d.start()
+	pcCut(t, h, d)
 	c = d.S3()
 	for _, k := range []string{"one", "many"} {
 		_, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(pcBucket), Key: aws.String(k)})
@@ -696,18 +702,7 @@ func pcScrub(t *testing.T, d *Daemon) (int, string) {
 // every object is whole: acknowledged writes kept, nothing dangling, scrub
 // clean.
 func TestPowerCutAfterSyncError(t *testing.T) {
-	requireFUSE(t)
-	if os.Geteuid() != 0 {
-		notRun(t, "lazyfs mounts directly and needs root")
-	}
-	dir := t.TempDir()
-	backing, data := filepath.Join(dir, "backing"), filepath.Join(dir, "data")
-	for _, d := range []string{backing, data} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := lazyfs.Start(t, backing, data)
+	h, _, data := pcLazyData(t)
 	d := startMount(t, DaemonOptions{DataDir: data, Env: []string{"SEALFS_SYNC_INTERVAL=200ms"}})
 	c := d.S3()
 	ctx := context.Background()
@@ -752,13 +747,7 @@ func TestPowerCutAfterSyncError(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	h.Cut()
-	d.cmd.Process.Kill()
-	abortFUSE(t, d.MountDir)
-	d.Kill()
-	unmountLazy(d.MountDir)
-	h.Remount()
-	d.start()
+	pcCut(t, h, d)
 	c = d.S3()
 	if n, _ := pcScrub(t, d); n != 0 {
 		t.Errorf("scrub found %d damaged objects after the cut", n)
