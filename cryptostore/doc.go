@@ -81,7 +81,9 @@
 //     context is marked WithoutSync (the mount, which syncs on fsync with
 //     Sync); a background sync (Config.SyncInterval) makes those durable
 //     within its period. Blob data is synced before any record points at it
-//     either way. After a failed sync no blob is removed any more.
+//     either way. After a failed sync no blob is removed any more. A
+//     Delete that finds no key syncs too before it says so: the absence
+//     it reports may be an unsynced commit's.
 //   - Checking what is stored: Scrub reads objects back and verifies them;
 //     Stats counts objects, bytes and the encrypted share.
 //   - Users, access keys and the permission to use a key (users.go): users

@@ -13,7 +13,10 @@
 //     group commit that lets concurrent committers share one disk sync),
 //     View, and UpdateBulk for work too big for one transaction.
 //   - Listing (list.go) in S3's shape: prefix, delimiter, after, max-keys,
-//     seeking past common prefixes so a page costs O(page) reads.
+//     seeking past common prefixes so a page costs O(page) reads. List
+//     decodes a page's objects; ListRecords copies their records out of
+//     the transaction undecoded (RecordPage), for a listing that checks and
+//     decodes what it shows (ObjectSummary) while it answers.
 //   - The replication queue (queue.go): durable FIFO work items, at most
 //     one per key, written in the caller's transaction, numbered by a
 //     Sequence; and configuration records (config.go): named opaque values.

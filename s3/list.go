@@ -25,19 +25,9 @@ func maxKeysParam(q *request) (int, error) {
 	return min(n, 1000), nil
 }
 
-// list reads one page. A page of zero keys only checks the bucket.
-func (q *request) list(opts cryptostore.ListOptions) (*cryptostore.ListPage, error) {
-	if opts.MaxKeys == 0 {
-		if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
-			return nil, err
-		}
-		return &cryptostore.ListPage{}, nil
-	}
-	return q.h.store.List(q.ctx, q.bucket, opts)
-}
-
-// listRecords is list for the listings that decode as they answer
-// (writeListing).
+// listRecords reads one page of a listing, its records left for the
+// answer to check and decode as it goes. A page of zero keys only checks
+// the bucket.
 func (q *request) listRecords(opts cryptostore.ListOptions) (*cryptostore.RecordPage, error) {
 	if opts.MaxKeys == 0 {
 		if _, err := q.h.store.GetBucket(q.ctx, q.bucket); err != nil {
@@ -255,7 +245,8 @@ func (q *request) writeListing(head func([]byte) []byte, page *cryptostore.Recor
 }
 
 // listVersions answers ListObjectVersions: sealfs keeps one version of each
-// key, whose version id is "null" (as in a bucket never versioned).
+// key, whose version id is "null" (as in a bucket never versioned). Its
+// document is built whole, not sent in pieces as writeListing's are.
 func listVersions(q *request) error {
 	enc, n, err := listParams(q)
 	if err != nil {
@@ -269,16 +260,21 @@ func listVersions(q *request) error {
 		MaxKeys:         n,
 		Delimiter:       q.query.Get("delimiter"),
 	}
-	page, err := q.list(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.KeyMarker, MaxKeys: n})
+	page, err := q.listRecords(cryptostore.ListOptions{Prefix: res.Prefix, Delimiter: res.Delimiter, After: res.KeyMarker, MaxKeys: n})
 	if err != nil {
 		return err
 	}
+	defer page.Release()
 	res.IsTruncated = page.IsTruncated
 	if page.IsTruncated {
 		res.NextKeyMarker = page.NextAfter
 		res.NextVersionIDMarker = "null"
 	}
-	for _, o := range page.Objects {
+	var o cryptostore.ObjectSummary
+	for i := range page.Len() {
+		if err := page.Summary(i, &o); err != nil {
+			return err
+		}
 		alg, typ := checksumOf(o.Checksums)
 		res.Versions = append(res.Versions, s3xml.ObjectVersion{
 			Key:               o.Key,

@@ -12,6 +12,9 @@
 //
 // An engine whose server is not installed skips its tests with a loud
 // message, or fails them when SEALFS_REQUIRE_ENGINES=1 (CI).
+//
+// WithBadger opens a closed data directory's Badger database directly, for
+// tests that change what is stored as someone who can write the disk would.
 package enginetest
 
 import (
