@@ -159,13 +159,17 @@ bench-fs: build
 # Where one bench-fs row's time goes: runs ROW (cp-in, cp-out, untar or ls)
 # on the sealfs mount alone while the daemon profiles itself (--pprof),
 # writes ROW.cpu.pprof and ROW.block.pprof to PROFILE_DIR, and prints the
-# FUSE operations served and the profiles' top entries. Needs root.
+# FUSE operations served with the time the daemon's handlers took, and the
+# profiles' top entries. Then it runs the row once more with the kernel's
+# fuse tracepoints on, and prints each operation's round trip as the kernel
+# sees it beside the handler's share (what the rest costs: waking the
+# daemon, go-fuse, scheduling). Needs root.
 # E.g. make profile-fs ROW=untar; then go tool pprof -http : bin/sealfs
 # profiles/untar.cpu.pprof.
 ROW ?= untar
 PROFILE_DIR ?= profiles
 profile-fs: build
-	$(GO) run ./integration/benchfs -bin ./$(BIN) -profile $(ROW) -profile-dir $(PROFILE_DIR) $(BENCHFS_FLAGS)
+	$(GO) run ./integration/benchfs -bin ./$(BIN) -profile $(ROW) -profile-dir $(PROFILE_DIR) -fuse-trace $(BENCHFS_FLAGS)
 
 # The S3 rows' profiles: make profile-s3 S3ROW="PUT 1 MiB x1" runs the
 # s3bench workloads whose names contain S3ROW once ("" runs them all), with

@@ -46,9 +46,10 @@ func main() {
 	profile := flag.String("profile", "", "instead of the comparison, run one row on the sealfs mount alone (cp-in, cp-out, untar or ls) while the daemon profiles itself; writes ROW.cpu.pprof and ROW.block.pprof to -profile-dir and prints their top entries and the FUSE operations")
 	profileDir := flag.String("profile-dir", ".", "where -profile writes its files")
 	profileSecs := flag.Int("profile-seconds", 30, "how long -profile samples; it must outlast the row (idle time adds no CPU samples)")
+	fuseTrace := flag.Bool("fuse-trace", false, "with -profile: run the row once more with the kernel's fuse tracepoints on, and print each FUSE operation's round trip as the kernel sees it beside the daemon's handler time")
 	flag.Parse()
 	if *profile != "" {
-		if err := profileRow(*bin, *dir, *size, *files, *encrypt, *keep, *profile, *profileDir, *profileSecs); err != nil {
+		if err := profileRow(*bin, *dir, *size, *files, *encrypt, *keep, *profile, *profileDir, *profileSecs, *fuseTrace); err != nil {
 			fmt.Fprintln(os.Stderr, "benchfs:", err)
 			os.Exit(1)
 		}
@@ -150,7 +151,7 @@ func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool,
 	if err != nil {
 		return err
 	}
-	var untarOps map[string]float64 // the sealfs mount's FUSE operations in the last untar
+	var untarOps map[string]opStat // the sealfs mount's FUSE operations in the last untar
 	targets := []target{{"plain", plain}, {"gocryptfs", gcMnt}, {"sealfs", bucket}}
 	if old != "" {
 		oldMnt := filepath.Join(dir, "sealfs-old")
@@ -212,7 +213,7 @@ func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool,
 			}
 			sh("sync")
 			dropCaches()
-			var ops0 map[string]float64
+			var ops0 map[string]opStat
 			if t.name == "sealfs" {
 				ops0 = scrapeOps(metrics)
 			}

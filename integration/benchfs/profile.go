@@ -26,7 +26,7 @@ import (
 // row's time, the FUSE operations the daemon served during it, and the
 // profiles' top entries. What a row needs first (the file for cp-out, the
 // tree for ls) is made before the sampling starts.
-func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row, outDir string, secs int) (err error) {
+func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row, outDir string, secs int, trace bool) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: it drops the page cache and mounts")
 	}
@@ -82,21 +82,26 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 		return err
 	}
 	dst, tree, out := filepath.Join(bucket, "big"), filepath.Join(bucket, "tree"), filepath.Join(dir, "out")
-	var op func() error
+	// op runs the row; run 1 is the one -fuse-trace measures (untar into a
+	// tree of its own, cp in to a file of its own).
+	var op func(run int) error
 	perFile := 0
 	switch row {
 	case "cp-in":
-		op = func() error { return sh("cp", big, dst) }
+		op = func(run int) error { return sh("cp", big, fmt.Sprintf("%s%d", dst, run)) }
 	case "cp-out":
 		if err := sh("cp", big, dst); err != nil {
 			return err
 		}
-		op = func() error { return sh("cp", dst, out) }
+		op = func(int) error { return sh("cp", dst, out) }
 	case "untar":
-		if err := os.Mkdir(tree, 0o755); err != nil {
-			return err
+		op = func(run int) error {
+			t := fmt.Sprintf("%s%d", tree, run)
+			if err := os.Mkdir(t, 0o755); err != nil {
+				return err
+			}
+			return sh("tar", "xf", tarball, "-C", t)
 		}
-		op = func() error { return sh("tar", "xf", tarball, "-C", tree) }
 		perFile = nfiles
 	case "ls":
 		if err := os.Mkdir(tree, 0o755); err != nil {
@@ -105,7 +110,7 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 		if err := sh("tar", "xf", tarball, "-C", tree); err != nil {
 			return err
 		}
-		op = func() error {
+		op = func(int) error {
 			if err := shQuiet("ls", "-lR", tree); err != nil {
 				return err
 			}
@@ -122,7 +127,7 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	ops0 := scrapeOps(metrics)
 	say("profiling %s for %ds", row, secs)
 	start := time.Now()
-	if err := op(); err != nil {
+	if err := op(0); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -140,6 +145,34 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	pprofget.Top(os.Stdout, "CPU, by cumulative time in the daemon's code", bin, cpuFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/")
 	pprofget.Top(os.Stdout, "CPU, flat", bin, cpuFile, 25)
 	pprofget.Top(os.Stdout, "blocking inside the mount's requests, by cumulative delay", bin, blockFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/fs\\.")
+	if !trace {
+		return nil
+	}
+	if row == "cp-out" {
+		os.Remove(out)
+	}
+	sh("sync")
+	dropCaches()
+	ft, err := startFuseTrace(mnt)
+	if err != nil {
+		fmt.Printf("\nno trace of the kernel's view: %v\n", err)
+		return nil
+	}
+	ops0 = scrapeOps(metrics)
+	say("running %s again with the kernel's fuse tracepoints on", row)
+	start = time.Now()
+	err = op(1)
+	took = time.Since(start)
+	reqs, unmatched, terr := ft.stop()
+	if err != nil {
+		return err
+	}
+	if terr != nil {
+		fmt.Printf("\nno trace of the kernel's view: %v\n", terr)
+		return nil
+	}
+	fmt.Printf("\n%s again, traced: %.2fs\n", row, took.Seconds())
+	printTrace(os.Stdout, reqs, unmatched, diffOps(scrapeOps(metrics), ops0), perFile)
 	return nil
 }
 
@@ -153,10 +186,14 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// scrapeOps reads sealfs_fuse_operations_total from the daemon's metrics,
-// summed over results, by operation. Empty if the metrics cannot be read.
-func scrapeOps(addr string) map[string]float64 {
-	out := map[string]float64{}
+// opStat is one FUSE operation's count and the time its handlers took.
+type opStat struct{ n, secs float64 }
+
+// scrapeOps reads sealfs_fuse_operations_total (summed over results) and
+// the sum of sealfs_fuse_operation_duration_seconds from the daemon's
+// metrics, by operation.
+func scrapeOps(addr string) map[string]opStat {
+	out := map[string]opStat{}
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		say("metrics: %v", err)
@@ -166,9 +203,13 @@ func scrapeOps(addr string) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), `sealfs_fuse_operations_total{op="`)
-		if !ok {
-			continue
+		line := sc.Text()
+		rest, count := strings.CutPrefix(line, `sealfs_fuse_operations_total{op="`)
+		if !count {
+			var ok bool
+			if rest, ok = strings.CutPrefix(line, `sealfs_fuse_operation_duration_seconds_sum{op="`); !ok {
+				continue
+			}
 		}
 		op, rest, ok := strings.Cut(rest, `"`)
 		if !ok {
@@ -178,39 +219,50 @@ func scrapeOps(addr string) map[string]float64 {
 		if !ok {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[op] += v
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
 		}
+		st := out[op]
+		if count {
+			st.n += v
+		} else {
+			st.secs += v
+		}
+		out[op] = st
 	}
 	return out
 }
 
-func diffOps(after, before map[string]float64) map[string]float64 {
-	d := map[string]float64{}
+func diffOps(after, before map[string]opStat) map[string]opStat {
+	d := map[string]opStat{}
 	for op, v := range after {
-		if n := v - before[op]; n > 0 {
-			d[op] = n
+		if n := v.n - before[op].n; n > 0 {
+			d[op] = opStat{n: n, secs: v.secs - before[op].secs}
 		}
 	}
 	return d
 }
 
-// printOps prints operation counts, most frequent first, and per file when
-// perFile > 0.
-func printOps(w io.Writer, title string, ops map[string]float64, perFile int) {
+// printOps prints operation counts, most frequent first, per file when
+// perFile > 0, and the time the daemon's handlers took for them (in all
+// and per operation; the rest of an operation's time is the round trip
+// through the kernel).
+func printOps(w io.Writer, title string, ops map[string]opStat, perFile int) {
 	if len(ops) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n%s:\n", title)
 	names := make([]string, 0, len(ops))
-	total := 0.0
-	for op, n := range ops {
+	var total opStat
+	for op, st := range ops {
 		names = append(names, op)
-		total += n
+		total.n += st.n
+		total.secs += st.secs
 	}
 	slices.SortFunc(names, func(a, b string) int {
-		if ops[a] != ops[b] {
-			if ops[a] > ops[b] {
+		if ops[a].n != ops[b].n {
+			if ops[a].n > ops[b].n {
 				return -1
 			}
 			return 1
@@ -218,15 +270,17 @@ func printOps(w io.Writer, title string, ops map[string]float64, perFile int) {
 		return strings.Compare(a, b)
 	})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "  op\tcount\t\thandlers\tper op\t\n")
 	for _, op := range append(names, "total") {
-		n := total
+		st := total
 		if op != "total" {
-			n = ops[op]
+			st = ops[op]
 		}
+		perOp := fmt.Sprintf("%.1f µs", st.secs/st.n*1e6)
 		if perFile > 0 {
-			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f per file\t\n", op, n, n/float64(perFile))
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f per file\t%.2f s\t%s\t\n", op, st.n, st.n/float64(perFile), st.secs, perOp)
 		} else {
-			fmt.Fprintf(tw, "  %s\t%.0f\t\n", op, n)
+			fmt.Fprintf(tw, "  %s\t%.0f\t\t%.2f s\t%s\t\n", op, st.n, st.secs, perOp)
 		}
 	}
 	tw.Flush()
