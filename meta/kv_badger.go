@@ -30,6 +30,7 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/ristretto/v2/z"
 	"golang.org/x/sys/unix"
 )
@@ -146,6 +147,15 @@ func openBadger(dir string, opts Options) (*badgerKV, error) {
 		WithVerifyValueChecksum(true).
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(numCompactors).
+		// No block compression: what sealfs keeps here is mostly
+		// ciphertext (small objects' sealed bytes), MACs, wrapped keys
+		// and random ids, which Snappy shrank by ~2.5%. Compressing it
+		// cost the memtable flushes and compactions CPU and buffers
+		// (the compaction's garbage drove the collector under the
+		// memory limit), and every block read a decompression. Tables
+		// written compressed by an older sealfs still read: Badger
+		// records each table's compression in its manifest.
+		WithCompression(options.None).
 		WithMetricsEnabled(false)
 	kv := &badgerKV{
 		dir:         dir,

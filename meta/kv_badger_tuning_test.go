@@ -1,12 +1,16 @@
 package meta
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // TestBuilderBuffersAreNotKept: once a memtable flush has built its table,
@@ -53,4 +57,100 @@ func TestBuilderBuffersAreNotKept(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestTablesAreNotCompressed: sealfs writes Badger's tables without block
+// compression (what it stores is mostly ciphertext, MACs and random ids),
+// and a data directory whose tables an older sealfs wrote compressed
+// (Snappy, Badger's default) still reads.
+func TestTablesAreNotCompressed(t *testing.T) {
+	dir := t.TempDir()
+	val := func(i int) []byte {
+		v := make([]byte, 8<<10)
+		for j := range v {
+			v[j] = byte(i*31 + j*7)
+		}
+		return v
+	}
+	// An older data directory: one table, Snappy-compressed.
+	old, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const oldKeys = 100
+	for i := range oldKeys {
+		if err := old.Update(func(txn *badger.Txn) error { return txn.Set(fmt.Appendf(nil, "old%04d", i), val(i)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil { // flushes the memtable to a table
+		t.Fatal(err)
+	}
+	if got := tableCompressions(t, dir); got[options.Snappy] == 0 {
+		t.Fatalf("the older directory's tables: %v, want Snappy ones", got)
+	}
+
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := badgerOf(t, db)
+	err = kv.bdb.View(func(txn *badger.Txn) error {
+		for i := range oldKeys {
+			item, err := txn.Get(fmt.Appendf(nil, "old%04d", i))
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(v, val(i)) {
+				return fmt.Errorf("old%04d reads other bytes", i)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		t.Fatalf("reading a compressed table: %v", err)
+	}
+	tables := len(kv.bdb.Tables())
+	for i := 0; len(kv.bdb.Tables()) == tables; i++ {
+		if i == (memTableSize*3)/(8<<10) {
+			db.Close()
+			t.Fatal("no memtable was flushed after three memtables' worth of writes")
+		}
+		err := kv.bdb.Update(func(txn *badger.Txn) error { return txn.Set(fmt.Appendf(nil, "new%06d", i), val(i)) })
+		if err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tableCompressions(t, dir); got[options.None] == 0 {
+		t.Fatalf("tables after sealfs wrote: %v, want uncompressed ones", got)
+	}
+}
+
+// tableCompressions counts a closed Badger directory's tables by the
+// compression its manifest records for them.
+func tableCompressions(t *testing.T, dir string) map[options.CompressionType]int {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, 0, badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[options.CompressionType]int{}
+	for _, tm := range m.Tables {
+		out[tm.Compression]++
+	}
+	return out
 }
