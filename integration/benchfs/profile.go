@@ -25,7 +25,10 @@ import (
 // blocking profile is the difference over the same window), prints the
 // row's time, the FUSE operations the daemon served during it, and the
 // profiles' top entries. What a row needs first (the file for cp-out, the
-// tree for ls) is made before the sampling starts.
+// tree for ls) is made before the sampling starts. With trace, the row then
+// runs once more, into a tree or file of its own, with the kernel's fuse
+// tracepoints on (fusetrace.go), and the kernel's view of each operation is
+// printed; a kernel without them gets a note instead.
 func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row, outDir string, secs int, trace bool) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: it drops the page cache and mounts")
@@ -191,7 +194,7 @@ type opStat struct{ n, secs float64 }
 
 // scrapeOps reads sealfs_fuse_operations_total (summed over results) and
 // the sum of sealfs_fuse_operation_duration_seconds from the daemon's
-// metrics, by operation.
+// metrics, by operation. Empty if the metrics cannot be read.
 func scrapeOps(addr string) map[string]opStat {
 	out := map[string]opStat{}
 	resp, err := http.Get("http://" + addr + "/metrics")
