@@ -46,9 +46,11 @@ func init() {
 }
 
 // Badger tuning for a daemon whose whole RSS stays under 256 MiB. Worst case
-// for Badger itself: 4 memtables (the active one and NumMemtables waiting to
+// for Badger's heap: 4 memtables (the active one and NumMemtables waiting to
 // be flushed) of ~21 MiB arena each (MemTableSize plus room for one batch),
-// plus the block and index caches: ~130 MiB, leaving the rest to the daemon.
+// plus the index cache: ~100 MiB, leaving the rest to the daemon. Tables are
+// not compressed (see openBadger), so the block cache holds slices of the
+// mapped table files, which count as mapped pages, not heap.
 const (
 	memTableSize     = 16 << 20
 	numMemtables     = 3

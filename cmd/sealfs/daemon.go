@@ -29,11 +29,15 @@ import (
 
 // defaultMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT
 // is unset. The daemon's resident size is what the runtime holds plus the
-// pages of Badger's mapped files it has touched (up to ~90 MiB in make
-// bench-s3), and the heap grows to the limit under load: 176 MiB keeps the
-// two under 256 MiB with room to spare (237 MiB at the peak in one run;
-// 253–263 MiB with 192).
-const defaultMemoryLimit = 176 << 20
+// pages of Badger's mapped files it has touched, and the heap grows to the
+// limit under load. Badger's tables are not compressed (meta), so a block
+// read is a slice of its mapped table instead of a decompressed copy on
+// the heap: the mapped pages peak ~120 MiB in make bench-s3 (~94 MiB when
+// tables were compressed) and the heap needs less. With 176 MiB, as when
+// tables were compressed, the peak reached 257–268 MiB in three of five
+// runs of the 4 KiB rows; with 160 MiB it read 231 and 234 MiB, the
+// compressed build's 227–247 MiB.
+const defaultMemoryLimit = 160 << 20
 
 // daemon is one running sealfs: the store and its front doors. One process
 // owns a data directory (Badger and the keyring are locked by it).
@@ -117,8 +121,9 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		domain:     c.String("domain"),
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// Badger keeps up to ~130 MiB of caches live; without a limit the
-		// collector lets the heap grow to twice what is live.
+		// Badger keeps up to ~100 MiB of memtables and index cache live;
+		// without a limit the collector lets the heap grow to twice what
+		// is live.
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	if err := os.MkdirAll(d.dataDir, 0o700); err != nil {
