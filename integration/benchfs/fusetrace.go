@@ -30,10 +30,11 @@ const tracefs = "/sys/kernel/tracing"
 
 // fuseTrace records one mount's FUSE requests until stop.
 type fuseTrace struct {
-	bufKB string             // the trace buffer's size before, restored at stop
-	sent  map[string]sentReq // by request id
-	ops   map[string]*traceStat
-	lost  int // answers whose request was not seen
+	bufKB   string             // the trace buffer's size before, restored at stop
+	mounted bool               // tracefs was mounted here, and is unmounted at stop
+	sent    map[string]sentReq // by request id
+	ops     map[string]*traceStat
+	lost    int // answers whose request was not seen
 }
 
 type sentReq struct {
@@ -47,15 +48,21 @@ type traceStat struct {
 }
 
 // startFuseTrace turns the fuse tracepoints on for the mount at mnt (root
-// only; tracefs is mounted if it is not).
+// only; tracefs is mounted if it is not, and unmounted again at stop).
 func startFuseTrace(mnt string) (*fuseTrace, error) {
 	events := filepath.Join(tracefs, "events", "fuse")
+	mounted := false
 	if _, err := os.Stat(events); errors.Is(err, os.ErrNotExist) {
-		if err := unix.Mount("nodev", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		err := unix.Mount("nodev", tracefs, "tracefs", 0, "")
+		if err != nil && !errors.Is(err, unix.EBUSY) {
 			return nil, fmt.Errorf("mounting tracefs: %w", err)
 		}
+		mounted = err == nil
 	}
 	if _, err := os.Stat(events); err != nil {
+		if mounted {
+			unix.Unmount(tracefs, 0)
+		}
 		return nil, fmt.Errorf("this kernel has no fuse tracepoints (%w)", err)
 	}
 	var st unix.Stat_t
@@ -77,10 +84,14 @@ func startFuseTrace(mnt string) (*fuseTrace, error) {
 		{"events/fuse/enable", "1"},
 	} {
 		if err := write(w.name, w.v); err != nil {
+			write("events/fuse/enable", "0")
+			if mounted {
+				unix.Unmount(tracefs, 0)
+			}
 			return nil, fmt.Errorf("tracefs %s: %w", w.name, err)
 		}
 	}
-	return &fuseTrace{bufKB: bufKB, sent: map[string]sentReq{}, ops: map[string]*traceStat{}}, nil
+	return &fuseTrace{bufKB: bufKB, mounted: mounted, sent: map[string]sentReq{}, ops: map[string]*traceStat{}}, nil
 }
 
 // read pairs each request's send with its end:
@@ -144,6 +155,9 @@ func (t *fuseTrace) stop() (map[string]traceStat, int, error) {
 		os.WriteFile(filepath.Join(tracefs, "events/fuse/filter"), []byte("0"), 0)
 		os.WriteFile(filepath.Join(tracefs, "trace"), nil, 0)
 		os.WriteFile(filepath.Join(tracefs, "buffer_size_kb"), []byte(t.bufKB), 0)
+		if t.mounted {
+			unix.Unmount(tracefs, 0)
+		}
 	}()
 	if err := os.WriteFile(filepath.Join(tracefs, "events/fuse/enable"), []byte("0"), 0); err != nil {
 		return nil, 0, err
