@@ -16,19 +16,19 @@ import (
 )
 
 // The kernel's view of the mount's FUSE requests, from its fuse tracepoints
-// (fuse_request_send and fuse_request_end; this machine's 6.18 kernel has
-// them): how
-// long each request took from the moment the kernel queued it to the moment
-// the answer came back. Set beside the daemon's own handler times, the
-// difference is what a request costs outside sealfs's code: waking the
-// daemon, go-fuse reading and dispatching it, scheduling, writing the
-// answer back. The tracepoints are global and cost time on every request,
-// so -fuse-trace measures a run of its own, after the profiled one, and
-// reads the trace once the run is over.
+// (fuse_request_send and fuse_request_end, which this machine's 6.18 kernel
+// has): how long each request took from the moment the kernel queued it to
+// the moment the answer came back. Set beside the daemon's own handler
+// times, the difference is what a request costs outside sealfs's code:
+// waking the daemon, go-fuse reading and dispatching it, scheduling,
+// writing the answer back. The tracepoints are global and cost time on
+// every request, so -fuse-trace measures a run of its own, after the
+// profiled one, and reads the trace once the run is over.
 
 const tracefs = "/sys/kernel/tracing"
 
-// fuseTrace records one mount's FUSE requests until stop.
+// fuseTrace is a trace of one mount's FUSE requests, recorded by the kernel
+// from startFuseTrace until stop, which reads it.
 type fuseTrace struct {
 	bufKB   string             // the trace buffer's size before, restored at stop
 	mounted bool               // tracefs was mounted here, and is unmounted at stop
