@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,18 +32,13 @@ type fuseTrace struct {
 	bufKB   string             // the trace buffer's size before, restored at stop
 	mounted bool               // tracefs was mounted here, and is unmounted at stop
 	sent    map[string]sentReq // by request id
-	ops     map[string]*traceStat
-	lost    int // answers whose request was not seen
+	ops     map[string]opStat  // by opcode: requests answered, summed round trips
+	lost    int                // answers whose request was not seen
 }
 
 type sentReq struct {
 	ts float64
 	op string
-}
-
-type traceStat struct {
-	n    int
-	secs float64
 }
 
 // startFuseTrace turns the fuse tracepoints on for the mount at mnt (root
@@ -91,7 +85,7 @@ func startFuseTrace(mnt string) (*fuseTrace, error) {
 			return nil, fmt.Errorf("tracefs %s: %w", w.name, err)
 		}
 	}
-	return &fuseTrace{bufKB: bufKB, mounted: mounted, sent: map[string]sentReq{}, ops: map[string]*traceStat{}}, nil
+	return &fuseTrace{bufKB: bufKB, mounted: mounted, sent: map[string]sentReq{}, ops: map[string]opStat{}}, nil
 }
 
 // read pairs each request's send with its end:
@@ -135,12 +129,9 @@ func (t *fuseTrace) read(r io.Reader) error {
 			}
 			delete(t.sent, req)
 			st := t.ops[s.op]
-			if st == nil {
-				st = &traceStat{}
-				t.ops[s.op] = st
-			}
 			st.n++
 			st.secs += ts - s.ts
+			t.ops[s.op] = st
 		}
 	}
 	return sc.Err()
@@ -150,7 +141,7 @@ func (t *fuseTrace) read(r io.Reader) error {
 // operation, the requests answered and their summed round trips, and how
 // many requests the trace holds only one end of. Reading after the run
 // keeps the reader's own work out of it; an overrun buffer is an error.
-func (t *fuseTrace) stop() (map[string]traceStat, int, error) {
+func (t *fuseTrace) stop() (map[string]opStat, int, error) {
 	defer func() {
 		os.WriteFile(filepath.Join(tracefs, "events/fuse/filter"), []byte("0"), 0)
 		os.WriteFile(filepath.Join(tracefs, "trace"), nil, 0)
@@ -182,11 +173,7 @@ func (t *fuseTrace) stop() (map[string]traceStat, int, error) {
 	if err := t.read(f); err != nil {
 		return nil, 0, err
 	}
-	out := map[string]traceStat{}
-	for op, st := range t.ops {
-		out[op] = *st
-	}
-	return out, t.lost + len(t.sent), nil
+	return t.ops, t.lost + len(t.sent), nil
 }
 
 // handlerOp maps a tracepoint's opcode name to the daemon's metric label
@@ -203,33 +190,23 @@ var handlerOp = map[string]string{
 // printTrace prints, by operation (most frequent first), the kernel's mean
 // round trip, the daemon's mean handler time where it counts the operation,
 // and the difference.
-func printTrace(w io.Writer, trace map[string]traceStat, unmatched int, handlers map[string]opStat, perFile int) {
+func printTrace(w io.Writer, trace map[string]opStat, unmatched int, handlers map[string]opStat, perFile int) {
 	fmt.Fprintf(w, "\nthe kernel's view (fuse tracepoints, a run of its own: tracing slows it): each request from queued to answered, and how much of that the daemon's handler took\n")
-	names := make([]string, 0, len(trace))
-	for op := range trace {
-		names = append(names, op)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if trace[a].n != trace[b].n {
-			return trace[b].n - trace[a].n
-		}
-		return strings.Compare(a, b)
-	})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "  op\tcount\tround trip\thandler\toutside the handler\t\n")
 	var totKernel, totHandler float64
-	for _, op := range names {
+	for _, op := range byCount(trace) {
 		st := trace[op]
-		k := st.secs / float64(st.n) * 1e6
+		k := st.secs / st.n * 1e6
 		totKernel += st.secs
 		h, ok := handlers[handlerOp[op]]
 		if !ok || h.n == 0 {
-			fmt.Fprintf(tw, "  %s\t%d\t%.1f µs\t-\t-\t\n", op, st.n, k)
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.1f µs\t-\t-\t\n", op, st.n, k)
 			continue
 		}
 		hm := h.secs / h.n * 1e6
-		totHandler += hm * float64(st.n) / 1e6
-		fmt.Fprintf(tw, "  %s\t%d\t%.1f µs\t%.1f µs\t%.1f µs\t\n", op, st.n, k, hm, k-hm)
+		totHandler += hm * st.n / 1e6
+		fmt.Fprintf(tw, "  %s\t%.0f\t%.1f µs\t%.1f µs\t%.1f µs\t\n", op, st.n, k, hm, k-hm)
 	}
 	tw.Flush()
 	if perFile > 0 {

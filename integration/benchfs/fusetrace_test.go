@@ -22,15 +22,15 @@ func TestFuseTraceRead(t *testing.T) {
 		"             tar-123     [001] ..... 4321.002000: fuse_request_send: connection 52 req 14 opcode 25 (FUSE_FLUSH) len 64",
 		"",
 	}, "\n")
-	ft := &fuseTrace{sent: map[string]sentReq{}, ops: map[string]*traceStat{}}
+	ft := &fuseTrace{sent: map[string]sentReq{}, ops: map[string]opStat{}}
 	if err := ft.read(strings.NewReader(trace)); err != nil {
 		t.Fatal(err)
 	}
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
-	if st := ft.ops["LOOKUP"]; st == nil || st.n != 2 || !near(st.secs, 60e-6) {
+	if st, ok := ft.ops["LOOKUP"]; !ok || st.n != 2 || !near(st.secs, 60e-6) {
 		t.Errorf("LOOKUP: %+v, want 2 requests, 60 µs in all", st)
 	}
-	if st := ft.ops["CREATE"]; st == nil || st.n != 1 || !near(st.secs, 700e-6) {
+	if st, ok := ft.ops["CREATE"]; !ok || st.n != 1 || !near(st.secs, 700e-6) {
 		t.Errorf("CREATE: %+v, want 1 request of 700 µs", st)
 	}
 	if ft.lost != 1 || len(ft.sent) != 1 {
@@ -38,7 +38,7 @@ func TestFuseTraceRead(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	printTrace(&out, map[string]traceStat{"LOOKUP": *ft.ops["LOOKUP"], "RELEASE": {n: 1, secs: 1e-4}}, 2,
+	printTrace(&out, map[string]opStat{"LOOKUP": ft.ops["LOOKUP"], "RELEASE": {n: 1, secs: 1e-4}}, 2,
 		map[string]opStat{"Lookup": {n: 4, secs: 40e-6}}, 2)
 	for _, want := range []string{"LOOKUP      2     30.0 µs  10.0 µs  20.0 µs", "RELEASE      1    100.0 µs        -", "per file: 80 µs of round trips, 10 µs of them in handlers", "2 requests without both ends"} {
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), strings.Join(strings.Fields(want), " ")) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -247,6 +248,22 @@ func diffOps(after, before map[string]opStat) map[string]opStat {
 	return d
 }
 
+// byCount returns the operations in ops, the most frequent first (then by
+// name).
+func byCount(ops map[string]opStat) []string {
+	names := make([]string, 0, len(ops))
+	for op := range ops {
+		names = append(names, op)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(ops[b].n, ops[a].n); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
 // printOps prints operation counts, most frequent first, per file when
 // perFile > 0, and the time the daemon's handlers took for them (in all
 // and per operation; the rest of an operation's time is the round trip
@@ -256,22 +273,12 @@ func printOps(w io.Writer, title string, ops map[string]opStat, perFile int) {
 		return
 	}
 	fmt.Fprintf(w, "\n%s:\n", title)
-	names := make([]string, 0, len(ops))
 	var total opStat
-	for op, st := range ops {
-		names = append(names, op)
+	for _, st := range ops {
 		total.n += st.n
 		total.secs += st.secs
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		if ops[a].n != ops[b].n {
-			if ops[a].n > ops[b].n {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
+	names := byCount(ops)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "  op\tcount\t\thandlers\tper op\t\n")
 	for _, op := range append(names, "total") {
