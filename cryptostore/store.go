@@ -429,13 +429,7 @@ func (s *Store) deleteBucket(ctx context.Context, name string) error {
 
 // GetBucket returns a bucket's record.
 func (s *Store) GetBucket(ctx context.Context, name string) (*meta.Bucket, error) {
-	var b *meta.Bucket
-	err := s.meta.View(ctx, func(tx *meta.Txn) error {
-		var err error
-		b, err = tx.GetBucket(name)
-		return err
-	})
-	return b, err
+	return s.meta.GetBucket(ctx, name)
 }
 
 // ListBuckets returns every bucket, sorted by name.

@@ -52,6 +52,8 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	buckets bucketCache // GetBucket's (bucketcache.go)
 }
 
 // Open opens the metadata store named by url (see doc.go, "Engines"):
@@ -128,17 +130,26 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := db.kv.writable(ctx); err != nil {
 		return err
 	}
+	var wroteBuckets bool
 	err := db.retry(ctx, func() error {
 		ktx, err := db.kv.begin(ctx, true)
 		if err != nil {
 			return err
 		}
 		defer ktx.discard()
-		if err := fn(&Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}); err != nil {
+		tx := &Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}
+		err = fn(tx)
+		wroteBuckets = wroteBuckets || tx.wroteBuckets
+		if err != nil {
 			return err
 		}
 		return ktx.commit()
 	})
+	if wroteBuckets {
+		// Whether or not the commit went in (a failed sync may follow a
+		// commit that did): GetBucket reads the records again.
+		db.buckets.changed()
+	}
 	if err != nil {
 		return err
 	}
@@ -206,6 +217,11 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 					return err
 				}
 				tx := &Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}
+				defer func() {
+					if tx.wroteBuckets {
+						db.buckets.changed()
+					}
+				}()
 				i := start
 				for ; i < end; i++ {
 					if (i-start)%256 == 255 {

@@ -140,7 +140,9 @@
 // handed to SetRecordAuth, a Sequence's unused lease, and, for Badger, the
 // whole store, its group commit and its disk reserve (Badger is one
 // gateway: nothing is shared). Nothing in meta caches records between
-// transactions, so every read sees every gateway's commits.
+// transactions on a shared engine, so every read sees every gateway's
+// commits. On Badger, DB.GetBucket keeps the bucket records it read until
+// a commit writes one (bucketcache.go): every writer is in this process.
 //
 // # The change feed
 //

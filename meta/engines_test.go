@@ -33,6 +33,8 @@ import (
 // testEngine is one engine of the matrix (internal/enginetest's table).
 type testEngine struct {
 	name string
+	// shared: several gateways may open one store (PostgreSQL, etcd).
+	shared bool
 	// url returns the URL of a fresh, empty store for t, or skips or
 	// fails t when the engine cannot run here.
 	url func(t testing.TB) string
@@ -42,7 +44,7 @@ type testEngine struct {
 var testEngines = func() []*testEngine {
 	var out []*testEngine
 	for _, e := range enginetest.All {
-		out = append(out, &testEngine{name: e.Name, url: e.URL})
+		out = append(out, &testEngine{name: e.Name, shared: e.Shared, url: e.URL})
 	}
 	return out
 }()

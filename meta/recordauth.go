@@ -68,6 +68,8 @@ type recordAuth struct {
 // the store serves requests; a nil mac turns authentication off (tests of
 // meta alone).
 func (db *DB) SetRecordAuth(mac RecordMAC, mode AuthMode) {
+	// Records read so far were checked another way, or not at all.
+	defer db.buckets.changed()
 	if mac == nil {
 		db.auth.Store(nil)
 		return

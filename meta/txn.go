@@ -27,6 +27,9 @@ type Txn struct {
 	// reads counts the records scans have visited, so that tests can check
 	// that a listing seeks instead of walking.
 	reads int
+	// wroteBuckets: the transaction wrote or deleted a bucket record
+	// (DB.GetBucket's cache is dropped after its commit).
+	wroteBuckets bool
 }
 
 // maxPage is the largest page List, ListUploads and ListParts return.
@@ -149,6 +152,7 @@ func (tx *Txn) CreateBucket(b *Bucket) error {
 	if ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrBucketExists)
 	}
+	tx.wroteBuckets = true
 	return tx.kv.set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
@@ -167,6 +171,7 @@ func (tx *Txn) PutBucket(b *Bucket) error {
 	if !ok {
 		return fmt.Errorf("bucket %q: %w", b.Name, ErrNoSuchBucket)
 	}
+	tx.wroteBuckets = true
 	return tx.kv.set(k, tx.seal(k, encodeBucket(nil, b)))
 }
 
@@ -206,6 +211,7 @@ func (tx *Txn) DeleteBucket(name string) error {
 	if err := tx.kv.delete(bucketFenceKey(name)); err != nil {
 		return err
 	}
+	tx.wroteBuckets = true
 	return tx.kv.delete(bucketKey(name))
 }
 
