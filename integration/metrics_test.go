@@ -85,3 +85,37 @@ func TestMetrics(t *testing.T) {
 		t.Logf("metrics:\n%s", text)
 	}
 }
+
+// TestDaemonMemorySettings: the daemon gives the Go runtime its soft
+// memory limit (160 MiB) and collection target (GOGC 50) unless GOMEMLIMIT
+// and GOGC say otherwise; /metrics shows what the runtime runs with.
+func TestDaemonMemorySettings(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		env   []string
+		gogc  string
+		limit string
+	}{
+		// Empty values are unset values, whatever the test's own
+		// environment holds.
+		{"defaults", []string{"GOGC=", "GOMEMLIMIT="}, "50", "1.6777216e+08"},
+		{"environment", []string{"GOGC=80", "GOMEMLIMIT=300MiB"}, "80", "3.145728e+08"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			startDaemon(t, DaemonOptions{Args: []string{"--metrics", addr}, Env: c.env})
+			resp, err := http.Get("http://" + addr + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			text := string(body)
+			for _, want := range []string{"go_gc_gogc_percent " + c.gogc + "\n", "go_gc_gomemlimit_bytes " + c.limit + "\n"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("metrics lack %q", strings.TrimSpace(want))
+				}
+			}
+		})
+	}
+}
