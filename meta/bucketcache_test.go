@@ -108,12 +108,20 @@ func TestGetBucketAfterConcurrentCommits(t *testing.T) {
 		update(t, db, func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "bkt", Region: "0"}) })
 		const writes = 200
 		var committed atomic.Int64 // the last Region whose Update returned
+		var done atomic.Bool       // the writer has stopped
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer done.Store(true)
 			for i := 1; i <= writes; i++ {
-				setRegion(t, db, "bkt", fmt.Sprint(i))
+				err := db.Update(context.Background(), func(tx *Txn) error {
+					return tx.PutBucket(&Bucket{Name: "bkt", Region: fmt.Sprint(i)})
+				})
+				if err != nil {
+					t.Errorf("Update %d: %v", i, err)
+					return
+				}
 				committed.Store(int64(i))
 			}
 		}()
@@ -121,7 +129,7 @@ func TestGetBucketAfterConcurrentCommits(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for committed.Load() < writes {
+				for !done.Load() {
 					floor := committed.Load()
 					r, err := db.GetBucket(context.Background(), "bkt")
 					if err != nil {
