@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,26 +14,11 @@ import (
 )
 
 // startMetered starts a mounted daemon serving /metrics on a free loopback
-// address, and returns it with that address (for scrape).
+// address, and returns it with that address (for scrape, operator_test.go).
 func startMetered(t *testing.T) (*Daemon, string) {
 	t.Helper()
 	addr := freeAddr(t)
 	return startMount(t, DaemonOptions{Args: []string{"--metrics", addr}}), addr
-}
-
-// scrapeMetrics returns the text of the daemon's /metrics at addr.
-func scrapeMetrics(t *testing.T, addr string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
 }
 
 // TestMetrics runs a mounted daemon with --metrics, works through both
@@ -62,7 +46,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("HEAD of a missing key succeeded")
 	}
 
-	text := scrapeMetrics(t, addr)
+	text := scrape(t, addr)
 	for _, want := range []string{
 		`sealfs_s3_requests_total{op="GetObject",status="200"} 1`,
 		`sealfs_s3_requests_total{op="HeadObject",status="404"} 1`,
@@ -113,7 +97,7 @@ func TestDaemonMemorySettings(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			addr := freeAddr(t)
 			startDaemon(t, DaemonOptions{Args: []string{"--metrics", addr}, Env: c.env})
-			text := scrapeMetrics(t, addr)
+			text := scrape(t, addr)
 			for _, want := range []string{"go_gc_gogc_percent " + c.gogc + "\n", "go_gc_gomemlimit_bytes " + c.limit + "\n"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("metrics lack %q", strings.TrimSpace(want))
