@@ -50,11 +50,8 @@ func (s *Store) Open(ctx context.Context, bucket, key string) (*Handle, error) {
 		var obj *meta.Object
 		var inline []byte
 		err := s.meta.View(ctx, func(tx *meta.Txn) error {
-			if _, err := tx.GetBucket(bucket); err != nil {
-				return err
-			}
 			var err error
-			if obj, err = tx.GetObject(bucket, key); err != nil {
+			if obj, err = tx.GetObjectInBucket(bucket, key); err != nil {
 				return err
 			}
 			if obj.Inline {
@@ -304,11 +301,8 @@ func (h *Handle) Close() error {
 func (s *Store) Head(ctx context.Context, bucket, key string) (*meta.Object, error) {
 	var obj *meta.Object
 	err := s.meta.View(ctx, func(tx *meta.Txn) error {
-		if _, err := tx.GetBucket(bucket); err != nil {
-			return err
-		}
 		var err error
-		obj, err = tx.GetObject(bucket, key)
+		obj, err = tx.GetObjectInBucket(bucket, key)
 		return err
 	})
 	return obj, err

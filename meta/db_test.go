@@ -166,6 +166,15 @@ func TestObjectCRUD(t *testing.T) {
 			if _, err := tx.GetObject("bkt", "a\x00b"); !errors.Is(err, ErrNoSuchKey) {
 				t.Errorf("GetObject(NUL key) = %v, want ErrNoSuchKey", err)
 			}
+			if got, err := tx.GetObjectInBucket("bkt", "dir/é/file.txt"); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("GetObjectInBucket = %+v, %v; want %+v", got, err, want)
+			}
+			if _, err := tx.GetObjectInBucket("bkt", "dir"); !errors.Is(err, ErrNoSuchKey) || errors.Is(err, ErrNoSuchBucket) {
+				t.Errorf("GetObjectInBucket(dir) = %v, want ErrNoSuchKey", err)
+			}
+			if _, err := tx.GetObjectInBucket("nobkt", "dir/é/file.txt"); !errors.Is(err, ErrNoSuchBucket) {
+				t.Errorf("GetObjectInBucket(nobkt) = %v, want ErrNoSuchBucket", err)
+			}
 			for _, p := range []string{"", "dir/", "dir/é/file.txt"} {
 				if has, err := tx.HasObjects("bkt", p); err != nil || !has {
 					t.Errorf("HasObjects(%q) = %v, %v; want true", p, has, err)

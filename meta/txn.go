@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -251,6 +252,22 @@ func (tx *Txn) GetObject(bucket, key string) (*Object, error) {
 		return nil, fmt.Errorf("object %s/%s: %w", bucket, key, ErrNoSuchKey)
 	}
 	return o, nil
+}
+
+// GetObjectInBucket is GetObject for a caller that must also tell a
+// missing bucket (an error wrapping ErrNoSuchBucket) from a missing key. It
+// reads the bucket's record only when the object is absent: a bucket is
+// deleted only while it holds no object, by a transaction that conflicts
+// with any object written into it, so a transaction that sees an object
+// sees its bucket too.
+func (tx *Txn) GetObjectInBucket(bucket, key string) (*Object, error) {
+	o, err := tx.GetObject(bucket, key)
+	if errors.Is(err, ErrNoSuchKey) {
+		if _, berr := tx.GetBucket(bucket); berr != nil {
+			return nil, berr
+		}
+	}
+	return o, err
 }
 
 // PutObject stores o under o.Bucket and o.Key, replacing any record there,
