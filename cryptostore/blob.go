@@ -1,6 +1,7 @@
 package cryptostore
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -505,6 +506,9 @@ type BlobReader struct {
 	size    int64
 	nChunks int64
 	bufs    sync.Pool // of *[]byte with room for one stored chunk and one more byte
+	// mem holds the whole stored blob when it is in memory (openMemBlob):
+	// a read of whole chunks opens them from there, without a copy.
+	mem []byte
 
 	mu       sync.Mutex
 	cacheIdx int64   // chunk held in cache; -1 when empty
@@ -574,6 +578,17 @@ func OpenBlob(r io.ReaderAt, plainSize int64, p BlobParams) (*BlobReader, error)
 	return br, nil
 }
 
+// openMemBlob is OpenBlob for a stored blob held in memory, which must not
+// change while the reader is in use.
+func openMemBlob(stored []byte, plainSize int64, p BlobParams) (*BlobReader, error) {
+	br, err := OpenBlob(bytes.NewReader(stored), plainSize, p)
+	if err != nil {
+		return nil, err
+	}
+	br.mem = stored
+	return br, nil
+}
+
 // readerLen returns r's length if r can tell it.
 func readerLen(r io.ReaderAt) (int64, bool, error) {
 	switch v := r.(type) {
@@ -614,7 +629,9 @@ func (br *BlobReader) storedOffset(i int64) int64 {
 }
 
 // readStored reads stored chunk i into buf and returns it. For the final
-// chunk it asks for one byte more, which must not be there.
+// chunk it asks for one byte more, which must not be there. With buf nil,
+// for a blob in memory, it returns the stored bytes themselves, which the
+// caller must not change.
 func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
 	slen := br.chunkLen(i) + br.c.overhead
 	final := i == br.nChunks-1
@@ -623,7 +640,16 @@ func (br *BlobReader) readStored(i int64, buf []byte) ([]byte, error) {
 		want++
 	}
 	off := br.storedOffset(i)
-	n, err := br.r.ReadAt(buf[:want], off)
+	var n int
+	var err error
+	if buf == nil {
+		buf = br.mem[min(off, int64(len(br.mem))):min(off+int64(want), int64(len(br.mem)))]
+		if n = len(buf); n < want {
+			err = io.EOF
+		}
+	} else {
+		n, err = br.r.ReadAt(buf[:want], off)
+	}
 	switch {
 	case n > slen:
 		return nil, fmt.Errorf("%w: data after the final chunk %d: want blob size %d, have more",
@@ -769,14 +795,18 @@ func (br *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 			// names the chunk at fault.
 		}
 		if plen := br.chunkLen(i); within == 0 && len(p)-n >= plen {
-			// The read covers the whole chunk: open it into p, in place if
-			// p has room for the stored chunk (and the final chunk's probe
-			// byte), else from a buffer. p is scratch space until we return.
+			// The read covers the whole chunk: open it into p, from where
+			// the blob is if it is in memory, in place if p has room for
+			// the stored chunk (and the final chunk's probe byte), else
+			// from a buffer. p is scratch space until we return.
 			var stored []byte
 			var err error
-			if room := plen + br.c.overhead + 1; len(p)-n >= room {
+			switch room := plen + br.c.overhead + 1; {
+			case br.mem != nil:
+				stored, err = br.readStored(i, nil)
+			case len(p)-n >= room:
 				stored, err = br.readStored(i, p[n:])
-			} else {
+			default:
 				if buf == nil {
 					buf = br.bufs.Get().(*[]byte)
 				}

@@ -44,6 +44,21 @@ type sizeHidden struct{ r io.ReaderAt }
 
 func (h sizeHidden) ReadAt(p []byte, off int64) (int, error) { return h.r.ReadAt(p, off) }
 
+// inMemory is a stored blob held in memory: tests open it with
+// openMemBlob, as a handle opens an object's inline data.
+type inMemory []byte
+
+func (m inMemory) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(m).ReadAt(p, off) }
+
+// openTestBlob opens r with openMemBlob if it is inMemory, else with
+// OpenBlob.
+func openTestBlob(r io.ReaderAt, plainSize int64, p BlobParams) (*BlobReader, error) {
+	if m, ok := r.(inMemory); ok {
+		return openMemBlob(m, plainSize, p)
+	}
+	return OpenBlob(r, plainSize, p)
+}
+
 // countingReaderAt counts the reads that reach the blob.
 type countingReaderAt struct {
 	r     io.ReaderAt
@@ -117,7 +132,7 @@ func sealFixed(t testing.TB, plaintext []byte, p BlobParams, salt *[blobSaltSize
 
 // readBlob opens blob and reads all of it in one ReadAt.
 func readBlob(r io.ReaderAt, plainSize int64, p BlobParams) ([]byte, error) {
-	br, err := OpenBlob(r, plainSize, p)
+	br, err := openTestBlob(r, plainSize, p)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +226,13 @@ func TestRoundTrip(t *testing.T) {
 					for _, r := range []io.ReaderAt{bytes.NewReader(blob), sizeHidden{bytes.NewReader(blob)}} {
 						checkReads(t, r, plaintext, p, rng)
 					}
+					// Opened from memory, reads leave the stored bytes as
+					// they were.
+					mem := bytes.Clone(blob)
+					checkReads(t, inMemory(mem), plaintext, p, rng)
+					if !bytes.Equal(mem, blob) {
+						t.Fatal("reading a blob in memory changed its stored bytes")
+					}
 				})
 			}
 		}
@@ -222,7 +244,7 @@ func TestRoundTrip(t *testing.T) {
 func checkReads(t *testing.T, r io.ReaderAt, plaintext []byte, p BlobParams, rng *rand.Rand) {
 	t.Helper()
 	size := int64(len(plaintext))
-	br, err := OpenBlob(r, size, p)
+	br, err := openTestBlob(r, size, p)
 	if err != nil {
 		t.Fatalf("OpenBlob: %v", err)
 	}
@@ -644,6 +666,7 @@ func TestTamperFlipEveryByte(t *testing.T) {
 				for _, mask := range []byte{0xff, 1 << (i % 8)} {
 					b[i] ^= mask
 					mustFail(t, fmt.Sprintf("byte %d ^ %#02x", i, mask), bytes.NewReader(b), size, s.p, s.plaintext)
+					mustFail(t, fmt.Sprintf("byte %d ^ %#02x, in memory", i, mask), inMemory(b), size, s.p, s.plaintext)
 					b[i] ^= mask
 				}
 			}
@@ -693,6 +716,7 @@ func TestTamperTruncateAndAppend(t *testing.T) {
 				short := s.blob[:n]
 				mustFail(t, fmt.Sprintf("truncated to %d", n), bytes.NewReader(short), size, s.p, s.plaintext)
 				mustFail(t, fmt.Sprintf("truncated to %d, length unknown", n), sizeHidden{bytes.NewReader(short)}, size, s.p, s.plaintext)
+				mustFail(t, fmt.Sprintf("truncated to %d, in memory", n), inMemory(short), size, s.p, s.plaintext)
 			}
 			// Cut at a chunk boundary with the recorded size cut to match:
 			// the last chunk left was not sealed as the final one.
@@ -706,6 +730,7 @@ func TestTamperTruncateAndAppend(t *testing.T) {
 			long := append(bytes.Clone(s.blob), 0)
 			mustFail(t, "one byte appended", bytes.NewReader(long), size, s.p, s.plaintext)
 			mustFail(t, "one byte appended, length unknown", sizeHidden{bytes.NewReader(long)}, size, s.p, s.plaintext)
+			mustFail(t, "one byte appended, in memory", inMemory(long), size, s.p, s.plaintext)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package cryptostore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +129,7 @@ func (s *Store) newHandleKey(obj *meta.Object, key, inline []byte) (*Handle, err
 	var err error
 	h := &Handle{s: s, obj: obj, key: key, open: make(map[meta.BlobID]*openBlob)}
 	if obj.Inline {
-		h.inline, err = OpenBlob(bytes.NewReader(inline), obj.Size, BlobParams{Key: key, ObjectID: obj.ID})
+		h.inline, err = openMemBlob(inline, obj.Size, BlobParams{Key: key, ObjectID: obj.ID})
 		if err != nil {
 			return nil, h.corrupt(err)
 		}

@@ -75,6 +75,7 @@ type Handler struct {
 	idPrefix string
 	seq      atomic.Uint64
 	bufs     sync.Pool // *[]byte of getBufSize, for GET bodies
+	small    sync.Pool // *[]byte of smallGet, for GET bodies under smallGet
 	repl     Replication
 	observe  func(op string, status int, in, out int64, d time.Duration)
 	// sseIgnored holds the buckets for which a request's ignored SSE
@@ -117,6 +118,7 @@ func NewHandler(cfg Config) *Handler {
 	}
 	h.verifier = &sigv4.Verifier{Lookup: h.lookupSecret, Region: region, Now: cfg.Now}
 	h.bufs.New = func() any { b := make([]byte, getBufSize); return &b }
+	h.small.New = func() any { b := make([]byte, smallGet); return &b }
 	return h
 }
 

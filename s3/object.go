@@ -27,7 +27,7 @@ const (
 )
 
 // getBufSize is the piece size a GET body is read (decrypted) and written
-// in; a body under smallGet is read into a buffer of its own size instead.
+// in; a body under smallGet is read whole into a buffer of smallGet bytes.
 const (
 	getBufSize = 256 << 10
 	smallGet   = 64 << 10
@@ -193,13 +193,13 @@ func (q *request) serveObject(withBody bool) error {
 	// object fits in one piece.
 	var firstBuf []byte
 	if withBody && length > 0 {
+		pool := &q.h.bufs
 		if length < smallGet {
-			firstBuf = make([]byte, length)
-		} else {
-			bufp := q.h.bufs.Get().(*[]byte)
-			defer q.h.bufs.Put(bufp)
-			firstBuf = (*bufp)[:min(int64(len(*bufp)), length)]
+			pool = &q.h.small
 		}
+		bufp := pool.Get().(*[]byte)
+		defer pool.Put(bufp)
+		firstBuf = (*bufp)[:min(int64(len(*bufp)), length)]
 		if k, err := hdl.ReadAt(firstBuf, start); k < len(firstBuf) {
 			return dataError(err)
 		}
