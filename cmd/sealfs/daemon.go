@@ -133,9 +133,8 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		domain:     c.String("domain"),
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// Badger keeps up to ~100 MiB of memtables and index cache live;
-		// without a limit the collector lets the heap grow to twice what
-		// is live.
+		// Badger keeps up to ~85 MiB of memtables live; without a limit
+		// the collector lets the heap grow to twice what is live.
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	if os.Getenv("GOGC") == "" {
