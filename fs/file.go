@@ -676,7 +676,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 }
 
 // Flush commits the file's staged writes: close(2) returns once the new
-// version is in the store, durable and visible to S3.
+// version is in the store and visible to S3. The commit is made durable by
+// the next sync (fsync, unmount or the background sync; see Durability in
+// doc.go).
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	n := h.n
 	n.mu.Lock()
