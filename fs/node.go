@@ -70,9 +70,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // ---- attributes
 
-// blockSize is the st_blksize reported: tools size their buffers by it, and
-// 1 MiB matches the largest request the kernel sends.
-const blockSize = MaxWrite
+// blockSize is the st_blksize reported: tools size their copy buffers by it
+// (cp and cat use the larger of it and 128 KiB, stdio uses it as is). The
+// kernel's writeback cache and readahead send the daemon MaxWrite requests
+// whatever a tool's buffer, so a larger st_blksize only makes the tool's
+// buffer outgrow the CPU's cache: cp of 1 GiB out of the mount took
+// 1.2–1.6 s with 1 MiB buffers and 0.65–0.8 s with 128 KiB ones on the
+// benchmark machine.
+const blockSize = 128 << 10
 
 // posix is a file's POSIX attributes as kept in object metadata. A zero
 // atime or ctime reads as mtime.
