@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-s3 bench-engines profile-fs profile-s3 fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-s3 bench-engines profile-fs profile-s3 fuzz clean
 
 all: build
 
@@ -143,6 +143,14 @@ BENCHS3_FLAGS ?=
 bench-s3: build
 	$(GO) run ./integration/s3bench -sealfs ./$(BIN) $(BENCHS3_FLAGS)
 
+# gocryptfs and fusermount3, installed if missing (the mount benchmarks).
+define fuse-bench-tools
+@pkgs=""; \
+command -v gocryptfs >/dev/null 2>&1 || pkgs="$$pkgs gocryptfs"; \
+command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
+if [ -n "$$pkgs" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi
+endef
+
 # The mount against a plain directory on the same disk and a gocryptfs
 # mount: cp of a large file in and out, untar of 10k small files, ls -lR.
 # Prints a table of medians and ratios. Needs root (it drops the page cache
@@ -150,11 +158,16 @@ bench-s3: build
 # flags, e.g. BENCHFS_FLAGS="-runs 5 -dir /srv/scratch".
 BENCHFS_FLAGS ?=
 bench-fs: build
-	@pkgs=""; \
-	command -v gocryptfs >/dev/null 2>&1 || pkgs="$$pkgs gocryptfs"; \
-	command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
-	if [ -n "$$pkgs" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi
+	$(fuse-bench-tools)
 	$(GO) run ./integration/benchfs -bin ./$(BIN) $(BENCHFS_FLAGS)
+
+# The untar row as the store fills: make bench-grow PASSES=8 untars the tree
+# PASSES times into one gocryptfs mount and one sealfs bucket, nothing
+# removed, and prints each pass (times, the daemon's CPU and resident size).
+PASSES ?= 6
+bench-grow: build
+	$(fuse-bench-tools)
+	$(GO) run ./integration/benchfs -bin ./$(BIN) -passes $(PASSES) $(BENCHFS_FLAGS)
 
 # Where one bench-fs row's time goes: runs ROW (cp-in, cp-out, untar or ls)
 # on the sealfs mount alone while the daemon profiles itself (--pprof),

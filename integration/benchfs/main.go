@@ -46,8 +46,16 @@ func main() {
 	profile := flag.String("profile", "", "instead of the comparison, run one row on the sealfs mount alone (cp-in, cp-out, untar or ls) while the daemon profiles itself; writes ROW.cpu.pprof and ROW.block.pprof to -profile-dir and prints their top entries and the FUSE operations")
 	profileDir := flag.String("profile-dir", ".", "where -profile writes its files")
 	profileSecs := flag.Int("profile-seconds", 30, "how long -profile samples; it must outlast the row (idle time adds no CPU samples)")
+	passes := flag.Int("passes", 0, "instead of the comparison, untar the tree this many times into one gocryptfs mount and one sealfs bucket, nothing removed in between, and print each pass's times (how the untar row holds up as the store fills)")
 	fuseTrace := flag.Bool("fuse-trace", false, "with -profile: run the row once more with the kernel's fuse tracepoints on, and print each FUSE operation's round trip as the kernel sees it beside the daemon's handler time")
 	flag.Parse()
+	if *passes > 0 {
+		if err := growRun(*bin, *dir, *files, *passes, *encrypt, *keep); err != nil {
+			fmt.Fprintln(os.Stderr, "benchfs:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *profile != "" {
 		if err := profileRow(*bin, *dir, *size, *files, *encrypt, *keep, *profile, *profileDir, *profileSecs, *fuseTrace); err != nil {
 			fmt.Fprintln(os.Stderr, "benchfs:", err)
