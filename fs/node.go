@@ -70,13 +70,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // ---- attributes
 
-// blockSize is the st_blksize reported: tools size their copy buffers by it
-// (cp and cat use the larger of it and 128 KiB, stdio uses it as is). The
-// kernel's writeback cache and readahead send the daemon MaxWrite requests
-// whatever a tool's buffer, so a larger st_blksize only makes the tool's
-// buffer outgrow the CPU's cache: cp of 1 GiB out of the mount took
-// 1.2–1.6 s with 1 MiB buffers and 0.65–0.8 s with 128 KiB ones on the
-// benchmark machine.
+// blockSize is the st_blksize reported. cp and cat copy in buffers of the
+// larger of it and 128 KiB; the kernel's writeback cache and readahead send
+// the daemon MaxWrite requests whatever the tool's buffer, so a larger
+// st_blksize only makes the tool's copy dearer. On the benchmark machine a
+// 1 MiB buffer made any copy slower (dd between two ext4 files: 0.66–0.80 s
+// a GiB with 1 MiB blocks, 0.22 s with 128 KiB), and cp of 1 GiB out of the
+// mount took 1.40–1.53 s with st_blksize 1 MiB against 0.68–0.90 s with
+// 128 KiB (make bench-fs, one run).
 const blockSize = 128 << 10
 
 // posix is a file's POSIX attributes as kept in object metadata. A zero

@@ -96,15 +96,24 @@ func growRun(bin, dir string, nfiles, passes int, encrypt, keep bool) (err error
 		if err != nil {
 			return err
 		}
-		cpu0, _ := scrapeMetric(metrics, "process_cpu_seconds_total")
+		cpu0, err0 := scrapeMetric(metrics, "process_cpu_seconds_total")
 		sf, err := untar(bucket, p)
 		if err != nil {
 			return err
 		}
-		cpu1, _ := scrapeMetric(metrics, "process_cpu_seconds_total")
-		rss, _ := scrapeMetric(metrics, "process_resident_memory_bytes")
-		fmt.Fprintf(tw, "%d\t%d\t%.2fs\t%.2fs\t%.2fx time\t%.1fs\t%.0f MiB\t\n",
-			p, (p-1)*nfiles, gc.Seconds(), sf.Seconds(), sf.Seconds()/gc.Seconds(), cpu1-cpu0, rss/(1<<20))
+		cpu1, err1 := scrapeMetric(metrics, "process_cpu_seconds_total")
+		rss, err2 := scrapeMetric(metrics, "process_resident_memory_bytes")
+		cpu, mem := fmt.Sprintf("%.1fs", cpu1-cpu0), fmt.Sprintf("%.0f MiB", rss/(1<<20))
+		if err := errors.Join(err0, err1); err != nil {
+			say("metrics: %v", err)
+			cpu = "-"
+		}
+		if err2 != nil {
+			say("metrics: %v", err2)
+			mem = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%.2fs\t%.2fs\t%.2fx time\t%s\t%s\t\n",
+			p, (p-1)*nfiles, gc.Seconds(), sf.Seconds(), sf.Seconds()/gc.Seconds(), cpu, mem)
 	}
 	return tw.Flush()
 }
