@@ -170,7 +170,8 @@ func parseObjectKey(k []byte) (bucket, key string, ok bool) {
 	return string(rest[:i]), string(rest[i+1:]), true
 }
 
-// inlineKey is i\0<object id>.
+// inlineKey is i\0<object id>. Ids begin with the time they were made
+// (NewObjectID), so new objects' data sorts after all older data.
 func inlineKey(id ObjectID) []byte {
 	k := make([]byte, 0, 2+len(id))
 	k = append(k, prefixInline, sep)

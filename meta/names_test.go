@@ -2,10 +2,12 @@ package meta
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidBucketName(t *testing.T) {
@@ -98,6 +100,49 @@ func TestNewUploadID(t *testing.T) {
 		if ids[i][:16] < ids[i-1][:16] {
 			t.Fatalf("id %d (%s) sorts before id %d (%s)", i, ids[i], i-1, ids[i-1])
 		}
+	}
+}
+
+// TestNewObjectID: ids are unique, begin with the time they were made in
+// milliseconds, and sort by it, so a later object's inline data sorts after
+// an earlier one's; blob ids stay random in their first byte, which spreads
+// blob files over directories.
+func TestNewObjectID(t *testing.T) {
+	before := uint64(time.Now().UnixMilli())
+	ids := make([]ObjectID, 1000)
+	for i := range ids {
+		ids[i] = NewObjectID()
+	}
+	after := uint64(time.Now().UnixMilli())
+	seen := make(map[ObjectID]bool)
+	for i, id := range ids {
+		if seen[id] {
+			t.Fatalf("duplicate id %s", id)
+		}
+		seen[id] = true
+		ms := binary.BigEndian.Uint64(id[:8]) >> 16
+		if ms < before || ms > after {
+			t.Fatalf("id %s: time %d ms, want %d..%d", id, ms, before, after)
+		}
+		if i > 0 && bytes.Compare(id[:6], ids[i-1][:6]) < 0 {
+			t.Fatalf("id %d (%s) sorts before id %d (%s)", i, id, i-1, ids[i-1])
+		}
+	}
+	first := NewObjectID()
+	time.Sleep(2 * time.Millisecond)
+	later := NewObjectID()
+	if bytes.Compare(inlineKey(first), inlineKey(later)) >= 0 {
+		t.Errorf("the inline key of %s, made 2 ms later, does not sort after that of %s", later, first)
+	}
+
+	firstBytes := make(map[byte]bool)
+	for range 256 {
+		id := NewBlobID()
+		firstBytes[id[0]] = true
+	}
+	// 256 random bytes take ~162 distinct values; under 100 is not chance.
+	if len(firstBytes) < 100 {
+		t.Errorf("256 blob ids begin with only %d distinct bytes", len(firstBytes))
 	}
 }
 

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,14 +31,27 @@ var (
 // MaxKeyLen is the longest object key accepted, in bytes (S3's limit).
 const MaxKeyLen = 1024
 
-// ObjectID names one immutable version of an object's data. It is random,
+// ObjectID names one immutable version of an object's data. It is unique,
 // never reused, and survives renames: encryption binds to it, not to the key.
 type ObjectID [16]byte
 
-// NewObjectID returns a fresh random id.
+// NewObjectID returns a fresh id: the time in milliseconds since the Unix
+// epoch (48 bits, big-endian), then 80 random bits.
+//
+// The time comes first so that ids made later sort later. A small object's
+// data is kept under its id (inlineKey), so new data lands at the end of
+// that key range, and Badger's compactions merge it with the newest tables
+// of each level instead of with tables spread over all the data written
+// before. With wholly random ids, untarring 10,000 small files into the
+// mount eight times over, nothing removed (make bench-grow), had Badger's
+// compactions write 3099 MiB, and each pass after the fifth took ~21.5 s;
+// with time-ordered ids they wrote 2159 MiB and those passes took 14–16 s.
+// Uniqueness rests on the 80 random bits: a collision becomes likely only
+// near 2^40 ids made within one millisecond.
 func NewObjectID() ObjectID {
 	var id ObjectID
-	if _, err := rand.Read(id[:]); err != nil {
+	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixMilli())<<16)
+	if _, err := rand.Read(id[6:]); err != nil {
 		panic(fmt.Sprintf("meta: reading random id: %v", err))
 	}
 	return id
@@ -51,8 +65,16 @@ func (id ObjectID) IsZero() bool { return id == ObjectID{} }
 // BlobID names one blob file under the data directory.
 type BlobID [16]byte
 
-// NewBlobID returns a fresh random blob id.
-func NewBlobID() BlobID { return BlobID(NewObjectID()) }
+// NewBlobID returns a fresh random blob id. It is random throughout, not
+// time-ordered like an ObjectID: blob files are spread over directories by
+// the id's first byte.
+func NewBlobID() BlobID {
+	var id BlobID
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(fmt.Sprintf("meta: reading random id: %v", err))
+	}
+	return id
+}
 
 func (id BlobID) String() string { return hex.EncodeToString(id[:]) }
 
