@@ -17,12 +17,13 @@ import (
 // growRun measures how the untar row holds up as the store fills: the same
 // tree is untarred passes times into one gocryptfs mount and one sealfs
 // bucket, each pass into a directory of its own, nothing removed in
-// between, the two file systems taking turns. Per pass it prints both
-// times, their ratio, the CPU the sealfs daemon used during the pass and
+// between, the file systems taking turns (with old, a second sealfs build
+// gets a bucket of its own too). Per pass it prints the times, sealfs's
+// ratio to gocryptfs, the CPU each sealfs daemon used during the pass and
 // its resident size after it (from the daemon's metrics). The comparison
 // rows (run) remove each tree after measuring it, so they do not show a
 // store that keeps growing.
-func growRun(bin, dir string, nfiles, passes int, encrypt, keep bool) (err error) {
+func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: it drops the page cache and mounts")
 	}
@@ -31,6 +32,11 @@ func growRun(bin, dir string, nfiles, passes int, encrypt, keep bool) (err error
 	}
 	if bin, err = filepath.Abs(bin); err != nil {
 		return err
+	}
+	if old != "" {
+		if old, err = filepath.Abs(old); err != nil {
+			return err
+		}
 	}
 	if dir == "" {
 		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
@@ -62,18 +68,28 @@ func growRun(bin, dir string, nfiles, passes int, encrypt, keep bool) (err error
 		return err
 	}
 	defer sh("fusermount3", "-u", "-z", gcMnt)
-	metrics, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	stop, err := startSealfs(bin, filepath.Join(dir, "sealfs-data"), filepath.Join(dir, "sealfs"), "--metrics", metrics)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	bucket, err := makeBucket(filepath.Join(dir, "sealfs"), encrypt)
-	if err != nil {
-		return err
+	// The sealfs builds measured: bin, and old when given.
+	type daemon struct{ name, bucket, metrics string }
+	var daemons []daemon
+	for _, b := range []struct{ name, bin string }{{"sealfs", bin}, {"sealfs-old", old}} {
+		if b.bin == "" {
+			continue
+		}
+		metrics, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		mnt := filepath.Join(dir, b.name)
+		stop, err := startSealfs(b.bin, filepath.Join(dir, b.name+"-data"), mnt, "--metrics", metrics)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		defer stop()
+		bucket, err := makeBucket(mnt, encrypt)
+		if err != nil {
+			return err
+		}
+		daemons = append(daemons, daemon{b.name, bucket, metrics})
 	}
 
 	untar := func(root string, pass int) (time.Duration, error) {
@@ -89,31 +105,38 @@ func growRun(bin, dir string, nfiles, passes int, encrypt, keep bool) (err error
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\nuntar %d files, pass after pass into one store (nothing removed)\n", nfiles)
-	fmt.Fprintln(tw, "pass\tfiles before\tgocryptfs\tsealfs\tsealfs vs gocryptfs\tsealfs daemon CPU\tdaemon RSS after\t")
+	head := "pass\tfiles before\tgocryptfs\t"
+	for _, d := range daemons {
+		head += fmt.Sprintf("%[1]s\t%[1]s vs gocryptfs\t%[1]s daemon CPU\t%[1]s RSS after\t", d.name)
+	}
+	fmt.Fprintln(tw, head)
 	for p := 1; p <= passes; p++ {
 		say("pass %d/%d", p, passes)
 		gc, err := untar(gcMnt, p)
 		if err != nil {
 			return err
 		}
-		cpu0, err0 := scrapeMetric(metrics, "process_cpu_seconds_total")
-		sf, err := untar(bucket, p)
-		if err != nil {
-			return err
+		line := fmt.Sprintf("%d\t%d\t%.2fs\t", p, (p-1)*nfiles, gc.Seconds())
+		for _, d := range daemons {
+			cpu0, err0 := scrapeMetric(d.metrics, "process_cpu_seconds_total")
+			sf, err := untar(d.bucket, p)
+			if err != nil {
+				return err
+			}
+			cpu1, err1 := scrapeMetric(d.metrics, "process_cpu_seconds_total")
+			rss, err2 := scrapeMetric(d.metrics, "process_resident_memory_bytes")
+			cpu, mem := fmt.Sprintf("%.1fs", cpu1-cpu0), fmt.Sprintf("%.0f MiB", rss/(1<<20))
+			if err := errors.Join(err0, err1); err != nil {
+				say("%s metrics: %v", d.name, err)
+				cpu = "-"
+			}
+			if err2 != nil {
+				say("%s metrics: %v", d.name, err2)
+				mem = "-"
+			}
+			line += fmt.Sprintf("%.2fs\t%.2fx time\t%s\t%s\t", sf.Seconds(), sf.Seconds()/gc.Seconds(), cpu, mem)
 		}
-		cpu1, err1 := scrapeMetric(metrics, "process_cpu_seconds_total")
-		rss, err2 := scrapeMetric(metrics, "process_resident_memory_bytes")
-		cpu, mem := fmt.Sprintf("%.1fs", cpu1-cpu0), fmt.Sprintf("%.0f MiB", rss/(1<<20))
-		if err := errors.Join(err0, err1); err != nil {
-			say("metrics: %v", err)
-			cpu = "-"
-		}
-		if err2 != nil {
-			say("metrics: %v", err2)
-			mem = "-"
-		}
-		fmt.Fprintf(tw, "%d\t%d\t%.2fs\t%.2fs\t%.2fx time\t%s\t%s\t\n",
-			p, (p-1)*nfiles, gc.Seconds(), sf.Seconds(), sf.Seconds()/gc.Seconds(), cpu, mem)
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }

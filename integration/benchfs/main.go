@@ -50,7 +50,7 @@ func main() {
 	fuseTrace := flag.Bool("fuse-trace", false, "with -profile: run the row once more with the kernel's fuse tracepoints on, and print each FUSE operation's round trip as the kernel sees it beside the daemon's handler time")
 	flag.Parse()
 	if *passes > 0 {
-		if err := growRun(*bin, *dir, *files, *passes, *encrypt, *keep); err != nil {
+		if err := growRun(*bin, *old, *dir, *files, *passes, *encrypt, *keep); err != nil {
 			fmt.Fprintln(os.Stderr, "benchfs:", err)
 			os.Exit(1)
 		}
