@@ -30,44 +30,24 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 	if passes < 1 {
 		return fmt.Errorf("-passes %d: want at least 1", passes)
 	}
-	if bin, err = filepath.Abs(bin); err != nil {
+	if err := absPaths(&bin, &old); err != nil {
 		return err
 	}
-	if old != "" {
-		if old, err = filepath.Abs(old); err != nil {
-			return err
-		}
-	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
-			return err
-		}
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
+	dir, src, cleanup, err := workDir(dir, keep)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	tarball := filepath.Join(src, "tree.tar")
 	say("writing a tar of %d small files", nfiles)
 	if _, err := writeTree(tarball, nfiles); err != nil {
 		return err
 	}
-	gcCipher, gcMnt := filepath.Join(dir, "gc.cipher"), filepath.Join(dir, "gc")
-	for _, d := range []string{gcCipher, gcMnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := sh("gocryptfs", "-q", "-init", "-scryptn", "10", "-extpass", "echo pw", gcCipher); err != nil {
+	gcMnt, unmountGC, err := mountGocryptfs(dir)
+	if err != nil {
 		return err
 	}
-	if err := sh("gocryptfs", "-q", "-extpass", "echo pw", gcCipher, gcMnt); err != nil {
-		return err
-	}
-	defer sh("fusermount3", "-u", "-z", gcMnt)
+	defer unmountGC()
 	// The sealfs builds measured: bin, and old when given.
 	type daemon struct{ name, bucket, metrics string }
 	var daemons []daemon

@@ -92,28 +92,16 @@ func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool,
 			return fmt.Errorf("%s is not installed (apt-get install -y gocryptfs fuse3)", tool)
 		}
 	}
-	if bin, err = filepath.Abs(bin); err != nil {
+	if err := absPaths(&bin, &old); err != nil {
 		return err
 	}
-	if old != "" {
-		if old, err = filepath.Abs(old); err != nil {
-			return err
-		}
+	dir, src, cleanup, err := workDir(dir, keep)
+	if err != nil {
+		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
-			return err
-		}
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	say("work directory %s", dir)
 
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return err
-	}
 	big := filepath.Join(src, "big")
 	say("writing a %d MiB source file", size>>20)
 	if err := writeRandom(big, size); err != nil {
@@ -131,19 +119,11 @@ func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool,
 	if err := os.MkdirAll(plain, 0o755); err != nil {
 		return err
 	}
-	gcCipher, gcMnt := filepath.Join(dir, "gc.cipher"), filepath.Join(dir, "gc")
-	for _, d := range []string{gcCipher, gcMnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := sh("gocryptfs", "-q", "-init", "-scryptn", "10", "-extpass", "echo pw", gcCipher); err != nil {
+	gcMnt, unmountGC, err := mountGocryptfs(dir)
+	if err != nil {
 		return err
 	}
-	if err := sh("gocryptfs", "-q", "-extpass", "echo pw", gcCipher, gcMnt); err != nil {
-		return err
-	}
-	defer sh("fusermount3", "-u", "-z", gcMnt)
+	defer unmountGC()
 
 	sealMnt := filepath.Join(dir, "sealfs")
 	metrics, err := freeAddr()
@@ -543,4 +523,59 @@ func mounted(dir string) bool {
 		}
 	}
 	return false
+}
+
+// absPaths makes each path given absolute (an empty one stays empty).
+func absPaths(paths ...*string) error {
+	for _, p := range paths {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// workDir returns the work directory (dir, or a new one under /var/tmp if
+// dir is empty), its src directory for the sources, made, and a cleanup
+// that removes the work directory unless keep.
+func workDir(dir string, keep bool) (work, src string, cleanup func(), err error) {
+	if dir == "" {
+		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
+			return "", "", nil, err
+		}
+	}
+	cleanup = func() {}
+	if !keep {
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	src = filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return dir, src, cleanup, nil
+}
+
+// mountGocryptfs makes a gocryptfs file system in dir/gc.cipher (a fast,
+// weak password hash: the benchmark measures file operations) and mounts
+// it at dir/gc.
+func mountGocryptfs(dir string) (mnt string, unmount func(), err error) {
+	cipher, mnt := filepath.Join(dir, "gc.cipher"), filepath.Join(dir, "gc")
+	for _, d := range []string{cipher, mnt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := sh("gocryptfs", "-q", "-init", "-scryptn", "10", "-extpass", "echo pw", cipher); err != nil {
+		return "", nil, err
+	}
+	if err := sh("gocryptfs", "-q", "-extpass", "echo pw", cipher, mnt); err != nil {
+		return "", nil, err
+	}
+	return mnt, func() { sh("fusermount3", "-u", "-z", mnt) }, nil
 }

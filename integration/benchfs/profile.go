@@ -37,27 +37,17 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	if !slices.Contains([]string{"cp-in", "cp-out", "untar", "ls"}, row) {
 		return fmt.Errorf("-profile %q: want cp-in, cp-out, untar or ls", row)
 	}
-	if bin, err = filepath.Abs(bin); err != nil {
-		return err
-	}
-	if outDir, err = filepath.Abs(outDir); err != nil {
+	if err := absPaths(&bin, &outDir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
-			return err
-		}
-	}
-	if !keep {
-		defer os.RemoveAll(dir)
-	}
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
+	dir, src, cleanup, err := workDir(dir, keep)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	big, tarball := filepath.Join(src, "big"), filepath.Join(src, "tree.tar")
 	switch row {
 	case "cp-in", "cp-out":
