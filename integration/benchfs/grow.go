@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // growRun measures how the untar row holds up as the store fills: the same
@@ -98,22 +95,16 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 		}
 		line := fmt.Sprintf("%d\t%d\t%.2fs\t", p, (p-1)*nfiles, gc.Seconds())
 		for _, d := range daemons {
-			cpu0, err0 := scrapeMetric(d.metrics, "process_cpu_seconds_total")
+			before, errBefore := fetchMetrics(d.metrics)
 			sf, err := untar(d.bucket, p)
 			if err != nil {
 				return err
 			}
-			cpu1, err1 := scrapeMetric(d.metrics, "process_cpu_seconds_total")
-			rss, err2 := scrapeMetric(d.metrics, "process_resident_memory_bytes")
-			cpu, mem := fmt.Sprintf("%.1fs", cpu1-cpu0), fmt.Sprintf("%.0f MiB", rss/(1<<20))
-			if err := errors.Join(err0, err1); err != nil {
+			after, errAfter := fetchMetrics(d.metrics)
+			if err := errors.Join(errBefore, errAfter); err != nil {
 				say("%s metrics: %v", d.name, err)
-				cpu = "-"
 			}
-			if err2 != nil {
-				say("%s metrics: %v", d.name, err2)
-				mem = "-"
-			}
+			cpu, mem := passUsage(before, after)
 			line += fmt.Sprintf("%.2fs\t%.2fx time\t%s\t%s\t", sf.Seconds(), sf.Seconds()/gc.Seconds(), cpu, mem)
 		}
 		fmt.Fprintln(tw, line)
@@ -121,30 +112,17 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 	return tw.Flush()
 }
 
-// scrapeMetric reads one unlabelled sample from the daemon's metrics.
-func scrapeMetric(addr, name string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
+// passUsage formats the CPU a daemon used between two readings of its
+// metrics and its resident size at the second; "-" for what they lack.
+func passUsage(before, after map[string]*dto.MetricFamily) (cpu, mem string) {
+	cpu, mem = "-", "-"
+	cpu0, err0 := metricValue(before, "process_cpu_seconds_total")
+	cpu1, err1 := metricValue(after, "process_cpu_seconds_total")
+	if err0 == nil && err1 == nil {
+		cpu = fmt.Sprintf("%.1fs", cpu1-cpu0)
 	}
-	defer resp.Body.Close()
-	return findMetric(resp.Body, name)
-}
-
-// findMetric returns the value of the sample name (no labels) in a text
-// exposition.
-func findMetric(r io.Reader, name string) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name+" ")
-		if !ok {
-			continue
-		}
-		return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+	if rss, err := metricValue(after, "process_resident_memory_bytes"); err == nil {
+		mem = fmt.Sprintf("%.0f MiB", rss/(1<<20))
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	return cpu, mem
 }

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -183,49 +180,14 @@ func freeAddr() (string, error) {
 // opStat is one FUSE operation's count and the time its handlers took.
 type opStat struct{ n, secs float64 }
 
-// scrapeOps reads sealfs_fuse_operations_total (summed over results) and
-// the sum of sealfs_fuse_operation_duration_seconds from the daemon's
-// metrics, by operation. Empty if the metrics cannot be read.
+// scrapeOps reads the daemon's FUSE operations from its metrics (fuseOps).
+// Empty if the metrics cannot be read.
 func scrapeOps(addr string) map[string]opStat {
-	out := map[string]opStat{}
-	resp, err := http.Get("http://" + addr + "/metrics")
+	mfs, err := fetchMetrics(addr)
 	if err != nil {
 		say("metrics: %v", err)
-		return out
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, count := strings.CutPrefix(line, `sealfs_fuse_operations_total{op="`)
-		if !count {
-			var ok bool
-			if rest, ok = strings.CutPrefix(line, `sealfs_fuse_operation_duration_seconds_sum{op="`); !ok {
-				continue
-			}
-		}
-		op, rest, ok := strings.Cut(rest, `"`)
-		if !ok {
-			continue
-		}
-		_, val, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			continue
-		}
-		st := out[op]
-		if count {
-			st.n += v
-		} else {
-			st.secs += v
-		}
-		out[op] = st
-	}
-	return out
+	return fuseOps(mfs)
 }
 
 func diffOps(after, before map[string]opStat) map[string]opStat {
