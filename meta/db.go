@@ -16,11 +16,80 @@ type Options struct {
 	Logger     *slog.Logger  // nil → discard
 	GCInterval time.Duration // Badger: value-log GC period; 0 → 5 min
 
+	// ObserveCommit, if set, is told how long each phase of every try of
+	// an Update or UpdateBulk took (see CommitPhase), as the phase ends.
+	// It is called from the committing goroutine and must be quick.
+	ObserveCommit func(CommitPhase, time.Duration)
+
 	// syncWrites makes Badger sync every commit itself instead of the group
 	// commit syncer (for the comparison benchmark).
 	syncWrites bool
 	// statfs replaces the free-space probe (tests, Badger).
 	statfs func(dir string) (uint64, error)
+}
+
+// CommitPhase names a part of a write transaction's time, for
+// Options.ObserveCommit.
+type CommitPhase int
+
+const (
+	// PhaseBegin: starting the engine's transaction. Badger waits there
+	// until every commit before it is readable (so it also takes the
+	// time of a commit still being applied, and of a stall for room in
+	// memory); PostgreSQL takes a connection and sends BEGIN.
+	PhaseBegin CommitPhase = iota
+	// PhaseBody: the transaction's reads and writes (the caller's
+	// function, and the engine's round trips for them).
+	PhaseBody
+	// PhaseCommit: the engine's commit. Badger: applying the writes to
+	// its write-ahead log and memtable, not syncing them; PostgreSQL and
+	// etcd: the commit's round trip, durable when it returns.
+	PhaseCommit
+	// PhaseSync: waiting until the commit is durable (Badger's group
+	// commit; nothing on the other engines, and nothing for a commit
+	// under WithoutSync).
+	PhaseSync
+	numCommitPhases
+)
+
+// String names the phase as the daemon's metrics label it.
+func (p CommitPhase) String() string {
+	switch p {
+	case PhaseBegin:
+		return "begin"
+	case PhaseBody:
+		return "body"
+	case PhaseCommit:
+		return "commit"
+	case PhaseSync:
+		return "sync"
+	}
+	return fmt.Sprintf("CommitPhase(%d)", int(p))
+}
+
+// CommitPhases lists the phases in order.
+func CommitPhases() []CommitPhase {
+	return []CommitPhase{PhaseBegin, PhaseBody, PhaseCommit, PhaseSync}
+}
+
+// phase reports the phase that started at start to the observer, if any,
+// and returns the time it ended (the next phase's start).
+func (db *DB) phase(p CommitPhase, start time.Time) time.Time {
+	if db.observe == nil {
+		return start
+	}
+	now := time.Now()
+	db.observe(p, now.Sub(start))
+	return now
+}
+
+// phaseStart returns the time a phase starts; the zero time when nobody
+// observes phases.
+func (db *DB) phaseStart() time.Time {
+	if db.observe == nil {
+		return time.Time{}
+	}
+	return time.Now()
 }
 
 // maxAttempts bounds how often a transaction is tried when it conflicts,
@@ -54,6 +123,8 @@ type DB struct {
 	closeErr  error
 
 	buckets bucketCache // GetBucket's (bucketcache.go)
+
+	observe func(CommitPhase, time.Duration) // Options.ObserveCommit
 }
 
 // Open opens the metadata store named by url (see doc.go, "Engines"):
@@ -74,7 +145,7 @@ func Open(url string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	rc, ok := kv.(rangeConflicter)
-	return &DB{kv: kv, log: log, fences: !ok || !rc.detectsRangeConflicts()}, nil
+	return &DB{kv: kv, log: log, fences: !ok || !rc.detectsRangeConflicts(), observe: opts.ObserveCommit}, nil
 }
 
 // ReadOnly reports whether the store is open read-only because the disk
@@ -132,18 +203,23 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	}
 	var wroteBuckets bool
 	err := db.retry(ctx, func() error {
+		t := db.phaseStart()
 		ktx, err := db.kv.begin(ctx, true)
+		t = db.phase(PhaseBegin, t)
 		if err != nil {
 			return err
 		}
 		defer ktx.discard()
 		tx := &Txn{kv: ktx, auth: db.auth.Load(), fences: db.fences}
 		err = fn(tx)
+		t = db.phase(PhaseBody, t)
 		wroteBuckets = wroteBuckets || tx.wroteBuckets
 		if err != nil {
 			return err
 		}
-		return ktx.commit()
+		err = ktx.commit()
+		db.phase(PhaseCommit, t)
+		return err
 	})
 	if wroteBuckets {
 		// Whether or not the commit went in (a failed sync may follow a
@@ -156,7 +232,10 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if deferred(ctx) {
 		return nil
 	}
-	return db.durable()
+	t := db.phaseStart()
+	err = db.durable()
+	db.phase(PhaseSync, t)
+	return err
 }
 
 type withoutSyncKey struct{}
@@ -212,7 +291,9 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 		}
 		err := db.retry(ctx, func() error {
 			for {
+				t := db.phaseStart()
 				ktx, err := db.kv.begin(ctx, true)
+				t = db.phase(PhaseBegin, t)
 				if err != nil {
 					return err
 				}
@@ -233,8 +314,10 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 						break
 					}
 				}
+				t = db.phase(PhaseBody, t)
 				if err == nil {
 					err = ktx.commit()
+					db.phase(PhaseCommit, t)
 					ktx.discard()
 					return err
 				}
@@ -256,7 +339,10 @@ func (db *DB) UpdateBulk(ctx context.Context, n int, fn func(tx *Txn, i int) err
 	if n <= 0 || deferred(ctx) {
 		return nil
 	}
-	return db.durable()
+	t := db.phaseStart()
+	err := db.durable()
+	db.phase(PhaseSync, t)
+	return err
 }
 
 // ForEachBlobRef calls fn with the id of every blob an object or an

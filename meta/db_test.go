@@ -778,3 +778,89 @@ func badgerOf(t testing.TB, db *DB) *badgerKV {
 	}
 	return kv
 }
+
+// TestObserveCommit: every try of an Update or UpdateBulk reports its
+// phases in order, each with the time it took; the sync phase is reported
+// only for a commit that waits to be durable, and nothing past the body
+// for a transaction whose function failed.
+func TestObserveCommit(t *testing.T) {
+	type seen struct {
+		p CommitPhase
+		d time.Duration
+	}
+	var mu sync.Mutex
+	var got []seen
+	db, err := Open(t.TempDir(), Options{ObserveCommit: func(p CommitPhase, d time.Duration) {
+		mu.Lock()
+		got = append(got, seen{p, d})
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const pause = 20 * time.Millisecond
+	inner := badgerOf(t, db).syncer.fn
+	badgerOf(t, db).syncer.fn = func() error { time.Sleep(pause); return inner() }
+	take := func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		out := got
+		got = nil
+		return out
+	}
+	check := func(what string, want ...CommitPhase) []seen {
+		t.Helper()
+		s := take()
+		var phases []CommitPhase
+		for _, x := range s {
+			phases = append(phases, x.p)
+		}
+		if !slices.Equal(phases, want) {
+			t.Fatalf("%s: phases %v, want %v", what, phases, want)
+		}
+		return s
+	}
+	ctx := context.Background()
+
+	err = db.Update(ctx, func(tx *Txn) error {
+		time.Sleep(pause)
+		return tx.CreateBucket(&Bucket{Name: "phase-a"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := check("Update", PhaseBegin, PhaseBody, PhaseCommit, PhaseSync)
+	if s[1].d < pause || s[3].d < pause {
+		t.Errorf("Update: body %v and sync %v, want each at least %v", s[1].d, s[3].d, pause)
+	}
+	if s[0].d >= pause || s[2].d >= pause {
+		t.Errorf("Update: begin %v and commit %v took the pauses of other phases", s[0].d, s[2].d)
+	}
+
+	if err := db.Update(WithoutSync(ctx), func(tx *Txn) error { return tx.CreateBucket(&Bucket{Name: "phase-b"}) }); err != nil {
+		t.Fatal(err)
+	}
+	check("Update without sync", PhaseBegin, PhaseBody, PhaseCommit)
+
+	failed := errors.New("refused")
+	if err := db.Update(ctx, func(tx *Txn) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("failing Update: %v", err)
+	}
+	check("failing Update", PhaseBegin, PhaseBody)
+
+	err = db.UpdateBulk(ctx, 3, func(tx *Txn, i int) error {
+		return tx.CreateBucket(&Bucket{Name: fmt.Sprintf("bulk%d", i)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("UpdateBulk", PhaseBegin, PhaseBody, PhaseCommit, PhaseSync)
+
+	if names := []string{PhaseBegin.String(), PhaseBody.String(), PhaseCommit.String(), PhaseSync.String()}; !slices.Equal(names, []string{"begin", "body", "commit", "sync"}) {
+		t.Errorf("phase names %v", names)
+	}
+	if len(CommitPhases()) != int(numCommitPhases) {
+		t.Errorf("CommitPhases lists %d of %d", len(CommitPhases()), numCommitPhases)
+	}
+}
