@@ -69,6 +69,14 @@ func TestMetrics(t *testing.T) {
 		`sealfs_kms_operations_total\{op="Decrypt",result="ok"\} [1-9]`,
 		`sealfs_fuse_operation_duration_seconds_count\{op="Lookup"\} [1-9]`,
 		`sealfs_fuse_operations_total\{op="Write",result="ok"\} [1-9]`,
+		// Every metadata commit's phases; the bucket's setting was a
+		// synced commit.
+		`sealfs_meta_commit_phase_seconds_count\{phase="begin"\} [1-9]`,
+		`sealfs_meta_commit_phase_seconds_count\{phase="body"\} [1-9]`,
+		`sealfs_meta_commit_phase_seconds_count\{phase="commit"\} [1-9]`,
+		`sealfs_meta_commit_phase_seconds_count\{phase="sync"\} [1-9]`,
+		`sealfs_process_minor_page_faults_total [1-9]`,
+		`sealfs_process_major_page_faults_total [0-9]`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("metrics lack %s", re)

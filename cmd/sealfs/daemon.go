@@ -148,6 +148,15 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 			d.close()
 		}
 	}()
+	if c.Bool("pprof") && c.String("metrics") == "" {
+		return nil, exitUsage(errors.New("--pprof is served on the --metrics listener: give --metrics too"))
+	}
+	metaOpts := meta.Options{Logger: logger}
+	if addr := c.String("metrics"); addr != "" {
+		d.metrics, d.metricsAddr = newMetrics(), addr
+		d.metrics.pprof = c.Bool("pprof")
+		metaOpts.ObserveCommit = d.metrics.observeCommit
+	}
 
 	// The root key leaves the environment as soon as it is read, so that no
 	// child process (fusermount3, a hook) inherits it.
@@ -168,7 +177,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 			"file", kms.RootKeyPath(d.dataDir))
 	}
 	metaURL := metaLocation(c, d.dataDir)
-	d.meta, err = meta.Open(metaURL, meta.Options{Logger: logger})
+	d.meta, err = meta.Open(metaURL, metaOpts)
 	if err != nil {
 		clear(root)
 		return nil, fmt.Errorf("opening metadata: %w", err)
@@ -189,12 +198,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		return nil, err
 	}
 	var storeKMS kms.KMS = d.kms
-	if c.Bool("pprof") && c.String("metrics") == "" {
-		return nil, exitUsage(errors.New("--pprof is served on the --metrics listener: give --metrics too"))
-	}
-	if addr := c.String("metrics"); addr != "" {
-		d.metrics, d.metricsAddr = newMetrics(), addr
-		d.metrics.pprof = c.Bool("pprof")
+	if d.metrics != nil {
 		storeKMS = &countingKMS{KMS: d.kms, arn: d.kms.ARN, ops: d.metrics.kmsOps}
 	}
 	if d.replq, err = cryptostore.NewReplicationQueue(d.meta, d.kms, logger); err != nil {

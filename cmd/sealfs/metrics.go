@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/sealfs/sealfs/cryptostore"
 	"github.com/sealfs/sealfs/kms"
+	"github.com/sealfs/sealfs/meta"
 	"github.com/sealfs/sealfs/replicate"
 )
 
@@ -48,6 +50,9 @@ type metrics struct {
 	fuseDur    *prometheus.HistogramVec
 	keyUses    *prometheus.CounterVec // audit.go
 	auditFull  prometheus.Counter     // audit.go
+	// commitPhases: the metadata store's write transactions' time, a
+	// histogram per phase (filled in newMetrics, read-only after).
+	commitPhases map[meta.CommitPhase]prometheus.Observer
 }
 
 func newMetrics() *metrics {
@@ -83,7 +88,17 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 14),
 		}, []string{"op"}),
 	}
+	commitDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sealfs_meta_commit_phase_seconds",
+		Help:    "Time of each phase of the metadata store's write transactions, per try: begin (starting the transaction; Badger waits there for earlier commits to be applied), body (its reads and writes), commit (the engine's commit, not yet synced on Badger), sync (waiting for the commit to be durable).",
+		Buckets: prometheus.ExponentialBuckets(0.000005, 3, 14),
+	}, []string{"phase"})
+	m.commitPhases = map[meta.CommitPhase]prometheus.Observer{}
+	for _, p := range meta.CommitPhases() {
+		m.commitPhases[p] = commitDur.WithLabelValues(p.String())
+	}
 	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur, m.keyUses, m.auditFull,
+		commitDur, faultCollector{},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series a dashboard or an alert names exists, at zero, from
 	// the start: a rate() over a series that appears with its first event
@@ -348,6 +363,39 @@ func (d *daemon) replicationMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sealfs_replication_retries_total", Help: "Transient replication failures retried."},
 			stat(func(st *replicate.Stats) float64 { return float64(st.Retries) })),
 	)
+}
+
+// observeCommit records one phase of a metadata write transaction
+// (meta.Options.ObserveCommit).
+func (m *metrics) observeCommit(p meta.CommitPhase, d time.Duration) {
+	if o := m.commitPhases[p]; o != nil {
+		o.Observe(d.Seconds())
+	}
+}
+
+// faultCollector exports the daemon's page faults (getrusage). On a
+// virtual machine a first touch of a page can cost microseconds: writes
+// into memory-mapped files (Badger's logs and tables) and fresh heap pay
+// it per page.
+type faultCollector struct{}
+
+var (
+	descMinorFaults = prometheus.NewDesc("sealfs_process_minor_page_faults_total", "Page faults the daemon took that needed no disk read (getrusage ru_minflt).", nil, nil)
+	descMajorFaults = prometheus.NewDesc("sealfs_process_major_page_faults_total", "Page faults the daemon took that read from disk (getrusage ru_majflt).", nil, nil)
+)
+
+func (faultCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMinorFaults
+	ch <- descMajorFaults
+}
+
+func (faultCollector) Collect(ch chan<- prometheus.Metric) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descMinorFaults, prometheus.CounterValue, float64(ru.Minflt))
+	ch <- prometheus.MustNewConstMetric(descMajorFaults, prometheus.CounterValue, float64(ru.Majflt))
 }
 
 // observeFUSE records one FUSE operation.
