@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/sealfs/sealfs/internal/scrape"
 )
 
 // growRun measures how the untar row holds up as the store fills: the same
@@ -95,12 +95,12 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 		}
 		line := fmt.Sprintf("%d\t%d\t%.2fs\t", p, (p-1)*nfiles, gc.Seconds())
 		for _, d := range daemons {
-			before, errBefore := fetchMetrics(d.metrics)
+			before, errBefore := scrape.Fetch(d.metrics)
 			sf, err := untar(d.bucket, p)
 			if err != nil {
 				return err
 			}
-			after, errAfter := fetchMetrics(d.metrics)
+			after, errAfter := scrape.Fetch(d.metrics)
 			if err := errors.Join(errBefore, errAfter); err != nil {
 				say("%s metrics: %v", d.name, err)
 			}
@@ -114,14 +114,14 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 
 // passUsage formats the CPU a daemon used between two readings of its
 // metrics and its resident size at the second; "-" for what they lack.
-func passUsage(before, after map[string]*dto.MetricFamily) (cpu, mem string) {
+func passUsage(before, after scrape.Families) (cpu, mem string) {
 	cpu, mem = "-", "-"
-	cpu0, err0 := metricValue(before, "process_cpu_seconds_total")
-	cpu1, err1 := metricValue(after, "process_cpu_seconds_total")
+	cpu0, err0 := before.Value("process_cpu_seconds_total")
+	cpu1, err1 := after.Value("process_cpu_seconds_total")
 	if err0 == nil && err1 == nil {
 		cpu = fmt.Sprintf("%.1fs", cpu1-cpu0)
 	}
-	if rss, err := metricValue(after, "process_resident_memory_bytes"); err == nil {
+	if rss, err := after.Value("process_resident_memory_bytes"); err == nil {
 		mem = fmt.Sprintf("%.0f MiB", rss/(1<<20))
 	}
 	return cpu, mem

@@ -3,7 +3,58 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/sealfs/sealfs/internal/scrape"
 )
+
+// TestCommitPhases reads each phase's count and time from the histogram,
+// and a row's reading prints the phases that ran during it, in order, with
+// their mean, and the page faults per file.
+func TestCommitPhases(t *testing.T) {
+	before, err := scrape.Parse(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := commitPhases(before)
+	want := map[string]opStat{"begin": {n: 4, secs: 0.0002}, "commit": {n: 4, secs: 0.0008}, "sync": {}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: got %+v, want %+v", p, got[p], w)
+		}
+	}
+	later := strings.NewReplacer(
+		`sum{phase="begin"} 0.0002`, `sum{phase="begin"} 0.0005`,
+		`count{phase="begin"} 4`, `count{phase="begin"} 7`,
+		`sealfs_process_minor_page_faults_total 1000`, `sealfs_process_minor_page_faults_total 1600`,
+	).Replace(exposition)
+	after, err := scrape.Parse(strings.NewReader(later))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := reading{ops: fuseOps(before), phases: commitPhases(before), faults: 1000}
+	r1 := reading{ops: fuseOps(after), phases: commitPhases(after), faults: 1600}
+	var out strings.Builder
+	printCommits(&out, r1.since(r0), 3)
+	text := out.String()
+	for _, w := range []string{"begin      3  0.00 s  100.0 µs", "minor page faults: 600 (200.0 per file)"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("output lacks %q:\n%s", w, text)
+		}
+	}
+	for _, absent := range []string{"  commit  ", "  sync  "} {
+		if strings.Contains(text, absent) {
+			t.Errorf("output shows %s, which did not change:\n%s", absent, text)
+		}
+	}
+	var none strings.Builder
+	printCommits(&none, reading{faults: -1}, 3)
+	if none.Len() != 0 {
+		t.Errorf("an empty reading printed %q", none.String())
+	}
+}
 
 // exposition is a piece of the daemon's metrics, as its listener writes
 // them.
@@ -29,30 +80,30 @@ sealfs_fuse_operation_duration_seconds_count{op="Lookup"} 10
 sealfs_fuse_operation_duration_seconds_bucket{op="Flush",le="+Inf"} 2
 sealfs_fuse_operation_duration_seconds_sum{op="Flush"} 0.5
 sealfs_fuse_operation_duration_seconds_count{op="Flush"} 2
+# HELP sealfs_meta_commit_phase_seconds Time of each phase.
+# TYPE sealfs_meta_commit_phase_seconds histogram
+sealfs_meta_commit_phase_seconds_bucket{phase="begin",le="+Inf"} 4
+sealfs_meta_commit_phase_seconds_sum{phase="begin"} 0.0002
+sealfs_meta_commit_phase_seconds_count{phase="begin"} 4
+sealfs_meta_commit_phase_seconds_bucket{phase="commit",le="+Inf"} 4
+sealfs_meta_commit_phase_seconds_sum{phase="commit"} 0.0008
+sealfs_meta_commit_phase_seconds_count{phase="commit"} 4
+sealfs_meta_commit_phase_seconds_bucket{phase="sync",le="+Inf"} 0
+sealfs_meta_commit_phase_seconds_sum{phase="sync"} 0
+sealfs_meta_commit_phase_seconds_count{phase="sync"} 0
+# HELP sealfs_process_minor_page_faults_total Page faults.
+# TYPE sealfs_process_minor_page_faults_total counter
+sealfs_process_minor_page_faults_total 1000
 `
 
-// TestMetricValue reads the unlabelled sample of the name asked for, not
-// one of a longer name, and reports a missing one.
-func TestMetricValue(t *testing.T) {
-	mfs, err := parseMetrics(strings.NewReader(exposition))
+// TestPassUsage formats the CPU used between two readings and the
+// resident size at the second, "-" for what is missing.
+func TestPassUsage(t *testing.T) {
+	mfs, err := scrape.Parse(strings.NewReader(exposition))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]float64{
-		"process_cpu_seconds_total":     12.5,
-		"process_resident_memory_bytes": 2.134016e+08,
-	} {
-		got, err := metricValue(mfs, name)
-		if err != nil || got != want {
-			t.Errorf("%s: got %v, %v; want %v", name, got, err, want)
-		}
-	}
-	for _, name := range []string{"go_goroutines", "sealfs_fuse_operations_total"} {
-		if v, err := metricValue(mfs, name); err == nil {
-			t.Errorf("%s: got %v, want an error (missing, or labelled only)", name, v)
-		}
-	}
-	after, err := parseMetrics(strings.NewReader(strings.Replace(exposition, "process_cpu_seconds_total 12.5", "process_cpu_seconds_total 20", 1)))
+	after, err := scrape.Parse(strings.NewReader(strings.Replace(exposition, "process_cpu_seconds_total 12.5", "process_cpu_seconds_total 20", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +118,7 @@ func TestMetricValue(t *testing.T) {
 // TestFuseOps sums each operation's count over its results and takes its
 // handlers' time from the histogram's sum.
 func TestFuseOps(t *testing.T) {
-	mfs, err := parseMetrics(strings.NewReader(exposition))
+	mfs, err := scrape.Parse(strings.NewReader(exposition))
 	if err != nil {
 		t.Fatal(err)
 	}

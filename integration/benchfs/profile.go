@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/internal/pprofget"
+	"github.com/sealfs/sealfs/internal/scrape"
 )
 
 // profileRow runs one row of the comparison on the sealfs mount alone while
@@ -115,14 +116,14 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	cpuFile, blockFile := filepath.Join(outDir, row+".cpu.pprof"), filepath.Join(outDir, row+".block.pprof")
 	wait := pprofget.Start(metrics, secs, cpuFile, blockFile)
 	time.Sleep(500 * time.Millisecond) // both windows are open
-	ops0 := scrapeOps(metrics)
+	before := readMetrics(metrics)
 	say("profiling %s for %ds", row, secs)
 	start := time.Now()
 	if err := op(0); err != nil {
 		return err
 	}
 	took := time.Since(start)
-	ops := diffOps(scrapeOps(metrics), ops0)
+	during := readMetrics(metrics).since(before)
 	if took > time.Duration(secs)*time.Second {
 		say("the row took %v, longer than -profile-seconds %d: the profiles miss its end", took.Round(time.Millisecond), secs)
 	}
@@ -131,7 +132,8 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 		return err
 	}
 	fmt.Printf("\n%s on the sealfs mount: %.2fs\n", row, took.Seconds())
-	printOps(os.Stdout, "FUSE operations the daemon served (requests go-fuse answers itself, RELEASE and FORGET are not counted)", ops, perFile)
+	printOps(os.Stdout, "FUSE operations the daemon served (requests go-fuse answers itself, RELEASE and FORGET are not counted)", during.ops, perFile)
+	printCommits(os.Stdout, during, perFile)
 	fmt.Printf("\nprofiles: %s %s (go tool pprof -http : %s %s)\n", cpuFile, blockFile, bin, cpuFile)
 	pprofget.Top(os.Stdout, "CPU, by cumulative time in the daemon's code", bin, cpuFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/")
 	pprofget.Top(os.Stdout, "CPU, flat", bin, cpuFile, 25)
@@ -149,7 +151,7 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 		fmt.Printf("\nno trace of the kernel's view: %v\n", err)
 		return nil
 	}
-	ops0 = scrapeOps(metrics)
+	ops0 := scrapeOps(metrics)
 	say("running %s again with the kernel's fuse tracepoints on", row)
 	start = time.Now()
 	err = op(1)
@@ -182,12 +184,63 @@ type opStat struct{ n, secs float64 }
 
 // scrapeOps reads the daemon's FUSE operations from its metrics (fuseOps).
 // Empty if the metrics cannot be read.
-func scrapeOps(addr string) map[string]opStat {
-	mfs, err := fetchMetrics(addr)
+func scrapeOps(addr string) map[string]opStat { return readMetrics(addr).ops }
+
+// reading is what a row reads from the daemon's metrics before and after
+// it runs.
+type reading struct {
+	ops    map[string]opStat // FUSE operations (fuseOps)
+	phases map[string]opStat // metadata commits' phases (commitPhases)
+	faults float64           // minor page faults; -1 if unknown
+}
+
+// readMetrics reads the daemon's metrics; an empty reading if they cannot be
+// read.
+func readMetrics(addr string) reading {
+	mfs, err := scrape.Fetch(addr)
 	if err != nil {
 		say("metrics: %v", err)
 	}
-	return fuseOps(mfs)
+	r := reading{ops: fuseOps(mfs), phases: commitPhases(mfs), faults: -1}
+	if v, err := mfs.Value("sealfs_process_minor_page_faults_total"); err == nil {
+		r.faults = v
+	}
+	return r
+}
+
+// since returns what changed from before to r.
+func (r reading) since(before reading) reading {
+	d := reading{ops: diffOps(r.ops, before.ops), phases: diffOps(r.phases, before.phases), faults: -1}
+	if r.faults >= 0 && before.faults >= 0 {
+		d.faults = r.faults - before.faults
+	}
+	return d
+}
+
+// printCommits prints the metadata commits' phases (in their order, each
+// with its mean per try) and the daemon's page faults, per file when
+// perFile > 0.
+func printCommits(w io.Writer, r reading, perFile int) {
+	if len(r.phases) > 0 {
+		fmt.Fprintf(w, "\nmetadata write transactions (sealfs_meta_commit_phase_seconds), by phase:\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "  phase\tcount\ttime\tper try\t\n")
+		for _, p := range []string{"begin", "body", "commit", "sync"} {
+			st, ok := r.phases[p]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f s\t%.1f µs\t\n", p, st.n, st.secs, st.secs/st.n*1e6)
+		}
+		tw.Flush()
+	}
+	if r.faults >= 0 {
+		fmt.Fprintf(w, "\ndaemon's minor page faults: %.0f", r.faults)
+		if perFile > 0 {
+			fmt.Fprintf(w, " (%.1f per file)", r.faults/float64(perFile))
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func diffOps(after, before map[string]opStat) map[string]opStat {

@@ -50,7 +50,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +68,7 @@ import (
 
 	"github.com/sealfs/sealfs/internal/etcdtest"
 	"github.com/sealfs/sealfs/internal/pgtest"
+	"github.com/sealfs/sealfs/internal/scrape"
 )
 
 const (
@@ -784,41 +784,13 @@ func scrapeFUSE(url string) map[string]fuseOp {
 	if url == "" {
 		return out
 	}
-	resp, err := http.Get(url)
+	f, err := scrape.Fetch(url)
 	if err != nil {
 		log.Printf("metrics: %v", err)
 		return out
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	const name = "sealfs_fuse_operation_duration_seconds_"
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok {
-			continue
-		}
-		kind, rest, ok := strings.Cut(rest, `{op="`)
-		if !ok || (kind != "sum" && kind != "count") {
-			continue
-		}
-		op, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			continue
-		}
-		f := out[op]
-		f.op = op
-		if kind == "sum" {
-			f.secs = v
-		} else {
-			f.count = v
-		}
-		out[op] = f
+	for op, s := range f.Histograms("sealfs_fuse_operation_duration_seconds", "op") {
+		out[op] = fuseOp{op: op, count: s.N, secs: s.Sum}
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/internal/pprofget"
+	"github.com/sealfs/sealfs/internal/scrape"
 )
 
 // profileDir, when set (-profile), receives a CPU and a blocking profile of
@@ -18,8 +19,63 @@ import (
 // serves them with --metrics and --pprof.
 var profileDir string
 
-// profiling is one workload's profiles being taken.
-type profiling struct{ done func() error }
+// profiling is one workload's profiles being taken, with the daemon's
+// metrics read before it.
+type profiling struct {
+	done     func() error
+	workload string
+	metrics  string
+	before   scrape.Families
+}
+
+// during is what a profiled workload's metrics changed by: the metadata
+// write transactions' phases, the requests served and the page faults.
+type during struct {
+	phases   map[string]scrape.Stat
+	requests float64
+	faults   float64 // -1: unknown
+}
+
+// measured holds each profiled workload's during.
+var measured = map[string]during{}
+
+// changes returns what changed from before to after.
+func changes(before, after scrape.Families) during {
+	d := during{phases: map[string]scrape.Stat{}, faults: -1}
+	b := before.Histograms("sealfs_meta_commit_phase_seconds", "phase")
+	for p, s := range after.Histograms("sealfs_meta_commit_phase_seconds", "phase") {
+		if n := s.N - b[p].N; n > 0 {
+			d.phases[p] = scrape.Stat{N: n, Sum: s.Sum - b[p].Sum}
+		}
+	}
+	r0 := before.Counters("sealfs_s3_requests_total", "op")
+	for op, n := range after.Counters("sealfs_s3_requests_total", "op") {
+		d.requests += n - r0[op]
+	}
+	f0, err0 := before.Value("sealfs_process_minor_page_faults_total")
+	f1, err1 := after.Value("sealfs_process_minor_page_faults_total")
+	if err0 == nil && err1 == nil {
+		d.faults = f1 - f0
+	}
+	return d
+}
+
+// print writes the phases (each with its mean per try, and the tries per
+// request) and the page faults per request.
+func (d during) print(workload string) {
+	if len(d.phases) == 0 && d.faults < 0 {
+		return
+	}
+	fmt.Printf("\n== metadata write transactions of %s, by phase (sealfs_meta_commit_phase_seconds), over %.0f requests\n", workload, d.requests)
+	for _, p := range []string{"begin", "body", "commit", "sync"} {
+		if s, ok := d.phases[p]; ok {
+			fmt.Printf("  %-7s %8.0f tries  %8.1f µs per try  %5.2f tries per request\n", p, s.N, s.Sum/s.N*1e6, s.N/max(d.requests, 1))
+		}
+	}
+	if d.faults >= 0 {
+		fmt.Printf("  daemon's minor page faults: %.0f (%.1f per request)\n", d.faults, d.faults/max(d.requests, 1))
+	}
+}
 
 // profileFile names a workload's profile of a kind ("cpu", "block").
 func profileFile(workload, kind string) string {
@@ -38,10 +94,22 @@ func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 		return nil
 	}
 	secs := max(1, int(dur.Round(time.Second).Seconds()))
-	return &profiling{done: pprofget.Start(d.metrics, secs, profileFile(workload, "cpu"), profileFile(workload, "block"))}
+	before, err := scrape.Fetch(d.metrics)
+	if err != nil {
+		log.Printf("metrics: %v", err)
+	}
+	return &profiling{done: pprofget.Start(d.metrics, secs, profileFile(workload, "cpu"), profileFile(workload, "block")),
+		workload: workload, metrics: d.metrics, before: before}
 }
 
+// wait reads the metrics again once the workload has run, and waits for
+// the profiles.
 func (p *profiling) wait() {
+	if after, err := scrape.Fetch(p.metrics); err != nil {
+		log.Printf("metrics: %v", err)
+	} else if p.before != nil {
+		measured[p.workload] = changes(p.before, after)
+	}
 	if err := p.done(); err != nil {
 		log.Printf("profile: %v", err)
 	}
@@ -54,6 +122,9 @@ func printProfiles(selected []workload) {
 		return
 	}
 	for _, w := range selected {
+		if d, ok := measured[w.name]; ok {
+			d.print(w.name)
+		}
 		for _, kind := range []string{"cpu", "block"} {
 			file := profileFile(w.name, kind)
 			if _, err := os.Stat(file); err != nil {
