@@ -61,9 +61,6 @@ func TestCommitPhases(t *testing.T) {
 const exposition = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
 # TYPE process_cpu_seconds_total counter
 process_cpu_seconds_total 12.5
-# HELP process_cpu_seconds_total_extra A longer name.
-# TYPE process_cpu_seconds_total_extra counter
-process_cpu_seconds_total_extra 99
 # HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 2.1340160e+08

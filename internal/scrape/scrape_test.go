@@ -7,28 +7,23 @@ import (
 	"testing"
 )
 
-const exposition = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
-# TYPE process_cpu_seconds_total counter
-process_cpu_seconds_total 12.5
-# HELP process_cpu_seconds_total_extra A longer name.
-# TYPE process_cpu_seconds_total_extra counter
-process_cpu_seconds_total_extra 99
-# HELP process_resident_memory_bytes Resident memory size in bytes.
-# TYPE process_resident_memory_bytes gauge
-process_resident_memory_bytes 2.1340160e+08
-# HELP sealfs_fuse_operations_total FUSE operations.
-# TYPE sealfs_fuse_operations_total counter
-sealfs_fuse_operations_total{op="Lookup",result="ok"} 7
-sealfs_fuse_operations_total{op="Lookup",result="ENOENT"} 3
-sealfs_fuse_operations_total{op="Flush",result="ok"} 2
-# HELP sealfs_meta_commit_phase_seconds Time of each phase.
-# TYPE sealfs_meta_commit_phase_seconds histogram
-sealfs_meta_commit_phase_seconds_bucket{phase="begin",le="+Inf"} 4
-sealfs_meta_commit_phase_seconds_sum{phase="begin"} 0.0002
-sealfs_meta_commit_phase_seconds_count{phase="begin"} 4
-sealfs_meta_commit_phase_seconds_bucket{phase="sync",le="+Inf"} 1
-sealfs_meta_commit_phase_seconds_sum{phase="sync"} 0.5
-sealfs_meta_commit_phase_seconds_count{phase="sync"} 1
+const exposition = `# TYPE uptime_seconds gauge
+uptime_seconds 12.5
+# TYPE uptime_seconds_max gauge
+uptime_seconds_max 99
+# TYPE queue_bytes gauge
+queue_bytes 2.1340160e+08
+# TYPE calls_total counter
+calls_total{kind="read",result="ok"} 7
+calls_total{kind="read",result="failed"} 3
+calls_total{kind="write",result="ok"} 2
+# TYPE wait_seconds histogram
+wait_seconds_bucket{stage="first",le="+Inf"} 4
+wait_seconds_sum{stage="first"} 0.0002
+wait_seconds_count{stage="first"} 4
+wait_seconds_bucket{stage="last",le="+Inf"} 1
+wait_seconds_sum{stage="last"} 0.5
+wait_seconds_count{stage="last"} 1
 `
 
 // TestValue reads the unlabelled sample of the name asked for, not one of
@@ -39,20 +34,20 @@ func TestValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]float64{
-		"process_cpu_seconds_total":     12.5,
-		"process_resident_memory_bytes": 2.134016e+08,
+		"uptime_seconds": 12.5,
+		"queue_bytes":    2.134016e+08,
 	} {
 		if got, err := f.Value(name); err != nil || got != want {
 			t.Errorf("%s: got %v, %v; want %v", name, got, err, want)
 		}
 	}
-	for _, name := range []string{"go_goroutines", "sealfs_fuse_operations_total"} {
+	for _, name := range []string{"missing_total", "calls_total"} {
 		if v, err := f.Value(name); err == nil {
 			t.Errorf("%s: got %v, want an error (missing, or labelled only)", name, v)
 		}
 	}
 	var none Families
-	if _, err := none.Value("process_cpu_seconds_total"); err == nil {
+	if _, err := none.Value("uptime_seconds"); err == nil {
 		t.Error("no reading gave a value")
 	}
 }
@@ -64,15 +59,15 @@ func TestByLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := f.Counters("sealfs_fuse_operations_total", "op")
-	if len(c) != 2 || c["Lookup"] != 10 || c["Flush"] != 2 {
+	c := f.Counters("calls_total", "kind")
+	if len(c) != 2 || c["read"] != 10 || c["write"] != 2 {
 		t.Errorf("Counters: %v", c)
 	}
-	if c := f.Counters("sealfs_fuse_operations_total", "nope"); len(c) != 0 {
+	if c := f.Counters("calls_total", "nope"); len(c) != 0 {
 		t.Errorf("Counters by a label nobody has: %v", c)
 	}
-	h := f.Histograms("sealfs_meta_commit_phase_seconds", "phase")
-	if len(h) != 2 || h["begin"] != (Stat{N: 4, Sum: 0.0002}) || h["sync"] != (Stat{N: 1, Sum: 0.5}) {
+	h := f.Histograms("wait_seconds", "stage")
+	if len(h) != 2 || h["first"] != (Stat{N: 4, Sum: 0.0002}) || h["last"] != (Stat{N: 1, Sum: 0.5}) {
 		t.Errorf("Histograms: %v", h)
 	}
 }
@@ -93,7 +88,7 @@ func TestFetch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)
 		}
-		if v, err := f.Value("process_cpu_seconds_total"); err != nil || v != 12.5 {
+		if v, err := f.Value("uptime_seconds"); err != nil || v != 12.5 {
 			t.Errorf("%s: %v, %v", addr, v, err)
 		}
 	}
