@@ -34,9 +34,11 @@ type CommitPhase int
 
 const (
 	// PhaseBegin: starting the engine's transaction. Badger waits there
-	// until every commit before it is readable (so it also takes the
-	// time of a commit still being applied, and of a stall for room in
-	// memory); PostgreSQL takes a connection and sends BEGIN.
+	// until every commit before it is readable, so it also takes the
+	// time of another commit still being applied (which may be waiting
+	// for a memtable to be flushed); PostgreSQL takes a pooled
+	// connection and sends BEGIN; etcd sends nothing until the body
+	// reads.
 	PhaseBegin CommitPhase = iota
 	// PhaseBody: the transaction's reads and writes (the caller's
 	// function, and the engine's round trips for them).
