@@ -15,6 +15,7 @@ import (
 
 	"github.com/sealfs/sealfs/internal/pprofget"
 	"github.com/sealfs/sealfs/internal/scrape"
+	"github.com/sealfs/sealfs/meta"
 )
 
 // profileRow runs one row of the comparison on the sealfs mount alone while
@@ -225,8 +226,8 @@ func printCommits(w io.Writer, r reading, perFile int) {
 		fmt.Fprintf(w, "\nmetadata write transactions (sealfs_meta_commit_phase_seconds), by phase:\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "  phase\tcount\ttime\tper try\t\n")
-		for _, p := range []string{"begin", "body", "commit", "sync"} {
-			st, ok := r.phases[p]
+		for _, p := range meta.CommitPhases() {
+			st, ok := r.phases[p.String()]
 			if !ok {
 				continue
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealfs/sealfs/internal/pprofget"
 	"github.com/sealfs/sealfs/internal/scrape"
+	"github.com/sealfs/sealfs/meta"
 )
 
 // profileDir, when set (-profile), receives a CPU and a blocking profile of
@@ -67,8 +68,8 @@ func (d during) print(workload string) {
 		return
 	}
 	fmt.Printf("\n== metadata write transactions of %s, by phase (sealfs_meta_commit_phase_seconds), over %.0f requests\n", workload, d.requests)
-	for _, p := range []string{"begin", "body", "commit", "sync"} {
-		if s, ok := d.phases[p]; ok {
+	for _, p := range meta.CommitPhases() {
+		if s, ok := d.phases[p.String()]; ok {
 			fmt.Printf("  %-7s %8.0f tries  %8.1f µs per try  %5.2f tries per request\n", p, s.N, s.Sum/s.N*1e6, s.N/max(d.requests, 1))
 		}
 	}
