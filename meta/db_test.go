@@ -799,7 +799,9 @@ func TestObserveCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	const pause = 20 * time.Millisecond
+	// Long enough that begin and commit, which have no pause of their own,
+	// stay below it on a loaded machine.
+	const pause = 150 * time.Millisecond
 	inner := badgerOf(t, db).syncer.fn
 	badgerOf(t, db).syncer.fn = func() error { time.Sleep(pause); return inner() }
 	take := func() []seen {
