@@ -74,6 +74,10 @@ type blobFiles struct {
 	// pool, when set (a file store this process alone owns), holds blob
 	// files created ahead of need (blobpool.go).
 	pool *blobPool
+
+	// observeFinish, if set, is told how long each successful finish
+	// took (Config.ObserveBlobCommit); set once at Open.
+	observeFinish func(time.Duration)
 }
 
 type pendingRemoval struct {
@@ -169,9 +173,13 @@ func (b *blobFiles) create(ctx context.Context) (meta.BlobID, BlobUpload, error)
 // store: fsync, rename, fsync the directory). On error the blob is
 // abandoned.
 func (b *blobFiles) finish(id meta.BlobID, w BlobUpload) error {
+	start := time.Now()
 	if err := w.Commit(); err != nil {
 		b.abandon(id)
 		return fmt.Errorf("writing blob: %w", err)
+	}
+	if b.observeFinish != nil {
+		b.observeFinish(time.Since(start))
 	}
 	return nil
 }

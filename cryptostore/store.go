@@ -101,6 +101,12 @@ type Config struct {
 	// than this after the commit that replaced it, and not while a
 	// gateway's read pin names it (shared.go). 0 → DefaultSharedGrace.
 	SharedGrace time.Duration
+	// ObserveBlobCommit, if set, is told how long each written blob took
+	// to become durable in its store once its last byte was written: the
+	// file store's fsync (and, for a file not created ahead, its rename
+	// and the directory's sync); a remote store's completion of the
+	// upload. Called on the request path; it must be quick.
+	ObserveBlobCommit func(time.Duration)
 	// Audit, if set, is told of every use of a master key for an object's
 	// data key (users.go): who, which key, which object, and the outcome.
 	// It is called on the request path and must return quickly (the
@@ -215,6 +221,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	blobs.observeFinish = cfg.ObserveBlobCommit
 	s := &Store{
 		cfg:    cfg,
 		meta:   cfg.Meta,

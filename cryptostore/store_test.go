@@ -1241,3 +1241,36 @@ func TestDeleteBucketWithManyUploads(t *testing.T) {
 		})
 	}
 }
+
+// TestObserveBlobCommit: a blob written is reported once, with the time its
+// store took to make it durable; inline data makes no blob and is not
+// reported.
+func TestObserveBlobCommit(t *testing.T) {
+	var mu sync.Mutex
+	var seen []time.Duration
+	e := newEnv(t, func(c *Config) {
+		c.ObserveBlobCommit = func(d time.Duration) {
+			mu.Lock()
+			seen = append(seen, d)
+			mu.Unlock()
+		}
+	})
+	e.bucket(t, "observed", true)
+	take := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		out := seen
+		seen = nil
+		return out
+	}
+	e.put(t, "observed", "small", []byte("inline"))
+	if got := take(); len(got) != 0 {
+		t.Fatalf("an inline object reported blob commits %v", got)
+	}
+	big := make([]byte, DefaultInlineMax+1)
+	e.put(t, "observed", "big", big)
+	got := take()
+	if len(got) != 1 || got[0] <= 0 {
+		t.Fatalf("one blob written: reported %v, want one positive duration", got)
+	}
+}
