@@ -32,6 +32,8 @@ func TestMetrics(t *testing.T) {
 	}
 	run(t, "setfattr", "-n", "user.sealfs.default-encryption", "-v", "aws:kms", bucket)
 	mustWrite(t, filepath.Join(bucket, "a"), []byte("through the mount"))
+	// Too big to keep inline: written into a blob.
+	mustWrite(t, filepath.Join(bucket, "big"), make([]byte, 256<<10))
 	if _, err := os.Stat(filepath.Join(bucket, "missing")); !os.IsNotExist(err) {
 		t.Fatalf("stat of a missing file: %v", err)
 	}
@@ -52,12 +54,12 @@ func TestMetrics(t *testing.T) {
 		`sealfs_s3_requests_total{op="HeadObject",status="404"} 1`,
 		`sealfs_s3_sent_bytes_total{op="GetObject"} 17`,
 		`sealfs_fuse_operations_total{op="Mkdir",result="ok"} 1`,
-		`sealfs_fuse_operations_total{op="Create",result="ok"} 1`,
+		`sealfs_fuse_operations_total{op="Create",result="ok"} 2`,
 		`sealfs_fuse_operations_total{op="SetXAttr",result="ok"} 1`,
 		// The bucket's master key, and the system key the first start
 		// creates to wrap the record-authentication key.
 		`sealfs_kms_operations_total{op="CreateKey",result="ok"} 2`,
-		`sealfs_kms_operations_total{op="GenerateDataKey",result="ok"} 1`,
+		`sealfs_kms_operations_total{op="GenerateDataKey",result="ok"} 2`,
 		`sealfs_replication_backlog 0`,
 	} {
 		if !strings.Contains(text, want) {
@@ -76,6 +78,7 @@ func TestMetrics(t *testing.T) {
 		`sealfs_meta_commit_phase_seconds_count\{phase="commit"\} [1-9]`,
 		`sealfs_meta_commit_phase_seconds_count\{phase="sync"\} [1-9]`,
 		`sealfs_process_minor_page_faults_total [1-9]`,
+		`sealfs_blob_commit_seconds_count [1-9]`,
 		`sealfs_process_major_page_faults_total [0-9]`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {

@@ -219,7 +219,7 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 	if blobDir == "" && sharedMeta(metaURL) {
 		logger.Warn("shared metadata with blobs in this gateway's data directory: other gateways cannot read what this one writes; give every gateway the same --blobs")
 	}
-	d.store, err = cryptostore.Open(c.Context, cryptostore.Config{
+	storeCfg := cryptostore.Config{
 		Dir:      d.dataDir,
 		BlobDir:  blobDir,
 		Blobs:    blobs,
@@ -232,7 +232,11 @@ func openDaemon(c *cli.Context) (_ *daemon, err error) {
 		Audit:    d.audit.record,
 
 		SyncInterval: syncInterval(c),
-	})
+	}
+	if d.metrics != nil {
+		storeCfg.ObserveBlobCommit = d.metrics.observeBlobCommit
+	}
+	d.store, err = cryptostore.Open(c.Context, storeCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@ type metrics struct {
 	// commitPhases: the metadata store's write transactions' time, a
 	// histogram per phase (filled in newMetrics, read-only after).
 	commitPhases map[meta.CommitPhase]prometheus.Observer
+	blobCommit   prometheus.Histogram // cryptostore.Config.ObserveBlobCommit
 }
 
 func newMetrics() *metrics {
@@ -97,8 +98,13 @@ func newMetrics() *metrics {
 	for _, p := range meta.CommitPhases() {
 		m.commitPhases[p] = commitDur.WithLabelValues(p.String())
 	}
+	m.blobCommit = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sealfs_blob_commit_seconds",
+		Help:    "Time a written blob took to become durable once its last byte was written: the file store's fsync (and rename and directory sync for a file not created ahead), a remote store's completion of the upload.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 14),
+	})
 	m.reg.MustRegister(m.s3Requests, m.s3Duration, m.s3BytesIn, m.s3BytesOut, m.kmsOps, m.fuseOps, m.fuseDur, m.keyUses, m.auditFull,
-		commitDur, faultCollector{},
+		commitDur, m.blobCommit, faultCollector{},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series a dashboard or an alert names exists, at zero, from
 	// the start: a rate() over a series that appears with its first event
@@ -372,6 +378,10 @@ func (m *metrics) observeCommit(p meta.CommitPhase, d time.Duration) {
 		o.Observe(d.Seconds())
 	}
 }
+
+// observeBlobCommit records one blob made durable
+// (cryptostore.Config.ObserveBlobCommit).
+func (m *metrics) observeBlobCommit(d time.Duration) { m.blobCommit.Observe(d.Seconds()) }
 
 // faultCollector exports the daemon's page faults (getrusage). On a
 // virtual machine a first touch of a page can cost microseconds: writes
