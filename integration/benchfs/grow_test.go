@@ -29,17 +29,19 @@ func TestCommitPhases(t *testing.T) {
 		`sum{phase="begin"} 0.0002`, `sum{phase="begin"} 0.0005`,
 		`count{phase="begin"} 4`, `count{phase="begin"} 7`,
 		`sealfs_process_minor_page_faults_total 1000`, `sealfs_process_minor_page_faults_total 1600`,
+		`sealfs_blob_commit_seconds_sum 0.001`, `sealfs_blob_commit_seconds_sum 0.003`,
+		`sealfs_blob_commit_seconds_count 1`, `sealfs_blob_commit_seconds_count 3`,
 	).Replace(exposition)
 	after, err := scrape.Parse(strings.NewReader(later))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0 := reading{ops: fuseOps(before), phases: commitPhases(before), faults: 1000}
-	r1 := reading{ops: fuseOps(after), phases: commitPhases(after), faults: 1600}
+	r0 := reading{ops: fuseOps(before), phases: commitPhases(before), blobs: opStat{n: 1, secs: 0.001}, faults: 1000}
+	r1 := reading{ops: fuseOps(after), phases: commitPhases(after), blobs: opStat{n: 3, secs: 0.003}, faults: 1600}
 	var out strings.Builder
 	printCommits(&out, r1.since(r0), 3)
 	text := out.String()
-	for _, w := range []string{"begin      3  0.00 s  100.0 µs", "minor page faults: 600 (200.0 per file)"} {
+	for _, w := range []string{"begin      3  0.00 s  100.0 µs", "blobs made durable (sealfs_blob_commit_seconds): 2, 0.00 s, 1000.0 µs each", "minor page faults: 600 (200.0 per file)"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("output lacks %q:\n%s", w, text)
 		}
@@ -88,6 +90,11 @@ sealfs_meta_commit_phase_seconds_count{phase="commit"} 4
 sealfs_meta_commit_phase_seconds_bucket{phase="sync",le="+Inf"} 0
 sealfs_meta_commit_phase_seconds_sum{phase="sync"} 0
 sealfs_meta_commit_phase_seconds_count{phase="sync"} 0
+# HELP sealfs_blob_commit_seconds Blobs made durable.
+# TYPE sealfs_blob_commit_seconds histogram
+sealfs_blob_commit_seconds_bucket{le="+Inf"} 1
+sealfs_blob_commit_seconds_sum 0.001
+sealfs_blob_commit_seconds_count 1
 # HELP sealfs_process_minor_page_faults_total Page faults.
 # TYPE sealfs_process_minor_page_faults_total counter
 sealfs_process_minor_page_faults_total 1000

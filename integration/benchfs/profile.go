@@ -192,6 +192,7 @@ func scrapeOps(addr string) map[string]opStat { return readMetrics(addr).ops }
 type reading struct {
 	ops    map[string]opStat // FUSE operations (fuseOps)
 	phases map[string]opStat // metadata commits' phases (commitPhases)
+	blobs  opStat            // blobs made durable (sealfs_blob_commit_seconds)
 	faults float64           // minor page faults; -1 if unknown
 }
 
@@ -203,6 +204,9 @@ func readMetrics(addr string) reading {
 		say("metrics: %v", err)
 	}
 	r := reading{ops: fuseOps(mfs), phases: commitPhases(mfs), faults: -1}
+	if st, err := mfs.Histogram("sealfs_blob_commit_seconds"); err == nil {
+		r.blobs = opStat{n: st.N, secs: st.Sum}
+	}
 	if v, err := mfs.Value("sealfs_process_minor_page_faults_total"); err == nil {
 		r.faults = v
 	}
@@ -211,7 +215,8 @@ func readMetrics(addr string) reading {
 
 // since returns what changed from before to r.
 func (r reading) since(before reading) reading {
-	d := reading{ops: diffOps(r.ops, before.ops), phases: diffOps(r.phases, before.phases), faults: -1}
+	d := reading{ops: diffOps(r.ops, before.ops), phases: diffOps(r.phases, before.phases), faults: -1,
+		blobs: opStat{n: r.blobs.n - before.blobs.n, secs: r.blobs.secs - before.blobs.secs}}
 	if r.faults >= 0 && before.faults >= 0 {
 		d.faults = r.faults - before.faults
 	}
@@ -219,8 +224,8 @@ func (r reading) since(before reading) reading {
 }
 
 // printCommits prints the metadata commits' phases (in their order, each
-// with its mean per try) and the daemon's page faults, per file when
-// perFile > 0.
+// with its mean per try), the blobs made durable, and the daemon's page
+// faults, per file when perFile > 0.
 func printCommits(w io.Writer, r reading, perFile int) {
 	if len(r.phases) > 0 {
 		fmt.Fprintf(w, "\nmetadata write transactions (sealfs_meta_commit_phase_seconds), by phase:\n")
@@ -234,6 +239,9 @@ func printCommits(w io.Writer, r reading, perFile int) {
 			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f s\t%.1f µs\t\n", p, st.n, st.secs, st.secs/st.n*1e6)
 		}
 		tw.Flush()
+	}
+	if r.blobs.n > 0 {
+		fmt.Fprintf(w, "\nblobs made durable (sealfs_blob_commit_seconds): %.0f, %.2f s, %.1f µs each\n", r.blobs.n, r.blobs.secs, r.blobs.secs/r.blobs.n*1e6)
 	}
 	if r.faults >= 0 {
 		fmt.Fprintf(w, "\ndaemon's minor page faults: %.0f", r.faults)

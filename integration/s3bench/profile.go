@@ -30,9 +30,11 @@ type profiling struct {
 }
 
 // during is what a profiled workload's metrics changed by: the metadata
-// write transactions' phases, the requests served and the page faults.
+// write transactions' phases, the blobs made durable, the requests served
+// and the page faults.
 type during struct {
 	phases   map[string]scrape.Stat
+	blobs    scrape.Stat // blobs made durable (sealfs_blob_commit_seconds)
 	requests float64
 	faults   float64 // -1: unknown
 }
@@ -49,6 +51,10 @@ func changes(before, after scrape.Families) during {
 			d.phases[p] = scrape.Stat{N: n, Sum: s.Sum - b[p].Sum}
 		}
 	}
+	b0, _ := before.Histogram("sealfs_blob_commit_seconds")
+	if b1, err := after.Histogram("sealfs_blob_commit_seconds"); err == nil {
+		d.blobs = scrape.Stat{N: b1.N - b0.N, Sum: b1.Sum - b0.Sum}
+	}
 	r0 := before.Counters("sealfs_s3_requests_total", "op")
 	for op, n := range after.Counters("sealfs_s3_requests_total", "op") {
 		d.requests += n - r0[op]
@@ -64,7 +70,7 @@ func changes(before, after scrape.Families) during {
 // print writes the phases (each with its mean per try, and the tries per
 // request) and the page faults per request.
 func (d during) print(workload string) {
-	if len(d.phases) == 0 && d.faults < 0 {
+	if len(d.phases) == 0 && d.blobs.N == 0 && d.faults < 0 {
 		return
 	}
 	fmt.Printf("\n== metadata write transactions of %s, by phase (sealfs_meta_commit_phase_seconds), over %.0f requests\n", workload, d.requests)
@@ -72,6 +78,9 @@ func (d during) print(workload string) {
 		if s, ok := d.phases[p.String()]; ok {
 			fmt.Printf("  %-7s %8.0f tries  %8.1f µs per try  %5.2f tries per request\n", p, s.N, s.Sum/s.N*1e6, s.N/max(d.requests, 1))
 		}
+	}
+	if d.blobs.N > 0 {
+		fmt.Printf("  blobs made durable (sealfs_blob_commit_seconds): %.0f, %.1f µs each\n", d.blobs.N, d.blobs.Sum/d.blobs.N*1e6)
 	}
 	if d.faults >= 0 {
 		fmt.Printf("  daemon's minor page faults: %.0f (%.1f per request)\n", d.faults, d.faults/max(d.requests, 1))

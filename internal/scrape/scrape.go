@@ -88,6 +88,17 @@ func (f Families) Histograms(name, label string) map[string]Stat {
 	return out
 }
 
+// Histogram returns the count and sum of the unlabelled histogram name.
+func (f Families) Histogram(name string) (Stat, error) {
+	for _, m := range f[name].GetMetric() {
+		if len(m.GetLabel()) == 0 && m.Histogram != nil {
+			h := m.GetHistogram()
+			return Stat{N: float64(h.GetSampleCount()), Sum: h.GetSampleSum()}, nil
+		}
+	}
+	return Stat{}, fmt.Errorf("histogram %s not found", name)
+}
+
 func labelValue(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {

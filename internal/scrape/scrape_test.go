@@ -24,6 +24,10 @@ wait_seconds_count{stage="first"} 4
 wait_seconds_bucket{stage="last",le="+Inf"} 1
 wait_seconds_sum{stage="last"} 0.5
 wait_seconds_count{stage="last"} 1
+# TYPE flush_seconds histogram
+flush_seconds_bucket{le="+Inf"} 3
+flush_seconds_sum 0.75
+flush_seconds_count 3
 `
 
 // TestValue reads the unlabelled sample of the name asked for, not one of
@@ -69,6 +73,14 @@ func TestByLabel(t *testing.T) {
 	h := f.Histograms("wait_seconds", "stage")
 	if len(h) != 2 || h["first"] != (Stat{N: 4, Sum: 0.0002}) || h["last"] != (Stat{N: 1, Sum: 0.5}) {
 		t.Errorf("Histograms: %v", h)
+	}
+	if s, err := f.Histogram("flush_seconds"); err != nil || s != (Stat{N: 3, Sum: 0.75}) {
+		t.Errorf("Histogram: %v, %v", s, err)
+	}
+	for _, name := range []string{"wait_seconds", "uptime_seconds", "missing_seconds"} {
+		if s, err := f.Histogram(name); err == nil {
+			t.Errorf("Histogram(%s): %v, want an error (labelled only, not a histogram, missing)", name, s)
+		}
 	}
 }
 
