@@ -21,16 +21,10 @@ import (
 // rows (run) remove each tree after measuring it, so they do not show a
 // store that keeps growing.
 func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: it drops the page cache and mounts")
-	}
 	if passes < 1 {
 		return fmt.Errorf("-passes %d: want at least 1", passes)
 	}
-	if err := absPaths(&bin, &old); err != nil {
-		return err
-	}
-	dir, src, cleanup, err := workDir(dir, keep)
+	dir, src, cleanup, err := setUp(dir, keep, &bin, &old)
 	if err != nil {
 		return err
 	}

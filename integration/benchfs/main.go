@@ -84,18 +84,12 @@ type result struct {
 }
 
 func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: it drops the page cache and mounts")
-	}
 	for _, tool := range []string{"gocryptfs", "fusermount3", "tar", "cp", "ls"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (apt-get install -y gocryptfs fuse3)", tool)
 		}
 	}
-	if err := absPaths(&bin, &old); err != nil {
-		return err
-	}
-	dir, src, cleanup, err := workDir(dir, keep)
+	dir, src, cleanup, err := setUp(dir, keep, &bin, &old)
 	if err != nil {
 		return err
 	}
@@ -525,25 +519,24 @@ func mounted(dir string) bool {
 	return false
 }
 
-// absPaths makes each path given absolute (an empty one stays empty).
-func absPaths(paths ...*string) error {
+// setUp starts every mode: it checks that it runs as root (each drops the
+// page cache and mounts), makes the paths given absolute (the daemons and
+// tools run in other directories; empty ones stay empty), and returns the
+// work directory (dir, or a new one under /var/tmp if dir is empty), its
+// src directory for the sources, made, and a cleanup that removes the work
+// directory unless keep.
+func setUp(dir string, keep bool, paths ...*string) (work, src string, cleanup func(), err error) {
+	if os.Geteuid() != 0 {
+		return "", "", nil, errors.New("run as root: it drops the page cache and mounts")
+	}
 	for _, p := range paths {
 		if *p == "" {
 			continue
 		}
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			return err
+		if *p, err = filepath.Abs(*p); err != nil {
+			return "", "", nil, err
 		}
-		*p = abs
 	}
-	return nil
-}
-
-// workDir returns the work directory (dir, or a new one under /var/tmp if
-// dir is empty), its src directory for the sources, made, and a cleanup
-// that removes the work directory unless keep.
-func workDir(dir string, keep bool) (work, src string, cleanup func(), err error) {
 	if dir == "" {
 		if dir, err = os.MkdirTemp("/var/tmp", "benchfs-"); err != nil {
 			return "", "", nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,23 +29,17 @@ import (
 // tracepoints on (fusetrace.go), and the kernel's view of each operation is
 // printed; a kernel without them gets a note instead.
 func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row, outDir string, secs int, trace bool) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: it drops the page cache and mounts")
-	}
 	if !slices.Contains([]string{"cp-in", "cp-out", "untar", "ls"}, row) {
 		return fmt.Errorf("-profile %q: want cp-in, cp-out, untar or ls", row)
 	}
-	if err := absPaths(&bin, &outDir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
-	dir, src, cleanup, err := workDir(dir, keep)
+	dir, src, cleanup, err := setUp(dir, keep, &bin, &outDir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
 	big, tarball := filepath.Join(src, "big"), filepath.Join(src, "tree.tar")
 	switch row {
 	case "cp-in", "cp-out":
