@@ -3,12 +3,16 @@ package meta
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A failed sync is permanent: the pages it could not write may be gone
@@ -84,23 +88,7 @@ var origDatasync = datasyncFile
 func TestOlderWALSyncFailureIsPermanent(t *testing.T) {
 	db := openTest(t)
 	createBucket(t, db, "bkt")
-	// Rotate the memtable: write more than MemTableSize into the LSM tree
-	// (values under valueThreshold stay in the write-ahead log).
-	ctx := WithoutSync(context.Background())
-	val := make([]byte, 3<<10)
-	for i := 0; i < memTableSize/len(val)+256; i += 64 {
-		err := db.Update(ctx, func(tx *Txn) error {
-			for j := range 64 {
-				if err := tx.PutConfig("fill/"+strconv.Itoa(i+j), val); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	rotateMemtable(t, db)
 	entries, _ := os.ReadDir(badgerOf(t, db).dir)
 	wals := 0
 	for _, e := range entries {
@@ -191,5 +179,89 @@ func TestValueLogMarkOutlivesAnEarlierSync(t *testing.T) {
 	}
 	if !kv.vlogUsed.Load() {
 		t.Fatal("a sync between a large value's set and its commit left the value log marked synced")
+	}
+}
+
+// A sync lists Badger's directory only when it changed (listWALs), yet
+// still finds the log of a memtable rotated since the last listing: the
+// new active log is the one it syncs.
+func TestSyncFindsALogRotatedSinceTheLastListing(t *testing.T) {
+	db := openTest(t)
+	kv := badgerOf(t, db)
+	createBucket(t, db, "bkt")
+	// Wait until the last listing is one a sync may reuse: the directory
+	// unchanged since, and listed well after its last change.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := db.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if !kv.walDir.racy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the directory's listing stayed too close to its last change for 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := slices.Clone(kv.walFids)
+	if len(before) == 0 {
+		t.Fatal("the listing found no write-ahead log")
+	}
+	var synced []string
+	datasyncFile = func(f *os.File) error {
+		synced = append(synced, filepath.Base(f.Name()))
+		return origDatasync(f)
+	}
+	t.Cleanup(func() { datasyncFile = origDatasync })
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	active := fmt.Sprintf("%05d%s", before[len(before)-1], walSuffix)
+	if !slices.Equal(synced, []string{active}) {
+		t.Fatalf("a sync with nothing rotated synced %v; want only the active log %s", synced, active)
+	}
+
+	rotateMemtable(t, db)
+	synced = nil
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(kv.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := ""
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), walSuffix) {
+			newest = e.Name() // ReadDir sorts by name; the names are zero-padded
+		}
+	}
+	if newest == active {
+		t.Fatalf("no memtable rotation: %s is still the newest log", newest)
+	}
+	if !slices.Contains(synced, newest) {
+		t.Fatalf("the sync after a rotation synced %v, not the new active log %s", synced, newest)
+	}
+}
+
+// rotateMemtable writes more than MemTableSize into the LSM tree (values
+// under valueThreshold stay in the write-ahead log), without syncs.
+func rotateMemtable(t *testing.T, db *DB) {
+	t.Helper()
+	ctx := WithoutSync(context.Background())
+	val := make([]byte, 3<<10)
+	for i := 0; i < memTableSize/len(val)+256; i += 64 {
+		err := db.Update(ctx, func(tx *Txn) error {
+			for j := range 64 {
+				if err := tx.PutConfig("fill/"+strconv.Itoa(i+j), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
