@@ -9,25 +9,29 @@ import (
 
 // TestCommitPhases reads each phase's count and time from the histogram,
 // and a row's reading prints the phases that ran during it, in order, with
-// their mean, and the page faults per file.
+// their mean and the bounds that hold half and 99% of their tries, and
+// the page faults per file.
 func TestCommitPhases(t *testing.T) {
 	before, err := scrape.Parse(strings.NewReader(exposition))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := commitPhases(before)
-	want := map[string]opStat{"begin": {n: 4, secs: 0.0002}, "commit": {n: 4, secs: 0.0008}, "sync": {}}
+	want := map[string]scrape.Stat{"begin": {N: 4, Sum: 0.0002}, "commit": {N: 4, Sum: 0.0008}, "sync": {}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	for p, w := range want {
-		if got[p] != w {
+		if got[p].N != w.N || got[p].Sum != w.Sum {
 			t.Errorf("%s: got %+v, want %+v", p, got[p], w)
 		}
 	}
+	// Three more begins, two of them within 5 µs.
 	later := strings.NewReplacer(
 		`sum{phase="begin"} 0.0002`, `sum{phase="begin"} 0.0005`,
 		`count{phase="begin"} 4`, `count{phase="begin"} 7`,
+		`{phase="begin",le="5e-06"} 3`, `{phase="begin",le="5e-06"} 5`,
+		`{phase="begin",le="+Inf"} 4`, `{phase="begin",le="+Inf"} 7`,
 		`sealfs_process_minor_page_faults_total 1000`, `sealfs_process_minor_page_faults_total 1600`,
 		`sealfs_blob_commit_seconds_sum 0.001`, `sealfs_blob_commit_seconds_sum 0.003`,
 		`sealfs_blob_commit_seconds_count 1`, `sealfs_blob_commit_seconds_count 3`,
@@ -36,12 +40,12 @@ func TestCommitPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0 := reading{ops: fuseOps(before), phases: commitPhases(before), blobs: opStat{n: 1, secs: 0.001}, faults: 1000}
-	r1 := reading{ops: fuseOps(after), phases: commitPhases(after), blobs: opStat{n: 3, secs: 0.003}, faults: 1600}
+	r0 := reading{ops: fuseOps(before), phases: commitPhases(before), blobs: scrape.Stat{N: 1, Sum: 0.001}, faults: 1000}
+	r1 := reading{ops: fuseOps(after), phases: commitPhases(after), blobs: scrape.Stat{N: 3, Sum: 0.003}, faults: 1600}
 	var out strings.Builder
 	printCommits(&out, r1.since(r0), 3)
 	text := out.String()
-	for _, w := range []string{"begin      3  0.00 s  100.0 µs", "blobs made durable (sealfs_blob_commit_seconds): 2, 0.00 s, 1000.0 µs each", "minor page faults: 600 (200.0 per file)"} {
+	for _, w := range []string{"begin      3  0.00 s  100.0 µs  p50 ≤ 5 µs, p99 ≤ +Inf", "blobs made durable (sealfs_blob_commit_seconds): 2, 0.00 s, 1000.0 µs each\n", "minor page faults: 600 (200.0 per file)"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("output lacks %q:\n%s", w, text)
 		}
@@ -81,6 +85,7 @@ sealfs_fuse_operation_duration_seconds_sum{op="Flush"} 0.5
 sealfs_fuse_operation_duration_seconds_count{op="Flush"} 2
 # HELP sealfs_meta_commit_phase_seconds Time of each phase.
 # TYPE sealfs_meta_commit_phase_seconds histogram
+sealfs_meta_commit_phase_seconds_bucket{phase="begin",le="5e-06"} 3
 sealfs_meta_commit_phase_seconds_bucket{phase="begin",le="+Inf"} 4
 sealfs_meta_commit_phase_seconds_sum{phase="begin"} 0.0002
 sealfs_meta_commit_phase_seconds_count{phase="begin"} 4

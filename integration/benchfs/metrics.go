@@ -4,14 +4,11 @@ import (
 	"github.com/sealfs/sealfs/internal/scrape"
 )
 
-// commitPhases returns, by phase, the count and summed time of the
-// daemon's metadata write transactions (sealfs_meta_commit_phase_seconds).
-func commitPhases(mfs scrape.Families) map[string]opStat {
-	out := map[string]opStat{}
-	for p, s := range mfs.Histograms("sealfs_meta_commit_phase_seconds", "phase") {
-		out[p] = opStat{n: s.N, secs: s.Sum}
-	}
-	return out
+// commitPhases returns, by phase, the count, summed time and buckets of
+// the daemon's metadata write transactions
+// (sealfs_meta_commit_phase_seconds).
+func commitPhases(mfs scrape.Families) map[string]scrape.Stat {
+	return mfs.Histograms("sealfs_meta_commit_phase_seconds", "phase")
 }
 
 // fuseOps returns, by operation, sealfs_fuse_operations_total summed over

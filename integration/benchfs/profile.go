@@ -183,10 +183,10 @@ func scrapeOps(addr string) map[string]opStat { return readMetrics(addr).ops }
 // reading is what a row reads from the daemon's metrics before and after
 // it runs.
 type reading struct {
-	ops    map[string]opStat // FUSE operations (fuseOps)
-	phases map[string]opStat // metadata commits' phases (commitPhases)
-	blobs  opStat            // blobs made durable (sealfs_blob_commit_seconds)
-	faults float64           // minor page faults; -1 if unknown
+	ops    map[string]opStat      // FUSE operations (fuseOps)
+	phases map[string]scrape.Stat // metadata commits' phases (commitPhases)
+	blobs  scrape.Stat            // blobs made durable (sealfs_blob_commit_seconds)
+	faults float64                // minor page faults; -1 if unknown
 }
 
 // readMetrics reads the daemon's metrics; an empty reading if they cannot be
@@ -198,7 +198,7 @@ func readMetrics(addr string) reading {
 	}
 	r := reading{ops: fuseOps(mfs), phases: commitPhases(mfs), faults: -1}
 	if st, err := mfs.Histogram("sealfs_blob_commit_seconds"); err == nil {
-		r.blobs = opStat{n: st.N, secs: st.Sum}
+		r.blobs = st
 	}
 	if v, err := mfs.Value("sealfs_process_minor_page_faults_total"); err == nil {
 		r.faults = v
@@ -208,8 +208,12 @@ func readMetrics(addr string) reading {
 
 // since returns what changed from before to r.
 func (r reading) since(before reading) reading {
-	d := reading{ops: diffOps(r.ops, before.ops), phases: diffOps(r.phases, before.phases), faults: -1,
-		blobs: opStat{n: r.blobs.n - before.blobs.n, secs: r.blobs.secs - before.blobs.secs}}
+	d := reading{ops: diffOps(r.ops, before.ops), phases: map[string]scrape.Stat{}, faults: -1, blobs: r.blobs.Since(before.blobs)}
+	for p, s := range r.phases {
+		if s := s.Since(before.phases[p]); s.N > 0 {
+			d.phases[p] = s
+		}
+	}
 	if r.faults >= 0 && before.faults >= 0 {
 		d.faults = r.faults - before.faults
 	}
@@ -217,24 +221,29 @@ func (r reading) since(before reading) reading {
 }
 
 // printCommits prints the metadata commits' phases (in their order, each
-// with its mean per try), the blobs made durable, and the daemon's page
-// faults, per file when perFile > 0.
+// with its mean per try and the bucket bounds that hold half and 99% of
+// the tries), the blobs made durable, and the daemon's page faults, per
+// file when perFile > 0.
 func printCommits(w io.Writer, r reading, perFile int) {
 	if len(r.phases) > 0 {
 		fmt.Fprintf(w, "\nmetadata write transactions (sealfs_meta_commit_phase_seconds), by phase:\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "  phase\tcount\ttime\tper try\t\n")
+		fmt.Fprintf(tw, "  phase\tcount\ttime\tper try\tspread\t\n")
 		for _, p := range meta.CommitPhases() {
 			st, ok := r.phases[p.String()]
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f s\t%.1f µs\t\n", p, st.n, st.secs, st.secs/st.n*1e6)
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f s\t%.1f µs\t%s\t\n", p, st.N, st.Sum, st.Sum/st.N*1e6, st.Percentiles())
 		}
 		tw.Flush()
 	}
-	if r.blobs.n > 0 {
-		fmt.Fprintf(w, "\nblobs made durable (sealfs_blob_commit_seconds): %.0f, %.2f s, %.1f µs each\n", r.blobs.n, r.blobs.secs, r.blobs.secs/r.blobs.n*1e6)
+	if r.blobs.N > 0 {
+		fmt.Fprintf(w, "\nblobs made durable (sealfs_blob_commit_seconds): %.0f, %.2f s, %.1f µs each", r.blobs.N, r.blobs.Sum, r.blobs.Sum/r.blobs.N*1e6)
+		if p := r.blobs.Percentiles(); p != "" {
+			fmt.Fprintf(w, " (%s)", p)
+		}
+		fmt.Fprintln(w)
 	}
 	if r.faults >= 0 {
 		fmt.Fprintf(w, "\ndaemon's minor page faults: %.0f", r.faults)

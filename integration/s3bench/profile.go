@@ -47,13 +47,13 @@ func changes(before, after scrape.Families) during {
 	d := during{phases: map[string]scrape.Stat{}, faults: -1}
 	b := before.Histograms("sealfs_meta_commit_phase_seconds", "phase")
 	for p, s := range after.Histograms("sealfs_meta_commit_phase_seconds", "phase") {
-		if n := s.N - b[p].N; n > 0 {
-			d.phases[p] = scrape.Stat{N: n, Sum: s.Sum - b[p].Sum}
+		if s := s.Since(b[p]); s.N > 0 {
+			d.phases[p] = s
 		}
 	}
 	b0, _ := before.Histogram("sealfs_blob_commit_seconds")
 	if b1, err := after.Histogram("sealfs_blob_commit_seconds"); err == nil {
-		d.blobs = scrape.Stat{N: b1.N - b0.N, Sum: b1.Sum - b0.Sum}
+		d.blobs = b1.Since(b0)
 	}
 	r0 := before.Counters("sealfs_s3_requests_total", "op")
 	for op, n := range after.Counters("sealfs_s3_requests_total", "op") {
@@ -67,8 +67,11 @@ func changes(before, after scrape.Families) during {
 	return d
 }
 
-// print writes the phases (each with its mean per try, and the tries per
-// request) and the page faults per request.
+// print writes the phases (each with its mean per try, the bucket bounds
+// that hold half and 99% of the tries, and the tries per request), the
+// blobs made durable and the page faults per request. A mean can hide a
+// few long waits: a phase whose median is a few µs and whose mean is a
+// millisecond waits rarely and long.
 func (d during) print(workload string) {
 	if len(d.phases) == 0 && d.blobs.N == 0 && d.faults < 0 {
 		return
@@ -76,11 +79,11 @@ func (d during) print(workload string) {
 	fmt.Printf("\n== metadata write transactions of %s, by phase (sealfs_meta_commit_phase_seconds), over %.0f requests\n", workload, d.requests)
 	for _, p := range meta.CommitPhases() {
 		if s, ok := d.phases[p.String()]; ok {
-			fmt.Printf("  %-7s %8.0f tries  %8.1f µs per try  %5.2f tries per request\n", p, s.N, s.Sum/s.N*1e6, s.N/max(d.requests, 1))
+			fmt.Printf("  %-7s %8.0f tries  %8.1f µs per try  %-28s  %5.2f tries per request\n", p, s.N, s.Sum/s.N*1e6, s.Percentiles(), s.N/max(d.requests, 1))
 		}
 	}
 	if d.blobs.N > 0 {
-		fmt.Printf("  blobs made durable (sealfs_blob_commit_seconds): %.0f, %.1f µs each\n", d.blobs.N, d.blobs.Sum/d.blobs.N*1e6)
+		fmt.Printf("  blobs made durable (sealfs_blob_commit_seconds): %.0f, %.1f µs each  %s\n", d.blobs.N, d.blobs.Sum/d.blobs.N*1e6, d.blobs.Percentiles())
 	}
 	if d.faults >= 0 {
 		fmt.Printf("  daemon's minor page faults: %.0f (%.1f per request)\n", d.faults, d.faults/max(d.requests, 1))

@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,15 +72,104 @@ func TestByLabel(t *testing.T) {
 		t.Errorf("Counters by a label nobody has: %v", c)
 	}
 	h := f.Histograms("wait_seconds", "stage")
-	if len(h) != 2 || h["first"] != (Stat{N: 4, Sum: 0.0002}) || h["last"] != (Stat{N: 1, Sum: 0.5}) {
+	if len(h) != 2 || h["first"].N != 4 || h["first"].Sum != 0.0002 || h["last"].N != 1 || h["last"].Sum != 0.5 {
 		t.Errorf("Histograms: %v", h)
 	}
-	if s, err := f.Histogram("flush_seconds"); err != nil || s != (Stat{N: 3, Sum: 0.75}) {
+	if s, err := f.Histogram("flush_seconds"); err != nil || s.N != 3 || s.Sum != 0.75 {
 		t.Errorf("Histogram: %v, %v", s, err)
 	}
 	for _, name := range []string{"wait_seconds", "uptime_seconds", "missing_seconds"} {
 		if s, err := f.Histogram(name); err == nil {
 			t.Errorf("Histogram(%s): %v, want an error (labelled only, not a histogram, missing)", name, s)
+		}
+	}
+}
+
+// buckets is a histogram by label, with buckets, read twice.
+const buckets = `# TYPE step_seconds histogram
+step_seconds_bucket{step="a",node="1",le="0.001"} 6
+step_seconds_bucket{step="a",node="1",le="0.01"} 9
+step_seconds_bucket{step="a",node="1",le="+Inf"} 10
+step_seconds_sum{step="a",node="1"} 0.2
+step_seconds_count{step="a",node="1"} 10
+step_seconds_bucket{step="a",node="2",le="0.001"} 4
+step_seconds_bucket{step="a",node="2",le="0.01"} 10
+step_seconds_bucket{step="a",node="2",le="+Inf"} 10
+step_seconds_sum{step="a",node="2"} 0.03
+step_seconds_count{step="a",node="2"} 10
+step_seconds_bucket{step="b",node="1",le="0.001"} 0
+step_seconds_bucket{step="b",node="1",le="+Inf"} 2
+step_seconds_sum{step="b",node="1"} 3
+step_seconds_count{step="b",node="1"} 2
+step_seconds_bucket{step="b",node="2",le="0.002"} 1
+step_seconds_bucket{step="b",node="2",le="+Inf"} 1
+step_seconds_sum{step="b",node="2"} 0.001
+step_seconds_count{step="b",node="2"} 1
+`
+
+// TestQuantile sums buckets over the other labels, takes the difference
+// of two readings, and finds the bucket that holds a quantile; buckets
+// that do not line up are dropped, not mixed.
+func TestQuantile(t *testing.T) {
+	f, err := Parse(strings.NewReader(buckets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.Histograms("step_seconds", "step")
+	a := h["a"] // 20 observations: 10 at most 1 ms, 19 at most 10 ms
+	if a.N != 20 || len(a.Buckets) == 0 {
+		t.Fatalf("a: %+v", a)
+	}
+	for _, c := range []struct {
+		q    float64
+		want float64
+	}{{0.5, 0.001}, {0.9, 0.01}, {0.95, 0.01}, {1, math.Inf(1)}} {
+		if got, ok := a.Quantile(c.q); !ok || got != c.want {
+			t.Errorf("a: quantile %v = %v, %v; want %v", c.q, got, ok, c.want)
+		}
+	}
+	if b := h["b"]; b.N != 3 || b.Buckets != nil {
+		t.Errorf("b, whose nodes have different buckets: %+v; want the count and no buckets", b)
+	}
+	if _, ok := h["b"].Quantile(0.5); ok {
+		t.Error("a quantile without buckets")
+	}
+	if _, ok := (Stat{}).Quantile(0.5); ok {
+		t.Error("a quantile without observations")
+	}
+
+	// Between two readings: 10 more observations of a, all above 10 ms.
+	later, err := Parse(strings.NewReader(strings.NewReplacer(
+		`node="1",le="+Inf"} 10`, `node="1",le="+Inf"} 20`,
+		`count{step="a",node="1"} 10`, `count{step="a",node="1"} 20`,
+		`sum{step="a",node="1"} 0.2`, `sum{step="a",node="1"} 1.2`,
+	).Replace(buckets)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := later.Histograms("step_seconds", "step")["a"].Since(a)
+	if d.N != 10 || d.Sum < 0.999 || d.Sum > 1.001 {
+		t.Fatalf("since: %+v; want 10 observations, 1 s", d)
+	}
+	if got, ok := d.Quantile(0.5); !ok || !math.IsInf(got, 1) {
+		t.Errorf("since: median %v, %v; want +Inf (every new observation was above 10 ms)", got, ok)
+	}
+	if got := (Stat{N: 2, Buckets: a.Buckets}).Since(Stat{}); got.N != 2 || len(got.Buckets) != len(a.Buckets) {
+		t.Errorf("since nothing: %+v", got)
+	}
+	if got, want := a.Percentiles(), "p50 ≤ 1.0 ms, p99 ≤ +Inf"; got != want {
+		t.Errorf("Percentiles: %q, want %q", got, want)
+	}
+	if got := h["b"].Percentiles(); got != "" {
+		t.Errorf("Percentiles without buckets: %q", got)
+	}
+}
+
+// TestSeconds formats bounds in the unit that reads best.
+func TestSeconds(t *testing.T) {
+	for v, want := range map[float64]string{5e-6: "5 µs", 0.000405: "405 µs", 0.001215: "1.2 ms", 0.295245: "295.2 ms", 2.657: "2.7 s", math.Inf(1): "+Inf"} {
+		if got := Seconds(v); got != want {
+			t.Errorf("Seconds(%v) = %q, want %q", v, got, want)
 		}
 	}
 }
