@@ -208,12 +208,7 @@ func readMetrics(addr string) reading {
 
 // since returns what changed from before to r.
 func (r reading) since(before reading) reading {
-	d := reading{ops: diffOps(r.ops, before.ops), phases: map[string]scrape.Stat{}, faults: -1, blobs: r.blobs.Since(before.blobs)}
-	for p, s := range r.phases {
-		if s := s.Since(before.phases[p]); s.N > 0 {
-			d.phases[p] = s
-		}
-	}
+	d := reading{ops: diffOps(r.ops, before.ops), phases: scrape.SinceEach(r.phases, before.phases), faults: -1, blobs: r.blobs.Since(before.blobs)}
 	if r.faults >= 0 && before.faults >= 0 {
 		d.faults = r.faults - before.faults
 	}

@@ -44,13 +44,8 @@ var measured = map[string]during{}
 
 // changes returns what changed from before to after.
 func changes(before, after scrape.Families) during {
-	d := during{phases: map[string]scrape.Stat{}, faults: -1}
-	b := before.Histograms("sealfs_meta_commit_phase_seconds", "phase")
-	for p, s := range after.Histograms("sealfs_meta_commit_phase_seconds", "phase") {
-		if s := s.Since(b[p]); s.N > 0 {
-			d.phases[p] = s
-		}
-	}
+	const phases = "sealfs_meta_commit_phase_seconds"
+	d := during{phases: scrape.SinceEach(after.Histograms(phases, "phase"), before.Histograms(phases, "phase")), faults: -1}
 	b0, _ := before.Histogram("sealfs_blob_commit_seconds")
 	if b1, err := after.Histogram("sealfs_blob_commit_seconds"); err == nil {
 		d.blobs = b1.Since(b0)

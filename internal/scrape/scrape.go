@@ -128,6 +128,18 @@ func (s Stat) Since(before Stat) Stat {
 	return d
 }
 
+// SinceEach returns, by label value, what the histograms of after gained
+// since before (Stat.Since), leaving out those that gained nothing.
+func SinceEach(after, before map[string]Stat) map[string]Stat {
+	out := map[string]Stat{}
+	for v, s := range after {
+		if d := s.Since(before[v]); d.N > 0 {
+			out[v] = d
+		}
+	}
+	return out
+}
+
 // Quantile returns the upper bound of the first bucket that holds at
 // least the fraction q (0 < q <= 1) of the observations: at least that
 // share of them took at most the value returned. It is +Inf when only the

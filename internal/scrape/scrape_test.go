@@ -157,6 +157,10 @@ func TestQuantile(t *testing.T) {
 	if got := (Stat{N: 2, Buckets: a.Buckets}).Since(Stat{}); got.N != 2 || len(got.Buckets) != len(a.Buckets) {
 		t.Errorf("since nothing: %+v", got)
 	}
+	each := SinceEach(later.Histograms("step_seconds", "step"), h)
+	if len(each) != 1 || each["a"].N != 10 {
+		t.Errorf("SinceEach: %+v; want a alone (b gained nothing), 10 observations", each)
+	}
 	if got, want := a.Percentiles(), "p50 ≤ 1.0 ms, p99 ≤ +Inf"; got != want {
 		t.Errorf("Percentiles: %q, want %q", got, want)
 	}
