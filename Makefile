@@ -171,7 +171,8 @@ bench-grow: build
 
 # Where one bench-fs row's time goes: runs ROW (cp-in, cp-out, untar or ls)
 # on the sealfs mount alone while the daemon profiles itself (--pprof),
-# writes ROW.cpu.pprof and ROW.block.pprof to PROFILE_DIR, and prints the
+# writes ROW.cpu.pprof, ROW.block.pprof and ROW.allocs.pprof (what was
+# allocated in the window) to PROFILE_DIR, and prints the
 # FUSE operations served with the time the daemon's handlers took, and the
 # profiles' top entries. Then it runs the row once more with the kernel's
 # fuse tracepoints on, and prints each operation's round trip as the kernel
@@ -187,9 +188,10 @@ profile-fs: build
 # The S3 rows' profiles: make profile-s3 S3ROW="PUT 1 MiB x1" runs the
 # s3bench workloads whose names contain S3ROW once ("" runs them all), with
 # the daemon profiling itself (--metrics, --pprof) while the encrypting
-# bucket is measured; writes <row>.cpu.pprof and <row>.block.pprof (only
-# the request-serving goroutines are shown from it) to PROFILE_DIR and
-# prints their top entries.
+# bucket is measured; writes <row>.cpu.pprof, <row>.block.pprof (only
+# the request-serving goroutines are shown from it) and <row>.allocs.pprof
+# (bytes allocated in the window) to PROFILE_DIR and prints their top
+# entries.
 S3ROW ?= PUT 1 MiB x1
 profile-s3: build
 	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -rounds 1 -d 3s -only "$(S3ROW)" -profile $(PROFILE_DIR) $(BENCHS3_FLAGS)

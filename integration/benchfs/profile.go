@@ -107,9 +107,9 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	sh("sync")
 	dropCaches()
 
-	cpuFile, blockFile := filepath.Join(outDir, row+".cpu.pprof"), filepath.Join(outDir, row+".block.pprof")
-	wait := pprofget.Start(metrics, secs, cpuFile, blockFile)
-	time.Sleep(500 * time.Millisecond) // both windows are open
+	files := pprofget.FilesIn(outDir, row)
+	wait := pprofget.Start(metrics, secs, files)
+	time.Sleep(500 * time.Millisecond) // the windows are open
 	before := readMetrics(metrics)
 	say("profiling %s for %ds", row, secs)
 	start := time.Now()
@@ -128,10 +128,11 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 	fmt.Printf("\n%s on the sealfs mount: %.2fs\n", row, took.Seconds())
 	printOps(os.Stdout, "FUSE operations the daemon served (requests go-fuse answers itself, RELEASE and FORGET are not counted)", during.ops, perFile)
 	printCommits(os.Stdout, during, perFile)
-	fmt.Printf("\nprofiles: %s %s (go tool pprof -http : %s %s)\n", cpuFile, blockFile, bin, cpuFile)
-	pprofget.Top(os.Stdout, "CPU, by cumulative time in the daemon's code", bin, cpuFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/")
-	pprofget.Top(os.Stdout, "CPU, flat", bin, cpuFile, 25)
-	pprofget.Top(os.Stdout, "blocking inside the mount's requests, by cumulative delay", bin, blockFile, 25, "-cum", "-focus", "github.com/sealfs/sealfs/fs\\.")
+	fmt.Printf("\nprofiles: %s %s %s (go tool pprof -http : %s %s)\n", files.CPU, files.Block, files.Allocs, bin, files.CPU)
+	pprofget.Top(os.Stdout, "CPU, by cumulative time in the daemon's code", bin, files.CPU, 25, "-cum", "-focus", "github.com/sealfs/sealfs/")
+	pprofget.Top(os.Stdout, "CPU, flat", bin, files.CPU, 25)
+	pprofget.Top(os.Stdout, "blocking inside the mount's requests, by cumulative delay", bin, files.Block, 25, "-cum", "-focus", "github.com/sealfs/sealfs/fs\\.")
+	pprofget.Top(os.Stdout, "bytes allocated in the daemon's code during the window, by cumulative size", bin, files.Allocs, 25, "-cum", "-sample_index=alloc_space", "-focus", "github.com/sealfs/sealfs/")
 	if !trace {
 		return nil
 	}

@@ -85,14 +85,15 @@ func (d during) print(workload string) {
 	}
 }
 
-// profileFile names a workload's profile of a kind ("cpu", "block").
+// profileFile names a workload's profile of a kind ("cpu", "block", "allocs").
 func profileFile(workload, kind string) string {
 	name := strings.NewReplacer(" ", "-", "/", "-").Replace(workload)
 	return filepath.Join(profileDir, name+"."+kind+".pprof")
 }
 
-// startProfiles starts taking d's CPU profile and the blocking delta over
-// about dur (at least a second, the profiler's unit).
+// startProfiles starts taking d's CPU profile and the blocking and
+// allocation deltas over about dur (at least a second, the profiler's
+// unit).
 func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 	if profileDir == "" || d.metrics == "" {
 		return nil
@@ -106,7 +107,8 @@ func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 	if err != nil {
 		log.Printf("metrics: %v", err)
 	}
-	return &profiling{done: pprofget.Start(d.metrics, secs, profileFile(workload, "cpu"), profileFile(workload, "block")),
+	return &profiling{done: pprofget.Start(d.metrics, secs, pprofget.Files{
+		CPU: profileFile(workload, "cpu"), Block: profileFile(workload, "block"), Allocs: profileFile(workload, "allocs")}),
 		workload: workload, metrics: d.metrics, before: before}
 }
 
@@ -133,17 +135,20 @@ func printProfiles(selected []workload) {
 		if d, ok := measured[w.name]; ok {
 			d.print(w.name)
 		}
-		for _, kind := range []string{"cpu", "block"} {
+		for _, kind := range []string{"cpu", "block", "allocs"} {
 			file := profileFile(w.name, kind)
 			if _, err := os.Stat(file); err != nil {
 				continue
 			}
 			title := fmt.Sprintf("%s profile of %s (go tool pprof -http=: %s)", kind, w.name, file)
-			if kind == "block" {
+			switch kind {
+			case "block":
 				// Only the request-serving goroutines: the idle
 				// background ones would fill the table otherwise.
 				pprofget.Top(os.Stdout, title, "", file, 20, "-cum", "-focus", `s3\.\(\*Handler\)\.ServeHTTP`)
-			} else {
+			case "allocs":
+				pprofget.Top(os.Stdout, title, "", file, 20, "-cum", "-sample_index=alloc_space")
+			default:
 				pprofget.Top(os.Stdout, title, "", file, 20)
 			}
 		}

@@ -10,25 +10,50 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
-// Start begins taking a CPU profile and the blocking profile's change over
-// the next secs seconds from the daemon whose metrics listener is at addr
-// (host:port), into cpuFile and blockFile. The returned function waits for
-// both and returns the first error.
-func Start(addr string, secs int, cpuFile, blockFile string) (wait func() error) {
-	done := make(chan error, 2)
-	go func() { done <- Fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), cpuFile) }()
-	go func() { done <- Fetch(fmt.Sprintf("http://%s/debug/pprof/block?seconds=%d", addr, secs), blockFile) }()
+// Start begins taking a CPU profile, and the blocking and allocation
+// profiles' change, over the next secs seconds from the daemon whose
+// metrics listener is at addr (host:port), into p's files. The returned
+// function waits for all three and returns the first error.
+func Start(addr string, secs int, p Files) (wait func() error) {
+	kinds := []struct{ endpoint, file string }{
+		{"profile", p.CPU}, {"block", p.Block}, {"allocs", p.Allocs},
+	}
+	done := make(chan error, len(kinds))
+	for _, k := range kinds {
+		go func() {
+			done <- Fetch(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, k.endpoint, secs), k.file)
+		}()
+	}
 	return func() error {
 		var first error
-		for range 2 {
+		for range kinds {
 			if err := <-done; err != nil && first == nil {
 				first = err
 			}
 		}
 		return first
+	}
+}
+
+// Files names where Start writes each profile.
+type Files struct {
+	CPU, Block string
+	// Allocs receives what was allocated in the window: print it with
+	// "-sample_index=alloc_space" (bytes) or "alloc_objects" (count).
+	Allocs string
+}
+
+// FilesIn names a row's profiles ROW.cpu.pprof, ROW.block.pprof and
+// ROW.allocs.pprof in dir.
+func FilesIn(dir, row string) Files {
+	return Files{
+		CPU:    filepath.Join(dir, row+".cpu.pprof"),
+		Block:  filepath.Join(dir, row+".block.pprof"),
+		Allocs: filepath.Join(dir, row+".allocs.pprof"),
 	}
 }
 
