@@ -43,7 +43,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the work directory")
 	old := flag.String("old", "", "also measure this other sealfs binary (an older build) in the same runs, as the target sealfs-old, to compare builds within one run")
 	summary := flag.String("summary", "", "append the results to this file as tab-separated rows (make bench's table)")
-	profile := flag.String("profile", "", "instead of the comparison, run one row on the sealfs mount alone (cp-in, cp-out, untar or ls) while the daemon profiles itself; writes ROW.cpu.pprof and ROW.block.pprof to -profile-dir and prints their top entries and the FUSE operations")
+	profile := flag.String("profile", "", "instead of the comparison, run one row on the sealfs mount alone (cp-in, cp-out, untar or ls) while the daemon profiles itself; writes ROW.cpu.pprof, ROW.block.pprof and ROW.allocs.pprof to -profile-dir and prints their top entries and the FUSE operations")
 	profileDir := flag.String("profile-dir", ".", "where -profile writes its files")
 	profileSecs := flag.Int("profile-seconds", 30, "how long -profile samples; it must outlast the row (idle time adds no CPU samples)")
 	passes := flag.Int("passes", 0, "instead of the comparison, untar the tree this many times into one gocryptfs mount and one sealfs bucket, nothing removed in between, and print each pass's times (how the untar row holds up as the store fills)")
