@@ -112,31 +112,33 @@
 // half. (S3 writes are always synced before they are acknowledged.)
 //
 // A full data disk (ENOSPC) loses no acknowledged byte and shows no byte
-// that was never written. With the kernel's writeback cache, write(2)
-// only fills the page cache: the kernel sends the pages back later, and
-// marks them clean whatever the answer, so a write the mount failed to
-// stage would leave the page cache holding bytes the file does not. So a
-// write never fails for a full disk: the overlay's chunks that the spool
-// cannot take are kept in memory (at most 256 MiB for the mount), and a
-// stream whose Stage fails moves into the overlay from its copy of what
-// it sent. The full disk shows at the commit instead: a flush, fsync or
-// close fails with ENOSPC and leaves the staging whole — every handle of
-// the file still reads its writes, and the next flush, fsync or close
-// commits them all once space returns. If the last close cannot commit
-// them either, they are dropped: the file keeps the version last
-// committed (by a close, fsync or truncate that succeeded), never that
-// version with some of the writes. The kernel's pages and size of that
-// inode then hold a content no version has, so nothing opens them again:
-// a read opens the committed version past the page cache
-// (FOPEN_DIRECT_IO), an open for writing answers ESTALE, which the kernel
-// takes as a cue to look the name up again (LOOKUP_REVAL) and retry once,
-// and that lookup makes a new inode. A truncate(2) is committed at once
-// (unless writes are staged, which it joins): one that fails changes
-// nothing, one that succeeds stays, even when a descriptor is open (its
-// release, which the kernel sends after close returns, commits nothing
-// of it). So after an ENOSPC a file holds the old content or the new one;
-// internal/fsx checks exactly that on a nearly full disk (integration
-// TestMountFsxDiskFull in make test, longer in make stress).
+// that was never written. With the kernel's writeback cache, write(2) only
+// fills the page cache: the kernel sends the pages back later, and marks
+// them clean whatever the answer, so a write the mount failed to stage
+// would leave the page cache holding bytes the file does not. So a write
+// never fails for a full disk: the overlay's chunks that the spool cannot
+// take are kept in memory (at most 256 MiB for the mount), and a stream
+// whose Stage fails moves into the overlay from its copy of what it sent.
+// Those copies (up to 8 MiB a file) are held within 64 MiB for the whole
+// mount: a stream whose copy would pass that moves into the overlay before
+// it sends more, as a failed one does, and its file is written through the
+// spool. The full disk shows at the commit instead: a flush, fsync or close
+// fails with ENOSPC and leaves the staging whole — every handle of the file
+// still reads its writes, and the next flush, fsync or close commits them
+// all once space returns. If the last close cannot commit them either, they
+// are dropped: the file keeps the version last committed (by a close, fsync
+// or truncate that succeeded), never that version with some of the writes.
+// The kernel's pages and size of that inode then hold a content no version
+// has, so nothing opens them again: a read opens the committed version past
+// the page cache (FOPEN_DIRECT_IO), an open for writing answers ESTALE,
+// which the kernel takes as a cue to look the name up again (LOOKUP_REVAL)
+// and retry once, and that lookup makes a new inode. A truncate(2) is
+// committed at once (unless writes are staged, which it joins): one that
+// fails changes nothing, one that succeeds stays, even when a descriptor is
+// open (its release, which the kernel sends after close returns, commits
+// nothing of it). So after an ENOSPC a file holds the old content or the
+// new one; internal/fsx checks exactly that on a nearly full disk
+// (integration TestMountFsxDiskFull in make test, longer in make stress).
 //
 // What stays breakable: a write the mount cannot stage even so (past the
 // memory bound, a stream of more than 8 MiB whose Stage or commit fails,

@@ -113,6 +113,10 @@ type FS struct {
 	// memStaged counts the bytes of files' staging kept in memory because
 	// the disk could not take them (staging.mem), at most memStageMax.
 	memStaged atomic.Int64
+	// teeHeld counts the capacity of the copies the mount's streams keep
+	// of what they sent (staging.tee), at most teeBudget.
+	teeHeld   atomic.Int64
+	teeBudget int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,6 +199,7 @@ func newFS(opts Options) *FS {
 		own:       make(map[string]int),
 		ownPrefix: make(map[string]int),
 		ownBucket: make(map[string]int),
+		teeBudget: teeBudget,
 	}
 	if opts.UID != nil {
 		f.uid = *opts.UID

@@ -72,7 +72,8 @@ type staging struct {
 	// baseLen on) while they are at most teeMax: if the Stage fails (a full
 	// disk), or its commit does, the content is rebuilt from the base and
 	// the copy in the overlay (unstream) instead of being lost. teeOK says
-	// it holds all of them.
+	// it holds all of them. Its capacity is counted in FS.teeHeld, which
+	// the mount's copies together keep within FS.teeBudget (see send).
 	tee   []byte
 	teeOK bool
 
@@ -111,6 +112,15 @@ const (
 	// staging.tee): a file streamed further than this loses its writes if
 	// the stream or its commit fails.
 	teeMax = winMax
+	// teeBudget bounds the copies of all the mount's streams together
+	// (FS.teeBudget): without it, every file open for writing with up to
+	// teeMax streamed held its own copy, 8 MiB each, however many there
+	// were. A stream whose copy would take the total past it moves into
+	// the overlay instead (the spool, on disk), as a failed stream does:
+	// nothing is lost, and that file's data is written twice.
+	teeBudget = 64 << 20
+	// teeMinCap is the smallest capacity a copy is given.
+	teeMinCap = 64 << 10
 	// memStageMax bounds the overlay chunks the mount keeps in memory when
 	// the disk cannot take them (staging.mem); past it a write fails with
 	// ENOSPC and the staging breaks.
@@ -183,30 +193,62 @@ func (st *staging) startPut() error {
 	return nil
 }
 
-// send writes p into the running Stage.
+// send writes p into the running Stage, and into the copy of what was
+// sent while there is one. A copy that would pass teeMax is given up. One
+// that cannot grow because the mount's copies are at their budget moves
+// the content into the overlay first (unstream), with p still unsent, and
+// send returns errUnstreamed: the caller writes p there.
 func (st *staging) send(p []byte) error {
+	if st.teeOK {
+		switch {
+		case len(st.tee)+len(p) > teeMax:
+			st.dropTee()
+		case !st.growTee(len(p)):
+			if err := st.unstream("the mount's copies of what its streams sent are at their budget"); err != nil {
+				return err
+			}
+			return errUnstreamed
+		}
+	}
 	if _, err := st.put.pw.Write(p); err != nil {
 		return st.fail(err)
 	}
-	st.teeAppend(p)
+	if st.teeOK {
+		st.tee = append(st.tee, p...) // within the capacity growTee made
+	}
 	return nil
 }
 
-// teeAppend adds bytes the Stage took to the copy, or gives the copy up
-// once it would pass teeMax.
-func (st *staging) teeAppend(p []byte) {
-	if !st.teeOK {
-		return
+// growTee makes room in the copy for n more bytes, counting what it adds
+// in FS.teeHeld; false, and the copy as it was, when that would take the
+// mount's copies past their budget.
+func (st *staging) growTee(n int) bool {
+	need := len(st.tee) + n
+	if need <= cap(st.tee) {
+		return true
 	}
-	if len(st.tee)+len(p) > teeMax {
-		st.tee, st.teeOK = nil, false
-		return
+	c := min(teeMax, max(need, 2*cap(st.tee), teeMinCap))
+	add := int64(c - cap(st.tee))
+	f := st.n.fs
+	if f.teeHeld.Add(add) > f.teeBudget {
+		f.teeHeld.Add(-add)
+		return false
 	}
-	st.tee = append(st.tee, p...)
+	nb := make([]byte, len(st.tee), c)
+	copy(nb, st.tee)
+	st.tee = nb
+	return true
 }
 
-// errUnstreamed: the running Stage failed, and the content was moved into
-// the overlay whole (unstream); the operation goes on there.
+// dropTee gives the copy up.
+func (st *staging) dropTee() {
+	st.n.fs.teeHeld.Add(-int64(cap(st.tee)))
+	st.tee, st.teeOK = nil, false
+}
+
+// errUnstreamed: the running Stage failed, or its copy could not grow
+// (send), and the content was moved into the overlay whole (unstream);
+// the operation goes on there.
 var errUnstreamed = errors.New("stream moved to the overlay")
 
 // fail records that the running Stage failed. With the copy of what was
@@ -253,6 +295,7 @@ func (st *staging) unstream(why string) error {
 // broken.
 func (st *staging) overlayFromTee(w *window) error {
 	tee := st.tee
+	defer st.n.fs.teeHeld.Add(-int64(cap(tee)))
 	st.tee, st.teeOK = nil, false
 	err := st.overlayWrite(tee, st.baseLen)
 	if err == nil && w != nil && len(w.buf) > 0 {
@@ -973,7 +1016,7 @@ func (st *staging) close() {
 	for c := range st.mem {
 		st.dropMem(c)
 	}
-	st.tee, st.teeOK = nil, false
+	st.dropTee()
 	if st.base != nil {
 		st.base.release()
 		st.base = nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"path/filepath"
@@ -78,11 +79,16 @@ func fill(n int, seed byte) []byte {
 // after every commit. It also makes the disk "fill" at random points: the
 // spool refuses writes (the staging keeps chunks in memory from then on),
 // or the running stream's Stage fails (the staging moves into the overlay
-// from its copy of what was sent); no byte may be lost either way.
+// from its copy of what was sent); no byte may be lost either way. The
+// last seed runs with the mount's budget for such copies at 1 MiB, so
+// that streams also move into the overlay because their copy cannot grow.
 func TestStagingModel(t *testing.T) {
 	f := newTestFS(t)
 	ctx := context.Background()
-	for seed := range uint64(3) {
+	for seed := range uint64(4) {
+		if seed == 3 {
+			f.teeBudget = 1 << 20
+		}
 		n := newFileNode(f, kindFile, "bkt", "model")
 		var model []byte
 		rng := mrand.New(mrand.NewPCG(seed, 7))
@@ -162,6 +168,74 @@ func TestStagingModel(t *testing.T) {
 	}
 	if m := f.memStaged.Load(); m != 0 {
 		t.Fatalf("%d bytes of staging still counted in memory after every commit", m)
+	}
+	if m := f.teeHeld.Load(); m != 0 {
+		t.Fatalf("%d bytes of stream copies still counted after every commit", m)
+	}
+}
+
+// TestStreamCopiesShareABudget: the copies that streams keep of what they
+// sent (staging.tee) stay within the mount's budget together. A file whose
+// copy would pass it moves into the spool, with nothing lost; the files
+// that keep a copy still survive a failed stream; and nothing stays
+// counted once they are committed.
+func TestStreamCopiesShareABudget(t *testing.T) {
+	f := newTestFS(t)
+	f.teeBudget = 3 << 20
+	ctx := context.Background()
+	type file struct {
+		n    *fileNode
+		data []byte
+	}
+	var files []*file
+	for i := range 3 {
+		n := newFileNode(f, kindFile, "bkt", fmt.Sprintf("f%d", i))
+		n.mu.Lock()
+		n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
+		files = append(files, &file{n: n})
+	}
+	// Each file gets 2 MiB in order, one after the other, all open at
+	// once: 2 MiB of copy each, where the budget holds 3 MiB.
+	for _, fl := range files {
+		for j := range 2 {
+			p := fill(1<<20, byte(len(fl.data)+j))
+			if err := fl.n.st.write(p, int64(len(fl.data))); err != nil {
+				t.Fatal(err)
+			}
+			fl.data = append(fl.data, p...)
+			if held := f.teeHeld.Load(); held > f.teeBudget {
+				t.Fatalf("the copies hold %d bytes, past the budget of %d", held, f.teeBudget)
+			}
+		}
+	}
+	first, later := files[0].n.st, files[1:]
+	if first.put == nil || !first.teeOK || len(first.tee) != 2<<20 {
+		t.Fatalf("the first file: streaming=%t copy=%t of %d bytes, want a stream with a 2 MiB copy", first.put != nil, first.teeOK, len(first.tee))
+	}
+	for i, fl := range later {
+		if st := fl.n.st; st.put != nil || st.spool == nil {
+			t.Fatalf("file %d, past the budget: streaming=%t spool=%t, want the spool", i+1, st.put != nil, st.spool != nil)
+		}
+	}
+	// The first file's stream fails (a full disk): its copy keeps the
+	// content.
+	first.put.pw.CloseWithError(syscall.ENOSPC)
+	p := fill(1<<20, 99)
+	if err := first.write(p, int64(len(files[0].data))); err != nil {
+		t.Fatalf("writing after the stream failed: %v", err)
+	}
+	files[0].data = append(files[0].data, p...)
+	for i, fl := range files {
+		if err := fl.n.commitLocked(ctx); err != nil {
+			t.Fatalf("commit of file %d: %v", i, err)
+		}
+		fl.n.mu.Unlock()
+		if got := stored(t, f, fmt.Sprintf("f%d", i)); !bytes.Equal(got, fl.data) {
+			t.Fatalf("file %d: committed %d bytes, want %d", i, len(got), len(fl.data))
+		}
+	}
+	if held := f.teeHeld.Load(); held != 0 {
+		t.Fatalf("%d bytes of copies still counted after every commit", held)
 	}
 }
 
