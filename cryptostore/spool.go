@@ -35,9 +35,11 @@ import (
 // is kept in memory. Bytes past Size in a stored chunk are always zero.
 //
 // The file is unlinked as soon as it is created, so it vanishes with the
-// process; Store.Open removes any tmp/ leftovers anyway. Memory use is
-// O(one write) whatever the spool's size. A Spool is safe for concurrent
-// use.
+// process; Store.Open removes any tmp/ leftovers anyway. A spool holds no
+// buffer between calls: a call borrows its scratch space (~1 MiB at most)
+// from a pool shared by every spool, so the memory spools use follows the
+// calls in progress, not how many spools are open (a mount may hold one
+// per file open for writing). A Spool is safe for concurrent use.
 type Spool struct {
 	mu      sync.Mutex
 	f       *os.File
@@ -45,8 +47,6 @@ type Spool struct {
 	size    int64
 	written []uint64 // bit i: chunk i holds data
 	seals   uint64
-	buf     []byte // scratch: sealed slots of one call
-	plain   []byte // scratch: one chunk of plaintext
 	closed  bool
 	// checkSpace refuses writes below the metadata store's free-space
 	// reserve (meta.DB.CheckSpace).
@@ -69,6 +69,26 @@ const (
 	// scratch buffer stays ~1 MiB.
 	spoolBatch = 16
 )
+
+// spoolScratch is what one call on a spool works in: sealed slots of up to
+// spoolBatch chunks, and one chunk of plaintext, which is cleared before
+// the scratch goes back to the pool.
+type spoolScratch struct {
+	buf   []byte
+	plain []byte
+}
+
+var spoolScratches = sync.Pool{New: func() any {
+	return &spoolScratch{plain: make([]byte, SpoolChunkSize)}
+}}
+
+func getSpoolScratch() *spoolScratch { return spoolScratches.Get().(*spoolScratch) }
+
+func putSpoolScratch(sc *spoolScratch) {
+	clear(sc.plain)
+	sc.buf = sc.buf[:0]
+	spoolScratches.Put(sc)
+}
 
 // ErrSpoolExhausted: the spool's key has sealed as many chunks as it safely
 // may; stage the data in a new spool.
@@ -97,7 +117,7 @@ func (s *Store) NewSpool() (*Spool, error) {
 		f.Close()
 		return nil, fmt.Errorf("unlinking spool: %w", err)
 	}
-	return &Spool{f: f, aead: aead, plain: make([]byte, SpoolChunkSize), checkSpace: s.meta.CheckSpace}, nil
+	return &Spool{f: f, aead: aead, checkSpace: s.meta.CheckSpace}, nil
 }
 
 // Size returns the spool's length: the end of the furthest write, or what
@@ -144,12 +164,14 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 	if sp.closed {
 		return 0, ErrClosed
 	}
+	sc := getSpoolScratch()
+	defer putSpoolScratch(sc)
 	done := 0
 	for done < len(p) {
 		batchStart := done
 		first := (off + int64(done)) / SpoolChunkSize
 		n := 0 // chunks in this batch
-		sp.buf = sp.buf[:0]
+		sc.buf = sc.buf[:0]
 		for n < spoolBatch && done < len(p) {
 			i := first + int64(n)
 			lo := int(off + int64(done) - i*SpoolChunkSize)
@@ -157,13 +179,14 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 			chunk := p[done : done+m]
 			if m != SpoolChunkSize {
 				// A part of a chunk: merge it with what is there.
-				if err := sp.load(i, sp.plain); err != nil {
+				if err := sp.load(i, sc.plain); err != nil {
 					return batchStart, err
 				}
-				copy(sp.plain[lo:], chunk)
-				chunk = sp.plain
+				copy(sc.plain[lo:], chunk)
+				chunk = sc.plain
 			}
-			if err := sp.seal(i, chunk); err != nil {
+			var err error
+			if sc.buf, err = sp.seal(sc.buf, i, chunk); err != nil {
 				return batchStart, err
 			}
 			done += m
@@ -173,7 +196,7 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 		if err := sp.checkSpace(); err != nil {
 			return batchStart, err
 		}
-		if _, err := sp.f.WriteAt(sp.buf, first*SpoolSlotSize); err != nil {
+		if _, err := sp.f.WriteAt(sc.buf, first*SpoolSlotSize); err != nil {
 			return batchStart, fmt.Errorf("writing spool: %w", err)
 		}
 		for j := range n {
@@ -184,21 +207,20 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 	return done, nil
 }
 
-// seal appends chunk i's slot to sp.buf.
-func (sp *Spool) seal(i int64, chunk []byte) error {
+// seal appends chunk i's slot to dst.
+func (sp *Spool) seal(dst []byte, i int64, chunk []byte) ([]byte, error) {
 	if sp.seals >= spoolMaxSeals {
-		return ErrSpoolExhausted
+		return dst, ErrSpoolExhausted
 	}
 	sp.seals++
-	start := len(sp.buf)
-	sp.buf = append(sp.buf, make([]byte, spoolNonceSize)...)
-	nonce := sp.buf[start:]
+	start := len(dst)
+	dst = append(dst, make([]byte, spoolNonceSize)...)
+	nonce := dst[start:]
 	if _, err := rand.Read(nonce); err != nil {
-		return fmt.Errorf("spool nonce: %w", err)
+		return dst[:start], fmt.Errorf("spool nonce: %w", err)
 	}
 	var ad [len(spoolADPrefix) + 8]byte
-	sp.buf = sp.aead.Seal(sp.buf, nonce[:spoolNonceSize], chunk, spoolAD(ad[:0], i))
-	return nil
+	return sp.aead.Seal(dst, nonce[:spoolNonceSize], chunk, spoolAD(ad[:0], i)), nil
 }
 
 // load reads chunk i's plaintext into dst (SpoolChunkSize bytes): zeros if
@@ -244,6 +266,8 @@ func (sp *Spool) ReadAt(p []byte, off int64) (int, error) {
 	if rest := sp.size - off; int64(want) > rest {
 		want = int(rest)
 	}
+	sc := getSpoolScratch()
+	defer putSpoolScratch(sc)
 	done := 0
 	last := (off + int64(want) - 1) / SpoolChunkSize
 	for done < want {
@@ -259,20 +283,20 @@ func (sp *Spool) ReadAt(p []byte, off int64) (int, error) {
 		for n < spoolBatch && i+n <= last && sp.has(i+n) {
 			n++
 		}
-		if cap(sp.buf) < int(n)*SpoolSlotSize {
-			sp.buf = make([]byte, int(n)*SpoolSlotSize)
+		if cap(sc.buf) < int(n)*SpoolSlotSize {
+			sc.buf = make([]byte, int(n)*SpoolSlotSize)
 		}
-		sp.buf = sp.buf[:int(n)*SpoolSlotSize]
-		if _, err := io.ReadFull(io.NewSectionReader(sp.f, i*SpoolSlotSize, int64(len(sp.buf))), sp.buf); err != nil {
+		sc.buf = sc.buf[:int(n)*SpoolSlotSize]
+		if _, err := io.ReadFull(io.NewSectionReader(sp.f, i*SpoolSlotSize, int64(len(sc.buf))), sc.buf); err != nil {
 			return done, fmt.Errorf("%w: spool chunks %d..%d: %w", ErrCorruptBlob, i, i+n-1, err)
 		}
 		for j := range n {
 			lo := int(off + int64(done) - (i+j)*SpoolChunkSize)
 			m := min(want-done, SpoolChunkSize-lo)
-			if err := sp.open(i+j, sp.plain, sp.buf[int(j)*SpoolSlotSize:int(j+1)*SpoolSlotSize]); err != nil {
+			if err := sp.open(i+j, sc.plain, sc.buf[int(j)*SpoolSlotSize:int(j+1)*SpoolSlotSize]); err != nil {
 				return done, err
 			}
-			copy(p[done:done+m], sp.plain[lo:])
+			copy(p[done:done+m], sc.plain[lo:])
 			done += m
 		}
 	}
@@ -300,15 +324,17 @@ func (sp *Spool) Truncate(size int64) error {
 	keep := (size + SpoolChunkSize - 1) / SpoolChunkSize // chunks still (partly) inside
 	if tail := size % SpoolChunkSize; tail != 0 && sp.has(keep-1) {
 		// Zero the cut-off end of the last chunk.
-		if err := sp.load(keep-1, sp.plain); err != nil {
+		sc := getSpoolScratch()
+		defer putSpoolScratch(sc)
+		if err := sp.load(keep-1, sc.plain); err != nil {
 			return err
 		}
-		clear(sp.plain[tail:])
-		sp.buf = sp.buf[:0]
-		if err := sp.seal(keep-1, sp.plain); err != nil {
+		clear(sc.plain[tail:])
+		var err error
+		if sc.buf, err = sp.seal(sc.buf[:0], keep-1, sc.plain); err != nil {
 			return err
 		}
-		if _, err := sp.f.WriteAt(sp.buf, (keep-1)*SpoolSlotSize); err != nil {
+		if _, err := sp.f.WriteAt(sc.buf, (keep-1)*SpoolSlotSize); err != nil {
 			return fmt.Errorf("writing spool: %w", err)
 		}
 	}
@@ -330,7 +356,5 @@ func (sp *Spool) Close() error {
 	}
 	sp.closed = true
 	sp.written = nil
-	sp.buf = nil
-	clear(sp.plain)
 	return sp.f.Close()
 }
