@@ -83,7 +83,10 @@
 // committed the overlay. The wait for a write's turn is the only timer: it
 // decides which of the two ways the content is kept, never what anyone
 // else sees. Memory stays O(window) per file being written, whatever its
-// size.
+// size, and the windows of all the files being written stay within 64 MiB
+// together: a file smaller than the window's push size (1 MiB) is held
+// whole in its window until the close, so a window that would take the
+// mount past that moves its file into the overlay instead.
 //
 // Why a staged base and not the spool from the start: streaming keeps the
 // common case to one pass over the bytes; the switch costs nothing more,

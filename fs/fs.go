@@ -117,6 +117,10 @@ type FS struct {
 	// of what they sent (staging.tee), at most teeBudget.
 	teeHeld   atomic.Int64
 	teeBudget int64
+	// winHeld counts the capacity of the files' windows (staging.win), at
+	// most winBudget.
+	winHeld   atomic.Int64
+	winBudget int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -200,6 +204,7 @@ func newFS(opts Options) *FS {
 		ownPrefix: make(map[string]int),
 		ownBucket: make(map[string]int),
 		teeBudget: teeBudget,
+		winBudget: winBudget,
 	}
 	if opts.UID != nil {
 		f.uid = *opts.UID

@@ -121,6 +121,13 @@ const (
 	teeBudget = 64 << 20
 	// teeMinCap is the smallest capacity a copy is given.
 	teeMinCap = 64 << 10
+	// winBudget bounds the windows of all the mount's files together
+	// (FS.winBudget): a file smaller than winPush is held whole in its
+	// window until it is committed, so without it every file open for
+	// writing, however many, held its data in memory. A window that would
+	// take the total past it moves its file into the overlay (the spool,
+	// on disk) instead, as a write out of order does.
+	winBudget = 64 << 20
 	// memStageMax bounds the overlay chunks the mount keeps in memory when
 	// the disk cannot take them (staging.mem); past it a write fails with
 	// ENOSPC and the staging breaks.
@@ -150,6 +157,40 @@ func newStaging(n *fileNode, b base, m cryptostore.ObjectMeta, consistent bool) 
 	}
 	st.win = &window{off: st.baseLen}
 	return st
+}
+
+// setWin replaces the window, and stops counting the old one's buffer in
+// FS.winHeld.
+func (st *staging) setWin(w *window) {
+	if st.win != nil {
+		st.n.fs.winHeld.Add(-int64(cap(st.win.buf)))
+	}
+	st.win = w
+}
+
+// errWindowBudget: the window cannot grow, the mount's windows are at
+// their budget (see windowWrite).
+var errWindowBudget = errors.New("the mount's windows are at their budget")
+
+// growWin makes room in the window for the bytes up to rel (from its
+// start), counting what it adds in FS.winHeld; false, and the window as
+// it was, when that would take the mount's windows past their budget.
+func (st *staging) growWin(rel int64) bool {
+	w := st.win
+	if rel <= int64(cap(w.buf)) {
+		return true
+	}
+	c := max(rel, 2*int64(cap(w.buf)), pageSize)
+	add := c - int64(cap(w.buf))
+	f := st.n.fs
+	if f.winHeld.Add(add) > f.winBudget {
+		f.winHeld.Add(-add)
+		return false
+	}
+	nb := make([]byte, len(w.buf), c)
+	copy(nb, w.buf)
+	w.buf = nb
+	return true
 }
 
 // ---- the stream's Stage
@@ -284,7 +325,7 @@ func (st *staging) unstream(why string) error {
 	}
 	st.abortStream()
 	w := st.win
-	st.win = nil
+	st.setWin(nil)
 	defer st.advanced() // nobody waits for a turn in overlay mode
 	return st.overlayFromTee(w)
 }
@@ -334,7 +375,7 @@ func (st *staging) finishStream() (*cryptostore.Staged, error) {
 		return nil, st.fail(err)
 	}
 	st.put = nil
-	st.win = &window{off: st.size}
+	st.setWin(&window{off: st.size})
 	return staged, nil
 }
 
@@ -375,6 +416,14 @@ func (st *staging) write(p []byte, off int64) error {
 			err := st.windowWrite(p, off)
 			if st.win == nil || st.win.end() > before {
 				st.advanced()
+			}
+			if errors.Is(err, errWindowBudget) {
+				// The window cannot take it: the file goes into the
+				// overlay, and so does the write (again, if part of it
+				// was sent).
+				if err = st.toOverlay("the mount's windows are at their budget", off, len(p)); err == nil {
+					err = st.overlayWrite(p, off)
+				}
 			}
 			if errors.Is(err, errUnstreamed) {
 				// The stream failed and its content moved into the
@@ -455,6 +504,9 @@ func (st *staging) windowWrite(p []byte, off int64) error {
 		}
 	}
 	if len(p) > 0 {
+		if !st.growWin(off + int64(len(p)) - w.off) {
+			return errWindowBudget
+		}
 		w.write(p, off)
 	}
 	if n := w.ready(); n >= winPush {
@@ -528,7 +580,7 @@ func (st *staging) truncate(size int64) error {
 			// stream again from size.
 			st.abortStream()
 			st.baseLen, st.size = size, size
-			st.win = &window{off: size}
+			st.setWin(&window{off: size})
 			return nil
 		}
 		if err := st.toOverlay("truncate", size, 0); err != nil {
@@ -593,11 +645,11 @@ func (st *staging) toOverlay(why string, off int64, n int) error {
 			st.base.release()
 		}
 		st.base, st.baseLen, st.size = stagedBase{staged}, staged.Size(), staged.Size()
-		st.win = nil
+		st.setWin(nil)
 		return nil
 	}
 	// Nothing left the process: move the window into the spool.
-	st.win = nil
+	st.setWin(nil)
 	if len(w.buf) > 0 {
 		return st.overlayWrite(w.buf, w.off)
 	}
@@ -894,7 +946,8 @@ func (st *staging) commit(ctx context.Context, bucket, key string) (*cryptostore
 			} else if st.base != nil {
 				st.base.release()
 			}
-			st.base, st.baseLen, st.win = stagedBase{staged}, staged.Size(), nil
+			st.base, st.baseLen = stagedBase{staged}, staged.Size()
+			st.setWin(nil)
 		}
 	}
 	if sb, ok := st.base.(stagedBase); ok && st.win == nil && !st.anyChunk() && st.size == st.baseLen && st.size == sb.Size() {
@@ -1021,7 +1074,7 @@ func (st *staging) close() {
 		st.base.release()
 		st.base = nil
 	}
-	st.win = nil
+	st.setWin(nil)
 }
 
 // ---- the stream's window

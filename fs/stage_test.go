@@ -80,14 +80,15 @@ func fill(n int, seed byte) []byte {
 // spool refuses writes (the staging keeps chunks in memory from then on),
 // or the running stream's Stage fails (the staging moves into the overlay
 // from its copy of what was sent); no byte may be lost either way. The
-// last seed runs with the mount's budget for such copies at 1 MiB, so
-// that streams also move into the overlay because their copy cannot grow.
+// last seed runs with the mount's budgets for such copies and for windows
+// at 1 MiB, so that files also move into the overlay because their copy
+// or their window cannot grow.
 func TestStagingModel(t *testing.T) {
 	f := newTestFS(t)
 	ctx := context.Background()
 	for seed := range uint64(4) {
 		if seed == 3 {
-			f.teeBudget = 1 << 20
+			f.teeBudget, f.winBudget = 1<<20, 1<<20
 		}
 		n := newFileNode(f, kindFile, "bkt", "model")
 		var model []byte
@@ -172,6 +173,59 @@ func TestStagingModel(t *testing.T) {
 	if m := f.teeHeld.Load(); m != 0 {
 		t.Fatalf("%d bytes of stream copies still counted after every commit", m)
 	}
+	if m := f.winHeld.Load(); m != 0 {
+		t.Fatalf("%d bytes of windows still counted after every commit", m)
+	}
+}
+
+// TestWindowsShareABudget: files smaller than what a window sends at once
+// are held whole in their windows until committed; the windows of the
+// mount's files stay within their budget together, a file whose window
+// would pass it goes into the spool with nothing lost, and nothing stays
+// counted once they are committed.
+func TestWindowsShareABudget(t *testing.T) {
+	f := newTestFS(t)
+	f.winBudget = 1 << 20
+	ctx := context.Background()
+	var nodes []*fileNode
+	var contents [][]byte
+	for i := range 3 {
+		n := newFileNode(f, kindFile, "bkt", fmt.Sprintf("w%d", i))
+		n.mu.Lock()
+		n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
+		var data []byte
+		for j := range 4 { // 4 writes of 150 KiB: 600 KiB
+			p := fill(150<<10, byte(10*i+j))
+			if err := n.st.write(p, int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, p...)
+			if held := f.winHeld.Load(); held > f.winBudget {
+				t.Fatalf("the windows hold %d bytes, past the budget of %d", held, f.winBudget)
+			}
+		}
+		nodes, contents = append(nodes, n), append(contents, data)
+	}
+	if st := nodes[0].st; st.win == nil || st.spool != nil || st.put != nil {
+		t.Fatalf("the first file: window=%t spool=%t stream=%t, want its window only", st.win != nil, st.spool != nil, st.put != nil)
+	}
+	for i, n := range nodes[1:] {
+		if st := n.st; st.win != nil || st.spool == nil {
+			t.Fatalf("file %d, past the budget: window=%t spool=%t, want the spool", i+1, st.win != nil, st.spool != nil)
+		}
+	}
+	for i, n := range nodes {
+		if err := n.commitLocked(ctx); err != nil {
+			t.Fatalf("commit of file %d: %v", i, err)
+		}
+		n.mu.Unlock()
+		if got := stored(t, f, fmt.Sprintf("w%d", i)); !bytes.Equal(got, contents[i]) {
+			t.Fatalf("file %d: committed %d bytes, want %d", i, len(got), len(contents[i]))
+		}
+	}
+	if held := f.winHeld.Load(); held != 0 {
+		t.Fatalf("%d bytes of windows still counted after every commit", held)
+	}
 }
 
 // TestStreamCopiesShareABudget: the copies that streams keep of what they
@@ -236,6 +290,9 @@ func TestStreamCopiesShareABudget(t *testing.T) {
 	}
 	if held := f.teeHeld.Load(); held != 0 {
 		t.Fatalf("%d bytes of copies still counted after every commit", held)
+	}
+	if held := f.winHeld.Load(); held != 0 {
+		t.Fatalf("%d bytes of windows still counted after every commit", held)
 	}
 }
 
