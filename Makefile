@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-s3 bench-engines profile-fs profile-s3 floors fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-writers bench-s3 bench-engines profile-fs profile-s3 floors fuzz clean
 
 all: build
 
@@ -168,6 +168,15 @@ PASSES ?= 6
 bench-grow: build
 	$(fuse-bench-tools)
 	$(GO) run ./integration/benchfs -bin ./$(BIN) -passes $(PASSES) $(BENCHFS_FLAGS)
+
+# The memory the mount holds for files being written: per scenario
+# (FILESxMIB), on a fresh daemon, that many files opened, written, kept open
+# across a sync (the kernel sends their pages while they stay open), then
+# closed and read back; prints the daemon's peak resident size (VmHWM) and
+# the time. BENCHFS_FLAGS="-old OLD_BINARY" adds an older build. Needs root.
+WRITERS ?= 48x6,400x0.9
+bench-writers: build
+	$(GO) run ./integration/benchfs -bin ./$(BIN) -writers $(WRITERS) $(BENCHFS_FLAGS)
 
 # Where one bench-fs row's time goes: runs ROW (cp-in, cp-out, untar or ls)
 # on the sealfs mount alone while the daemon profiles itself (--pprof),

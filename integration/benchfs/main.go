@@ -47,10 +47,18 @@ func main() {
 	profileDir := flag.String("profile-dir", ".", "where -profile writes its files")
 	profileSecs := flag.Int("profile-seconds", 30, "how long -profile samples; it must outlast the row (idle time adds no CPU samples)")
 	passes := flag.Int("passes", 0, "instead of the comparison, untar the tree this many times into one gocryptfs mount and one sealfs bucket, nothing removed in between, and print each pass's times (how the untar row holds up as the store fills)")
+	writers := flag.String("writers", "", "instead of the comparison, for each scenario FILESxMIB (comma-separated, e.g. 48x6,400x0.9): on a fresh daemon, open FILES files, write MIB MiB into each, sync(2) so that the kernel sends every page while they stay open, close them, read them back, and print the daemon's peak resident size (VmHWM) and the time (with -old, for both builds)")
 	fuseTrace := flag.Bool("fuse-trace", false, "with -profile: run the row once more with the kernel's fuse tracepoints on, and print each FUSE operation's round trip as the kernel sees it beside the daemon's handler time")
 	flag.Parse()
 	if *passes > 0 {
 		if err := growRun(*bin, *old, *dir, *files, *passes, *encrypt, *keep); err != nil {
+			fmt.Fprintln(os.Stderr, "benchfs:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *writers != "" {
+		if err := writersRun(*bin, *old, *dir, *writers, *encrypt, *keep); err != nil {
 			fmt.Fprintln(os.Stderr, "benchfs:", err)
 			os.Exit(1)
 		}
@@ -452,16 +460,22 @@ func makeBucket(mnt string, encrypt bool) (string, error) {
 // startSealfs runs "sealfs mount" (with extra flags) and waits until it is
 // mounted.
 func startSealfs(bin, data, mnt string, extra ...string) (stop func(), err error) {
+	_, stop, err = startSealfsCmd(bin, data, mnt, extra...)
+	return stop, err
+}
+
+// startSealfsCmd is startSealfs, also returning the daemon's process.
+func startSealfsCmd(bin, data, mnt string, extra ...string) (cmd *exec.Cmd, stop func(), err error) {
 	args := append([]string{"mount", mnt, "--data", data, "--s3", "127.0.0.1:0", "--log-format", "text", "--log-level", "warn"}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd = exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SEALFS_ACCESS_KEY=bench", "SEALFS_SECRET_KEY=benchsecret")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ready := make(chan error, 1)
 	go func() {
@@ -483,14 +497,14 @@ func startSealfs(bin, data, mnt string, extra ...string) (stop func(), err error
 	case err := <-ready:
 		if err != nil {
 			cmd.Wait()
-			return nil, err
+			return nil, nil, err
 		}
 	case <-ctx.Done():
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, errors.New("sealfs did not mount within 30s")
+		return nil, nil, errors.New("sealfs did not mount within 30s")
 	}
-	return func() {
+	return cmd, func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
