@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -181,16 +182,23 @@ func (st *staging) growWin(rel int64) bool {
 		return true
 	}
 	c := max(rel, 2*int64(cap(w.buf)), pageSize)
-	add := c - int64(cap(w.buf))
-	f := st.n.fs
-	if f.winHeld.Add(add) > f.winBudget {
-		f.winHeld.Add(-add)
-		return false
+	var ok bool
+	w.buf, ok = growCounted(w.buf, int(c), &st.n.fs.winHeld, st.n.fs.winBudget)
+	return ok
+}
+
+// growCounted returns buf grown to capacity c (more than it has), its
+// bytes copied, and adds what it grew by to held; false, and buf as it
+// was, when that would take held past budget.
+func growCounted(buf []byte, c int, held *atomic.Int64, budget int64) ([]byte, bool) {
+	add := int64(c - cap(buf))
+	if held.Add(add) > budget {
+		held.Add(-add)
+		return buf, false
 	}
-	nb := make([]byte, len(w.buf), c)
-	copy(nb, w.buf)
-	w.buf = nb
-	return true
+	nb := make([]byte, len(buf), c)
+	copy(nb, buf)
+	return nb, true
 }
 
 // ---- the stream's Stage
@@ -269,16 +277,9 @@ func (st *staging) growTee(n int) bool {
 		return true
 	}
 	c := min(teeMax, max(need, 2*cap(st.tee), teeMinCap))
-	add := int64(c - cap(st.tee))
-	f := st.n.fs
-	if f.teeHeld.Add(add) > f.teeBudget {
-		f.teeHeld.Add(-add)
-		return false
-	}
-	nb := make([]byte, len(st.tee), c)
-	copy(nb, st.tee)
-	st.tee = nb
-	return true
+	var ok bool
+	st.tee, ok = growCounted(st.tee, c, &st.n.fs.teeHeld, st.n.fs.teeBudget)
+	return ok
 }
 
 // dropTee gives the copy up.

@@ -167,15 +167,42 @@ func TestStagingModel(t *testing.T) {
 			t.Fatalf("seed %d: final content differs (%d bytes, want %d)", seed, len(got), len(model))
 		}
 	}
-	if m := f.memStaged.Load(); m != 0 {
-		t.Fatalf("%d bytes of staging still counted in memory after every commit", m)
+	nothingCounted(t, f)
+}
+
+// nothingCounted fails unless the mount's counts of memory held for
+// files being written are all back to zero.
+func nothingCounted(t *testing.T, f *FS) {
+	t.Helper()
+	for _, c := range []struct {
+		what string
+		n    int64
+	}{
+		{"staging kept in memory for a full disk", f.memStaged.Load()},
+		{"stream copies", f.teeHeld.Load()},
+		{"windows", f.winHeld.Load()},
+	} {
+		if c.n != 0 {
+			t.Errorf("%d bytes of %s still counted after every commit", c.n, c.what)
+		}
 	}
-	if m := f.teeHeld.Load(); m != 0 {
-		t.Fatalf("%d bytes of stream copies still counted after every commit", m)
+}
+
+// commitEach commits each node's staging (its lock held since it was
+// staged), unlocks it, and checks that object "<prefix><i>" holds
+// contents[i]; then that nothing stays counted.
+func commitEach(t *testing.T, f *FS, prefix string, nodes []*fileNode, contents [][]byte) {
+	t.Helper()
+	for i, n := range nodes {
+		if err := n.commitLocked(context.Background()); err != nil {
+			t.Fatalf("commit of file %d: %v", i, err)
+		}
+		n.mu.Unlock()
+		if got := stored(t, f, fmt.Sprintf("%s%d", prefix, i)); !bytes.Equal(got, contents[i]) {
+			t.Fatalf("file %d: committed %d bytes, want %d", i, len(got), len(contents[i]))
+		}
 	}
-	if m := f.winHeld.Load(); m != 0 {
-		t.Fatalf("%d bytes of windows still counted after every commit", m)
-	}
+	nothingCounted(t, f)
 }
 
 // TestWindowsShareABudget: files smaller than what a window sends at once
@@ -186,7 +213,6 @@ func TestStagingModel(t *testing.T) {
 func TestWindowsShareABudget(t *testing.T) {
 	f := newTestFS(t)
 	f.winBudget = 1 << 20
-	ctx := context.Background()
 	var nodes []*fileNode
 	var contents [][]byte
 	for i := range 3 {
@@ -214,18 +240,7 @@ func TestWindowsShareABudget(t *testing.T) {
 			t.Fatalf("file %d, past the budget: window=%t spool=%t, want the spool", i+1, st.win != nil, st.spool != nil)
 		}
 	}
-	for i, n := range nodes {
-		if err := n.commitLocked(ctx); err != nil {
-			t.Fatalf("commit of file %d: %v", i, err)
-		}
-		n.mu.Unlock()
-		if got := stored(t, f, fmt.Sprintf("w%d", i)); !bytes.Equal(got, contents[i]) {
-			t.Fatalf("file %d: committed %d bytes, want %d", i, len(got), len(contents[i]))
-		}
-	}
-	if held := f.winHeld.Load(); held != 0 {
-		t.Fatalf("%d bytes of windows still counted after every commit", held)
-	}
+	commitEach(t, f, "w", nodes, contents)
 }
 
 // TestStreamCopiesShareABudget: the copies that streams keep of what they
@@ -236,38 +251,33 @@ func TestWindowsShareABudget(t *testing.T) {
 func TestStreamCopiesShareABudget(t *testing.T) {
 	f := newTestFS(t)
 	f.teeBudget = 3 << 20
-	ctx := context.Background()
-	type file struct {
-		n    *fileNode
-		data []byte
-	}
-	var files []*file
+	var nodes []*fileNode
+	var contents [][]byte
 	for i := range 3 {
 		n := newFileNode(f, kindFile, "bkt", fmt.Sprintf("f%d", i))
 		n.mu.Lock()
 		n.st = newStaging(n, nil, cryptostore.ObjectMeta{}, true)
-		files = append(files, &file{n: n})
-	}
-	// Each file gets 2 MiB in order, one after the other, all open at
-	// once: 2 MiB of copy each, where the budget holds 3 MiB.
-	for _, fl := range files {
+		// 2 MiB in order, the files all open at once: 2 MiB of copy
+		// each, where the budget holds 3 MiB.
+		var data []byte
 		for j := range 2 {
-			p := fill(1<<20, byte(len(fl.data)+j))
-			if err := fl.n.st.write(p, int64(len(fl.data))); err != nil {
+			p := fill(1<<20, byte(10*i+j))
+			if err := n.st.write(p, int64(len(data))); err != nil {
 				t.Fatal(err)
 			}
-			fl.data = append(fl.data, p...)
+			data = append(data, p...)
 			if held := f.teeHeld.Load(); held > f.teeBudget {
 				t.Fatalf("the copies hold %d bytes, past the budget of %d", held, f.teeBudget)
 			}
 		}
+		nodes, contents = append(nodes, n), append(contents, data)
 	}
-	first, later := files[0].n.st, files[1:]
+	first := nodes[0].st
 	if first.put == nil || !first.teeOK || len(first.tee) != 2<<20 {
 		t.Fatalf("the first file: streaming=%t copy=%t of %d bytes, want a stream with a 2 MiB copy", first.put != nil, first.teeOK, len(first.tee))
 	}
-	for i, fl := range later {
-		if st := fl.n.st; st.put != nil || st.spool == nil {
+	for i, n := range nodes[1:] {
+		if st := n.st; st.put != nil || st.spool == nil {
 			t.Fatalf("file %d, past the budget: streaming=%t spool=%t, want the spool", i+1, st.put != nil, st.spool != nil)
 		}
 	}
@@ -275,25 +285,11 @@ func TestStreamCopiesShareABudget(t *testing.T) {
 	// content.
 	first.put.pw.CloseWithError(syscall.ENOSPC)
 	p := fill(1<<20, 99)
-	if err := first.write(p, int64(len(files[0].data))); err != nil {
+	if err := first.write(p, int64(len(contents[0]))); err != nil {
 		t.Fatalf("writing after the stream failed: %v", err)
 	}
-	files[0].data = append(files[0].data, p...)
-	for i, fl := range files {
-		if err := fl.n.commitLocked(ctx); err != nil {
-			t.Fatalf("commit of file %d: %v", i, err)
-		}
-		fl.n.mu.Unlock()
-		if got := stored(t, f, fmt.Sprintf("f%d", i)); !bytes.Equal(got, fl.data) {
-			t.Fatalf("file %d: committed %d bytes, want %d", i, len(got), len(fl.data))
-		}
-	}
-	if held := f.teeHeld.Load(); held != 0 {
-		t.Fatalf("%d bytes of copies still counted after every commit", held)
-	}
-	if held := f.winHeld.Load(); held != 0 {
-		t.Fatalf("%d bytes of windows still counted after every commit", held)
-	}
+	contents[0] = append(contents[0], p...)
+	commitEach(t, f, "f", nodes, contents)
 }
 
 // TestStagingModes checks which path a write takes: a file written in order
