@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/scrape"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,7 +104,7 @@ func openWriters(bin, base string, nfiles, size int, encrypt bool) (mounted, pea
 		return 0, 0, 0, err
 	}
 	pid := cmd.Process.Pid
-	if mounted, err = procKB(pid, "VmRSS"); err != nil {
+	if mounted, err = scrape.ProcStatus(pid, "VmRSS"); err != nil {
 		return 0, 0, 0, err
 	}
 	data := make([]byte, size)
@@ -145,23 +146,8 @@ func openWriters(bin, base string, nfiles, size int, encrypt bool) (mounted, pea
 		}
 	}
 	took = time.Since(start)
-	if peak, err = procKB(pid, "VmHWM"); err != nil {
+	if peak, err = scrape.ProcStatus(pid, "VmHWM"); err != nil {
 		return 0, 0, 0, err
 	}
 	return mounted, peak, took, nil
-}
-
-// procKB reads a kB field of /proc/PID/status, in bytes.
-func procKB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }

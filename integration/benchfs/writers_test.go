@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"reflect"
 	"testing"
 )
@@ -18,15 +17,5 @@ func TestParseScenarios(t *testing.T) {
 		if _, err := parseScenarios(bad); err == nil {
 			t.Errorf("parseScenarios(%q) accepted", bad)
 		}
-	}
-}
-
-func TestProcKB(t *testing.T) {
-	rss, err := procKB(os.Getpid(), "VmRSS")
-	if err != nil || rss <= 0 || rss%1024 != 0 {
-		t.Fatalf("VmRSS of this process: %d, %v", rss, err)
-	}
-	if _, err := procKB(os.Getpid(), "NoSuchField"); err == nil {
-		t.Fatal("a missing field was read")
 	}
 }

@@ -56,6 +56,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/logging"
 
+	"github.com/sealfs/sealfs/internal/scrape"
 	"github.com/sealfs/sealfs/s3/s3xml"
 )
 
@@ -318,9 +319,9 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 	}
 
 	mem.stop()
-	peak, _ := procStatus(d.cmd.Process.Pid, "VmHWM")
-	anon, _ := procStatus(d.cmd.Process.Pid, "RssAnon")
-	file, _ := procStatus(d.cmd.Process.Pid, "RssFile")
+	peak, _ := scrape.ProcStatus(d.cmd.Process.Pid, "VmHWM")
+	anon, _ := scrape.ProcStatus(d.cmd.Process.Pid, "RssAnon")
+	file, _ := scrape.ProcStatus(d.cmd.Process.Pid, "RssFile")
 	fmt.Println()
 	fmt.Printf("%-15s %-8s %12s %12s %12s %10s %10s %10s %8s %s", "workload", "unit", "sealfs-SSE", "sealfs-plain", "ceiling",
 		"SSE/ceil", "MinIO/ceil", "×MinIO", "target", "")
@@ -361,7 +362,7 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		fmt.Printf("  peak anonymous during %-15s %4d MiB\n", w.name, mem.byWorkload[w.name]>>20)
 	}
 	if before != nil {
-		bpeak, _ := procStatus(before.cmd.Process.Pid, "VmHWM")
+		bpeak, _ := scrape.ProcStatus(before.cmd.Process.Pid, "VmHWM")
 		fmt.Printf("before: daemon peak RSS (VmHWM) %d MiB\n", bpeak>>20)
 	}
 	printProfiles(selected)
@@ -768,8 +769,8 @@ func startSampler(pid int) *sampler {
 				return
 			case <-t.C:
 			}
-			anon, err1 := procStatus(pid, "RssAnon")
-			file, err2 := procStatus(pid, "RssFile")
+			anon, err1 := scrape.ProcStatus(pid, "RssAnon")
+			file, err2 := scrape.ProcStatus(pid, "RssFile")
 			if err1 != nil || err2 != nil {
 				continue
 			}
@@ -796,21 +797,6 @@ func (s *sampler) stop() {
 		close(s.done)
 	}
 	s.wg.Wait()
-}
-
-// procStatus reads a kB field of /proc/PID/status, in bytes.
-func procStatus(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s", field)
 }
 
 // summaryFile, when set (-summary), receives the results as tab-separated

@@ -1,6 +1,7 @@
-// Package scrape reads a sealfs daemon's Prometheus metrics (sealfs mount
-// or serve --metrics ADDR) for the benchmarks: one parse with Prometheus's
-// own text parser, then the few views they need.
+// Package scrape reads a sealfs daemon's figures for the benchmarks: its
+// Prometheus metrics (sealfs mount or serve --metrics ADDR), one parse with
+// Prometheus's own text parser, then the few views they need; and the
+// memory fields of its /proc status (ProcStatus).
 package scrape
 
 import (
@@ -8,7 +9,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -222,4 +225,20 @@ func labelValue(m *dto.Metric, name string) string {
 		}
 	}
 	return ""
+}
+
+// ProcStatus reads a kB field of /proc/PID/status (VmHWM, RssAnon, ...),
+// in bytes.
+func ProcStatus(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -200,5 +201,15 @@ func TestFetch(t *testing.T) {
 	}
 	if _, err := Fetch(srv.URL + "/elsewhere"); err == nil {
 		t.Error("a 404 gave metrics")
+	}
+}
+
+func TestProcStatus(t *testing.T) {
+	rss, err := ProcStatus(os.Getpid(), "VmRSS")
+	if err != nil || rss <= 0 || rss%1024 != 0 {
+		t.Fatalf("VmRSS of this process: %d, %v", rss, err)
+	}
+	if _, err := ProcStatus(os.Getpid(), "NoSuchField"); err == nil {
+		t.Fatal("a missing field was read")
 	}
 }
