@@ -71,15 +71,17 @@ const (
 )
 
 // spoolScratch is what one call on a spool works in: sealed slots of up to
-// spoolBatch chunks, and one chunk of plaintext, which is cleared before
-// the scratch goes back to the pool.
+// spoolBatch chunks, the slot of a chunk read back to be merged with a
+// partial write, and one chunk of plaintext, which is cleared before the
+// scratch goes back to the pool.
 type spoolScratch struct {
 	buf   []byte
+	slot  []byte
 	plain []byte
 }
 
 var spoolScratches = sync.Pool{New: func() any {
-	return &spoolScratch{plain: make([]byte, SpoolChunkSize)}
+	return &spoolScratch{slot: make([]byte, SpoolSlotSize), plain: make([]byte, SpoolChunkSize)}
 }}
 
 func getSpoolScratch() *spoolScratch { return spoolScratches.Get().(*spoolScratch) }
@@ -179,7 +181,7 @@ func (sp *Spool) WriteAt(p []byte, off int64) (int, error) {
 			chunk := p[done : done+m]
 			if m != SpoolChunkSize {
 				// A part of a chunk: merge it with what is there.
-				if err := sp.load(i, sc.plain); err != nil {
+				if err := sp.load(i, sc.plain, sc.slot); err != nil {
 					return batchStart, err
 				}
 				copy(sc.plain[lo:], chunk)
@@ -223,14 +225,13 @@ func (sp *Spool) seal(dst []byte, i int64, chunk []byte) ([]byte, error) {
 	return sp.aead.Seal(dst, nonce[:spoolNonceSize], chunk, spoolAD(ad[:0], i)), nil
 }
 
-// load reads chunk i's plaintext into dst (SpoolChunkSize bytes): zeros if
-// it was never written.
-func (sp *Spool) load(i int64, dst []byte) error {
+// load reads chunk i's plaintext into dst (SpoolChunkSize bytes), through
+// slot (SpoolSlotSize bytes): zeros if it was never written.
+func (sp *Spool) load(i int64, dst, slot []byte) error {
 	if !sp.has(i) {
 		clear(dst)
 		return nil
 	}
-	slot := make([]byte, SpoolSlotSize)
 	if _, err := io.ReadFull(io.NewSectionReader(sp.f, i*SpoolSlotSize, SpoolSlotSize), slot); err != nil {
 		return fmt.Errorf("%w: spool chunk %d: %w", ErrCorruptBlob, i, err)
 	}
@@ -326,7 +327,7 @@ func (sp *Spool) Truncate(size int64) error {
 		// Zero the cut-off end of the last chunk.
 		sc := getSpoolScratch()
 		defer putSpoolScratch(sc)
-		if err := sp.load(keep-1, sc.plain); err != nil {
+		if err := sp.load(keep-1, sc.plain, sc.slot); err != nil {
 			return err
 		}
 		clear(sc.plain[tail:])

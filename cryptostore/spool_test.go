@@ -327,3 +327,24 @@ func BenchmarkSpoolWrite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSpoolWritePartial writes 4 KiB pieces into chunks already
+// written: each one reads, opens and reseals its chunk.
+func BenchmarkSpoolWritePartial(b *testing.B) {
+	e := newEnv(b, nil)
+	sp, err := e.store.NewSpool()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	if _, err := sp.WriteAt(make([]byte, 4<<20), 0); err != nil {
+		b.Fatal(err)
+	}
+	p := make([]byte, 4<<10)
+	b.SetBytes(int64(len(p)))
+	for i := 0; b.Loop(); i++ {
+		if _, err := sp.WriteAt(p, int64(i%1024)*(4<<10)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
