@@ -147,7 +147,7 @@ func main() {
 	flag.StringVar(&summaryFile, "summary", "", "append the results to this file as tab-separated rows (make bench's table)")
 	beforeBin := flag.String("before", "", "a second sealfs binary (e.g. an older build) measured in the same run, interleaved, on an encrypting bucket: the before/after column")
 	flag.StringVar(&userPolicy, "user-policy", "", "sign the requests to the sealfs targets (not -before's) as a user with this policy (e.g. integration/s3bench/policy10.json, 10 statements): every request evaluated against it")
-	flag.StringVar(&profileDir, "profile", "", "write a CPU and a blocking profile of the daemon for each workload on the encrypting bucket (round 1) into this directory, and print their top entries")
+	flag.StringVar(&profileDir, "profile", "", "write a CPU, a blocking and an allocation profile of the daemon for each workload on the encrypting bucket (round 1) into this directory, and print their top entries")
 	flag.Parse()
 	log.SetFlags(0)
 	// This machine exports CA bundle variables; the SDK would let them

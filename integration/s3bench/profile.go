@@ -5,7 +5,6 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,10 +13,11 @@ import (
 	"github.com/sealfs/sealfs/meta"
 )
 
-// profileDir, when set (-profile), receives a CPU and a blocking profile of
-// the daemon for each workload, taken while the encrypting bucket is
-// measured in round 1: DIR/<workload>.cpu.pprof and .block.pprof. The daemon
-// serves them with --metrics and --pprof.
+// profileDir, when set (-profile), receives a CPU, a blocking and an
+// allocation profile of the daemon for each workload, taken while the
+// encrypting bucket is measured in round 1: DIR/<workload>.cpu.pprof,
+// .block.pprof and .allocs.pprof. The daemon serves them with --metrics
+// and --pprof.
 var profileDir string
 
 // profiling is one workload's profiles being taken, with the daemon's
@@ -85,10 +85,9 @@ func (d during) print(workload string) {
 	}
 }
 
-// profileFile names a workload's profile of a kind ("cpu", "block", "allocs").
-func profileFile(workload, kind string) string {
-	name := strings.NewReplacer(" ", "-", "/", "-").Replace(workload)
-	return filepath.Join(profileDir, name+"."+kind+".pprof")
+// profileFiles names a workload's profiles in profileDir.
+func profileFiles(workload string) pprofget.Files {
+	return pprofget.FilesIn(profileDir, strings.NewReplacer(" ", "-", "/", "-").Replace(workload))
 }
 
 // startProfiles starts taking d's CPU profile and the blocking and
@@ -107,8 +106,7 @@ func startProfiles(d *daemon, workload string, dur time.Duration) *profiling {
 	if err != nil {
 		log.Printf("metrics: %v", err)
 	}
-	return &profiling{done: pprofget.Start(d.metrics, secs, pprofget.Files{
-		CPU: profileFile(workload, "cpu"), Block: profileFile(workload, "block"), Allocs: profileFile(workload, "allocs")}),
+	return &profiling{done: pprofget.Start(d.metrics, secs, profileFiles(workload)),
 		workload: workload, metrics: d.metrics, before: before}
 }
 
@@ -135,22 +133,22 @@ func printProfiles(selected []workload) {
 		if d, ok := measured[w.name]; ok {
 			d.print(w.name)
 		}
-		for _, kind := range []string{"cpu", "block", "allocs"} {
-			file := profileFile(w.name, kind)
-			if _, err := os.Stat(file); err != nil {
+		files := profileFiles(w.name)
+		for _, p := range []struct {
+			kind, file string
+			args       []string
+		}{
+			{"cpu", files.CPU, nil},
+			// Only the request-serving goroutines: the idle background
+			// ones would fill the table otherwise.
+			{"block", files.Block, []string{"-cum", "-focus", `s3\.\(\*Handler\)\.ServeHTTP`}},
+			{"allocs", files.Allocs, []string{"-cum", "-sample_index=alloc_space"}},
+		} {
+			if _, err := os.Stat(p.file); err != nil {
 				continue
 			}
-			title := fmt.Sprintf("%s profile of %s (go tool pprof -http=: %s)", kind, w.name, file)
-			switch kind {
-			case "block":
-				// Only the request-serving goroutines: the idle
-				// background ones would fill the table otherwise.
-				pprofget.Top(os.Stdout, title, "", file, 20, "-cum", "-focus", `s3\.\(\*Handler\)\.ServeHTTP`)
-			case "allocs":
-				pprofget.Top(os.Stdout, title, "", file, 20, "-cum", "-sample_index=alloc_space")
-			default:
-				pprofget.Top(os.Stdout, title, "", file, 20)
-			}
+			title := fmt.Sprintf("%s profile of %s (go tool pprof -http=: %s)", p.kind, w.name, p.file)
+			pprofget.Top(os.Stdout, title, "", p.file, 20, p.args...)
 		}
 	}
 }
