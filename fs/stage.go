@@ -181,9 +181,8 @@ func (st *staging) growWin(rel int64) bool {
 	if rel <= int64(cap(w.buf)) {
 		return true
 	}
-	c := max(rel, 2*int64(cap(w.buf)), pageSize)
 	var ok bool
-	w.buf, ok = growCounted(w.buf, int(c), &st.n.fs.winHeld, st.n.fs.winBudget)
+	w.buf, ok = growCounted(w.buf, int(w.capFor(rel)), &st.n.fs.winHeld, st.n.fs.winBudget)
 	return ok
 }
 
@@ -1121,10 +1120,15 @@ func (w *window) grow(n int64) {
 		clear(w.buf[old:])
 		return
 	}
-	nb := make([]byte, n, max(n, 2*int64(cap(w.buf)), pageSize))
+	nb := make([]byte, n, w.capFor(n))
 	copy(nb, w.buf)
 	w.buf = nb
 }
+
+// capFor is the capacity buf grows to for n bytes: at least double what
+// it has, at least a page. (The mount's writes have it grown by
+// staging.growWin, which counts it, before they write.)
+func (w *window) capFor(n int64) int64 { return max(n, 2*int64(cap(w.buf)), pageSize) }
 
 func (w *window) addSpan(s span) {
 	out := w.spans[:0:0]
