@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -84,7 +85,7 @@ func cpuidle() string {
 	if err != nil {
 		return "an unknown cpuidle driver"
 	}
-	return fmt.Sprintf("cpuidle driver %q, %d CPUs", string(b[:len(b)-1]), runtime.NumCPU())
+	return fmt.Sprintf("cpuidle driver %q, %d CPUs", strings.TrimSpace(string(b)), runtime.NumCPU())
 }
 
 // wakeRoundTrip times a byte sent to a thread over a pipe and echoed back
