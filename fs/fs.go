@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sealfs/sealfs/cryptostore"
+	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
 // Options configure a mount.
@@ -269,7 +270,7 @@ func (f *FS) Wait() { f.server.Wait() }
 func (f *FS) Close() error {
 	f.closeOnce.Do(func() {
 		// Unless it was unmounted from outside already.
-		mounted, _ := isMountpoint(f.mountpoint)
+		mounted, _ := mountinfo.IsMountPoint(f.mountpoint)
 		if mounted {
 			f.syncKernel()
 		}

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
 // PrepareMountpoint checks that dir can take a mount before anything is
@@ -50,7 +51,7 @@ func PrepareMountpoint(dir string, logger *slog.Logger) (string, error) {
 	case err != nil:
 		return "", fmt.Errorf("mount point: %w", err)
 	}
-	if mounted, err := isMountpoint(dir); err != nil {
+	if mounted, err := mountinfo.IsMountPoint(dir); err != nil {
 		return "", err
 	} else if mounted {
 		return "", fmt.Errorf("%s is already a mount point (another sealfs?): unmount it first (fusermount3 -u %s), or pick another directory", dir, dir)
@@ -75,54 +76,6 @@ func PrepareMountpoint(dir string, logger *slog.Logger) (string, error) {
 		return "", fmt.Errorf("%s is not empty: mount on an empty directory (the mount would hide what is there)", dir)
 	}
 	return dir, nil
-}
-
-// isMountpoint reports whether dir is a mount point, from
-// /proc/self/mountinfo.
-func isMountpoint(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, fmt.Errorf("reading the mount table: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMount(fields[4]) == dir {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space, ...) of the
-// mount table.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			v := 0
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + int(c-'0')
-			}
-			if ok {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func fusermount() (string, error) {

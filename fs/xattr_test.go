@@ -106,12 +106,3 @@ func TestObjectXattrs(t *testing.T) {
 		t.Errorf("user attributes %q, want %q", user, want)
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/tmp/with\040space\011tab`); got != "/tmp/with space\ttab" {
-		t.Errorf("unescapeMount: %q", got)
-	}
-	if got := unescapeMount(`/plain`); got != "/plain" {
-		t.Errorf("unescapeMount: %q", got)
-	}
-}

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
 // TestS3FSClient mounts an encrypting bucket of `sealfs serve` with s3fs
@@ -164,7 +166,7 @@ func mountS3FS(t *testing.T, d *s3Daemon, bucket string, extra ...string) string
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if mounted(mnt) {
+		if mountinfo.Mounted(mnt) {
 			return mnt
 		}
 		select {
@@ -178,18 +180,4 @@ func mountS3FS(t *testing.T, d *s3Daemon, bucket string, extra ...string) string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// mounted reports whether a file system is mounted at dir.
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
 }

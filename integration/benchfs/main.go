@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
 func main() {
@@ -514,23 +516,10 @@ func startSealfsCmd(bin, data, mnt string, extra ...string) (cmd *exec.Cmd, stop
 			cmd.Process.Kill()
 			<-done
 		}
-		if mounted(mnt) {
+		if mountinfo.Mounted(mnt) {
 			sh("fusermount3", "-u", "-z", mnt)
 		}
 	}, nil
-}
-
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
-			return true
-		}
-	}
-	return false
 }
 
 // setUp starts every mode: it checks that it runs as root (each drops the

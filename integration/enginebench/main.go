@@ -67,6 +67,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sealfs/sealfs/internal/etcdtest"
+	"github.com/sealfs/sealfs/internal/mountinfo"
 	"github.com/sealfs/sealfs/internal/pgtest"
 	"github.com/sealfs/sealfs/internal/scrape"
 )
@@ -677,7 +678,7 @@ func startDaemon(bin string, args, envv []string) (*daemon, error) {
 	if !filepath.IsAbs(d.ca) {
 		d.ca = filepath.Join(data, "tls", "cert.pem")
 	}
-	if mnt != "" && !mounted(mnt) {
+	if mnt != "" && !mountinfo.Mounted(mnt) {
 		d.stop()
 		return nil, fmt.Errorf("sealfs printed its banner but %s is not mounted: %s", mnt, tail(d.log))
 	}
@@ -694,7 +695,7 @@ func (d *daemon) stop() {
 		d.cmd.Process.Kill()
 		<-d.done
 	}
-	if d.mnt != "" && mounted(d.mnt) {
+	if d.mnt != "" && mountinfo.Mounted(d.mnt) {
 		if err := exec.Command("fusermount3", "-u", "-z", d.mnt).Run(); err != nil {
 			syscall.Unmount(d.mnt, syscall.MNT_DETACH)
 		}
@@ -707,19 +708,6 @@ func tail(path string) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
-}
-
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
 }
 
 // writeTree writes a tar of n small files in 100-file directories, sizes

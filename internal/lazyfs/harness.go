@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
 const envChild = "SEALFS_LAZYFS_CHILD" // "BACKING\nMOUNTPOINT" in the child
@@ -132,7 +134,7 @@ func (h *Harness) Close() {
 			<-h.done
 		}
 	}
-	if mounted(h.Mount) {
+	if mountinfo.Mounted(h.Mount) {
 		detach(h.Mount)
 	}
 }
@@ -170,21 +172,8 @@ func (h *Harness) command(c string) string {
 	return strings.TrimSpace(line)
 }
 
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
-}
-
 func detach(dir string) {
-	for i := 0; i < 50 && mounted(dir); i++ {
+	for i := 0; i < 50 && mountinfo.Mounted(dir); i++ {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 			time.Sleep(100 * time.Millisecond)
 		}
