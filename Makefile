@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-writers bench-s3 bench-engines profile-fs profile-s3 floors fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-writers bench-s3 bench-engines weed profile-fs profile-s3 floors fuzz clean
 
 all: build
 
@@ -142,6 +142,19 @@ bench: build
 BENCHS3_FLAGS ?=
 bench-s3: build
 	$(GO) run ./integration/s3bench -sealfs ./$(BIN) $(BENCHS3_FLAGS)
+
+# SeaweedFS, the peer closest to sealfs's shape, for bench-s3 and bench-fs
+# (internal/seaweed; they leave it out when there is no weed command).
+# `go install` refuses its module (its go.mod has a replace directive), so
+# this builds the same pinned version from the module proxy's copy, as its
+# own main module, into bin/weed: ~8 minutes and ~1 GB of modules the first
+# time on 2 cores. Not part of make test or .ci/run.
+WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
+weed:
+	@dir=$$(cd / && $(GO) mod download -json github.com/seaweedfs/seaweedfs@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	if [ -z "$$dir" ]; then echo "weed: the module proxy did not serve github.com/seaweedfs/seaweedfs@$(WEED_VERSION)"; exit 1; fi; \
+	echo "building bin/weed from $$dir"; \
+	mkdir -p bin && cd "$$dir" && GOFLAGS=-mod=mod $(GO) build -o $(CURDIR)/bin/weed ./weed
 
 # gocryptfs and fusermount3, installed if missing (the mount benchmarks).
 define fuse-bench-tools

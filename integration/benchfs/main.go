@@ -1,6 +1,8 @@
 // Command benchfs compares the sealfs mount with a plain directory on the
-// same disk and with a gocryptfs mount, in one run: copying a large file in
-// and out (page cache dropped before each), untarring a tree of small files,
+// same disk, a gocryptfs mount and, where a weed command is found (-weed,
+// PATH, or bin/weed from make weed), a SeaweedFS mount whose filer encrypts
+// every chunk (internal/seaweed), in one run: copying a large file in and
+// out (page cache dropped before each), untarring a tree of small files,
 // and ls -lR of it. It prints each time, the median of -runs runs, and each
 // ratio against gocryptfs. It needs root (to drop caches and mount),
 // gocryptfs, fusermount3 and a built sealfs binary (make bench-fs does all
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/sealfs/sealfs/internal/mountinfo"
+	"github.com/sealfs/sealfs/internal/seaweed"
 )
 
 func main() {
@@ -50,6 +53,7 @@ func main() {
 	profileSecs := flag.Int("profile-seconds", 30, "how long -profile samples; it must outlast the row (idle time adds no CPU samples)")
 	passes := flag.Int("passes", 0, "instead of the comparison, untar the tree this many times into one gocryptfs mount and one sealfs bucket, nothing removed in between, and print each pass's times (how the untar row holds up as the store fills)")
 	writers := flag.String("writers", "", "instead of the comparison, for each scenario FILESxMIB (comma-separated, e.g. 48x6,400x0.9): on a fresh daemon, open FILES files, write MIB MiB into each, sync(2) so that the kernel sends every page while they stay open, close them, read them back, and print the daemon's peak resident size (VmHWM) and the time (with -old, for both builds)")
+	weedBin := flag.String("weed", "", `the weed command of the SeaweedFS peer (default: weed on PATH, else bin/weed, which make weed builds; "off" leaves the peer out)`)
 	fuseTrace := flag.Bool("fuse-trace", false, "with -profile: run the row once more with the kernel's fuse tracepoints on, and print each FUSE operation's round trip as the kernel sees it beside the daemon's handler time")
 	flag.Parse()
 	if *passes > 0 {
@@ -73,7 +77,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *old, *dir, *size, *files, *runs, *encrypt, *keep, *summary); err != nil {
+	if err := run(*bin, *old, *weedBin, *dir, *size, *files, *runs, *encrypt, *keep, *summary); err != nil {
 		fmt.Fprintln(os.Stderr, "benchfs:", err)
 		os.Exit(1)
 	}
@@ -93,7 +97,7 @@ type result struct {
 	bytes        int64
 }
 
-func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
+func run(bin, old, weedBin, dir string, size int64, nfiles, runs int, encrypt, keep bool, summary string) (err error) {
 	for _, tool := range []string{"gocryptfs", "fusermount3", "tar", "cp", "ls"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (apt-get install -y gocryptfs fuse3)", tool)
@@ -157,6 +161,14 @@ func run(bin, old, dir string, size int64, nfiles, runs int, encrypt, keep bool,
 			return err
 		}
 		targets = append(targets, target{"sealfs-old", oldBucket})
+	}
+	weedDir, stopWeed, err := mountSeaweedfs(weedBin, dir)
+	if err != nil {
+		return err
+	}
+	if stopWeed != nil {
+		defer stopWeed()
+		targets = append(targets, target{"seaweedfs", weedDir})
 	}
 
 	results := []*result{
@@ -574,4 +586,45 @@ func mountGocryptfs(dir string) (mnt string, unmount func(), err error) {
 		return "", nil, err
 	}
 	return mnt, func() { sh("fusermount3", "-u", "-z", mnt) }, nil
+}
+
+// mountSeaweedfs starts the SeaweedFS peer on dir/seaweedfs-data, its filer
+// encrypting every chunk it stores (SeaweedFS's encryption for its mount;
+// writes not synced, its default, as gocryptfs's are not), mounts it at
+// dir/seaweedfs and returns a directory in it for the files. With bin "off"
+// or no weed command it says why and returns no stop.
+func mountSeaweedfs(bin, dir string) (files string, stop func(), err error) {
+	if bin == "off" {
+		say("SeaweedFS peer: left out (-weed off)")
+		return "", nil, nil
+	}
+	if bin, err = seaweed.Binary(bin); err != nil {
+		say("SeaweedFS peer: skipped: %v", err)
+		return "", nil, nil
+	}
+	logFile, err := os.Create(filepath.Join(dir, "seaweedfs.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	defer logFile.Close()
+	s, err := seaweed.Start(bin, seaweed.Options{Dir: filepath.Join(dir, "seaweedfs-data"), EncryptVolumeData: true, Log: logFile})
+	if err != nil {
+		return "", nil, fmt.Errorf("SeaweedFS peer (its log: %s, kept with -keep): %w", logFile.Name(), err)
+	}
+	m, err := s.Mount(filepath.Join(dir, "seaweedfs"), filepath.Join(dir, "seaweedfs-cache"), logFile)
+	if err != nil {
+		s.Stop()
+		return "", nil, fmt.Errorf("SeaweedFS peer (its log: %s, kept with -keep): %w", logFile.Name(), err)
+	}
+	stop = func() {
+		m.Unmount()
+		s.Stop()
+	}
+	files = filepath.Join(m.Dir, "bench")
+	if err := os.Mkdir(files, 0o755); err != nil {
+		stop()
+		return "", nil, err
+	}
+	say("SeaweedFS peer: %s, mounted at %s", bin, m.Dir)
+	return files, stop, nil
 }

@@ -3,17 +3,22 @@
 // (1 and 2 clients), 4 KiB PUT and GET with 16 clients, and ListObjectsV2
 // 1000-key pages over 20k keys (flat and with a delimiter).
 //
-// Three targets are measured, interleaved, each workload three times (the
+// The targets are measured interleaved, each workload three times (the
 // median is reported): a bucket with default encryption and a plain bucket
-// on a `sealfs serve` it starts as a child process, and a trivial HTTPS
-// server inside this program that discards PUT bodies and serves GETs and
-// listings from memory (the ceiling: client and TLS cost only). The client is
-// aws-sdk-go-v2 in its default configuration over HTTPS/1.1.
+// on a `sealfs serve` it starts as a child process; a trivial HTTPS server
+// inside this program that discards PUT bodies and serves GETs and listings
+// from memory (the ceiling: client and TLS cost only); and, where a weed
+// command is found (-weed, PATH, or bin/weed from make weed), SeaweedFS's S3
+// gateway over HTTPS with a bucket whose default encryption is aws:kms (its
+// local KMS) and every write synced, as sealfs's are (internal/seaweed). The
+// client is aws-sdk-go-v2 in its default configuration over HTTPS/1.1.
 //
 // Each figure is printed with its ratio to the ceiling, and that ratio
 // against MinIO's (with SSE-KMS) measured on the same kind of machine
-// (/work/shared/perf-notes.md), with the target multiple; then the daemon's
-// peak RSS. Compare ratios, not absolute figures: the machines are noisy.
+// (/work/shared/perf-notes.md), with the target multiple, and against
+// SeaweedFS's measured in the run; then the daemon's peak RSS (and
+// SeaweedFS's). Compare ratios, not absolute figures: the machines are
+// noisy.
 //
 //	go run ./integration/s3bench -sealfs bin/sealfs
 //
@@ -57,6 +62,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/sealfs/sealfs/internal/scrape"
+	"github.com/sealfs/sealfs/internal/seaweed"
 	"github.com/sealfs/sealfs/s3/s3xml"
 )
 
@@ -129,7 +135,8 @@ type target struct {
 	endpoint string
 	bucket   string
 	sse      bool    // the bucket has default encryption
-	daemon   *daemon // nil for the ceiling
+	daemon   *daemon // nil for the ceiling and SeaweedFS
+	store    bool    // holds objects: the GET objects and listing keys are put there
 	client   *awss3.Client
 }
 
@@ -147,6 +154,8 @@ func main() {
 	flag.StringVar(&summaryFile, "summary", "", "append the results to this file as tab-separated rows (make bench's table)")
 	beforeBin := flag.String("before", "", "a second sealfs binary (e.g. an older build) measured in the same run, interleaved, on an encrypting bucket: the before/after column")
 	flag.StringVar(&userPolicy, "user-policy", "", "sign the requests to the sealfs targets (not -before's) as a user with this policy (e.g. integration/s3bench/policy10.json, 10 statements): every request evaluated against it")
+	weedBin := flag.String("weed", "", `the weed command of the SeaweedFS peer (default: weed on PATH, else bin/weed, which make weed builds; "off" leaves the peer out)`)
+	weedFsync := flag.Bool("weed-fsync", true, "SeaweedFS syncs every write before it acknowledges it, as sealfs does (false: its default, no sync)")
 	flag.StringVar(&profileDir, "profile", "", "write a CPU, a blocking and an allocation profile of the daemon for each workload on the encrypting bucket (round 1) into this directory, and print their top entries")
 	flag.Parse()
 	log.SetFlags(0)
@@ -169,8 +178,20 @@ func main() {
 			d.stop()
 		}
 	}
+	var weed *seaweed.Server
 	if err == nil {
-		err = run(d, before, dir, *dur, *rounds, *only)
+		if weed, err = startSeaweed(*weedBin, *weedFsync, d, filepath.Join(dir, "seaweedfs")); err != nil {
+			d.stop()
+			if before != nil {
+				before.stop()
+			}
+		}
+	}
+	if err == nil {
+		err = run(d, before, weed, dir, *dur, *rounds, *only)
+		if weed != nil {
+			weed.Stop()
+		}
 		d.stop()
 		if before != nil {
 			before.stop()
@@ -184,7 +205,7 @@ func main() {
 	}
 }
 
-func run(d, before *daemon, dir string, dur time.Duration, rounds int, only string) error {
+func run(d, before *daemon, weed *seaweed.Server, dir string, dur time.Duration, rounds int, only string) error {
 	ceiling, err := startCeiling(filepath.Join(dir, "data", "tls"))
 	if err != nil {
 		return err
@@ -208,8 +229,11 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 	}
 	targets := []*target{
 		{name: "ceiling", endpoint: "https://" + ceiling, bucket: "ceiling"},
-		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse", sse: true, daemon: d},
-		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d},
+		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse", sse: true, daemon: d, store: true},
+		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d, store: true},
+	}
+	if weed != nil {
+		targets = append(targets, &target{name: "seaweedfs-SSE", endpoint: "https://" + weed.S3, bucket: "bench-sse", sse: true, store: true})
 	}
 	if before != nil {
 		// The older build gets the same buckets and the same work as the
@@ -217,8 +241,8 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		// carry the same background work (flushes, compactions) into
 		// each measurement.
 		targets = append(targets,
-			&target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before},
-			&target{name: "before-plain", endpoint: "https://" + before.addr, bucket: "bench-plain", daemon: before})
+			&target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before, store: true},
+			&target{name: "before-plain", endpoint: "https://" + before.addr, bucket: "bench-plain", daemon: before, store: true})
 	}
 	for _, t := range targets {
 		t.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
@@ -227,8 +251,13 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		})
 	}
 	ctx := context.Background()
-	sealfsTargets := targets[1:]
-	for _, t := range sealfsTargets {
+	var stores []*target
+	for _, t := range targets {
+		if t.store {
+			stores = append(stores, t)
+		}
+	}
+	for _, t := range stores {
 		if _, err := t.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(t.bucket)}); err != nil {
 			return err
 		}
@@ -265,7 +294,7 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 	}
 	// Objects the GET workloads read, and the listing keys.
 	log.Printf("populating: GET objects and %d listing keys per bucket", listKeys)
-	for _, t := range sealfsTargets {
+	for _, t := range stores {
 		for _, w := range selected {
 			if w.kind != "get" {
 				continue
@@ -325,6 +354,9 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 	fmt.Println()
 	fmt.Printf("%-15s %-8s %12s %12s %12s %10s %10s %10s %8s %s", "workload", "unit", "sealfs-SSE", "sealfs-plain", "ceiling",
 		"SSE/ceil", "MinIO/ceil", "×MinIO", "target", "")
+	if weed != nil {
+		fmt.Printf(" %14s %11s %10s", "seaweedfs-SSE", "Seaweed/ceil", "×Seaweed")
+	}
 	if before != nil {
 		fmt.Printf("%8s %12s %12s", "", "before-SSE", "now/before")
 	}
@@ -342,13 +374,19 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 			met++
 		}
 		fmt.Printf("%-15s %-8s %12.1f %12.1f %12.1f %10.2f %10.2f %9.2f× %8.2f %-6s", w.name, w.unit, sse, plain, ceil, ratio, w.minio, x, w.target, verdict)
+		peers := fmt.Sprintf("MinIO-SSE: %.2f", w.minio)
+		if weed != nil {
+			sw := median(r["seaweedfs-SSE"])
+			fmt.Printf(" %14.1f %11.2f %9.2f×", sw, sw/ceil, sse/sw)
+			peers += fmt.Sprintf("; SeaweedFS-SSE, same run: %.2f", sw/ceil)
+		}
 		if before != nil {
 			b := median(r["before-SSE"])
 			fmt.Printf(" %12.1f %11.2f×", b, sse/b)
 		}
 		fmt.Println()
 		summaryRow("s3", w.name+" (SSE)", fmt.Sprintf("%.1f %s", sse, w.unit), "ceiling", fmt.Sprintf("%.1f", ceil),
-			fmt.Sprintf("%.2f of ceiling (MinIO-SSE: %.2f)", ratio, w.minio), fmt.Sprintf(">= %.2f of ceiling", w.target), verdict)
+			fmt.Sprintf("%.2f of ceiling (%s)", ratio, peers), fmt.Sprintf(">= %.2f of ceiling", w.target), verdict)
 	}
 	fmt.Printf("\ntargets met: %d of %d\n", met, len(selected))
 	verdict := "met (< 256 MiB)"
@@ -365,8 +403,11 @@ func run(d, before *daemon, dir string, dur time.Duration, rounds int, only stri
 		bpeak, _ := scrape.ProcStatus(before.cmd.Process.Pid, "VmHWM")
 		fmt.Printf("before: daemon peak RSS (VmHWM) %d MiB\n", bpeak>>20)
 	}
+	if weed != nil {
+		wpeak, _ := scrape.ProcStatus(weed.Pid(), "VmHWM")
+		fmt.Printf("SeaweedFS (weed server: master, volume server, filer, S3 gateway in one process) peak RSS (VmHWM): %d MiB\n", wpeak>>20)
+	}
 	printProfiles(selected)
-	seaweedNote()
 	return nil
 }
 
@@ -815,4 +856,37 @@ func summaryRow(fields ...string) {
 	}
 	defer f.Close()
 	fmt.Fprintln(f, strings.Join(fields, "\t"))
+}
+
+// startSeaweed starts the SeaweedFS peer in dir with the daemon's TLS
+// certificate (which the client trusts), or says why there is none and
+// returns nil: bin "off", or no weed command found.
+func startSeaweed(bin string, fsync bool, d *daemon, dir string) (*seaweed.Server, error) {
+	if bin == "off" {
+		fmt.Println("SeaweedFS peer: left out (-weed off)")
+		return nil, nil
+	}
+	bin, err := seaweed.Binary(bin)
+	if err != nil {
+		fmt.Printf("SeaweedFS peer: skipped: %v\n", err)
+		return nil, nil
+	}
+	logFile, err := os.Create(dir + ".log")
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	tlsDir := filepath.Join(d.dataDir, "tls")
+	s, err := seaweed.Start(bin, seaweed.Options{Dir: dir, S3: true,
+		CertFile: filepath.Join(tlsDir, "cert.pem"), KeyFile: filepath.Join(tlsDir, "key.pem"),
+		AccessKey: accessKey, SecretKey: secretKey, Fsync: fsync, Log: logFile})
+	if err != nil {
+		out, _ := os.ReadFile(logFile.Name())
+		if len(out) > 2000 {
+			out = out[len(out)-2000:]
+		}
+		return nil, fmt.Errorf("SeaweedFS peer: %w; the end of its log:\n%s", err, out)
+	}
+	log.Printf("SeaweedFS peer: %s, S3 gateway on %s, every write synced: %v", bin, s.S3, fsync)
+	return s, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -151,20 +150,4 @@ func printProfiles(selected []workload) {
 			pprofget.Top(os.Stdout, title, "", p.file, 20, p.args...)
 		}
 	}
-}
-
-// seaweedVersion is the SeaweedFS build the performance issue names as a
-// second peer, if `go install` can build it.
-const seaweedVersion = "github.com/seaweedfs/seaweedfs/weed@v0.0.0-20261109003541-7506e5f91cd6"
-
-// seaweedNote says why SeaweedFS is not among the peers: `go install` of
-// seaweedVersion fails here ("The go.mod file for the module providing
-// named packages contains one or more replace directives"), so no weed
-// command exists to measure, and nothing else may be fetched.
-func seaweedNote() {
-	if p, err := exec.LookPath("weed"); err == nil {
-		fmt.Printf("\nSeaweedFS peer: a weed command is at %s, but this benchmark does not measure it\n", p)
-		return
-	}
-	fmt.Printf("\nSeaweedFS peer: skipped: no weed command (go install %s refuses the module: its go.mod has replace directives)\n", seaweedVersion)
 }
