@@ -300,7 +300,11 @@ func writeSummary(path string, results []*result) error {
 				}
 			}
 		}
-		fmt.Fprintf(f, "mount\t%s\t%s\tgocryptfs\t%s\t%.2fx %s\t%s\t%s\n", r.op, val(sf), val(gc), ratio, kind, target, verdict)
+		peer := ""
+		if sw := r.times["seaweedfs"]; len(sw) > 0 {
+			peer = fmt.Sprintf(" (SeaweedFS, same run: %s)", val(median(sw).Seconds()))
+		}
+		fmt.Fprintf(f, "mount\t%s\t%s\tgocryptfs\t%s\t%.2fx %s%s\t%s\t%s\n", r.op, val(sf), val(gc), ratio, kind, peer, target, verdict)
 	}
 	return f.Close()
 }

@@ -98,6 +98,11 @@ type Server struct {
 // filer answers, a volume server has joined the master and (with S3) the
 // gateway accepts connections.
 func Start(bin string, opts Options) (*Server, error) {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = dir
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
