@@ -119,8 +119,9 @@ lint:
 # metadata, KMS, S3 protocol; cryptostore's MB/s also as a ratio to raw
 # AES-256-GCM over the same bytes), the S3 listener against its ceiling and
 # MinIO's figures (bench-s3), and, as root, the mount against gocryptfs
-# (bench-fs). Compare ratios within one run: the machines are noisy. Takes
-# ~15 minutes.
+# (bench-fs); with SeaweedFS beside both where make weed has built it.
+# Compare ratios within one run: the machines are noisy. Takes ~15 minutes,
+# ~35 with SeaweedFS.
 bench: build
 	@set -e; out=$${BENCH_OUT:-$$(mktemp -d /tmp/sealfs-bench.XXXXXX)}; \
 	$(GO) test -run '^$$' -bench '64MiB' -benchtime 5x -count 1 ./cryptostore/ | tee $$out/go.txt; \
@@ -135,9 +136,12 @@ bench: build
 
 # The S3 listener against MinIO's figures (/work/shared/perf-notes.md):
 # aws-sdk-go-v2 over HTTPS PUTs and GETs 1 MiB, 64 MiB and 4 KiB objects and
-# lists 20k keys, on an encrypting bucket, a plain bucket and an in-process
-# ceiling server, interleaved, medians of 3; prints each figure, its ratio to
-# the ceiling and to MinIO's, and the daemon's peak RSS. Takes ~5 minutes.
+# lists 20k keys, on an encrypting bucket, a plain bucket, an in-process
+# ceiling server and (where make weed has built it) SeaweedFS's S3 gateway
+# with an SSE-KMS bucket, interleaved, medians of 3; prints each figure, its
+# ratio to the ceiling, to MinIO's and to SeaweedFS's, and the daemon's peak
+# RSS. Takes ~5 minutes, ~12 with SeaweedFS; BENCHS3_FLAGS="-weed off"
+# leaves it out.
 # BENCHS3_FLAGS adds flags, e.g. BENCHS3_FLAGS="-only 'GET' -d 3s".
 BENCHS3_FLAGS ?=
 bench-s3: build
@@ -147,8 +151,8 @@ bench-s3: build
 # (internal/seaweed; they leave it out when there is no weed command).
 # `go install` refuses its module (its go.mod has a replace directive), so
 # this builds the same pinned version from the module proxy's copy, as its
-# own main module, into bin/weed: ~8 minutes and ~1 GB of modules the first
-# time on 2 cores. Not part of make test or .ci/run.
+# own main module, into bin/weed: ~8 minutes the first time on 2 cores (it
+# downloads SeaweedFS's dependencies). Not part of make test or .ci/run.
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 weed:
 	@dir=$$(cd / && $(GO) mod download -json github.com/seaweedfs/seaweedfs@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
@@ -164,8 +168,9 @@ command -v fusermount3 >/dev/null 2>&1 || pkgs="$$pkgs fuse3"; \
 if [ -n "$$pkgs" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$pkgs; fi
 endef
 
-# The mount against a plain directory on the same disk and a gocryptfs
-# mount: cp of a large file in and out, untar of 10k small files, ls -lR.
+# The mount against a plain directory on the same disk, a gocryptfs mount
+# and (where make weed has built it; BENCHFS_FLAGS="-weed off" leaves it
+# out) a SeaweedFS mount whose filer encrypts every chunk: cp of a large file in and out, untar of 10k small files, ls -lR.
 # Prints a table of medians and ratios. Needs root (it drops the page cache
 # and mounts); installs gocryptfs and fuse3 if missing. BENCHFS_FLAGS adds
 # flags, e.g. BENCHFS_FLAGS="-runs 5 -dir /srv/scratch".
