@@ -38,33 +38,31 @@ run: build
 	fi
 	./$(BIN) mount ./mnt --metrics "$${SEALFS_METRICS-127.0.0.1:9464}"
 
-# The tests that run a sealfs daemon (integration, and cryptostore's S3
-# blob store backend) use the binary just built.
-# Then a representative slice of cryptostore's tests on PostgreSQL and etcd
-# (make test-engines runs all of them there).
-CORE_STORE_TESTS := RoundTripSizes|Multipart|ConcurrentPuts|EncryptionFlip|NoPlaintextAtRest|Staged|ReaderSurvivesOverwrite|CrashBetweenBlobAndCommit|Completed
+# The metadata engine matrix: every meta test against Badger, PostgreSQL
+# and etcd, and every cryptostore test on each engine (SEALFS_TEST_META
+# picks the engine of the package's stores). Then the gateway tests: two
+# stores over one shared metadata (cryptostore), replication leases, and two
+# daemons with mounts over PostgreSQL and etcd (integration). The tests
+# start their own servers on loopback (Debian's postgresql and etcd-server
+# packages); SEALFS_REQUIRE_ENGINES=1 makes a missing one a failure.
+define engine-tests
+SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./kms/ ./internal/pgtest/ ./internal/etcdtest/
+for e in postgres etcd; do \
+  SEALFS_TEST_META=$$e SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./cryptostore/ || exit 1; \
+done
+SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Shared|Lease|TwoGateways' ./cryptostore/ ./replicate/ ./integration/
+endef
+
+# Every test; the tests that run a sealfs daemon (integration, and
+# cryptostore's S3 blob store backend) use the binary just built. Then the
+# whole engine matrix above (~4 minutes), so that no engine drifts unseen.
 test: build
 	SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	for e in postgres etcd; do \
-	  SEALFS_TEST_META=$$e SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(CORE_STORE_TESTS)' ./cryptostore/ || exit 1; \
-	done
+	$(engine-tests)
 
-# The whole metadata engine matrix: every meta test against Badger,
-# PostgreSQL and etcd (make test runs a representative subset on the
-# servers: the write fences, conflicts, scans, restarts, the change feed,
-# two gateways end to end), and every cryptostore test on each engine
-# (SEALFS_TEST_META picks the engine of the package's stores). Then the
-# gateway tests: two stores over one shared metadata (cryptostore),
-# replication leases, and two daemons with mounts over PostgreSQL and etcd
-# (integration). The tests start their own servers on loopback (Debian's
-# postgresql and etcd-server packages); SEALFS_REQUIRE_ENGINES=1 makes a
-# missing one a failure.
+# The engine matrix alone.
 test-engines: build
-	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./meta/ ./kms/ ./internal/pgtest/ ./internal/etcdtest/
-	for e in postgres etcd; do \
-	  SEALFS_TEST_META=$$e SEALFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./cryptostore/ || exit 1; \
-	done
-	SEALFS_TEST_ENGINES=all $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Shared|Lease|TwoGateways' ./cryptostore/ ./replicate/ ./integration/
+	$(engine-tests)
 
 # The integration package STRESS_RUNS times in a row (3 unless given), to
 # catch flaky tests: every run goes to the end; the summary says which runs
