@@ -118,8 +118,8 @@ lint:
 # AES-256-GCM over the same bytes), the S3 listener against its ceiling and
 # MinIO's figures (bench-s3), and, as root, the mount against gocryptfs
 # (bench-fs); with SeaweedFS beside both where make weed has built it.
-# Compare ratios within one run: the machines are noisy. Takes ~15 minutes,
-# ~35 with SeaweedFS.
+# Compare ratios within one run: the machines are noisy. Takes ~15 minutes
+# (bench-s3 and bench-fs each took ~5.5 minutes with SeaweedFS here).
 bench: build
 	@set -e; out=$${BENCH_OUT:-$$(mktemp -d /tmp/sealfs-bench.XXXXXX)}; \
 	$(GO) test -run '^$$' -bench '64MiB' -benchtime 5x -count 1 ./cryptostore/ | tee $$out/go.txt; \
@@ -138,8 +138,8 @@ bench: build
 # ceiling server and (where make weed has built it) SeaweedFS's S3 gateway
 # with an SSE-KMS bucket, interleaved, medians of 3; prints each figure, its
 # ratio to the ceiling, to MinIO's and to SeaweedFS's, and the daemon's peak
-# RSS. Takes ~5 minutes, ~12 with SeaweedFS; BENCHS3_FLAGS="-weed off"
-# leaves it out.
+# RSS. Takes ~6 minutes with SeaweedFS; BENCHS3_FLAGS="-weed off" leaves it
+# out.
 # BENCHS3_FLAGS adds flags, e.g. BENCHS3_FLAGS="-only 'GET' -d 3s".
 BENCHS3_FLAGS ?=
 bench-s3: build
