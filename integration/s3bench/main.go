@@ -406,6 +406,8 @@ func run(d, before *daemon, weed *seaweed.Server, dir string, dur time.Duration,
 	if weed != nil {
 		wpeak, _ := scrape.ProcStatus(weed.Pid(), "VmHWM")
 		fmt.Printf("SeaweedFS (weed server: master, volume server, filer, S3 gateway in one process) peak RSS (VmHWM): %d MiB\n", wpeak>>20)
+	} else {
+		fmt.Println("SeaweedFS peer: not in this run (-weed off, or no weed command: make weed builds one)")
 	}
 	printProfiles(selected)
 	return nil
