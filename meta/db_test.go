@@ -714,6 +714,46 @@ func TestSyncerWaitsForALaterSync(t *testing.T) {
 	}
 }
 
+// A commit that reaches the group commit after a leader has claimed the
+// next sync, but before that sync starts, shares it: one sync for both.
+func TestSyncerGathersBeforeItStarts(t *testing.T) {
+	var s syncer
+	calls := 0
+	s.fn = func() error { calls++; return nil }
+	second := make(chan error, 1)
+	gathered := 0
+	s.gather = func() {
+		gathered++
+		if gathered > 1 {
+			return
+		}
+		// The leader has claimed the sync and not started it: a second
+		// commit arrives now and queues.
+		go func() { second <- s.wait() }()
+		for {
+			s.mu.Lock()
+			queued := s.waiting == 1
+			s.mu.Unlock()
+			if queued {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if gathered == 0 {
+		t.Fatal("the leader started its sync without gathering")
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || gathered != 1 {
+		t.Fatalf("two commits, the second arriving before the sync started: %d syncs (%d gathers), want 1", calls, gathered)
+	}
+}
+
 // syncAll relies on the name Badger gives its memtable write-ahead logs.
 func TestWALFileNames(t *testing.T) {
 	dir := t.TempDir()

