@@ -168,7 +168,8 @@ endef
 
 # The mount against a plain directory on the same disk, a gocryptfs mount
 # and (where make weed has built it; BENCHFS_FLAGS="-weed off" leaves it
-# out) a SeaweedFS mount whose filer encrypts every chunk: cp of a large file in and out, untar of 10k small files, ls -lR.
+# out) a SeaweedFS mount whose filer encrypts every chunk: cp of a large
+# file in and out, untar of 10k small files, ls -lR.
 # Prints a table of medians and ratios. Needs root (it drops the page cache
 # and mounts); installs gocryptfs and fuse3 if missing. BENCHFS_FLAGS adds
 # flags, e.g. BENCHFS_FLAGS="-runs 5 -dir /srv/scratch".
