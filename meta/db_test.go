@@ -691,15 +691,7 @@ func TestSyncerWaitsForALaterSync(t *testing.T) {
 	second := make(chan error)
 	go func() { second <- s.wait() }()
 	// The second waiter arrived while sync 1 runs; wait until it is queued.
-	for {
-		s.mu.Lock()
-		queued := s.waiting == 1
-		s.mu.Unlock()
-		if queued {
-			break
-		}
-		runtime.Gosched()
-	}
+	s.awaitWaiters(1)
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -730,15 +722,7 @@ func TestSyncerGathersBeforeItStarts(t *testing.T) {
 		// The leader has claimed the sync and not started it: a second
 		// commit arrives now and queues.
 		go func() { second <- s.wait() }()
-		for {
-			s.mu.Lock()
-			queued := s.waiting == 1
-			s.mu.Unlock()
-			if queued {
-				return
-			}
-			runtime.Gosched()
-		}
+		s.awaitWaiters(1)
 	}
 	if err := s.wait(); err != nil {
 		t.Fatal(err)
@@ -751,6 +735,19 @@ func TestSyncerGathersBeforeItStarts(t *testing.T) {
 	}
 	if calls != 1 || gathered != 1 {
 		t.Fatalf("two commits, the second arriving before the sync started: %d syncs (%d gathers), want 1", calls, gathered)
+	}
+}
+
+// awaitWaiters returns once n waiters are queued on s.
+func (s *syncer) awaitWaiters(n int) {
+	for {
+		s.mu.Lock()
+		queued := s.waiting == n
+		s.mu.Unlock()
+		if queued {
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
