@@ -1,8 +1,10 @@
 // Package seaweed runs SeaweedFS on loopback as a peer for sealfs's
 // benchmarks: one `weed server` (master, volume server, filer and, if asked,
 // the S3 gateway over HTTPS) on a data directory of the caller's, and `weed
-// mount` of its filer. It owns the child processes and nothing else; it
-// never writes outside the directories it is given.
+// mount` of its filer. It owns the child processes and nothing else. What
+// they write goes into the directories it is given: data, logs and the
+// local sockets SeaweedFS can be told to put elsewhere; the gRPC sockets it
+// always makes in /tmp are removed when the server stops.
 //
 // The weed command is the pinned SeaweedFS build (Version). `go install
 // Module/weed@Version` is refused (the module's go.mod has a replace
@@ -90,6 +92,10 @@ type Server struct {
 	done   chan struct{}
 	master string // host:port.grpcport, SeaweedFS's form of an address with its gRPC port
 	filer  string
+	logDir string // every weed process's log files (glog's default is /tmp)
+	// sockets are the gRPC sockets weed server makes in /tmp, whatever
+	// its flags say, one per service; Stop removes them.
+	sockets []string
 	// S3 is the S3 gateway's host:port (HTTPS), when Options.S3.
 	S3 string
 }
@@ -119,11 +125,18 @@ func Start(bin string, opts Options) (*Server, error) {
 		done:   make(chan struct{}),
 		master: fmt.Sprintf("127.0.0.1:%d.%d", ports[0], ports[1]),
 		filer:  fmt.Sprintf("127.0.0.1:%d.%d", ports[4], ports[5]),
+		logDir: filepath.Join(opts.Dir, "logs"),
+		sockets: []string{grpcSocket("master", ports[1]), grpcSocket("volume", ports[3]),
+			grpcSocket("filer", ports[5])},
 	}
 	if opts.S3 {
 		s.S3 = fmt.Sprintf("127.0.0.1:%d", ports[6])
+		s.sockets = append(s.sockets, grpcSocket("s3", ports[7]))
 	}
-	s.cmd = exec.Command(bin, args...)
+	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, append([]string{"-logdir=" + s.logDir}, args...)...)
 	s.cmd.Dir = opts.Dir
 	s.cmd.Stdout, s.cmd.Stderr = opts.Log, opts.Log
 	// The server goes with the benchmark, however it ends.
@@ -145,6 +158,11 @@ func Start(bin string, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// grpcSocket is where weed server puts the gRPC socket of a service.
+func grpcSocket(service string, port int) string {
+	return fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", service, port)
+}
+
 // serverArgs is the `weed server` command line for opts on ports: master,
 // its gRPC, volume, its gRPC, filer, its gRPC, S3, its gRPC. It writes the
 // S3 gateway's configuration (identity and KMS) into opts.Dir.
@@ -161,6 +179,7 @@ func serverArgs(opts Options, ports []int) ([]string, error) {
 		// benchmark is done with it.
 		"-volume.preStopSeconds=0",
 		"-filer", "-filer.port=" + p(4), "-filer.port.grpc=" + p(5),
+		"-filer.localSocket=" + filepath.Join(opts.Dir, "filer.sock"),
 	}
 	if opts.EncryptVolumeData {
 		args = append(args, "-filer.encryptVolumeData")
@@ -179,7 +198,7 @@ func serverArgs(opts Options, ports []int) ([]string, error) {
 	return append(args, "-s3", "-s3.port="+p(6), "-s3.port.grpc="+p(7),
 		"-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-s3.cert.file="+opts.CertFile, "-s3.key.file="+opts.KeyFile,
-		"-s3.config="+confFile), nil
+		"-s3.config="+confFile, "-s3.localSocket="+filepath.Join(opts.Dir, "s3.sock")), nil
 }
 
 // s3Config is the S3 gateway's configuration: one identity with every
@@ -286,7 +305,7 @@ func dataNodes(status []byte) (int, error) {
 // shell runs one `weed shell` command against the server and returns what
 // it printed.
 func (s *Server) shell(command string) (string, error) {
-	cmd := exec.Command(s.bin, "shell", "-master="+s.master, "-filer="+s.filer, "-connectTimeout=30s")
+	cmd := exec.Command(s.bin, "-logdir="+s.logDir, "shell", "-master="+s.master, "-filer="+s.filer, "-connectTimeout=30s")
 	cmd.Stdin = strings.NewReader(command + "\nexit\n")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -318,9 +337,12 @@ func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 3 s: with the S3
 // gateway it can take longer than that to stop by itself, and nothing of
-// it is kept) and waits for it.
+// it is kept), waits for it, and removes its sockets in /tmp.
 func (s *Server) Stop() {
 	stopProcess(s.cmd, s.done)
+	for _, p := range s.sockets {
+		os.Remove(p)
+	}
 }
 
 func stopProcess(cmd *exec.Cmd, done chan struct{}) {
@@ -355,8 +377,8 @@ func (s *Server) Mount(dir, cacheDir string, log io.Writer) (*Mount, error) {
 		}
 	}
 	m := &Mount{Dir: dir, done: make(chan struct{})}
-	m.cmd = exec.Command(s.bin, "mount", "-filer="+s.filer, "-filer.path=/", "-dir="+dir,
-		"-cacheDir="+cacheDir, "-cacheCapacityMB=0")
+	m.cmd = exec.Command(s.bin, "-logdir="+s.logDir, "mount", "-filer="+s.filer, "-filer.path=/", "-dir="+dir,
+		"-cacheDir="+cacheDir, "-cacheCapacityMB=0", "-localSocket="+filepath.Join(cacheDir, "mount.sock"))
 	m.cmd.Stdout, m.cmd.Stderr = log, log
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := m.cmd.Start(); err != nil {

@@ -52,7 +52,8 @@ func TestServerArgs(t *testing.T) {
 	}
 	for _, want := range []string{"-master.port=1", "-master.port.grpc=2", "-volume.port=3", "-filer.port=5",
 		"-filer.encryptVolumeData", "-s3", "-s3.port=7", "-s3.port.grpc=8", "-s3.cert.file=c.pem", "-s3.key.file=k.pem",
-		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + filepath.Join(dir, "s3.json")} {
+		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + filepath.Join(dir, "s3.json"),
+		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(dir, "s3.sock")} {
 		if !slices.Contains(args, want) {
 			t.Errorf("%s missing from %q", want, args)
 		}
@@ -122,6 +123,7 @@ func TestPeer(t *testing.T) {
 		t.Skip(msg)
 	}
 	work := t.TempDir()
+	tmpBefore := weedTmpFiles(t)
 	certFile, keyFile, pool := selfSigned(t, work)
 	data := filepath.Join(work, "data")
 	var log bytes.Buffer
@@ -184,6 +186,11 @@ func TestPeer(t *testing.T) {
 		t.Fatal("still mounted after Unmount")
 	}
 	s.Stop()
+	for _, name := range weedTmpFiles(t) {
+		if !slices.Contains(tmpBefore, name) {
+			t.Errorf("left behind in /tmp: %s", name)
+		}
+	}
 	for _, needle := range [][]byte{obj[100<<10 : 100<<10+64], file[500<<10 : 500<<10+64]} {
 		filepath.Walk(data, func(p string, fi os.FileInfo, err error) error {
 			if err != nil || !fi.Mode().IsRegular() {
@@ -195,6 +202,22 @@ func TestPeer(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// weedTmpFiles lists what SeaweedFS would leave in /tmp by default: its
+// sockets (seaweedfs-*) and log files (weed.*).
+func weedTmpFiles(t *testing.T) []string {
+	entries, err := os.ReadDir("/tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "seaweedfs-") || strings.HasPrefix(e.Name(), "weed.") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // random is n random bytes: SeaweedFS compresses what compresses, so
