@@ -71,6 +71,10 @@ func TestClusterKillRestart(t *testing.T) {
 // retries, and that nothing is left behind.
 func TestMemberThatCannotStart(t *testing.T) {
 	Require(t)
+	// The cluster's directory goes under a temporary directory of this
+	// test's own: other packages' tests start etcd clusters under /tmp at
+	// the same time, and their directories are not this test's leftovers.
+	t.Setenv("TMPDIR", t.TempDir())
 	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "sealfs-etcd-*"))
 	c, err := New(1, "--no-such-flag")
 	if err == nil {
