@@ -4,14 +4,15 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/freeport"
 	"github.com/sealfs/sealfs/internal/pprofget"
 	"github.com/sealfs/sealfs/internal/scrape"
 	"github.com/sealfs/sealfs/meta"
@@ -166,12 +167,11 @@ func profileRow(bin, dir string, size int64, nfiles int, encrypt, keep bool, row
 
 // freeAddr returns a loopback address with a port free at the moment.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "127.0.0.1:" + strconv.Itoa(p), nil
 }
 
 // opStat is one FUSE operation's count and the time its handlers took.

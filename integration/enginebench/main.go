@@ -67,6 +67,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sealfs/sealfs/internal/etcdtest"
+	"github.com/sealfs/sealfs/internal/freeport"
 	"github.com/sealfs/sealfs/internal/mountinfo"
 	"github.com/sealfs/sealfs/internal/pgtest"
 	"github.com/sealfs/sealfs/internal/scrape"
@@ -377,7 +378,7 @@ func (e *env) measure(c cfg) (res result) {
 		mnt := filepath.Join(base, fmt.Sprintf("mnt%d", g+1))
 		a := append([]string{"mount", mnt, "--data", filepath.Join(base, fmt.Sprintf("gw%d", g+1))}, args...)
 		if g == 0 {
-			port, err := freePort()
+			port, err := freeport.Port()
 			if err != nil {
 				return result{err: err}
 			}
@@ -754,15 +755,6 @@ func writeTree(path string, n int) (int64, error) {
 		return 0, err
 	}
 	return total, f.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // scrapeFUSE reads the count and summed seconds of

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealfs/sealfs/internal/freeport"
 )
 
 // Bin is the etcd server binary the harness runs; SEALFS_ETCD overrides it.
@@ -174,7 +175,7 @@ func newCluster(bin string, n int, flags []string) (*Cluster, error) {
 		return nil, fmt.Errorf("etcdtest: %w", err)
 	}
 	c := &Cluster{dir: dir, bin: bin, token: filepath.Base(dir), flags: flags}
-	ports, err := freePorts(2 * n)
+	ports, err := freeport.Ports(2 * n)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -206,27 +207,6 @@ func newCluster(bin string, n int, flags []string) (*Cluster, error) {
 		}
 	}
 	return c, nil
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1 (free when
-// asked: another process could take one before etcd binds it).
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("etcdtest: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // start starts m's process (state "new" the first time, "existing" on a

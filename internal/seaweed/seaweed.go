@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/freeport"
 	"github.com/sealfs/sealfs/internal/mountinfo"
 )
 
@@ -112,7 +113,7 @@ func Start(bin string, opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(8)
+	ports, err := freeport.Ports(8)
 	if err != nil {
 		return nil, err
 	}
@@ -419,24 +420,4 @@ func (m *Mount) Unmount() error {
 	}
 	stopProcess(m.cmd, m.done)
 	return err
-}
-
-// freePorts returns n distinct loopback ports free at the time of the call.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
