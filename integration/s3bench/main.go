@@ -136,7 +136,6 @@ type target struct {
 	bucket   string
 	sse      bool    // the bucket has default encryption
 	daemon   *daemon // nil for the ceiling and SeaweedFS
-	store    bool    // holds objects: the GET objects and listing keys are put there
 	client   *awss3.Client
 }
 
@@ -229,11 +228,11 @@ func run(d, before *daemon, weed *seaweed.Server, dir string, dur time.Duration,
 	}
 	targets := []*target{
 		{name: "ceiling", endpoint: "https://" + ceiling, bucket: "ceiling"},
-		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse", sse: true, daemon: d, store: true},
-		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d, store: true},
+		{name: "sealfs-SSE", endpoint: "https://" + d.addr, bucket: "bench-sse", sse: true, daemon: d},
+		{name: "sealfs-plain", endpoint: "https://" + d.addr, bucket: "bench-plain", daemon: d},
 	}
 	if weed != nil {
-		targets = append(targets, &target{name: "seaweedfs-SSE", endpoint: "https://" + weed.S3, bucket: "bench-sse", sse: true, store: true})
+		targets = append(targets, &target{name: "seaweedfs-SSE", endpoint: "https://" + weed.S3, bucket: "bench-sse", sse: true})
 	}
 	if before != nil {
 		// The older build gets the same buckets and the same work as the
@@ -241,8 +240,8 @@ func run(d, before *daemon, weed *seaweed.Server, dir string, dur time.Duration,
 		// carry the same background work (flushes, compactions) into
 		// each measurement.
 		targets = append(targets,
-			&target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before, store: true},
-			&target{name: "before-plain", endpoint: "https://" + before.addr, bucket: "bench-plain", daemon: before, store: true})
+			&target{name: "before-SSE", endpoint: "https://" + before.addr, bucket: "bench-sse", sse: true, daemon: before},
+			&target{name: "before-plain", endpoint: "https://" + before.addr, bucket: "bench-plain", daemon: before})
 	}
 	for _, t := range targets {
 		t.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
@@ -251,12 +250,7 @@ func run(d, before *daemon, weed *seaweed.Server, dir string, dur time.Duration,
 		})
 	}
 	ctx := context.Background()
-	var stores []*target
-	for _, t := range targets {
-		if t.store {
-			stores = append(stores, t)
-		}
-	}
+	stores := targets[1:] // all but the ceiling: they get buckets and the objects read
 	for _, t := range stores {
 		if _, err := t.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(t.bucket)}); err != nil {
 			return err
