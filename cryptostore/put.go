@@ -525,6 +525,20 @@ type piece struct {
 	left  atomic.Int32 // stages still using buf
 }
 
+// sealBuf returns a pooled buffer, empty, with room for n bytes: the
+// sealing stage's output for one piece. Writers do not keep what they are
+// given past Write (a file, or an io.Pipe to an upload), so the buffer goes
+// back to the pool when the pipe ends; a new one per object allocated
+// ~260 KiB for every PUT past the inline size.
+func (s *Store) sealBuf(n int) *[]byte {
+	if bp, ok := s.sealBufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:0]
+		return bp
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
 // pipe seals everything r yields into f (header first), hashing it on the
 // way, and returns the plaintext length.
 func (s *Store) pipe(ctx context.Context, sl *Sealer, f io.Writer, r io.Reader, h *hasher) (int64, error) {
@@ -576,7 +590,9 @@ func (s *Store) pipe(ctx context.Context, sl *Sealer, f io.Writer, r io.Reader, 
 	}()
 	go func() {
 		defer wg.Done()
-		out := make([]byte, 0, pieceLen+(pieceLen/cs)*sl.Overhead())
+		outp := s.sealBuf(pieceLen + (pieceLen/cs)*sl.Overhead())
+		defer s.sealBufs.Put(outp)
+		out := *outp
 		for p := range sealCh {
 			if werr == nil {
 				out = out[:0]

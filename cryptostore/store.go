@@ -172,6 +172,7 @@ type Store struct {
 	dirty atomic.Bool // committed since the background sync last looked
 
 	pieceBufs sync.Pool // pipeline buffers of pieceBytes
+	sealBufs  sync.Pool // the sealing stage's output buffers (sealBuf)
 
 	// bg is the context of background work (the orphan collector); Close
 	// cancels it.
