@@ -7,7 +7,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # per-test deadlines on top of this.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test test-engines stress crash lint bench bench-fs bench-grow bench-writers bench-s3 bench-engines weed profile-fs profile-s3 floors fuzz clean
+.PHONY: all build run test test-engines stress crash lint bench bench-before bench-fs bench-grow bench-writers bench-s3 bench-engines weed profile-fs profile-s3 floors fuzz clean
 
 all: build
 
@@ -177,6 +177,24 @@ BENCHFS_FLAGS ?=
 bench-fs: build
 	$(fuse-bench-tools)
 	$(GO) run ./integration/benchfs -bin ./$(BIN) $(BENCHFS_FLAGS)
+
+# The performance issue's before/after: bench-s3's rows and bench-fs's rows
+# with this build and BEFORE interleaved in one run each (s3bench -before,
+# benchfs -old; SeaweedFS left out). BEFORE is a commit, by default the first
+# release, which the issue's figures were measured on; it is built in a
+# temporary worktree, removed afterwards. The mount rows need root. Takes
+# ~10 minutes. E.g. make bench-before BEFORE=ce68ff3.
+BEFORE ?= 441cbc2
+bench-before: build
+	$(fuse-bench-tools)
+	@set -e; dir=$$(mktemp -d /tmp/sealfs-before.XXXXXX); \
+	trap 'git worktree remove --force "$$dir/src" >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
+	git worktree add --detach "$$dir/src" $(BEFORE) >/dev/null; \
+	echo "building $(BEFORE) into $$dir/sealfs"; \
+	(cd "$$dir/src" && $(GO) build -o "$$dir/sealfs" ./cmd/sealfs); \
+	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -before "$$dir/sealfs" -weed off $(BENCHS3_FLAGS); \
+	if [ "$$(id -u)" = 0 ]; then $(GO) run ./integration/benchfs -bin ./$(BIN) -old "$$dir/sealfs" -weed off $(BENCHFS_FLAGS); \
+	else echo "bench-before: the mount rows need root (they mount and drop caches): skipped"; fi
 
 # The untar row as the store fills: make bench-grow PASSES=8 untars the tree
 # PASSES times into one gocryptfs mount and one sealfs bucket, nothing
