@@ -526,10 +526,10 @@ type piece struct {
 }
 
 // sealBuf returns a pooled buffer, empty, with room for n bytes: the
-// sealing stage's output for one piece. Writers do not keep what they are
-// given past Write (a file, or an io.Pipe to an upload), so the buffer goes
-// back to the pool when the pipe ends; a new one per object allocated
-// ~260 KiB for every PUT past the inline size.
+// sealing stage's output for one piece (~260 KiB, which would otherwise be
+// garbage left by every PUT past the inline size). Writers do not keep what
+// they are given past Write (a file, or an io.Pipe to an upload), so the
+// buffer goes back to the pool when the pipe ends.
 func (s *Store) sealBuf(n int) *[]byte {
 	if bp, ok := s.sealBufs.Get().(*[]byte); ok && cap(*bp) >= n {
 		*bp = (*bp)[:0]
