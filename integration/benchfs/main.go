@@ -320,7 +320,7 @@ func report(w io.Writer, results []*result, targets []target, runs int, treeByte
 	if encrypt {
 		enc = "SSE-KMS encrypting"
 	}
-	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n", runs, enc, treeBytes>>20)
+	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n%s\n", runs, enc, treeBytes>>20, kernelLine())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "operation\t"
 	for _, t := range targets {

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestModuleParams(t *testing.T) {
+	dir := t.TempDir()
+	for name, v := range map[string]string{"wake_here": "Y\n", "enable_uring": "N\n", "max_user_bgreq": "7866\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "unreadable"), 0o755); err != nil { // reading a directory fails
+		t.Fatal(err)
+	}
+	if got, want := moduleParams(dir), "enable_uring=N max_user_bgreq=7866 wake_here=Y"; got != want {
+		t.Errorf("moduleParams = %q, want %q", got, want)
+	}
+	if got := moduleParams(filepath.Join(dir, "missing")); got != "" {
+		t.Errorf("moduleParams of a missing directory = %q, want empty", got)
+	}
+}
