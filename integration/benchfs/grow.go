@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/kernelinfo"
 	"github.com/sealfs/sealfs/internal/scrape"
 )
 
@@ -75,7 +76,7 @@ func growRun(bin, old, dir string, nfiles, passes int, encrypt, keep bool) (err 
 		return time.Since(start), err
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\nuntar %d files, pass after pass into one store (nothing removed)\n%s\n", nfiles, kernelLine())
+	fmt.Fprintf(tw, "\nuntar %d files, pass after pass into one store (nothing removed)\n%s\n", nfiles, kernelinfo.Line())
 	head := "pass\tfiles before\tgocryptfs\t"
 	for _, d := range daemons {
 		head += fmt.Sprintf("%[1]s\t%[1]s vs gocryptfs\t%[1]s daemon CPU\t%[1]s RSS after\t", d.name)

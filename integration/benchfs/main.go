@@ -30,6 +30,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealfs/sealfs/internal/kernelinfo"
 	"github.com/sealfs/sealfs/internal/mountinfo"
 	"github.com/sealfs/sealfs/internal/seaweed"
 )
@@ -320,7 +321,7 @@ func report(w io.Writer, results []*result, targets []target, runs int, treeByte
 	if encrypt {
 		enc = "SSE-KMS encrypting"
 	}
-	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n%s\n", runs, enc, treeBytes>>20, kernelLine())
+	fmt.Fprintf(w, "\nmedian of %d runs; sealfs bucket: %s; xattrs on; tree: %d MiB\n%s\n", runs, enc, treeBytes>>20, kernelinfo.Line())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "operation\t"
 	for _, t := range targets {

@@ -6,6 +6,9 @@
 // cryptostore's 64 MiB benchmarks are also shown as a ratio to
 // BenchmarkRawAESGCM64MiB from the same run: the cipher alone over the same
 // bytes.
+//
+// Below the table it names the kernel and its fuse module's parameters
+// (internal/kernelinfo): make bench runs it on the machine it measured.
 package main
 
 import (
@@ -17,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/sealfs/sealfs/internal/kernelinfo"
 )
 
 type row struct {
@@ -54,6 +59,8 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.suite, r.name, r.sealfs, ref, r.ratio, r.target, r.verdict)
 	}
 	tw.Flush()
+	// make bench runs this on the machine it measured, right after.
+	fmt.Println(kernelinfo.Line())
 }
 
 // goRows reads benchmark lines; "pkg:" lines name the package of those

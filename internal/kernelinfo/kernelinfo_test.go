@@ -1,8 +1,9 @@
-package main
+package kernelinfo
 
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -21,5 +22,15 @@ func TestModuleParams(t *testing.T) {
 	}
 	if got := moduleParams(filepath.Join(dir, "missing")); got != "" {
 		t.Errorf("moduleParams of a missing directory = %q, want empty", got)
+	}
+}
+
+func TestLine(t *testing.T) {
+	line := Line()
+	if !strings.HasPrefix(line, "kernel: ") || line == "kernel: unknown" {
+		t.Errorf("Line() = %q, want the kernel's release", line)
+	}
+	if _, err := os.Stat(fuseParamsDir); err == nil && !strings.Contains(line, "; fuse module: ") {
+		t.Errorf("Line() = %q: %s exists but is not named", line, fuseParamsDir)
 	}
 }

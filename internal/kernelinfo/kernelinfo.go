@@ -1,4 +1,13 @@
-package main
+// Package kernelinfo describes the kernel a benchmark ran on: its release
+// and the parameters of its fuse module.
+//
+// Some kernels carry parameters of their own in the fuse module that change
+// what a FUSE round trip costs, and with it every mount row: on one machine
+// here, turning the module's wake_here on cut gocryptfs's untar time by
+// almost half and sealfs's by about 30%, so the ratio between them moved.
+// The benchmarks name them so that a table is read with the kernel it was
+// measured on.
+package kernelinfo
 
 import (
 	"os"
@@ -8,18 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fuseParamsDir holds the parameters of the kernel's fuse module. Some
-// kernels carry parameters of their own there that change what a FUSE round
-// trip costs, and with it every row: on one machine here, turning the
-// module's wake_here on cut gocryptfs's untar time by almost half and
-// sealfs's by about 30%, so the ratio between them moved. The report names them so that a table is
-// read with the kernel it was measured on.
+// fuseParamsDir holds the parameters of the kernel's fuse module.
 const fuseParamsDir = "/sys/module/fuse/parameters"
 
-// kernelLine is the report's line about the kernel: its release and the
-// fuse module's parameters (name=value, in name order), where they can be
+// Line is a one-line account of the kernel: "kernel: RELEASE; fuse module:
+// a=1 b=N", the parameters in name order, left out where they cannot be
 // read.
-func kernelLine() string {
+func Line() string {
 	line := "kernel: "
 	var u unix.Utsname
 	if err := unix.Uname(&u); err == nil {
