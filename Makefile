@@ -186,14 +186,13 @@ bench-fs: build
 # ~10 minutes. E.g. make bench-before BEFORE=ce68ff3.
 BEFORE ?= 441cbc2
 bench-before: build
-	$(fuse-bench-tools)
 	@set -e; dir=$$(mktemp -d /tmp/sealfs-before.XXXXXX); \
 	trap 'git worktree remove --force "$$dir/src" >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
 	git worktree add --detach "$$dir/src" $(BEFORE) >/dev/null; \
 	echo "building $(BEFORE) into $$dir/sealfs"; \
 	(cd "$$dir/src" && $(GO) build -o "$$dir/sealfs" ./cmd/sealfs); \
-	$(GO) run ./integration/s3bench -sealfs ./$(BIN) -before "$$dir/sealfs" -weed off $(BENCHS3_FLAGS); \
-	if [ "$$(id -u)" = 0 ]; then $(GO) run ./integration/benchfs -bin ./$(BIN) -old "$$dir/sealfs" -weed off $(BENCHFS_FLAGS); \
+	$(MAKE) --no-print-directory bench-s3 BENCHS3_FLAGS="-before $$dir/sealfs -weed off $(BENCHS3_FLAGS)"; \
+	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory bench-fs BENCHFS_FLAGS="-old $$dir/sealfs -weed off $(BENCHFS_FLAGS)"; \
 	else echo "bench-before: the mount rows need root (they mount and drop caches): skipped"; fi
 
 # The untar row as the store fills: make bench-grow PASSES=8 untars the tree
